@@ -1,0 +1,138 @@
+package ledger
+
+import (
+	"time"
+
+	"github.com/coinledger/coinledger/domain/money"
+)
+
+// Permission is something a wallet allows callers to do. The effective
+// permission of a caller is the wallet's set intersected with the caller's
+// grant (computed outside this package).
+type Permission string
+
+// The wallet permissions.
+const (
+	PermRead     Permission = "read"
+	PermAddress  Permission = "address"
+	PermTransfer Permission = "transfer"
+	PermWithdraw Permission = "withdraw"
+	PermFreeze   Permission = "freeze"
+	PermRescan   Permission = "rescan"
+	PermLock     Permission = "lock"
+)
+
+// AllPermissions returns every wallet permission.
+func AllPermissions() []Permission {
+	return []Permission{PermRead, PermAddress, PermTransfer, PermWithdraw, PermFreeze, PermRescan, PermLock}
+}
+
+// System accounts exist in every wallet from WalletOpened on. Their names
+// start with '@', which user account names cannot. They may go negative:
+// @import is the other side of imported opening balances, @chain the other
+// side of deposits and withdrawals, @fees pays network fees.
+const (
+	ImportAccount = "@import"
+	ChainAccount  = "@chain"
+	FeeAccount    = "@fees"
+)
+
+// SystemAccounts returns the system account names.
+func SystemAccounts() []string { return []string{ChainAccount, FeeAccount, ImportAccount} }
+
+// IsSystemAccount reports whether name is a system account name.
+func IsSystemAccount(name string) bool { return len(name) > 0 && name[0] == '@' }
+
+// DefaultConfirmations is used when OpenWallet.Confirmations is 0.
+const DefaultConfirmations = 6
+
+// Command is an instruction to the wallet ledger, handled by Decide. The
+// set is closed: the command types of this package.
+type Command interface {
+	idempotency() Idempotency
+}
+
+// OpenWallet creates the wallet. Name: 1-64 of [A-Za-z0-9._-], starting
+// with a letter or digit (the stream is "wallet-"+Name). Coin: the wallet's
+// one asset. IPAllowlist: addresses or CIDR prefixes, stored normalised
+// ("10.1.2.3/8" becomes "10.0.0.0/8"); empty allows every address.
+// Confirmations: 1..1000, 0 means DefaultConfirmations.
+type OpenWallet struct {
+	Name          string
+	Coin          money.Asset
+	Permissions   []Permission
+	IPAllowlist   []string
+	Confirmations int
+	Idempotency
+}
+
+// OpenAccount adds a user account; the name follows the wallet name rules
+// and is unique in the wallet (ErrAccountExists).
+type OpenAccount struct {
+	Name string
+	Idempotency
+}
+
+// Transfer moves Amount (positive, of the wallet's coin) from one user
+// account's available balance to another's. ID (1-128 of [A-Za-z0-9._:-])
+// is chosen by the caller, normally from an id generator.
+type Transfer struct {
+	ID     string
+	From   string
+	To     string
+	Amount money.Amount
+	Memo   string
+	Idempotency
+}
+
+// ImportBalance credits an opening balance to a user account from the
+// ImportAccount. Allowed on a locked wallet (it moves nothing out).
+type ImportBalance struct {
+	ID      string
+	Account string
+	Amount  money.Amount
+	Reason  string
+	Idempotency
+}
+
+// PlaceHold moves Amount of a user account from available to held.
+// ExpiresAt zero means the hold never expires; otherwise it must be after
+// Now, which the caller supplies (the domain has no clock).
+type PlaceHold struct {
+	ID        string
+	Account   string
+	Amount    money.Amount
+	Reason    string
+	ExpiresAt time.Time
+	Now       time.Time
+	Idempotency
+}
+
+// ReleaseHold ends an active hold and returns its funds to available.
+// Allowed on a locked wallet (funds stay in the account).
+type ReleaseHold struct {
+	ID     string
+	Reason string
+	Idempotency
+}
+
+// ExpireHold ends an active hold whose ExpiresAt is not after Now. A
+// sweeper finds candidates with State.ExpiredHolds(now).
+type ExpireHold struct {
+	ID  string
+	Now time.Time
+	Idempotency
+}
+
+// LockWallet locks the wallet; locking a locked wallet decides no events.
+type LockWallet struct {
+	Reason string
+	Idempotency
+}
+
+// UnlockWallet unlocks the wallet; unlocking an unlocked wallet decides no
+// events.
+type UnlockWallet struct {
+	Reason string
+	Idempotency
+}

@@ -1,0 +1,225 @@
+package esdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/coinledger/coinledger/eventstore"
+)
+
+// Backoff between the internal retries of an Any or StreamExists append
+// that lost a race. The retries are bounded by the context only: every lost
+// race means another append succeeded, so the stream makes progress.
+const (
+	raceRetryMin = time.Millisecond
+	raceRetryMax = 50 * time.Millisecond
+)
+
+// Append stores events at the end of stream if the stream matches expected.
+// It reads the stream's newest event, chains the new events' hashes to it
+// and appends with that exact revision; see the package documentation.
+// A retried append (the same event ids at the same place) returns the
+// original result and writes nothing.
+func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	prepared, err := eventstore.Prepare(stream, events, s.opts.MaxEventSize)
+	if err == nil {
+		err = s.check(stream, prepared)
+	}
+	if err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("append %s@%s: %w", stream, expected, err)
+	}
+	repeatable := callerChoseIDs(events)
+	delay := raceRetryMin
+	for {
+		res, raced, err := s.appendOnce(ctx, stream, expected, prepared, repeatable)
+		if raced {
+			if err := s.sleep(ctx, delay/2+rand.N(delay)); err != nil {
+				return eventstore.AppendResult{}, fmt.Errorf("append %s@%s: %w", stream, expected, err)
+			}
+			delay = min(2*delay, raceRetryMax)
+			continue
+		}
+		if err != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("append %s@%s: %w", stream, expected, err)
+		}
+		return res, nil
+	}
+}
+
+// check rejects what EventStoreDB would hide or refuse, before any I/O:
+// system stream names and event types (they start with "$") and appends
+// larger than MaxAppendSize.
+func (s *Store) check(stream string, events []eventstore.EventData) error {
+	if strings.HasPrefix(stream, "$") {
+		return fmt.Errorf("%w: stream names starting with $ are EventStoreDB system streams", eventstore.ErrInvalidEvent)
+	}
+	size := 0
+	for i, e := range events {
+		if strings.HasPrefix(e.Type, "$") {
+			return fmt.Errorf("%w: event %d: types starting with $ are EventStoreDB system types", eventstore.ErrInvalidEvent, i)
+		}
+		meta, err := encodeMetadata(eventstore.Event{Metadata: e.Metadata, Created: s.now()})
+		if err != nil {
+			return fmt.Errorf("%w: event %d: metadata: %v", eventstore.ErrInvalidEvent, i, err)
+		}
+		size += len(e.Data) + len(meta) + 2*len(e.Type)
+	}
+	if size > s.opts.MaxAppendSize {
+		return fmt.Errorf("%w: append has %d bytes, the server takes at most %d", eventstore.ErrInvalidEvent, size, s.opts.MaxAppendSize)
+	}
+	return nil
+}
+
+// callerChoseIDs reports whether a retry of this append would have the same
+// event ids, so that it is worth looking for them.
+func callerChoseIDs(events []eventstore.EventData) bool {
+	for _, e := range events {
+		if e.ID != [16]byte{} || e.Metadata.IdempotencyKey != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// appendOnce makes one attempt; raced reports a conflict that only means
+// another append to the stream came first, so that an Any or StreamExists
+// append should try again.
+func (s *Store) appendOnce(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData, repeatable bool) (res eventstore.AppendResult, raced bool, err error) {
+	if expected.IsNoStream() {
+		// Written only if the stream does not exist: the chain starts at zero.
+		res, err = s.write(ctx, stream, esdb.NoStream{}, 0, eventstore.Hash{}, events)
+		return res, false, err
+	}
+	n := 1
+	if repeatable && !isExact(expected) {
+		n = len(events) + s.opts.DedupeWindow
+	}
+	tail, err := s.tail(ctx, stream, n)
+	if err != nil {
+		return res, false, err
+	}
+	if rev, ok := expected.Revision(); ok {
+		switch {
+		case len(tail) == 0:
+			return res, false, fmt.Errorf("%w: the stream does not exist", eventstore.ErrConflict)
+		case tail[0].Revision < rev:
+			return res, false, fmt.Errorf("%w: the stream is at %d", eventstore.ErrConflict, tail[0].Revision)
+		case tail[0].Revision > rev:
+			// The server writes nothing now: it either recognises a
+			// retried append or reports the conflict. No chain needed.
+			res, err = s.write(ctx, stream, esdb.Revision(rev), rev+1, eventstore.Hash{}, events)
+			return res, false, err
+		}
+		res, err = s.write(ctx, stream, esdb.Revision(rev), rev+1, tail[0].Hash, events)
+		return res, false, err
+	}
+	if len(tail) == 0 {
+		if expected.IsStreamExists() {
+			return res, false, fmt.Errorf("%w: the stream does not exist", eventstore.ErrConflict)
+		}
+		res, err = s.write(ctx, stream, esdb.NoStream{}, 0, eventstore.Hash{}, events)
+		return res, errors.Is(err, eventstore.ErrConflict), err
+	}
+	if repeatable {
+		if res, found, err := repeated(tail, events); found || err != nil {
+			return res, false, err
+		}
+	}
+	head := tail[0]
+	res, err = s.write(ctx, stream, esdb.Revision(head.Revision), head.Revision+1, head.Hash, events)
+	return res, errors.Is(err, eventstore.ErrConflict), err
+}
+
+func isExact(v eventstore.ExpectedVersion) bool { _, ok := v.Revision(); return ok }
+
+// repeated looks for events among tail (newest first) as an append made
+// before: found when the first event's id is there and the others follow
+// it; a partial match is a conflict, as on the server.
+func repeated(tail []eventstore.Event, events []eventstore.EventData) (eventstore.AppendResult, bool, error) {
+	for j := range tail {
+		if tail[j].ID != events[0].ID {
+			continue
+		}
+		for k := range events {
+			if i := j - k; i < 0 || tail[i].ID != events[k].ID {
+				return eventstore.AppendResult{}, false, fmt.Errorf("%w: event %s is stored already, but not with the others of this append",
+					eventstore.ErrConflict, events[0].ID)
+			}
+		}
+		last := tail[j-len(events)+1]
+		return eventstore.AppendResult{NextRevision: last.Revision + 1, Position: last.Position}, true, nil
+	}
+	return eventstore.AppendResult{}, false, nil
+}
+
+// write appends events as revisions first, first+1, ... chained to prev,
+// with the server-side expectation exp.
+func (s *Store) write(ctx context.Context, stream string, exp esdb.ExpectedRevision, first uint64, prev eventstore.Hash, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	created := s.now()
+	data := make([]esdb.EventData, len(events))
+	for i, ev := range events {
+		e := eventstore.Event{
+			ID: ev.ID, Stream: stream, Revision: first + uint64(i), Type: ev.Type,
+			Data: ev.Data, Metadata: ev.Metadata, Created: created,
+		}
+		e.Hash = eventstore.ChainHash(prev, e)
+		prev = e.Hash
+		meta, err := encodeMetadata(e)
+		if err != nil {
+			return eventstore.AppendResult{}, err
+		}
+		data[i] = esdb.EventData{EventID: ev.ID, EventType: ev.Type, ContentType: esdb.ContentTypeJson, Data: ev.Data, Metadata: meta}
+	}
+	var wr *esdb.WriteResult
+	err := s.call(ctx, func(ctx context.Context, c *esdb.Client) error {
+		var err error
+		wr, err = c.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: exp}, data...)
+		return err
+	})
+	if err != nil {
+		return eventstore.AppendResult{}, translate(err)
+	}
+	res := eventstore.AppendResult{NextRevision: wr.NextExpectedVersion + 1, Position: wr.CommitPosition}
+	if res.Position == 0 {
+		// A repeated append whose original the server could not look up
+		// reports no position: read it.
+		if res.Position, err = s.positionOf(ctx, stream, wr.NextExpectedVersion); err != nil {
+			return eventstore.AppendResult{}, err
+		}
+	}
+	return res, nil
+}
+
+// positionOf returns the position of stream's event at revision rev.
+func (s *Store) positionOf(ctx context.Context, stream string, rev uint64) (uint64, error) {
+	events, err := s.readStream(ctx, stream, esdb.ReadStreamOptions{From: esdb.Revision(rev)}, 1)
+	if err != nil {
+		return 0, err
+	}
+	if len(events) == 0 {
+		return 0, fmt.Errorf("event %s@%d not found after append", stream, rev)
+	}
+	return events[0].Position, nil
+}
+
+// now is the creation time of appended events: UTC, microsecond precision.
+func (s *Store) now() time.Time { return s.opts.Now().UTC().Truncate(time.Microsecond) }
+
+// sleep waits d, or until ctx ends (ctx.Err()) or the store closes (ErrClosed).
+func (s *Store) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.ctx.Done():
+		return eventstore.ErrClosed
+	}
+}

@@ -1,0 +1,85 @@
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coinledger/coinledger/eventstore"
+)
+
+// LoadResult is what a load run measured.
+type LoadResult struct {
+	Appends  int
+	Events   int
+	Elapsed  time.Duration
+	P50, P99 time.Duration // append latency
+}
+
+// EventsPerSec is the acknowledged event rate.
+func (r LoadResult) EventsPerSec() float64 { return float64(r.Events) / r.Elapsed.Seconds() }
+
+// AppendLoad runs appenders goroutines, each appending batch events at a time
+// to its own stream (streams distinct per run), until total events were
+// acknowledged. Every append must succeed.
+func AppendLoad(ctx context.Context, s eventstore.Store, appenders, batch, total int) (LoadResult, error) {
+	prefix := Stream("load")
+	data := json.RawMessage(`{"account":"acct-000001","amount":150000,"memo":"benchmark transfer"}`)
+	per := total / appenders / batch
+	lat := make([][]time.Duration, appenders)
+	var wg sync.WaitGroup
+	errc := make(chan error, appenders)
+	start := time.Now()
+	for w := 0; w < appenders; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stream := fmt.Sprintf("%s-%d", prefix, w)
+			events := make([]eventstore.EventData, batch)
+			for i := range events {
+				events[i] = eventstore.EventData{Type: "bench.credited", Data: data}
+			}
+			lat[w] = make([]time.Duration, 0, per)
+			for i := 0; i < per; i++ {
+				t0 := time.Now()
+				if _, err := s.Append(ctx, stream, eventstore.ExpectRevision(uint64(i*batch)), events...); err != nil {
+					errc <- fmt.Errorf("appender %d: %w", w, err)
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errc)
+	if err := <-errc; err != nil {
+		return LoadResult{}, err
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	return LoadResult{Appends: len(all), Events: len(all) * batch, Elapsed: elapsed,
+		P50: all[len(all)/2], P99: all[len(all)*99/100]}, nil
+}
+
+// ReadAllRate reads the whole log from the start in pages and returns the
+// number of events and the time it took.
+func ReadAllRate(ctx context.Context, s eventstore.Store, page int) (int, time.Duration, error) {
+	start := time.Now()
+	var after uint64
+	n := 0
+	for {
+		events, err := s.ReadAll(ctx, after, page)
+		if err != nil {
+			return n, time.Since(start), err
+		}
+		if len(events) == 0 {
+			return n, time.Since(start), nil
+		}
+		n += len(events)
+		after = events[len(events)-1].Position
+	}
+}

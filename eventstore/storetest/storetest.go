@@ -1,0 +1,531 @@
+// Package storetest is the conformance suite of eventstore.Store: every
+// implementation runs Run against a fresh store and must pass all of it.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coinledger/coinledger/eventstore"
+	"github.com/google/uuid"
+)
+
+// Run runs the suite. newStore returns a store for the test (it may be shared
+// by the parallel subtests: every subtest uses fresh stream names).
+func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
+	s := newStore(t)
+	tests := []struct {
+		name string
+		fn   func(*testing.T, eventstore.Store)
+	}{
+		{"AppendAndReadStream", testAppendAndRead},
+		{"ExpectedVersions", testExpectedVersions},
+		{"InvalidEventsWriteNothing", testInvalid},
+		{"IdempotentRetry", testIdempotentRetry},
+		{"PartialRetryConflicts", testPartialRetry},
+		{"HashChain", testHashChain},
+		{"MetadataRoundTrip", testMetadata},
+		{"ReadAllGlobalOrder", testReadAll},
+		{"LargeBatch", testLargeBatch},
+		{"SubscribeCatchUpThenLive", testSubscribe},
+		{"SubscribeResumeFromPosition", testResume},
+		{"ConcurrentExactAppendsOneStream", testConcurrentExact},
+		{"ConcurrentAnyAppendsOneStream", testConcurrentAny},
+		{"ConcurrentAppendsManyStreams", testConcurrentMany},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, s)
+		})
+	}
+}
+
+// Stream returns a stream name no other test uses.
+func Stream(prefix string) string {
+	return prefix + "-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:16]
+}
+
+// Events returns n events of type typ numbered from start.
+func Events(typ string, start, n int) []eventstore.EventData {
+	out := make([]eventstore.EventData, n)
+	for i := range out {
+		out[i] = eventstore.EventData{Type: typ, Data: json.RawMessage(fmt.Sprintf(`{"n": %d}`, start+i))}
+	}
+	return out
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// MustAppend appends or fails the test.
+func MustAppend(t testing.TB, s eventstore.Store, stream string, v eventstore.ExpectedVersion, events ...eventstore.EventData) eventstore.AppendResult {
+	t.Helper()
+	res, err := s.Append(context.Background(), stream, v, events...)
+	if err != nil {
+		t.Fatalf("append %s@%s: %v", stream, v, err)
+	}
+	return res
+}
+
+// MustRead reads a whole stream or fails the test.
+func MustRead(t testing.TB, s eventstore.Store, stream string) []eventstore.Event {
+	t.Helper()
+	var all []eventstore.Event
+	for {
+		events, err := s.ReadStream(context.Background(), stream, uint64(len(all)), 1000)
+		if err != nil {
+			t.Fatalf("read %s: %v", stream, err)
+		}
+		all = append(all, events...)
+		if len(events) < 1000 {
+			return all
+		}
+	}
+}
+
+func number(t testing.TB, e eventstore.Event) int {
+	t.Helper()
+	var v struct{ N int }
+	if err := json.Unmarshal(e.Data, &v); err != nil {
+		t.Fatalf("data of %s: %v", e, err)
+	}
+	return v.N
+}
+
+func testAppendAndRead(t *testing.T, s eventstore.Store) {
+	stream := Stream("read")
+	if got, err := s.ReadStream(ctx(t), stream, 0, 10); err != nil || len(got) != 0 {
+		t.Fatalf("missing stream: got %d events, err %v; want none, nil", len(got), err)
+	}
+	r1 := MustAppend(t, s, stream, eventstore.NoStream, Events("t.a", 0, 3)...)
+	if r1.NextRevision != 3 {
+		t.Fatalf("next revision %d, want 3", r1.NextRevision)
+	}
+	r2 := MustAppend(t, s, stream, eventstore.Exact(2), Events("t.b", 3, 2)...)
+	if r2.NextRevision != 5 || r2.Position <= r1.Position {
+		t.Fatalf("second append %+v after %+v", r2, r1)
+	}
+	events := MustRead(t, s, stream)
+	if len(events) != 5 {
+		t.Fatalf("read %d events, want 5", len(events))
+	}
+	for i, e := range events {
+		if e.Revision != uint64(i) || number(t, e) != i || e.Stream != stream {
+			t.Fatalf("event %d: %s n=%d", i, e, number(t, e))
+		}
+		if i > 0 && e.Position <= events[i-1].Position {
+			t.Fatalf("positions not increasing: %d then %d", events[i-1].Position, e.Position)
+		}
+	}
+	if events[4].Position != r2.Position || events[2].Position != r1.Position {
+		t.Fatalf("append results %+v %+v do not match stored positions", r1, r2)
+	}
+	if events[0].Type != "t.a" || events[4].Type != "t.b" {
+		t.Fatalf("types %q %q", events[0].Type, events[4].Type)
+	}
+	tail, err := s.ReadStream(ctx(t), stream, 3, 10)
+	if err != nil || len(tail) != 2 || tail[0].Revision != 3 {
+		t.Fatalf("read from 3: %d events, err %v", len(tail), err)
+	}
+	head, err := s.Head(ctx(t))
+	if err != nil || head < r2.Position {
+		t.Fatalf("head %d (err %v), want >= %d", head, err, r2.Position)
+	}
+}
+
+func testExpectedVersions(t *testing.T, s eventstore.Store) {
+	stream := Stream("ev")
+	conflict := func(v eventstore.ExpectedVersion) {
+		t.Helper()
+		_, err := s.Append(ctx(t), stream, v, Events("t.x", 0, 1)...)
+		if !errors.Is(err, eventstore.ErrConflict) {
+			t.Fatalf("append %s: err %v, want ErrConflict", v, err)
+		}
+	}
+	conflict(eventstore.StreamExists)
+	conflict(eventstore.Exact(0))
+	MustAppend(t, s, stream, eventstore.NoStream, Events("t.x", 0, 1)...)
+	conflict(eventstore.NoStream)
+	conflict(eventstore.Exact(1))
+	MustAppend(t, s, stream, eventstore.StreamExists, Events("t.x", 1, 1)...)
+	MustAppend(t, s, stream, eventstore.Exact(1), Events("t.x", 2, 1)...)
+	MustAppend(t, s, stream, eventstore.Any, Events("t.x", 3, 1)...)
+	MustAppend(t, s, Stream("ev-any"), eventstore.Any, Events("t.x", 0, 1)...)
+	if n := len(MustRead(t, s, stream)); n != 4 {
+		t.Fatalf("stream has %d events after conflicts, want 4", n)
+	}
+}
+
+func testInvalid(t *testing.T, s eventstore.Store) {
+	stream := Stream("invalid")
+	big := make([]byte, eventstore.DefaultMaxEventSize+10)
+	for i := range big {
+		big[i] = 'a'
+	}
+	bigJSON := json.RawMessage(`"` + string(big) + `"`)
+	cases := map[string][]eventstore.EventData{
+		"empty type":   {{Type: "", Data: json.RawMessage(`{}`)}},
+		"invalid json": {{Type: "t.ok", Data: json.RawMessage(`{"a":`)}},
+		"too large":    {{Type: "t.ok", Data: bigJSON}},
+		"no events":    {},
+		"bad second":   {{Type: "t.ok", Data: json.RawMessage(`{}`)}, {Type: "t.bad", Data: json.RawMessage(`nope`)}},
+	}
+	for name, events := range cases {
+		_, err := s.Append(ctx(t), stream, eventstore.Any, events...)
+		if !errors.Is(err, eventstore.ErrInvalidEvent) {
+			t.Errorf("%s: err %v, want ErrInvalidEvent", name, err)
+		}
+	}
+	if n := len(MustRead(t, s, stream)); n != 0 {
+		t.Fatalf("invalid appends wrote %d events", n)
+	}
+}
+
+func testIdempotentRetry(t *testing.T, s eventstore.Store) {
+	stream := Stream("idem")
+	MustAppend(t, s, stream, eventstore.NoStream, Events("t.a", 0, 1)...)
+	batch := Events("t.b", 1, 3)
+	for i := range batch {
+		batch[i].ID = uuid.New()
+	}
+	first := MustAppend(t, s, stream, eventstore.Exact(0), batch...)
+	again := MustAppend(t, s, stream, eventstore.Exact(0), batch...)
+	if again != first {
+		t.Fatalf("retry returned %+v, original %+v", again, first)
+	}
+	anyAgain := MustAppend(t, s, stream, eventstore.Any, batch...)
+	if anyAgain != first {
+		t.Fatalf("retry with Any returned %+v, original %+v", anyAgain, first)
+	}
+	// Deterministic ids from an idempotency key dedupe too.
+	keyed := Events("t.c", 4, 2)
+	for i := range keyed {
+		keyed[i].Metadata.IdempotencyKey = "cmd-" + stream
+	}
+	k1 := MustAppend(t, s, stream, eventstore.Exact(3), keyed...)
+	k2 := MustAppend(t, s, stream, eventstore.Exact(3), keyed...)
+	if k1 != k2 {
+		t.Fatalf("keyed retry %+v, original %+v", k2, k1)
+	}
+	if n := len(MustRead(t, s, stream)); n != 6 {
+		t.Fatalf("stream has %d events after retries, want 6", n)
+	}
+}
+
+func testPartialRetry(t *testing.T, s eventstore.Store) {
+	stream := Stream("partial")
+	batch := Events("t.a", 0, 2)
+	for i := range batch {
+		batch[i].ID = uuid.New()
+	}
+	MustAppend(t, s, stream, eventstore.NoStream, batch...)
+	// Same first id, different second: not a retry.
+	other := Events("t.a", 0, 2)
+	other[0].ID, other[1].ID = batch[0].ID, uuid.New()
+	if _, err := s.Append(ctx(t), stream, eventstore.NoStream, other...); !errors.Is(err, eventstore.ErrConflict) {
+		t.Fatalf("partial overlap: err %v, want ErrConflict", err)
+	}
+	if n := len(MustRead(t, s, stream)); n != 2 {
+		t.Fatalf("stream has %d events, want 2", n)
+	}
+}
+
+func testHashChain(t *testing.T, s eventstore.Store) {
+	stream := Stream("chain")
+	for i := 0; i < 5; i++ {
+		MustAppend(t, s, stream, eventstore.Any, Events("t.h", i*3, 3)...)
+	}
+	events := MustRead(t, s, stream)
+	v := eventstore.NewVerifier()
+	for _, e := range events {
+		if err := v.Verify(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v.Events != 15 {
+		t.Fatalf("verified %d events, want 15", v.Events)
+	}
+	tampered := events[7]
+	tampered.Data = json.RawMessage(`{"n":999}`)
+	v = eventstore.NewVerifier()
+	for _, e := range events[:7] {
+		if err := v.Verify(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ce *eventstore.ChainError
+	if err := v.Verify(tampered); !errors.As(err, &ce) || ce.Revision != 7 {
+		t.Fatalf("tampered event: err %v, want ChainError at 7", err)
+	}
+}
+
+func testMetadata(t *testing.T, s eventstore.Store) {
+	stream := Stream("meta")
+	id := uuid.New()
+	meta := eventstore.Metadata{CorrelationID: "corr-1", CausationID: "cause-1", Actor: "user:alice",
+		SchemaVersion: 2, IdempotencyKey: "key-" + stream}
+	before := time.Now().Add(-time.Minute)
+	MustAppend(t, s, stream, eventstore.NoStream, eventstore.EventData{ID: id, Type: "t.meta",
+		Data: json.RawMessage(`{ "a" : [1, 2] }`), Metadata: meta})
+	e := MustRead(t, s, stream)[0]
+	if e.ID != id || e.Metadata != meta {
+		t.Fatalf("read id %s meta %+v, want %s %+v", e.ID, e.Metadata, id, meta)
+	}
+	if string(e.Data) != `{"a":[1,2]}` {
+		t.Fatalf("data %s, want compact JSON", e.Data)
+	}
+	if e.Created.Before(before) || e.Created.After(time.Now().Add(time.Minute)) || e.Created.Location() != time.UTC {
+		t.Fatalf("created %v", e.Created)
+	}
+	if e.Created.Nanosecond()%1000 != 0 {
+		t.Fatalf("created %v has sub-microsecond digits", e.Created)
+	}
+}
+
+// collect reads every event after `after` whose stream has prefix.
+func collect(t *testing.T, s eventstore.Store, after uint64, prefix string) []eventstore.Event {
+	t.Helper()
+	var out []eventstore.Event
+	for {
+		events, err := s.ReadAll(ctx(t), after, 500)
+		if err != nil {
+			t.Fatalf("read all after %d: %v", after, err)
+		}
+		if len(events) == 0 {
+			return out
+		}
+		for i, e := range events {
+			if e.Position <= after || (i > 0 && e.Position <= events[i-1].Position) {
+				t.Fatalf("read all after %d: position %d out of order", after, e.Position)
+			}
+			if strings.HasPrefix(e.Stream, prefix) {
+				out = append(out, e)
+			}
+		}
+		after = events[len(events)-1].Position
+	}
+}
+
+func testReadAll(t *testing.T, s eventstore.Store) {
+	prefix := Stream("all")
+	start, err := s.Head(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 6; i++ {
+		MustAppend(t, s, fmt.Sprintf("%s-%d", prefix, i%3), eventstore.Any, Events("t.all", i, 1)...)
+	}
+	got := collect(t, s, start, prefix)
+	if len(got) != 6 {
+		t.Fatalf("read all found %d of 6 events", len(got))
+	}
+	for i, e := range got {
+		if number(t, e) != i {
+			t.Fatalf("global order: event %d has n=%d", i, number(t, e))
+		}
+	}
+	if rest := collect(t, s, got[2].Position, prefix); len(rest) != 3 || number(t, rest[0]) != 3 {
+		t.Fatalf("read all after %d: %d events", got[2].Position, len(rest))
+	}
+}
+
+func testLargeBatch(t *testing.T, s eventstore.Store) {
+	stream := Stream("large")
+	const n = 5000
+	res := MustAppend(t, s, stream, eventstore.NoStream, Events("t.l", 0, n)...)
+	if res.NextRevision != n {
+		t.Fatalf("next revision %d, want %d", res.NextRevision, n)
+	}
+	events := MustRead(t, s, stream)
+	if len(events) != n || number(t, events[n-1]) != n-1 {
+		t.Fatalf("read %d events", len(events))
+	}
+	v := eventstore.NewVerifier()
+	for _, e := range events {
+		if err := v.Verify(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// subscribeUntil subscribes after `after` and returns the events of streams
+// with prefix once want of them have arrived.
+func subscribeUntil(t *testing.T, s eventstore.Store, after uint64, prefix string, want int, during func()) []eventstore.Event {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx(t), 30*time.Second)
+	defer cancel()
+	var got []eventstore.Event
+	var last uint64 = after
+	errc := make(chan error, 1)
+	go func() {
+		errc <- s.Subscribe(c, after, func(_ context.Context, batch []eventstore.Event) error {
+			if len(batch) == 0 {
+				return errors.New("empty batch")
+			}
+			for _, e := range batch {
+				if e.Position <= last {
+					return fmt.Errorf("position %d after %d: out of order or repeated", e.Position, last)
+				}
+				last = e.Position
+				if strings.HasPrefix(e.Stream, prefix) {
+					got = append(got, e)
+				}
+			}
+			if len(got) >= want {
+				return errDone
+			}
+			return nil
+		})
+	}()
+	if during != nil {
+		during()
+	}
+	if err := <-errc; !errors.Is(err, errDone) {
+		t.Fatalf("subscribe: %v (got %d of %d events)", err, len(got), want)
+	}
+	return got
+}
+
+var errDone = errors.New("done")
+
+func testSubscribe(t *testing.T, s eventstore.Store) {
+	prefix := Stream("sub")
+	start, _ := s.Head(ctx(t))
+	for i := 0; i < 20; i++ {
+		MustAppend(t, s, prefix, eventstore.Any, Events("t.s", i, 1)...)
+	}
+	got := subscribeUntil(t, s, start, prefix, 40, func() {
+		time.Sleep(50 * time.Millisecond) // let the subscription go live
+		for i := 20; i < 40; i += 2 {
+			MustAppend(t, s, prefix, eventstore.Any, Events("t.s", i, 2)...)
+		}
+	})
+	for i, e := range got {
+		if number(t, e) != i {
+			t.Fatalf("subscription event %d has n=%d", i, number(t, e))
+		}
+	}
+}
+
+func testResume(t *testing.T, s eventstore.Store) {
+	prefix := Stream("resume")
+	start, _ := s.Head(ctx(t))
+	for i := 0; i < 10; i++ {
+		MustAppend(t, s, prefix, eventstore.Any, Events("t.r", i, 1)...)
+	}
+	first := subscribeUntil(t, s, start, prefix, 4, nil)
+	rest := subscribeUntil(t, s, first[3].Position, prefix, 6, nil)
+	if number(t, rest[0]) != 4 || number(t, rest[5]) != 9 {
+		t.Fatalf("resume after %d: got n=%d..%d, want 4..9", first[3].Position, number(t, rest[0]), number(t, rest[5]))
+	}
+}
+
+func testConcurrentExact(t *testing.T, s eventstore.Store) {
+	stream := Stream("race")
+	MustAppend(t, s, stream, eventstore.NoStream, Events("t.c", 0, 1)...)
+	const writers, rounds = 8, 10
+	for round := 0; round < rounds; round++ {
+		var wins, conflicts atomic.Int32
+		var wg sync.WaitGroup
+		for w := 0; w < writers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := s.Append(context.Background(), stream, eventstore.Exact(uint64(round)), Events("t.c", round+1, 1)...)
+				switch {
+				case err == nil:
+					wins.Add(1)
+				case errors.Is(err, eventstore.ErrConflict):
+					conflicts.Add(1)
+				default:
+					t.Errorf("append: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins.Load() != 1 || conflicts.Load() != writers-1 {
+			t.Fatalf("round %d: %d wins, %d conflicts; want 1 and %d", round, wins.Load(), conflicts.Load(), writers-1)
+		}
+	}
+	if n := len(MustRead(t, s, stream)); n != rounds+1 {
+		t.Fatalf("stream has %d events, want %d", n, rounds+1)
+	}
+}
+
+func testConcurrentAny(t *testing.T, s eventstore.Store) {
+	stream := Stream("anyrace")
+	const writers, each = 16, 10
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if _, err := s.Append(context.Background(), stream, eventstore.Any, Events("t.any", (w*each+i)*2, 2)...); err != nil {
+					t.Errorf("append: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	events := MustRead(t, s, stream)
+	if len(events) != writers*each*2 {
+		t.Fatalf("stream has %d events, want %d", len(events), writers*each*2)
+	}
+	v := eventstore.NewVerifier()
+	for i, e := range events {
+		if err := v.Verify(e); err != nil {
+			t.Fatal(err)
+		}
+		// One append's two events stay adjacent.
+		if i%2 == 1 && number(t, e) != number(t, events[i-1])+1 {
+			t.Fatalf("events of one append split at revision %d", i)
+		}
+	}
+}
+
+func testConcurrentMany(t *testing.T, s eventstore.Store) {
+	prefix := Stream("many")
+	start, _ := s.Head(ctx(t))
+	const streams, each = 32, 10
+	var wg sync.WaitGroup
+	for w := 0; w < streams; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stream := fmt.Sprintf("%s-%d", prefix, w)
+			for i := 0; i < each; i++ {
+				if _, err := s.Append(context.Background(), stream, eventstore.ExpectRevision(uint64(i)), Events("t.m", i, 1)...); err != nil {
+					t.Errorf("append %s: %v", stream, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got := collect(t, s, start, prefix)
+	if len(got) != streams*each {
+		t.Fatalf("read all found %d events, want %d", len(got), streams*each)
+	}
+	v := eventstore.NewVerifier()
+	for _, e := range got {
+		if err := v.Verify(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v.Streams() != streams {
+		t.Fatalf("%d streams, want %d", v.Streams(), streams)
+	}
+}

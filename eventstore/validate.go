@@ -1,0 +1,86 @@
+package eventstore
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/google/uuid"
+)
+
+// DefaultMaxEventSize is the default limit on one event's data plus metadata.
+const DefaultMaxEventSize = 1 << 20
+
+// idNamespace is the UUIDv5 namespace of deterministic event ids.
+var idNamespace = uuid.MustParse("6f1d8c1e-3b51-4c59-9a51-6f0a43c6a0d1")
+
+// DeterministicID is the id of the index-th event appended to stream under
+// an idempotency key: the same key always yields the same ids, so a retried
+// append is recognised as a repeat by every store. The stream is part of the
+// name, so one key used on two streams yields distinct ids.
+func DeterministicID(stream, key string, index int) uuid.UUID {
+	return uuid.NewSHA1(idNamespace, []byte(stream+"\x00"+key+"\x00"+strconv.Itoa(index)))
+}
+
+// Retryable reports whether an append of events could be a retry of an
+// earlier one: some event has an id chosen by the caller or derived from an
+// idempotency key. Stores skip retry detection for the others.
+func Retryable(events []EventData) bool {
+	for _, e := range events {
+		if e.ID != uuid.Nil || e.Metadata.IdempotencyKey != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// Prepare validates events for an append to stream and normalises them:
+// data compacted to canonical JSON, missing ids filled in. It never modifies
+// its argument. maxSize <= 0 means DefaultMaxEventSize.
+func Prepare(stream string, events []EventData, maxSize int) ([]EventData, error) {
+	if maxSize <= 0 {
+		maxSize = DefaultMaxEventSize
+	}
+	if stream == "" || len(stream) > 255 || stream[0] == '$' {
+		return nil, fmt.Errorf("%w: stream name %q: must have 1 to 255 bytes and not start with $", ErrInvalidEvent, stream)
+	}
+	if len(events) == 0 {
+		return nil, fmt.Errorf("%w: append to %s has no events", ErrInvalidEvent, stream)
+	}
+	out := make([]EventData, len(events))
+	seen := make(map[uuid.UUID]struct{}, len(events))
+	for i, e := range events {
+		if e.Type == "" || len(e.Type) > 255 || e.Type[0] == '$' {
+			return nil, fmt.Errorf("%w: event %d of %s: type %q must have 1 to 255 bytes and not start with $", ErrInvalidEvent, i, stream, e.Type)
+		}
+		data := e.Data
+		if len(data) == 0 {
+			data = json.RawMessage("{}")
+		}
+		var buf bytes.Buffer
+		buf.Grow(len(data))
+		if err := json.Compact(&buf, data); err != nil {
+			return nil, fmt.Errorf("%w: event %d (%s) of %s: data is not JSON: %v", ErrInvalidEvent, i, e.Type, stream, err)
+		}
+		size := buf.Len() + len(e.Metadata.CorrelationID) + len(e.Metadata.CausationID) +
+			len(e.Metadata.Actor) + len(e.Metadata.IdempotencyKey)
+		if size > maxSize {
+			return nil, fmt.Errorf("%w: event %d (%s) of %s has %d bytes, limit %d", ErrInvalidEvent, i, e.Type, stream, size, maxSize)
+		}
+		e.Data = buf.Bytes()
+		if e.ID == uuid.Nil {
+			if e.Metadata.IdempotencyKey != "" {
+				e.ID = DeterministicID(stream, e.Metadata.IdempotencyKey, i)
+			} else {
+				e.ID = uuid.New()
+			}
+		}
+		if _, dup := seen[e.ID]; dup {
+			return nil, fmt.Errorf("%w: event id %s appears twice in one append to %s", ErrInvalidEvent, e.ID, stream)
+		}
+		seen[e.ID] = struct{}{}
+		out[i] = e
+	}
+	return out, nil
+}
