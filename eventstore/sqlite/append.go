@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -17,8 +16,7 @@ type appendReq struct {
 	stream    string
 	expected  eventstore.ExpectedVersion
 	events    []eventstore.EventData
-	meta      [][]byte // metadata JSON per event, encoded by the caller
-	retryable bool     // ids chosen by the caller: may repeat an earlier append
+	retryable bool // ids chosen by the caller: may repeat an earlier append
 	result    chan appendResult
 }
 
@@ -33,16 +31,10 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	meta := make([][]byte, len(prepared))
-	for i, e := range prepared {
-		if meta[i], err = json.Marshal(e.Metadata); err != nil {
-			return eventstore.AppendResult{}, fmt.Errorf("append %s: metadata: %w", stream, err)
-		}
-	}
 	if s.closed.Load() {
 		return eventstore.AppendResult{}, eventstore.ErrClosed
 	}
-	req := &appendReq{stream: stream, expected: expected, events: prepared, meta: meta,
+	req := &appendReq{stream: stream, expected: expected, events: prepared,
 		retryable: eventstore.Retryable(events), result: make(chan appendResult, 1)}
 	select {
 	case s.reqs <- req:
@@ -117,7 +109,7 @@ type batchWriter struct {
 
 const (
 	maxCachedHeads = 1 << 16
-	rowsPerInsert  = 128 // 9 columns each: well under SQLite's 32766 variables
+	rowsPerInsert  = 128 // 13 columns each: well under SQLite's 32766 variables
 	// retryWindow is how many recent events of a stream an Any or
 	// StreamExists append is compared with to recognise a retry.
 	retryWindow = 32
@@ -145,8 +137,8 @@ func newBatchWriter(ctx context.Context, s *Store) (*batchWriter, error) {
 		w.headQ = prepare(`SELECT revision, hash FROM events WHERE stream = ? ORDER BY revision DESC LIMIT 1`)
 		w.idsQ = prepare(`SELECT id, revision, position FROM events WHERE stream = ? AND revision >= ? ORDER BY revision LIMIT ?`)
 		for n := 1; n <= rowsPerInsert; n *= 2 {
-			w.inserts[n] = prepare(`INSERT INTO events(position, stream, revision, id, type, data, metadata, created, hash) VALUES ` +
-				strings.TrimSuffix(strings.Repeat(`(?,?,?,?,?,?,?,?,?),`, n), ","))
+			w.inserts[n] = prepare(`INSERT INTO events(` + columns + `) VALUES ` +
+				strings.TrimSuffix(strings.Repeat(`(?,?,?,?,?,?,?,?,?,?,?,?,?),`, n), ","))
 		}
 	}()
 	if err != nil {
@@ -194,10 +186,7 @@ func (w *batchWriter) commit(batch []*appendReq) {
 }
 
 // row is one event ready to insert.
-type row struct {
-	e    eventstore.Event
-	meta []byte
-}
+type row struct{ e eventstore.Event }
 
 // txBatch is one group commit in the making.
 type txBatch struct {
@@ -267,7 +256,7 @@ func (b *txBatch) plan(req *appendReq, now time.Time) (appendResult, error) {
 			Type: ed.Type, Data: ed.Data, Metadata: ed.Metadata, Created: now}
 		e.Hash = eventstore.ChainHash(hash, e)
 		hash = e.Hash
-		b.rows = append(b.rows, row{e: e, meta: req.meta[j]})
+		b.rows = append(b.rows, row{e: e})
 	}
 	next := head.next + uint64(len(req.events))
 	b.pending[req.stream] = streamHead{next: next, hash: hash}
@@ -326,7 +315,7 @@ func (b *txBatch) storedAt(req *appendReq, from uint64) (eventstore.AppendResult
 // insert writes the planned rows with as few statements as it can.
 func (b *txBatch) insert() error {
 	rows := b.rows
-	args := make([]any, 0, 9*min(len(rows), rowsPerInsert))
+	args := make([]any, 0, 13*min(len(rows), rowsPerInsert))
 	for len(rows) > 0 {
 		n := rowsPerInsert
 		for n > len(rows) {
@@ -335,8 +324,9 @@ func (b *txBatch) insert() error {
 		args = args[:0]
 		for _, r := range rows[:n] {
 			e := r.e
-			args = append(args, e.Position, e.Stream, e.Revision, e.ID[:], e.Type, []byte(e.Data), r.meta,
-				e.Created.UnixMicro(), e.Hash[:])
+			m := e.Metadata
+			args = append(args, e.Position, e.Stream, e.Revision, e.ID[:], e.Type, []byte(e.Data), e.Created.UnixMicro(),
+				m.CorrelationID, m.CausationID, m.Actor, m.SchemaVersion, m.IdempotencyKey, e.Hash[:])
 		}
 		if _, err := b.tx.StmtContext(b.ctx, b.w.inserts[n]).ExecContext(b.ctx, args...); err != nil {
 			return fmt.Errorf("insert %d events from %s: %w", n, rows[0].e, err)

@@ -3,15 +3,14 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/coinledger/coinledger/eventstore"
-	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
 )
 
-const columns = `position, stream, revision, id, type, data, metadata, created, hash`
+const columns = `position, stream, revision, id, type, data, created, correlation_id, causation_id, actor, schema_version, idempotency_key, hash`
 
 // ReadStream returns up to limit events of stream from revision from on.
 func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]eventstore.Event, error) {
@@ -56,40 +55,64 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]eventst
 func scan(rows *sql.Rows, capacity int) ([]eventstore.Event, error) {
 	defer rows.Close()
 	events := make([]eventstore.Event, 0, min(capacity, 4096))
-	var id, meta, hash []byte
+	var id, hash sql.RawBytes
 	var created int64
 	for rows.Next() {
 		var e eventstore.Event
 		var data []byte
-		if err := rows.Scan(&e.Position, &e.Stream, &e.Revision, &id, &e.Type, &data, &meta, &created, &hash); err != nil {
+		m := &e.Metadata
+		if err := rows.Scan(&e.Position, &e.Stream, &e.Revision, &id, &e.Type, &data, &created,
+			&m.CorrelationID, &m.CausationID, &m.Actor, &m.SchemaVersion, &m.IdempotencyKey, &hash); err != nil {
 			return nil, err
 		}
-		e.ID = uuid.UUID(id)
+		copy(e.ID[:], id)
+		copy(e.Hash[:], hash)
 		e.Data = data
 		e.Created = time.UnixMicro(created).UTC()
-		copy(e.Hash[:], hash)
-		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
-			return nil, fmt.Errorf("metadata of %s: %w", e, err)
-		}
 		events = append(events, e)
 	}
 	return events, rows.Err()
 }
 
 // Subscribe delivers stored events after position after, then live ones.
+// While it is more than a page behind the head it reads the next pages
+// concurrently (positions are gap-free, so their ranges are known in
+// advance) and hands them to fn in order, one page per call.
 func (s *Store) Subscribe(ctx context.Context, after uint64, fn func(context.Context, []eventstore.Event) error) error {
-	const page = 4096
+	const page, ahead = 4096, 2
 	for {
 		wait := s.committed() // taken before reading, so no commit is missed
-		events, err := s.ReadAll(ctx, after, page)
-		if err != nil {
+		if s.closed.Load() {
+			return eventstore.ErrClosed
+		}
+		n := 1
+		if behind := s.head.Load() - min(after, s.head.Load()); behind > page {
+			n = int(min(ahead, behind/page))
+		}
+		pages := make([][]eventstore.Event, n)
+		g, gctx := errgroup.WithContext(ctx)
+		for i := range pages {
+			g.Go(func() error {
+				var err error
+				pages[i], err = s.ReadAll(gctx, after+uint64(i*page), page)
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
 			return err
 		}
-		if len(events) > 0 {
+		delivered := false
+		for _, events := range pages {
+			if len(events) == 0 {
+				break
+			}
 			if err := fn(ctx, events); err != nil {
 				return err
 			}
 			after = events[len(events)-1].Position
+			delivered = true
+		}
+		if delivered {
 			continue
 		}
 		select {

@@ -76,8 +76,12 @@ CREATE TABLE IF NOT EXISTS events (
 	id        BLOB    NOT NULL,
 	type      TEXT    NOT NULL,
 	data      BLOB    NOT NULL,
-	metadata  BLOB    NOT NULL,
 	created   INTEGER NOT NULL,
+	correlation_id  TEXT    NOT NULL,
+	causation_id    TEXT    NOT NULL,
+	actor           TEXT    NOT NULL,
+	schema_version  INTEGER NOT NULL,
+	idempotency_key TEXT    NOT NULL,
 	hash      BLOB    NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_stream_revision ON events(stream, revision);

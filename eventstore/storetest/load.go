@@ -83,3 +83,28 @@ func ReadAllRate(ctx context.Context, s eventstore.Store, page int) (int, time.D
 		after = events[len(events)-1].Position
 	}
 }
+
+// SubscribeRate reads the whole log from the start through Subscribe, the
+// way every consumer does, and returns the number of events and the time
+// it took to reach the head.
+func SubscribeRate(ctx context.Context, s eventstore.Store) (int, time.Duration, error) {
+	head, err := s.Head(ctx)
+	if err != nil || head == 0 {
+		return 0, 0, err
+	}
+	start := time.Now()
+	n := 0
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	err = s.Subscribe(ctx, 0, func(_ context.Context, events []eventstore.Event) error {
+		n += len(events)
+		if events[len(events)-1].Position >= head {
+			cancel()
+		}
+		return nil
+	})
+	if ctx.Err() == nil {
+		return n, time.Since(start), err
+	}
+	return n, time.Since(start), nil
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration, built from the YAML file named by
+// COINLEDGER_CONFIG (or -config) and then COINLEDGER_* variables.
+type Config struct {
+	Listen             string `yaml:"listen"`              // COINLEDGER_LISTEN, default 127.0.0.1:8080
+	DataDir            string `yaml:"data_dir"`            // COINLEDGER_DATA_DIR, default ./data
+	EventStore         string `yaml:"event_store"`         // COINLEDGER_EVENT_STORE: sqlite:PATH (default DATA_DIR/events.db) or esdb://...
+	ReadModels         string `yaml:"read_models"`         // COINLEDGER_READ_MODELS: sqlite:PATH (default DATA_DIR/readmodels.db) or postgres://...
+	AdminPassword      Secret `yaml:"admin_password"`      // COINLEDGER_ADMIN_PASSWORD
+	WalletnotifyListen string `yaml:"walletnotify_listen"` // COINLEDGER_WALLETNOTIFY_LISTEN, default 127.0.0.1:28882
+}
+
+// Secret is a string that never prints.
+type Secret string
+
+func (Secret) String() string                 { return "[redacted]" }
+func (Secret) GoString() string               { return "[redacted]" }
+func (s Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
+
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "data"
+	}
+	if c.EventStore == "" {
+		c.EventStore = "sqlite:" + filepath.Join(c.DataDir, "events.db")
+	}
+	if c.ReadModels == "" {
+		c.ReadModels = "sqlite:" + filepath.Join(c.DataDir, "readmodels.db")
+	}
+	if c.WalletnotifyListen == "" {
+		c.WalletnotifyListen = "127.0.0.1:28882"
+	}
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	for name, addr := range map[string]string{"listen": c.Listen, "walletnotify_listen": c.WalletnotifyListen} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not host:port", name, addr))
+		}
+	}
+	if !strings.HasPrefix(c.EventStore, "sqlite:") && !strings.HasPrefix(c.EventStore, "esdb://") &&
+		!strings.HasPrefix(c.EventStore, "esdb+discover://") {
+		errs = append(errs, fmt.Errorf("event_store: %q: want sqlite:PATH or esdb://...", c.EventStore))
+	}
+	if !strings.HasPrefix(c.ReadModels, "sqlite:") && !strings.HasPrefix(c.ReadModels, "postgres://") &&
+		!strings.HasPrefix(c.ReadModels, "postgresql://") {
+		errs = append(errs, fmt.Errorf("read_models: %q: want sqlite:PATH or postgres://...", c.ReadModels))
+	}
+	return errors.Join(errs...)
+}
+
+// loadConfig reads the configuration: flags -config and -listen, the YAML
+// file, then the environment.
+func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	path := fs.String("config", os.Getenv("COINLEDGER_CONFIG"), "YAML configuration file")
+	listen := fs.String("listen", "", "address to listen on (overrides COINLEDGER_LISTEN)")
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, usageError(err.Error())
+	}
+	var c Config
+	if *path != "" {
+		b, err := os.ReadFile(*path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil {
+			return nil, nil, fmt.Errorf("config %s: %w", *path, err)
+		}
+	}
+	env := func(key string, dst *string) {
+		if v, ok := os.LookupEnv(key); ok {
+			*dst = v
+		}
+	}
+	env("COINLEDGER_LISTEN", &c.Listen)
+	env("COINLEDGER_DATA_DIR", &c.DataDir)
+	env("COINLEDGER_EVENT_STORE", &c.EventStore)
+	env("COINLEDGER_READ_MODELS", &c.ReadModels)
+	env("COINLEDGER_WALLETNOTIFY_LISTEN", &c.WalletnotifyListen)
+	if v, ok := os.LookupEnv("COINLEDGER_ADMIN_PASSWORD"); ok {
+		c.AdminPassword = Secret(v)
+	}
+	if *listen != "" {
+		c.Listen = *listen
+	}
+	c.setDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return &c, fs, nil
+}

@@ -1,0 +1,99 @@
+// Command coinledger is the event-sourced custodial ledger service.
+//
+//	coinledger serve                 run the service (embedded stores in ./data by default)
+//	coinledger bench store           measure the event store
+//	coinledger projections status    show each read model's checkpoint and lag
+//	coinledger audit verify          verify every stream's hash chain
+//
+// Configuration: a YAML file named by COINLEDGER_CONFIG (or -config), then
+// COINLEDGER_* environment variables; see config.go.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage: coinledger <command> [arguments]
+
+commands:
+  serve                  run the service
+  bench store            measure the event store (durable appends, reads, projection catch-up)
+  projections status     checkpoint and lag of every read model
+  audit verify           verify the hash chain of every stream
+  version                print the version
+
+configuration: COINLEDGER_CONFIG (YAML file), COINLEDGER_LISTEN, COINLEDGER_DATA_DIR,
+COINLEDGER_EVENT_STORE, COINLEDGER_READ_MODELS, COINLEDGER_ADMIN_PASSWORD, ...
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	var ue usageError
+	switch {
+	case err == nil:
+	case errors.As(err, &ue):
+		fmt.Fprintf(os.Stderr, "coinledger: %v\n\n%s", err, usage)
+		os.Exit(2)
+	default:
+		fmt.Fprintf(os.Stderr, "coinledger: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return usageError("no command given")
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cmd, rest := args[0], args[1:]
+	sub := ""
+	if len(rest) > 0 {
+		sub = rest[0]
+	}
+	switch {
+	case cmd == "serve":
+		return serve(ctx, logger, rest)
+	case cmd == "bench" && sub == "store":
+		return benchStore(ctx, rest[1:])
+	case cmd == "projections" && sub == "status":
+		return projectionsStatus(ctx, rest[1:])
+	case cmd == "audit" && sub == "verify":
+		return auditVerify(ctx, rest[1:])
+	case cmd == "version":
+		fmt.Println(version)
+		return nil
+	case cmd == "help" || cmd == "-h" || cmd == "--help":
+		fmt.Print(usage)
+		return nil
+	}
+	return usageError(fmt.Sprintf("unknown command %q", joinArgs(args)))
+}
+
+func joinArgs(args []string) string {
+	if len(args) > 2 {
+		args = args[:2]
+	}
+	s := ""
+	for i, a := range args {
+		if i > 0 {
+			s += " "
+		}
+		s += a
+	}
+	return s
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/eventstore/esdb"
+	"github.com/coinledger/coinledger/eventstore/sqlite"
+	"github.com/coinledger/coinledger/projections"
+	"github.com/coinledger/coinledger/projections/postgres"
+	pgsqlite "github.com/coinledger/coinledger/projections/sqlite"
+)
+
+// openEventStore opens the store the URL names: sqlite:PATH or esdb://...
+func openEventStore(ctx context.Context, url string) (eventstore.Store, func() error, error) {
+	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
+		s, err := sqlite.Open(ctx, path, sqlite.Options{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s.Close, nil
+	}
+	s, err := esdb.Open(ctx, url, esdb.Options{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open EventStoreDB: %w", err)
+	}
+	return s, s.Close, nil
+}
+
+// openReadModels opens the read-model database the URL names: sqlite:PATH or postgres://...
+func openReadModels(ctx context.Context, url string) (projections.DB, func() error, error) {
+	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
+		db, err := pgsqlite.Open(ctx, path)
+		if err != nil {
+			return nil, nil, err
+		}
+		return db, db.Close, nil
+	}
+	db, err := postgres.Open(ctx, url)
+	if err != nil {
+		return nil, nil, err
+	}
+	return db, func() error { db.Close(); return nil }, nil
+}
+
+// redactURL hides a password in a connection URL for logs.
+func redactURL(url string) string {
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		return url
+	}
+	creds, host, ok := strings.Cut(rest, "@")
+	if !ok {
+		return url
+	}
+	if user, _, hasPass := strings.Cut(creds, ":"); hasPass {
+		return scheme + "://" + user + ":[redacted]@" + host
+	}
+	return url
+}

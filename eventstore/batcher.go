@@ -1,0 +1,266 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Batcher is the command path for hot streams. Commands for one stream are
+// serialized in-process by one goroutine that keeps the stream's state in
+// memory: it takes every command waiting, decides each on the state left by
+// the ones before it, and appends all of their events in one append with the
+// expected version of the state it started from. A busy stream thus costs
+// one append per batch, not per command.
+//
+// Another process appending to the same stream makes the append conflict:
+// the batcher reloads the stream and decides the whole batch again, so
+// optimistic concurrency still holds across processes.
+type Batcher[S any, E Typed] struct {
+	repo     *Repository[S, E]
+	store    Store
+	codec    *Codec[E]
+	evolve   func(S, E) S
+	maxBatch int
+	idle     time.Duration
+
+	mu      sync.Mutex
+	writers map[string]*streamWriter[S, E]
+	wg      sync.WaitGroup
+	done    chan struct{}
+	closed  bool
+}
+
+// NewBatcher returns a batcher over the repository's store and aggregate.
+// Evolve may mutate and return its state argument: the batcher owns its
+// states and reloads one whenever an append fails.
+func NewBatcher[S any, E Typed](store Store, codec *Codec[E], agg Aggregate[S, E]) *Batcher[S, E] {
+	return &Batcher[S, E]{repo: NewRepository(store, codec, agg), store: store, codec: codec, evolve: agg.Evolve,
+		maxBatch: 512, idle: time.Minute, writers: map[string]*streamWriter[S, E]{}, done: make(chan struct{})}
+}
+
+// Decision is one command's decision: given the current state, the events
+// to append or an error. It must not modify the state, must be free of side
+// effects and may run more than once.
+type Decision[S any, E Typed] func(S) ([]E, error)
+
+// Outcome is what became of one command.
+type Outcome[S any, E Typed] struct {
+	// Result of the append that carried the command's events; with no
+	// events, the stream's revision and last position as the command saw it.
+	Result AppendResult
+	Events []E
+}
+
+// ErrBatcherClosed is returned for commands sent after Close.
+var ErrBatcherClosed = errors.New("command batcher closed")
+
+type command[S any, E Typed] struct {
+	ctx    context.Context
+	meta   Metadata
+	decide Decision[S, E]
+	done   chan commandResult[S, E]
+}
+
+type commandResult[S any, E Typed] struct {
+	out Outcome[S, E]
+	err error
+}
+
+// Do decides one command on stream and appends its events, batched with
+// whatever other commands for the stream are waiting. It returns when the
+// events are durable, or with the decision's error.
+func (b *Batcher[S, E]) Do(ctx context.Context, stream string, meta Metadata, decide Decision[S, E]) (Outcome[S, E], error) {
+	c := &command[S, E]{ctx: ctx, meta: meta, decide: decide, done: make(chan commandResult[S, E], 1)}
+	for {
+		w, err := b.writer(stream)
+		if err != nil {
+			return Outcome[S, E]{}, err
+		}
+		select {
+		case w.queue <- c:
+		case <-w.exited:
+			continue // the writer retired while we looked: get a new one
+		case <-ctx.Done():
+			return Outcome[S, E]{}, ctx.Err()
+		}
+		break
+	}
+	select {
+	case r := <-c.done:
+		return r.out, r.err
+	case <-ctx.Done():
+		// The command may still be carried out; like any network call, the
+		// caller cannot know. Idempotency keys make retrying safe.
+		return Outcome[S, E]{}, ctx.Err()
+	}
+}
+
+// Close stops every stream's writer after the commands already queued.
+func (b *Batcher[S, E]) Close() {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.done)
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+func (b *Batcher[S, E]) writer(stream string) (*streamWriter[S, E], error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrBatcherClosed
+	}
+	if w, ok := b.writers[stream]; ok {
+		return w, nil
+	}
+	w := &streamWriter[S, E]{b: b, stream: stream, queue: make(chan *command[S, E], 4*b.maxBatch), exited: make(chan struct{})}
+	b.writers[stream] = w
+	b.wg.Add(1)
+	go w.run()
+	return w, nil
+}
+
+// retire removes w unless commands arrived meanwhile.
+func (b *Batcher[S, E]) retire(w *streamWriter[S, E]) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(w.queue) > 0 {
+		return false
+	}
+	delete(b.writers, w.stream)
+	close(w.exited)
+	return true
+}
+
+type streamWriter[S any, E Typed] struct {
+	b      *Batcher[S, E]
+	stream string
+	queue  chan *command[S, E]
+	exited chan struct{}
+	state  *Loaded[S] // nil: to be loaded
+}
+
+func (w *streamWriter[S, E]) run() {
+	defer w.b.wg.Done()
+	idle := time.NewTimer(w.b.idle)
+	defer idle.Stop()
+	batch := make([]*command[S, E], 0, w.b.maxBatch)
+	for {
+		var first *command[S, E]
+		select {
+		case first = <-w.queue:
+		case <-idle.C:
+			if w.b.retire(w) {
+				return
+			}
+			idle.Reset(w.b.idle)
+			continue
+		case <-w.b.done:
+			for {
+				select {
+				case c := <-w.queue:
+					w.execute([]*command[S, E]{c})
+				default:
+					w.b.retire(w)
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < w.b.maxBatch {
+			select {
+			case c := <-w.queue:
+				batch = append(batch, c)
+			default:
+				break drain
+			}
+		}
+		w.execute(batch)
+		idle.Reset(w.b.idle)
+	}
+}
+
+const maxBatchAttempts = 8
+
+// execute decides and appends one batch, retrying the whole batch on a
+// conflict with a freshly loaded state.
+func (w *streamWriter[S, E]) execute(batch []*command[S, E]) {
+	ctx := context.Background()
+	results := make([]commandResult[S, E], len(batch))
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = w.attempt(ctx, batch, results)
+		if err == nil || !errors.Is(err, ErrConflict) || attempt == maxBatchAttempts {
+			break
+		}
+	}
+	for i, c := range batch {
+		r := results[i]
+		if err != nil && r.err == nil {
+			r = commandResult[S, E]{err: err}
+		}
+		c.done <- r
+	}
+}
+
+// attempt decides every live command of batch on the cached state and
+// appends their events at once. On any append failure the cached state,
+// which already holds the unappended events, is dropped.
+func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E], results []commandResult[S, E]) error {
+	if w.state == nil {
+		l, err := w.b.repo.Load(ctx, w.stream)
+		if err != nil {
+			return err
+		}
+		w.state = &l
+	}
+	st := w.state
+	var data []EventData
+	owners := make([]int, 0, len(batch)) // index of the command of each appended event group
+	for i, c := range batch {
+		results[i] = commandResult[S, E]{}
+		if err := c.ctx.Err(); err != nil {
+			results[i].err = err // given up before it was decided: nothing done
+			continue
+		}
+		events, err := c.decide(st.State)
+		if err != nil {
+			results[i].err = err
+			continue
+		}
+		if len(events) == 0 {
+			results[i].out.Result = AppendResult{NextRevision: st.Next, Position: st.Position}
+			continue
+		}
+		encoded, err := w.b.codec.Encode(c.meta, events)
+		if err != nil {
+			results[i].err = err
+			continue
+		}
+		for _, e := range events {
+			st.State = w.b.evolve(st.State, e)
+		}
+		results[i].out.Events = events
+		data = append(data, encoded...)
+		owners = append(owners, i)
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	res, err := w.b.store.Append(ctx, w.stream, ExpectRevision(st.Next), data...)
+	if err != nil {
+		w.state = nil
+		return fmt.Errorf("append batch of %d events to %s: %w", len(data), w.stream, err)
+	}
+	st.Next, st.Position = res.NextRevision, res.Position
+	for _, i := range owners {
+		results[i].out.Result = res
+	}
+	return nil
+}

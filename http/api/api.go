@@ -1,0 +1,103 @@
+// Package api is coinledger's HTTP surface: the REST API under /api/v1 and
+// the operational endpoints at the root (/healthz, /readyz).
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/projections"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// Deps is what the API needs from the rest of the service.
+type Deps struct {
+	Store    eventstore.Store
+	Runner   *projections.Runner
+	Logger   *slog.Logger
+	Version  string
+	Backends []Backend // described in /api/v1/status
+}
+
+// Backend describes a coin's chain backend for the status endpoint.
+type Backend struct {
+	Coin      string `json:"coin"`
+	Kind      string `json:"kind"`
+	Simulated bool   `json:"simulated"`
+}
+
+// New builds the HTTP handler.
+func New(d Deps) *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.Use(middleware.Recover())
+	e.Use(middleware.BodyLimit("1M"))
+	h := &handlers{d: d}
+	e.GET("/healthz", h.healthz)
+	e.GET("/readyz", h.readyz)
+	e.GET("/api/v1/status", h.status)
+	return e
+}
+
+type handlers struct{ d Deps }
+
+func (h *handlers) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz answers 200 when the event store answers and every read model is
+// running; 503 otherwise.
+func (h *handlers) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if _, err := h.d.Store.Head(ctx); err != nil {
+		h.d.Logger.Warn("readiness: event store", "err", err)
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "event store unavailable"})
+	}
+	st, err := h.d.Runner.Status(ctx)
+	if err != nil {
+		h.d.Logger.Warn("readiness: projections", "err", err)
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "read models unavailable"})
+	}
+	for _, s := range st {
+		if !s.Running {
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "projection " + s.Name + " not running"})
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+type projectionStatus struct {
+	Name     string `json:"name"`
+	Position uint64 `json:"position"`
+	Lag      uint64 `json:"lag"`
+	Running  bool   `json:"running"`
+}
+
+// status is the heartbeat: version, store head, lag per read model, backends.
+func (h *handlers) status(c echo.Context) error {
+	ctx := c.Request().Context()
+	head, err := h.d.Store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	st, err := h.d.Runner.Status(ctx)
+	if err != nil {
+		return err
+	}
+	ps := make([]projectionStatus, len(st))
+	for i, s := range st {
+		ps[i] = projectionStatus{Name: s.Name, Position: s.Position, Lag: s.Lag, Running: s.Running}
+	}
+	return c.JSON(http.StatusOK, map[string]any{
+		"version":     h.d.Version,
+		"store":       map[string]any{"head": head},
+		"projections": ps,
+		"backends":    h.d.Backends,
+		"time":        time.Now().UTC(),
+	})
+}

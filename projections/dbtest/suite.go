@@ -1,0 +1,745 @@
+package dbtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/projections"
+)
+
+// NewDB returns a fresh, empty read-model database for one test, closed when
+// the test ends.
+type NewDB func(tb testing.TB) projections.DB
+
+// Run runs the conformance suite; every subtest is parallel and gets its own
+// database from newDB and its own event store.
+func Run(t *testing.T, newDB NewDB) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, NewDB)
+	}{
+		{"MigrateIdempotent", testMigrate},
+		{"MigrateConcurrent", testMigrateConcurrent},
+		{"UpdateRollsBack", testRollback},
+		{"UncommittedInvisible", testIsolation},
+		{"BulkInsertAndUpsert", testInsert},
+		{"NoRows", testNoRows},
+		{"CatchUpThenLive", testCatchUpThenLive},
+		{"RestartResumesExactly", testRestart},
+		{"FailedBatchCommitsNothing", testPoison},
+		{"CatchUpBatches", testBatching},
+		{"WaitFor", testWaitFor},
+		{"Status", testStatus},
+		{"ReadersDuringWrites", testReaders},
+		{"TwoRunnersOneProjection", testTwoRunners},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, newDB)
+		})
+	}
+}
+
+func must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func count(tb testing.TB, db projections.DB, table string) int64 {
+	tb.Helper()
+	var n int64
+	must(tb, db.QueryRow(context.Background(), `SELECT COUNT(*) FROM `+table).Scan(&n))
+	return n
+}
+
+func wait(tb testing.TB, r *projections.Runner, name string, pos uint64) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	must(tb, r.WaitFor(ctx, name, pos))
+}
+
+func testMigrate(t *testing.T, newDB NewDB) {
+	ctx := context.Background()
+	db := newDB(t)
+	v1 := []string{`CREATE TABLE m1 (id BIGINT PRIMARY KEY)`}
+	v2 := append(v1[:1:1], `CREATE TABLE m2 (id BIGINT PRIMARY KEY, b `+db.Dialect().Bytes()+`)`)
+	must(t, db.Migrate(ctx, "a", v1))
+	must(t, db.Migrate(ctx, "a", v1)) // a rerun would fail: CREATE TABLE without IF NOT EXISTS
+	must(t, db.Migrate(ctx, "a", v2))
+	must(t, db.Migrate(ctx, "a", v2))
+	count(t, db, "m2")
+	// Owners are independent: "b" starts at version 0.
+	must(t, db.Migrate(ctx, "b", []string{`CREATE TABLE m3 (id BIGINT)`}))
+	count(t, db, "m3")
+
+	// A failing step undoes the whole migration, earlier steps included.
+	bad := append(v2[:2:2], `CREATE TABLE m4 (id BIGINT)`, `CREATE TABLE broken (`)
+	if err := db.Migrate(ctx, "a", bad); err == nil {
+		t.Fatal("migration with a broken step succeeded")
+	} else if !strings.Contains(err.Error(), "version 4") {
+		t.Errorf("error does not name the failing version: %v", err)
+	}
+	if _, err := db.Query(ctx, `SELECT id FROM m4`); err == nil {
+		t.Error("table m4 of a failed migration exists")
+	}
+	must(t, db.Migrate(ctx, "a", v2))
+	fixed := append(v2[:2:2], `CREATE TABLE m4 (id BIGINT)`)
+	must(t, db.Migrate(ctx, "a", fixed))
+	count(t, db, "m4")
+
+	if err := db.Migrate(ctx, "a", v1); !errors.Is(err, projections.ErrSchemaTooNew) {
+		t.Errorf("migrating back to fewer steps: got %v, want ErrSchemaTooNew", err)
+	}
+}
+
+func testMigrateConcurrent(t *testing.T, newDB NewDB) {
+	ctx := context.Background()
+	db := newDB(t)
+	steps := []string{`CREATE TABLE c1 (id BIGINT)`, `CREATE TABLE c2 (id BIGINT)`}
+	var g errgroup.Group
+	for i := 0; i < 4; i++ {
+		g.Go(func() error { return db.Migrate(ctx, "c", steps) })
+	}
+	must(t, g.Wait())
+	var versions int64
+	must(t, db.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE owner = ?`, "c").Scan(&versions))
+	if versions != 2 {
+		t.Errorf("recorded %d versions, want 2", versions)
+	}
+}
+
+func testRollback(t *testing.T, newDB NewDB) {
+	ctx := context.Background()
+	db := newDB(t)
+	must(t, db.Migrate(ctx, "t", []string{`CREATE TABLE r (id BIGINT PRIMARY KEY)`}))
+	sentinel := errors.New("changed my mind")
+	err := db.Update(ctx, func(tx projections.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO r (id) VALUES (?)`, 1); err != nil {
+			return err
+		}
+		must(t, tx.Insert(ctx, projections.Bulk{Table: "r", Columns: []string{"id"}}, [][]any{{2}, {3}}))
+		return sentinel
+	})
+	if !errors.Is(err, sentinel) {
+		t.Fatalf("Update returned %v, want fn's error", err)
+	}
+	if n := count(t, db, "r"); n != 0 {
+		t.Fatalf("rolled-back transaction left %d rows", n)
+	}
+
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("panic in fn did not propagate")
+			}
+		}()
+		_ = db.Update(ctx, func(tx projections.Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO r (id) VALUES (?)`, 4); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	if n := count(t, db, "r"); n != 0 {
+		t.Fatalf("panicking transaction left %d rows", n)
+	}
+
+	// A failed statement fails the transaction: nothing of it commits.
+	err = db.Update(ctx, func(tx projections.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO r (id) VALUES (?)`, 5); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO r (id) VALUES (?)`, 5)
+		return err
+	})
+	if err == nil {
+		t.Fatal("duplicate key did not fail")
+	}
+	if n := count(t, db, "r"); n != 0 {
+		t.Fatalf("failed transaction left %d rows", n)
+	}
+
+	// The database still works after all that (no leaked writer).
+	ctx5, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	must(t, db.Update(ctx5, func(tx projections.Tx) error {
+		n, err := tx.Exec(ctx5, `INSERT INTO r (id) VALUES (?)`, 6)
+		if err == nil && n != 1 {
+			err = fmt.Errorf("insert affected %d rows", n)
+		}
+		return err
+	}))
+	if n := count(t, db, "r"); n != 1 {
+		t.Fatalf("committed transaction left %d rows, want 1", n)
+	}
+}
+
+func testIsolation(t *testing.T, newDB NewDB) {
+	ctx := context.Background()
+	db := newDB(t)
+	must(t, db.Migrate(ctx, "t", []string{`CREATE TABLE iso (id BIGINT PRIMARY KEY)`}))
+	must(t, db.Update(ctx, func(tx projections.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO iso (id) VALUES (?)`, 1); err != nil {
+			return err
+		}
+		var inside int64
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM iso`).Scan(&inside); err != nil {
+			return err
+		}
+		if inside != 1 {
+			t.Errorf("transaction sees %d of its rows, want 1", inside)
+		}
+		rows, err := tx.Query(ctx, `SELECT id FROM iso`)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if n != 1 {
+			t.Errorf("Tx.Query returned %d rows, want 1", n)
+		}
+		if outside := count(t, db, "iso"); outside != 0 {
+			t.Errorf("a reader sees %d uncommitted rows", outside)
+		}
+		return nil
+	}))
+	if n := count(t, db, "iso"); n != 1 {
+		t.Errorf("after commit a reader sees %d rows, want 1", n)
+	}
+}
+
+func testInsert(t *testing.T, newDB NewDB) {
+	ctx := context.Background()
+	db := newDB(t)
+	must(t, db.Migrate(ctx, "t", []string{`CREATE TABLE bulk (
+		id   BIGINT PRIMARY KEY,
+		name TEXT NOT NULL,
+		data ` + db.Dialect().Bytes() + `
+	)`}))
+	bulk := projections.Bulk{Table: "bulk", Columns: []string{"id", "name", "data"}}
+	const n = 2500 // several statements' worth
+	rows := make([][]any, n)
+	for i := range rows {
+		var data any
+		if i%3 != 0 {
+			data = blob(i)
+		}
+		rows[i] = []any{int64(i), fmt.Sprintf("name-%d", i), data}
+	}
+	must(t, db.Update(ctx, func(tx projections.Tx) error { return tx.Insert(ctx, bulk, rows) }))
+	if got := count(t, db, "bulk"); got != n {
+		t.Fatalf("inserted %d rows, want %d", got, n)
+	}
+	var name string
+	var data []byte
+	must(t, db.QueryRow(ctx, `SELECT name, data FROM bulk WHERE id = ?`, 1234).Scan(&name, &data))
+	if name != "name-1234" || !bytes.Equal(data, blob(1234)) {
+		t.Errorf("row 1234 = %q %x", name, data)
+	}
+	must(t, db.QueryRow(ctx, `SELECT data FROM bulk WHERE id = ?`, 1233).Scan(&data))
+	if data != nil {
+		t.Errorf("NULL came back as %x", data)
+	}
+
+	// Upsert: conflicting rows update, new rows insert, in one call.
+	upsert := bulk
+	upsert.OnConflict = "ON CONFLICT (id) DO UPDATE SET name = excluded.name"
+	up := make([][]any, 0, 1500)
+	for i := 1000; i < 2500+1000; i += 2 {
+		up = append(up, []any{int64(i), fmt.Sprintf("new-%d", i), nil})
+	}
+	must(t, db.Update(ctx, func(tx projections.Tx) error { return tx.Insert(ctx, upsert, up) }))
+	if got := count(t, db, "bulk"); got != 2500+500 {
+		t.Errorf("after upsert %d rows, want %d", got, 3000)
+	}
+	must(t, db.QueryRow(ctx, `SELECT name, data FROM bulk WHERE id = ?`, 2000).Scan(&name, &data))
+	if name != "new-2000" || data == nil {
+		t.Errorf("upserted row 2000 = %q %x, want new name and old data", name, data)
+	}
+
+	// Small and large upserts, twice in one transaction (the second must not
+	// see the first one's staged rows).
+	twice := func(name string, n int) [][]any {
+		rows := make([][]any, n)
+		for i := range rows {
+			rows[i] = []any{int64(i), name, nil}
+		}
+		return rows
+	}
+	must(t, db.Update(ctx, func(tx projections.Tx) error {
+		for _, rows := range [][][]any{twice("small-1", 10), twice("small-2", 10), twice("large-1", 600), twice("large-2", 600)} {
+			if err := tx.Insert(ctx, upsert, rows); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	for id, want := range map[int]string{5: "large-2", 599: "large-2", 600: "name-600"} {
+		must(t, db.QueryRow(ctx, `SELECT name FROM bulk WHERE id = ?`, id).Scan(&name))
+		if name != want {
+			t.Errorf("after repeated upserts row %d is %q, want %q", id, name, want)
+		}
+	}
+
+	// A plain insert of an existing key fails and writes nothing.
+	err := db.Update(ctx, func(tx projections.Tx) error {
+		return tx.Insert(ctx, bulk, [][]any{{int64(100000), "x", nil}, {int64(5), "dup", nil}})
+	})
+	if err == nil {
+		t.Error("insert of a duplicate key succeeded")
+	}
+	// A row of the wrong width is rejected.
+	err = db.Update(ctx, func(tx projections.Tx) error {
+		return tx.Insert(ctx, bulk, [][]any{{int64(100001), "x"}})
+	})
+	if err == nil {
+		t.Error("insert of a short row succeeded")
+	}
+	if got := count(t, db, "bulk"); got != 3000 {
+		t.Errorf("failed inserts left %d rows, want 3000", got)
+	}
+}
+
+func blob(i int) []byte { return []byte{byte(i), 0, byte(i >> 8)} }
+
+func testNoRows(t *testing.T, newDB NewDB) {
+	ctx := context.Background()
+	db := newDB(t)
+	must(t, db.Migrate(ctx, "t", []string{`CREATE TABLE empty (id BIGINT)`}))
+	var id int64
+	if err := db.QueryRow(ctx, `SELECT id FROM empty WHERE id = ?`, 1).Scan(&id); !errors.Is(err, projections.ErrNoRows) {
+		t.Errorf("DB.QueryRow on no rows: %v, want ErrNoRows", err)
+	}
+	must(t, db.Update(ctx, func(tx projections.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT id FROM empty`).Scan(&id); !errors.Is(err, projections.ErrNoRows) {
+			t.Errorf("Tx.QueryRow on no rows: %v, want ErrNoRows", err)
+		}
+		return nil
+	}))
+	if db.Dialect() != projections.SQLite && db.Dialect() != projections.Postgres {
+		t.Errorf("unknown dialect %q", db.Dialect())
+	}
+}
+
+func testCatchUpThenLive(t *testing.T, newDB NewDB) {
+	ctx := context.Background()
+	db, store := newDB(t), NewStore(t)
+	head := AppendCredits(t, store, "wallet-a", 1000, 20, 100)
+	counter := &Counter{}
+	r := projections.NewRunner(db, store, projections.Options{}, Balances{}, counter)
+	stop := start(t, r)
+	wait(t, r, "balances", head)
+	wait(t, r, "counter", head)
+	for i := 0; i < 20; i++ {
+		if got, err := Balance(ctx, db, fmt.Sprintf("acct-%d", i)); err != nil || got != 50 {
+			t.Fatalf("balance of acct-%d = %d, %v; want 50", i, got, err)
+		}
+	}
+	// Live: each append is visible once WaitFor returns (read-your-writes).
+	for i := 0; i < 30; i++ {
+		res, err := store.Append(ctx, "wallet-b", eventstore.Any, Credit("live", 5))
+		must(t, err)
+		wait(t, r, "balances", res.Position)
+		if got, err := Balance(ctx, db, "live"); err != nil || got != int64(5*(i+1)) {
+			t.Fatalf("after live credit %d balance = %d, %v; want %d", i, got, err, 5*(i+1))
+		}
+	}
+	wait(t, r, "counter", head+30)
+	must(t, stop())
+	n, lo, hi, err := CounterRows(ctx, db)
+	must(t, err)
+	if n != 1030 || lo != 1 || hi != 1030 {
+		t.Errorf("counter has %d rows %d..%d, want 1030 rows 1..1030", n, lo, hi)
+	}
+}
+
+// testRestart stops and restarts runners at random points while events keep
+// arriving: in the end every event is applied exactly once (the counter's
+// primary key fails any repeat, a gap shows as a missing row).
+func testRestart(t *testing.T, newDB NewDB) {
+	ctx := context.Background()
+	db, store := newDB(t), NewStore(t)
+	AppendCredits(t, store, "wallet-a", 1000, 7, 250)
+	writerDone := make(chan error, 1)
+	go func() {
+		for i := 0; i < 60; i++ {
+			events := make([]eventstore.EventData, 1+i%3)
+			for j := range events {
+				events[j] = Credit("acct-live", 1)
+			}
+			if _, err := store.Append(ctx, "wallet-b", eventstore.Any, events...); err != nil {
+				writerDone <- err
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		writerDone <- nil
+	}()
+	// Status creates the checkpoint table the loop reads before the first run.
+	_, err := projections.NewRunner(db, store, projections.Options{}, &Counter{}).Status(ctx)
+	must(t, err)
+	written := false
+	restarts := 0
+	for ; ; restarts++ {
+		// The projection further behind is the one a run must move.
+		lagging := "counter"
+		before, err := Checkpoint(ctx, db, lagging)
+		must(t, err)
+		if cp, err := Checkpoint(ctx, db, "balances"); err != nil {
+			t.Fatal(err)
+		} else if cp < before {
+			lagging, before = "balances", cp
+		}
+		counter := &Counter{}
+		r := projections.NewRunner(db, store, projections.Options{MaxBatch: 300}, counter, Balances{})
+		stop := start(t, r)
+		head, err := store.Head(ctx)
+		must(t, err)
+		if restarts%2 == 0 && head > before {
+			// Stop right after a commit, with the next batch likely in flight.
+			wait(t, r, lagging, before+1)
+		} else {
+			time.Sleep(time.Duration(restarts%7) * time.Millisecond)
+		}
+		if err := stop(); err != nil {
+			t.Fatalf("run %d: %v", restarts, err)
+		}
+		if !written {
+			select {
+			case err := <-writerDone:
+				must(t, err)
+				written = true
+			default:
+			}
+		}
+		if written && restarts >= 10 {
+			head, err := store.Head(ctx)
+			must(t, err)
+			c1, err := Checkpoint(ctx, db, "counter")
+			must(t, err)
+			c2, err := Checkpoint(ctx, db, "balances")
+			must(t, err)
+			if c1 == head && c2 == head {
+				break
+			}
+		}
+		if restarts > 5000 {
+			t.Fatalf("no progress after %d restarts", restarts)
+		}
+	}
+	head, err := store.Head(ctx)
+	must(t, err)
+	n, lo, hi, err := CounterRows(ctx, db)
+	must(t, err)
+	if uint64(n) != head || lo != 1 || uint64(hi) != head {
+		t.Errorf("after %d restarts counter has %d rows %d..%d, want %d rows 1..%d", restarts, n, lo, hi, head, head)
+	}
+	var sum int64
+	must(t, db.QueryRow(ctx, `SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM balances`).Scan(&sum))
+	cp, err := Checkpoint(ctx, db, "balances")
+	must(t, err)
+	if uint64(sum) != cp {
+		t.Errorf("balances sum to %d at checkpoint %d: every event credits 1", sum, cp)
+	}
+	t.Logf("%d restarts, %d events", restarts, head)
+}
+
+// testPoison checks that rows and checkpoint commit together: a batch that
+// fails leaves neither its rows nor a checkpoint move, and the runner stops
+// with an error naming the projection.
+func testPoison(t *testing.T, newDB NewDB) {
+	ctx := context.Background()
+	db, store := newDB(t), NewStore(t)
+	first := AppendCredits(t, store, "wallet-a", 100, 3, 50)
+	counter := &Counter{}
+	counter.Fail.Store(true)
+	r := projections.NewRunner(db, store, projections.Options{}, counter)
+	runCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(runCtx) }()
+	wait(t, r, "counter", first)
+	_, err := store.Append(ctx, "wallet-a", eventstore.Any,
+		Credit("acct-0", 1), eventstore.EventData{Type: PoisonType, Data: []byte(`{}`)}, Credit("acct-1", 1))
+	must(t, err)
+	err = <-done
+	if !errors.Is(err, ErrPoison) {
+		t.Fatalf("Run returned %v, want the projection's error", err)
+	}
+	if !strings.Contains(err.Error(), "counter") || !strings.Contains(err.Error(), fmt.Sprint(first)) {
+		t.Errorf("error %q does not name the projection and its checkpoint %d", err, first)
+	}
+	if err := r.WaitFor(ctx, "counter", first+3); !errors.Is(err, projections.ErrStopped) || !errors.Is(err, ErrPoison) {
+		t.Errorf("WaitFor after failure: %v, want ErrStopped with the cause", err)
+	}
+	cp, err := Checkpoint(ctx, db, "counter")
+	must(t, err)
+	n, _, hi, err := CounterRows(ctx, db)
+	must(t, err)
+	if cp != first || n != int64(first) || uint64(hi) != first {
+		t.Fatalf("after a failed batch: checkpoint %d, %d rows up to %d; want all at %d", cp, n, hi, first)
+	}
+
+	// Fixed, a new runner resumes from the checkpoint.
+	counter.Fail.Store(false)
+	r = projections.NewRunner(db, store, projections.Options{}, counter)
+	stop := start(t, r)
+	wait(t, r, "counter", first+3)
+	must(t, stop())
+	n, lo, hi, err := CounterRows(ctx, db)
+	must(t, err)
+	if n != int64(first+3) || lo != 1 || uint64(hi) != first+3 {
+		t.Errorf("after resuming: %d rows %d..%d, want %d rows", n, lo, hi, first+3)
+	}
+}
+
+// testBatching checks that catch-up folds many store batches into one
+// transaction, up to MaxBatch, and that live events do not wait for a batch
+// to fill.
+func testBatching(t *testing.T, newDB NewDB) {
+	ctx := context.Background()
+	db, store := newDB(t), NewStore(t)
+	const total, maxBatch = 3000, 1000
+	head := AppendCredits(t, store, "wallet-a", total, 50, 1000)
+	counter := &Counter{}
+	// Batches of 100 from the store; a long linger makes batching
+	// deterministic however slow the store is under -race.
+	r := projections.NewRunner(db, SmallBatches{Store: store, Size: 100}, projections.Options{MaxBatch: maxBatch, Linger: time.Minute}, counter)
+	stop := start(t, r)
+	wait(t, r, "counter", head)
+	batches := counter.Batches()
+	if len(batches) != total/maxBatch {
+		t.Errorf("catch-up batches %v, want %d of %d", batches, total/maxBatch, maxBatch)
+	}
+	for i, b := range batches {
+		if b != maxBatch {
+			t.Errorf("catch-up batch %d has %d events, want %d", i, b, maxBatch)
+		}
+	}
+
+	// Live: applied at once, not after the linger.
+	res, err := store.Append(ctx, "wallet-b", eventstore.Any, Credit("live", 1))
+	must(t, err)
+	short, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	must(t, r.WaitFor(short, "counter", res.Position))
+	must(t, stop())
+	if got := counter.Batches(); len(got) != len(batches)+1 || got[len(got)-1] != 1 {
+		t.Errorf("live batches %v, want one of 1 after %v", got, batches)
+	}
+}
+
+func testWaitFor(t *testing.T, newDB NewDB) {
+	ctx := context.Background()
+	db, store := newDB(t), NewStore(t)
+	head := AppendCredits(t, store, "wallet-a", 10, 2, 10)
+	r := projections.NewRunner(db, store, projections.Options{}, Balances{})
+	if err := r.WaitFor(ctx, "nope", 1); !errors.Is(err, projections.ErrUnknownProjection) {
+		t.Errorf("WaitFor unknown: %v", err)
+	}
+	must(t, r.WaitFor(ctx, "balances", 0)) // before Run: nothing to wait for
+
+	early := make(chan error, 1)
+	go func() { early <- r.WaitFor(ctx, "balances", head) }() // waits for Run
+	stop := start(t, r)
+	select {
+	case err := <-early:
+		must(t, err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("WaitFor started before Run never returned")
+	}
+
+	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	if err := r.WaitFor(short, "balances", head+5); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitFor beyond head: %v, want deadline exceeded", err)
+	}
+
+	later := make(chan error, 1)
+	go func() { later <- r.WaitFor(ctx, "balances", head+5) }()
+	select {
+	case err := <-later:
+		t.Fatalf("WaitFor returned %v before the events existed", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	AppendCredits(t, store, "wallet-b", 5, 1, 1)
+	select {
+	case err := <-later:
+		must(t, err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("WaitFor never woke up")
+	}
+	if got, err := Balance(ctx, db, "acct-0"); err != nil || got != 10 {
+		t.Errorf("balance after WaitFor = %d, %v; want 10", got, err)
+	}
+
+	must(t, stop())
+	if err := r.WaitFor(ctx, "balances", head+100); !errors.Is(err, projections.ErrStopped) {
+		t.Errorf("WaitFor after Run returned: %v, want ErrStopped", err)
+	}
+	must(t, r.WaitFor(ctx, "balances", head+5)) // reached positions still answer
+}
+
+func testStatus(t *testing.T, newDB NewDB) {
+	ctx := context.Background()
+	db, store := newDB(t), NewStore(t)
+	head := AppendCredits(t, store, "wallet-a", 500, 5, 100)
+	counter := &Counter{}
+	r := projections.NewRunner(db, store, projections.Options{}, Balances{}, counter)
+	st, err := r.Status(ctx)
+	must(t, err)
+	if len(st) != 2 || st[0].Name != "balances" || st[1].Name != "counter" {
+		t.Fatalf("status = %+v", st)
+	}
+	for _, s := range st {
+		if s.Position != 0 || s.Head != head || s.Lag != head || s.Running {
+			t.Errorf("before running: %+v, want position 0, lag %d", s, head)
+		}
+	}
+	stop := start(t, r)
+	wait(t, r, "balances", head)
+	wait(t, r, "counter", head)
+	st, err = r.Status(ctx)
+	must(t, err)
+	for _, s := range st {
+		if s.Position != head || s.Lag != 0 || !s.Running {
+			t.Errorf("caught up: %+v, want position %d, lag 0, running", s, head)
+		}
+	}
+	must(t, stop())
+	more := AppendCredits(t, store, "wallet-a", 7, 5, 7)
+	// A fresh runner reads the stored checkpoints.
+	st, err = projections.NewRunner(db, store, projections.Options{}, Balances{}, counter).Status(ctx)
+	must(t, err)
+	for _, s := range st {
+		if s.Position != head || s.Head != more || s.Lag != 7 || s.Running {
+			t.Errorf("stopped: %+v, want position %d, head %d, lag 7", s, head, more)
+		}
+	}
+}
+
+// testReaders reads while the runner writes: every read must see a
+// committed state, where the balances (each event credits 1) sum to the
+// checkpoint read in the same statement.
+func testReaders(t *testing.T, newDB NewDB) {
+	ctx := context.Background()
+	db, store := newDB(t), NewStore(t)
+	AppendCredits(t, store, "wallet-a", 1000, 30, 200)
+	r := projections.NewRunner(db, store, projections.Options{MaxBatch: 150}, Balances{})
+	stop := start(t, r)
+	var final uint64
+	var g errgroup.Group
+	g.Go(func() error {
+		for i := 0; i < 40; i++ {
+			res, err := store.Append(ctx, "wallet-b", eventstore.Any, Credit(fmt.Sprintf("acct-%d", i%30), 1), Credit("acct-x", 1))
+			if err != nil {
+				return err
+			}
+			final = res.Position
+			time.Sleep(time.Millisecond)
+		}
+		return nil
+	})
+	var reads sync.WaitGroup
+	var mu sync.Mutex
+	seen := map[int64]bool{}
+	stopReads := make(chan struct{})
+	for w := 0; w < 4; w++ {
+		reads.Add(1)
+		go func() {
+			defer reads.Done()
+			for {
+				select {
+				case <-stopReads:
+					return
+				default:
+				}
+				var sum, cp int64
+				err := db.QueryRow(ctx, `SELECT
+					(SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM balances),
+					(SELECT COALESCE(MAX(position), 0) FROM projection_checkpoints WHERE name = ?)`, "balances").Scan(&sum, &cp)
+				if err != nil {
+					if !strings.Contains(err.Error(), "balances") && !strings.Contains(err.Error(), "projection_checkpoints") {
+						t.Error(err) // tables not created yet is fine
+					}
+					continue
+				}
+				if sum != cp {
+					t.Errorf("reader saw balances summing to %d at checkpoint %d", sum, cp)
+					return
+				}
+				mu.Lock()
+				seen[cp] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	must(t, g.Wait())
+	wait(t, r, "balances", final)
+	close(stopReads)
+	reads.Wait()
+	must(t, stop())
+	if len(seen) < 2 {
+		t.Errorf("readers saw only %d distinct states", len(seen))
+	}
+}
+
+// testTwoRunners runs two runners of the same projection on the same
+// database at once (two instances by mistake): the checkpoint fence lets
+// only one apply each batch, so nothing is applied twice.
+func testTwoRunners(t *testing.T, newDB NewDB) {
+	ctx := context.Background()
+	db, store := newDB(t), NewStore(t)
+	head := AppendCredits(t, store, "wallet-a", 1000, 10, 100)
+	// Migrate first so neither runner fails on creating tables.
+	must(t, db.Migrate(ctx, "counter", (&Counter{}).Migrations(db.Dialect())))
+	runCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	// Small batches make many commits, so the two runners overlap.
+	small := SmallBatches{Store: store, Size: 50}
+	runners := make([]*projections.Runner, 2)
+	errs := make([]error, 2)
+	var running sync.WaitGroup
+	for i := range runners {
+		runners[i] = projections.NewRunner(db, small, projections.Options{MaxBatch: 50}, &Counter{})
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			errs[i] = runners[i].Run(runCtx)
+		}()
+	}
+	// Each runner either reaches the head or stops (fenced off).
+	for _, r := range runners {
+		_ = r.WaitFor(runCtx, "counter", head)
+	}
+	cancel()
+	running.Wait()
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, projections.ErrCheckpointMoved) {
+			t.Errorf("runner %d: %v, want nil or ErrCheckpointMoved", i, err)
+		}
+	}
+	n, lo, hi, err := CounterRows(ctx, db)
+	must(t, err)
+	if uint64(n) != head || lo != 1 || uint64(hi) != head {
+		t.Errorf("counter has %d rows %d..%d, want %d rows", n, lo, hi, head)
+	}
+}

@@ -1,0 +1,28 @@
+package projections
+
+import (
+	"context"
+
+	"github.com/coinledger/coinledger/eventstore"
+)
+
+// Projection folds events into read-model tables.
+//
+// Name identifies the projection: it keys its checkpoint and its migrations,
+// so it must be unique within a database and must never change.
+//
+// Migrations returns the projection's schema steps for a dialect (see
+// DB.Migrate); every dialect must get the same number of steps.
+//
+// Apply gets a batch of events in global order, all after the projection's
+// checkpoint, inside the transaction that also advances the checkpoint past
+// the last of them. It sees every event type and ignores those it does not
+// know. It should fold the batch in memory and write once per touched row.
+// Apply must be deterministic and free of side effects outside tx: on an
+// error the transaction rolls back and the same events are applied again
+// after a restart. It must not retain events after returning.
+type Projection interface {
+	Name() string
+	Migrations(d Dialect) []string
+	Apply(ctx context.Context, tx Tx, events []eventstore.Event) error
+}

@@ -1,0 +1,243 @@
+// Package sqlite implements projections.DB on an embedded SQLite file
+// (modernc.org/sqlite, pure Go).
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/coinledger/coinledger/projections"
+)
+
+// DB is a read-model database in one SQLite file, in WAL mode, with one
+// writer connection (writers are serialized; SQLite allows one at a time
+// anyway) and a pool of read-only connections that read committed snapshots
+// without blocking the writer.
+//
+// It runs with synchronous=NORMAL: a commit is not fsynced, so a power loss
+// may lose the last transactions (never corrupt the file). That is fine for
+// read models: rows and checkpoint are lost together, and the runner replays
+// the lost events from the event store, which is the durable source of truth.
+type DB struct {
+	path string
+	w    *sql.DB // one connection, BEGIN IMMEDIATE
+	r    *sql.DB // read-only pool
+}
+
+var _ projections.DB = (*DB)(nil)
+
+const common = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
+
+// Open opens (creating it and its directory if missing) the SQLite database
+// at path, a file name (":memory:" and names containing '?' are rejected: readers and the
+// writer must share one file). Close releases it.
+func Open(ctx context.Context, path string) (*DB, error) {
+	if path == "" || path == ":memory:" || strings.ContainsRune(path, '?') || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("open read models %q: need a plain file path", path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("open read models %s: %w", path, err)
+	}
+	w, err := sql.Open("sqlite", path+"?"+common+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open read models %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	// The writer's first connection switches the file to WAL before any
+	// reader opens it.
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open read models %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", path+"?"+common+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open read models %s: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	r.SetConnMaxIdleTime(0)
+	if err := r.PingContext(ctx); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("open read models %s: %w", path, err)
+	}
+	return &DB{path: path, w: w, r: r}, nil
+}
+
+// Close closes every connection. Queries in progress fail.
+func (db *DB) Close() error {
+	return errors.Join(db.r.Close(), db.w.Close())
+}
+
+// Dialect reports projections.SQLite.
+func (db *DB) Dialect() projections.Dialect { return projections.SQLite }
+
+// Update runs fn in one write transaction (BEGIN IMMEDIATE on the single
+// writer connection); see projections.DB.
+func (db *DB) Update(ctx context.Context, fn func(projections.Tx) error) (err error) {
+	stx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("read models %s: begin: %w", db.path, err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = stx.Rollback() // fn panicked
+		}
+	}()
+	ferr := fn(&tx{tx: stx})
+	done = true
+	if ferr != nil {
+		_ = stx.Rollback()
+		return ferr
+	}
+	if err := stx.Commit(); err != nil {
+		if errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil {
+			// database/sql rolled the transaction back when ctx was done.
+			err = ctx.Err()
+		}
+		return fmt.Errorf("read models %s: commit: %w", db.path, err)
+	}
+	return nil
+}
+
+// Query runs a read-only query on the read pool.
+func (db *DB) Query(ctx context.Context, query string, args ...any) (projections.Rows, error) {
+	return rowsOrErr(db.r.QueryContext(ctx, query, args...))
+}
+
+// QueryRow runs a read-only query for at most one row on the read pool.
+func (db *DB) QueryRow(ctx context.Context, query string, args ...any) projections.Row {
+	return row{db.r.QueryRowContext(ctx, query, args...)}
+}
+
+// Migrate runs owner's missing steps on the writer; see projections.DB. The
+// writer's BEGIN IMMEDIATE serializes migrations across processes.
+func (db *DB) Migrate(ctx context.Context, owner string, steps []string) error {
+	return db.Update(ctx, func(tx projections.Tx) error {
+		return projections.MigrateTx(ctx, tx, owner, steps)
+	})
+}
+
+type row struct{ r *sql.Row }
+
+func (r row) Scan(dest ...any) error {
+	err := r.r.Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return projections.ErrNoRows
+	}
+	return err
+}
+
+type tx struct{ tx *sql.Tx }
+
+func (t *tx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := t.tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (t *tx) Query(ctx context.Context, query string, args ...any) (projections.Rows, error) {
+	return rowsOrErr(t.tx.QueryContext(ctx, query, args...))
+}
+
+// rowsOrErr keeps a nil *sql.Rows from becoming a non-nil projections.Rows.
+func rowsOrErr(r *sql.Rows, err error) (projections.Rows, error) {
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (t *tx) QueryRow(ctx context.Context, query string, args ...any) projections.Row {
+	return row{t.tx.QueryRowContext(ctx, query, args...)}
+}
+
+// maxParams stays under SQLite's default limit of 32766 bound parameters;
+// maxRows keeps statements small enough to prepare quickly.
+const (
+	maxParams = 32000
+	maxRows   = 1000
+)
+
+// Insert writes rows with multi-row INSERT ... VALUES statements of up to
+// 1000 rows, preparing the full-size statement once per call.
+func (t *tx) Insert(ctx context.Context, b projections.Bulk, rows [][]any) error {
+	cols := len(b.Columns)
+	if cols == 0 {
+		return fmt.Errorf("insert into %s: no columns", b.Table)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	chunk := min(maxRows, maxParams/cols, len(rows))
+	args := make([]any, 0, chunk*cols)
+	var full *sql.Stmt
+	defer func() {
+		if full != nil {
+			full.Close()
+		}
+	}()
+	for start := 0; start < len(rows); start += chunk {
+		part := rows[start:min(start+chunk, len(rows))]
+		args = args[:0]
+		for i, r := range part {
+			if len(r) != cols {
+				return fmt.Errorf("insert into %s: row %d has %d values for %d columns", b.Table, start+i, len(r), cols)
+			}
+			args = append(args, r...)
+		}
+		var err error
+		if len(part) == chunk && len(rows) > chunk {
+			if full == nil {
+				if full, err = t.tx.PrepareContext(ctx, insertSQL(b, len(part))); err != nil {
+					return fmt.Errorf("insert into %s: %w", b.Table, err)
+				}
+			}
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = t.tx.ExecContext(ctx, insertSQL(b, len(part)), args...)
+		}
+		if err != nil {
+			return fmt.Errorf("insert into %s (rows %d..%d): %w", b.Table, start, start+len(part)-1, err)
+		}
+	}
+	return nil
+}
+
+func insertSQL(b projections.Bulk, rows int) string {
+	var sb strings.Builder
+	tuple := "(" + strings.Repeat("?,", len(b.Columns)-1) + "?)"
+	sb.Grow(64 + rows*(len(tuple)+1) + len(b.OnConflict))
+	sb.WriteString("INSERT INTO ")
+	sb.WriteString(b.Table)
+	sb.WriteString(" (")
+	sb.WriteString(strings.Join(b.Columns, ", "))
+	sb.WriteString(") VALUES ")
+	for i := range rows {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(tuple)
+	}
+	if b.OnConflict != "" {
+		sb.WriteByte(' ')
+		sb.WriteString(b.OnConflict)
+	}
+	return sb.String()
+}
