@@ -3,6 +3,7 @@ package eventstore
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 )
 
 // Typed is implemented by domain events: the type name stored with the
@@ -46,6 +47,28 @@ func Register[T any, E Typed](c *Codec[E]) {
 		}
 		return any(t).(E), nil
 	}
+}
+
+// NewCodecOf returns a codec for the event types of samples (one value of
+// each concrete type, as a domain package lists them).
+func NewCodecOf[E Typed](samples ...E) *Codec[E] {
+	c := NewCodec[E]()
+	for _, sample := range samples {
+		t := reflect.TypeOf(sample)
+		name := sample.EventType()
+		if _, dup := c.decoders[name]; dup {
+			panic("eventstore: event type registered twice: " + name)
+		}
+		c.decoders[name] = func(data []byte) (E, error) {
+			p := reflect.New(t)
+			if err := json.Unmarshal(data, p.Interface()); err != nil {
+				var none E
+				return none, err
+			}
+			return p.Elem().Interface().(E), nil
+		}
+	}
+	return c
 }
 
 // Upcast registers an upcaster for an event type.

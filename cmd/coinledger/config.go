@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -21,6 +22,11 @@ type Config struct {
 	ReadModels         string `yaml:"read_models"`         // COINLEDGER_READ_MODELS: sqlite:PATH (default DATA_DIR/readmodels.db) or postgres://...
 	AdminPassword      Secret `yaml:"admin_password"`      // COINLEDGER_ADMIN_PASSWORD
 	WalletnotifyListen string `yaml:"walletnotify_listen"` // COINLEDGER_WALLETNOTIFY_LISTEN, default 127.0.0.1:28882
+	// JWTSecret signs tokens (COINLEDGER_JWT_SECRET, at least 32 bytes). Empty:
+	// a random key kept in DATA_DIR/jwt.key. Instances sharing stores must share it.
+	JWTSecret Secret `yaml:"jwt_secret"`
+	// BcryptCost is the cost of new password hashes (default 10; tests lower it).
+	BcryptCost int `yaml:"bcrypt_cost"`
 }
 
 // Secret is a string that never prints.
@@ -67,6 +73,12 @@ func (c *Config) Validate() error {
 		!strings.HasPrefix(c.ReadModels, "postgresql://") {
 		errs = append(errs, fmt.Errorf("read_models: %q: want sqlite:PATH or postgres://...", c.ReadModels))
 	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		errs = append(errs, errors.New("jwt_secret: want at least 32 bytes"))
+	}
+	if c.BcryptCost != 0 && (c.BcryptCost < 4 || c.BcryptCost > 31) {
+		errs = append(errs, fmt.Errorf("bcrypt_cost: %d is outside 4..31", c.BcryptCost))
+	}
 	return errors.Join(errs...)
 }
 
@@ -103,6 +115,16 @@ func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
 	env("COINLEDGER_WALLETNOTIFY_LISTEN", &c.WalletnotifyListen)
 	if v, ok := os.LookupEnv("COINLEDGER_ADMIN_PASSWORD"); ok {
 		c.AdminPassword = Secret(v)
+	}
+	if v, ok := os.LookupEnv("COINLEDGER_JWT_SECRET"); ok {
+		c.JWTSecret = Secret(v)
+	}
+	if v, ok := os.LookupEnv("COINLEDGER_BCRYPT_COST"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, nil, fmt.Errorf("COINLEDGER_BCRYPT_COST: %q is not a number", v)
+		}
+		c.BcryptCost = n
 	}
 	if *listen != "" {
 		c.Listen = *listen

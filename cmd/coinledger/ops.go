@@ -10,6 +10,7 @@ import (
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/projections"
 	"github.com/coinledger/coinledger/projections/audit"
+	"github.com/coinledger/coinledger/projections/wallet"
 )
 
 // projectionsStatus prints every read model's checkpoint and lag.
@@ -42,7 +43,7 @@ func projectionsStatus(ctx context.Context, args []string) error {
 
 // readModels lists every projection the service runs.
 func readModels() []projections.Projection {
-	return []projections.Projection{audit.Heads{}}
+	return []projections.Projection{audit.Heads{}, wallet.New()}
 }
 
 // auditVerify reads the whole log and verifies every stream's hash chain.

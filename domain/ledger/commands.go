@@ -136,3 +136,6 @@ type UnlockWallet struct {
 	Reason string
 	Idempotency
 }
+
+// IdempotencyOf returns the idempotency key and request hash a command carries.
+func IdempotencyOf(c Command) Idempotency { return c.idempotency() }

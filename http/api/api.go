@@ -8,7 +8,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/coinledger/coinledger/app/users"
+	"github.com/coinledger/coinledger/app/wallets"
+	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/http/auth"
 	"github.com/coinledger/coinledger/projections"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -17,7 +21,11 @@ import (
 // Deps is what the API needs from the rest of the service.
 type Deps struct {
 	Store    eventstore.Store
+	DB       projections.DB
 	Runner   *projections.Runner
+	Wallets  *wallets.Service
+	Users    *users.Service
+	Issuer   *auth.Issuer
 	Logger   *slog.Logger
 	Version  string
 	Backends []Backend // described in /api/v1/status
@@ -34,12 +42,38 @@ type Backend struct {
 func New(d Deps) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.Use(middleware.Recover())
-	e.Use(middleware.BodyLimit("1M"))
 	h := &handlers{d: d}
+	e.HTTPErrorHandler = h.errorHandler
+	e.Use(middleware.Recover())
+	e.Use(middleware.RequestID())
+	e.Use(middleware.BodyLimit("1M"))
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
-	e.GET("/api/v1/status", h.status)
+
+	v1 := e.Group("/api/v1")
+	v1.POST("/auth/login", h.login)
+	v1.POST("/auth/token", h.token)
+
+	in := v1.Group("", h.authenticate)
+	in.GET("/status", h.status)
+	in.GET("/me", h.me)
+	in.GET("/wallets", h.listWallets)
+	in.POST("/wallets", h.createWallet, requireAdmin)
+
+	w := in.Group("/wallets/:wallet")
+	w.GET("", h.getWallet, h.walletAccess(ledger.PermRead))
+	w.POST("/lock", h.lockWallet, h.walletAccess(ledger.PermLock))
+	w.POST("/unlock", h.unlockWallet, h.walletAccess(ledger.PermLock))
+	w.POST("/accounts", h.createAccount, h.walletAccess(ledger.PermTransfer))
+	w.GET("/accounts", h.listAccounts, h.walletAccess(ledger.PermRead))
+	w.GET("/accounts/:account", h.getAccount, h.walletAccess(ledger.PermRead))
+	w.GET("/accounts/:account/entries", h.entries, h.walletAccess(ledger.PermRead))
+	w.GET("/accounts/:account/balance", h.balanceAt, h.walletAccess(ledger.PermRead))
+	w.POST("/accounts/:account/imports", h.importBalance, requireAdmin, h.walletAccess(""))
+	w.POST("/accounts/:account/holds", h.placeHold, h.walletAccess(ledger.PermFreeze))
+	w.POST("/holds/:id/release", h.releaseHold, h.walletAccess(ledger.PermFreeze))
+	w.POST("/transfers", h.createTransfer, h.walletAccess(ledger.PermTransfer))
+	w.GET("/transfers/:id", h.getTransfer, h.walletAccess(ledger.PermRead))
 	return e
 }
 

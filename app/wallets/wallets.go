@@ -1,0 +1,122 @@
+// Package wallets is the command side of the wallet ledger: it turns
+// requests into domain commands, runs them through a per-wallet batching
+// writer and reports where their events landed.
+package wallets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/coinledger/coinledger/domain/ledger"
+	"github.com/coinledger/coinledger/eventstore"
+)
+
+// StreamPrefix prefixes every wallet's stream name.
+const StreamPrefix = "wallet-"
+
+// Stream returns the stream of wallet.
+func Stream(wallet string) string { return StreamPrefix + wallet }
+
+// Codec returns the codec of wallet ledger events.
+func Codec() *eventstore.Codec[ledger.Event] { return eventstore.NewCodecOf(ledger.Events()...) }
+
+// Service executes wallet commands.
+type Service struct {
+	store   eventstore.Store
+	batcher *eventstore.Batcher[*ledger.State, ledger.Event]
+}
+
+// New returns a service over store. Close stops its writers.
+func New(store eventstore.Store) *Service {
+	agg := eventstore.Aggregate[*ledger.State, ledger.Event]{Initial: ledger.NewState, Evolve: ledger.Evolve}
+	return &Service{store: store, batcher: eventstore.NewBatcher(store, Codec(), agg)}
+}
+
+// Close stops the per-wallet writers after the commands already queued.
+func (s *Service) Close() { s.batcher.Close() }
+
+// Result is what a command produced.
+type Result struct {
+	// ID of what the command created or acted on (transfer, hold, ...).
+	ID string
+	// Position of the command's last event in the global log: wait for a
+	// read model to reach it to read your write.
+	Position uint64
+	// Replayed: the idempotency key was seen before with the same request;
+	// nothing new was written and ID and Position are the original's.
+	Replayed bool
+}
+
+// Build turns the wallet's current state into the command to decide. It
+// runs inside the wallet's writer, so it sees every earlier command's
+// effect (the coin to parse amounts in, for one). It must not keep s.
+type Build func(s *ledger.State) (ledger.Command, error)
+
+// Execute runs the command that build makes for wallet. The wallet must
+// exist (ledger.ErrWalletNotFound otherwise); OpenWallet is the exception.
+// A command with an idempotency key that was already executed with the same
+// request hash is answered with the original result.
+func (s *Service) Execute(ctx context.Context, meta eventstore.Metadata, wallet string, build Build) (Result, error) {
+	var replay *ledger.Result
+	var id string
+	out, err := s.batcher.Do(ctx, Stream(wallet), meta, func(st *ledger.State) ([]ledger.Event, error) {
+		replay, id = nil, ""
+		cmd, err := build(st)
+		if err != nil {
+			return nil, err
+		}
+		if _, opening := cmd.(ledger.OpenWallet); !opening && !st.Opened() {
+			return nil, fmt.Errorf("wallet %s: %w", wallet, ledger.ErrWalletNotFound)
+		}
+		idem := ledger.IdempotencyOf(cmd)
+		if r, seen, err := st.Replay(idem.Key, idem.RequestHash); seen {
+			if err == nil {
+				replay = &r
+			}
+			return nil, err
+		}
+		id = subject(cmd)
+		return ledger.Decide(st, cmd)
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	if replay != nil {
+		return s.replayed(ctx, wallet, *replay)
+	}
+	return Result{ID: id, Position: out.Result.Position}, nil
+}
+
+// replayed answers a repeated command with the original's id and position.
+func (s *Service) replayed(ctx context.Context, wallet string, r ledger.Result) (Result, error) {
+	events, err := s.store.ReadStream(ctx, Stream(wallet), r.Revision, 1)
+	if err != nil {
+		return Result{}, fmt.Errorf("replay %s@%d: %w", Stream(wallet), r.Revision, err)
+	}
+	if len(events) == 0 {
+		return Result{}, fmt.Errorf("replay %s@%d: %w", Stream(wallet), r.Revision, errors.New("original event missing"))
+	}
+	return Result{ID: r.ID, Position: events[0].Position, Replayed: true}, nil
+}
+
+// subject is the id a command creates or acts on, for responses.
+func subject(c ledger.Command) string {
+	switch c := c.(type) {
+	case ledger.OpenWallet:
+		return c.Name
+	case ledger.OpenAccount:
+		return c.Name
+	case ledger.Transfer:
+		return c.ID
+	case ledger.ImportBalance:
+		return c.ID
+	case ledger.PlaceHold:
+		return c.ID
+	case ledger.ReleaseHold:
+		return c.ID
+	case ledger.ExpireHold:
+		return c.ID
+	}
+	return ""
+}

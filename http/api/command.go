@@ -1,0 +1,80 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/coinledger/coinledger/app/wallets"
+	"github.com/coinledger/coinledger/domain/money"
+	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/projections/wallet"
+	"github.com/labstack/echo/v4"
+)
+
+// readYourWrites bounds how long a write waits for the read models to
+// catch up with it before answering.
+const readYourWrites = 5 * time.Second
+
+// execute runs a wallet command for the caller and waits until the wallet
+// read model has applied it, so the caller's next read sees it. A replayed
+// idempotent request is marked with Idempotent-Replayed: true.
+func (h *handlers) execute(c echo.Context, walletName, idemKey string, build wallets.Build) (wallets.Result, error) {
+	meta := eventstore.Metadata{Actor: "user:" + caller(c).Username, IdempotencyKey: idemKey,
+		CorrelationID: c.Response().Header().Get(echo.HeaderXRequestID)}
+	res, err := h.d.Wallets.Execute(c.Request().Context(), meta, walletName, build)
+	if err != nil {
+		return res, err
+	}
+	if res.Replayed {
+		c.Response().Header().Set("Idempotent-Replayed", "true")
+	}
+	c.Response().Header().Set("Event-Position", strconv.FormatUint(res.Position, 10))
+	ctx, cancel := context.WithTimeout(c.Request().Context(), readYourWrites)
+	defer cancel()
+	if err := h.d.Runner.WaitFor(ctx, walletModel, res.Position); err != nil {
+		// The write is durable; only the read model is late. Say so, do not fail.
+		h.d.Logger.Warn("read model behind a write", "wallet", walletName, "position", res.Position, "err", err)
+		c.Response().Header().Set("Read-Model-Behind", "true")
+	}
+	return res, nil
+}
+
+// waitForPosition honours ?min_position= on reads: the read waits (bounded)
+// until the read models have applied that position.
+func (h *handlers) waitForPosition(c echo.Context) error {
+	v := c.QueryParam("min_position")
+	if v == "" {
+		return nil
+	}
+	pos, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return badRequest("validation_failed", "min_position must be a non-negative integer")
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), readYourWrites)
+	defer cancel()
+	if err := h.d.Runner.WaitFor(ctx, walletModel, pos); err != nil {
+		return &apiError{status: http.StatusServiceUnavailable, code: "read_model_behind",
+			detail: "the read models have not reached min_position yet; retry"}
+	}
+	return nil
+}
+
+func assetOf(w wallet.Wallet) money.Asset {
+	a, err := money.NewAsset(w.Coin, w.Exponent)
+	if err != nil {
+		return money.Asset{}
+	}
+	return a
+}
+
+func format(a money.Asset, units int64) string { return money.New(a, units).String() }
+
+func balanceOf(a money.Asset, b wallet.Balance) balance {
+	return balance{Available: format(a, b.Available), Pending: format(a, b.Pending), Held: format(a, b.Held),
+		Total: format(a, b.Total())}
+}
+
+// walletModel is the name of the wallet read model's projection.
+var walletModel = wallet.New().Name()

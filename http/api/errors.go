@@ -1,0 +1,117 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/coinledger/coinledger/domain/identity"
+	"github.com/coinledger/coinledger/domain/ledger"
+	"github.com/coinledger/coinledger/domain/money"
+	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/http/auth"
+	"github.com/coinledger/coinledger/projections/wallet"
+	"github.com/labstack/echo/v4"
+)
+
+// apiError is an error with its HTTP status and stable code, raised by
+// handlers for problems of the request itself.
+type apiError struct {
+	status int
+	code   string
+	detail string
+	fields []fieldError
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.detail }
+
+func badRequest(code, format string, args ...any) error {
+	return &apiError{status: http.StatusBadRequest, code: code, detail: fmt.Sprintf(format, args...)}
+}
+
+func invalidFields(fields ...fieldError) error {
+	return &apiError{status: http.StatusBadRequest, code: "validation_failed", detail: "the request has invalid fields", fields: fields}
+}
+
+var (
+	errUnauthorized = &apiError{status: http.StatusUnauthorized, code: "unauthorized", detail: "a valid bearer token is required"}
+	errForbidden    = &apiError{status: http.StatusForbidden, code: "permission_denied", detail: "the caller lacks the permission for this operation"}
+	errIPNotAllowed = &apiError{status: http.StatusForbidden, code: "ip_not_allowed", detail: "the wallet does not accept calls from this address"}
+	errNotFound     = &apiError{status: http.StatusNotFound, code: "not_found", detail: "no such resource"}
+)
+
+// statusOf is the one table from domain outcomes to HTTP status and code.
+var statusOf = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{ledger.ErrWalletNotFound, http.StatusNotFound, "not_found"},
+	{ledger.ErrAccountNotFound, http.StatusNotFound, "not_found"},
+	{wallet.ErrNotFound, http.StatusNotFound, "not_found"},
+	{identity.ErrUserNotFound, http.StatusNotFound, "not_found"},
+	{ledger.ErrHoldNotFound, http.StatusNotFound, "hold_not_found"},
+	{ledger.ErrWalletExists, http.StatusConflict, "wallet_exists"},
+	{ledger.ErrAccountExists, http.StatusConflict, "account_exists"},
+	{ledger.ErrHoldExists, http.StatusConflict, "hold_exists"},
+	{identity.ErrUserExists, http.StatusConflict, "user_exists"},
+	{ledger.ErrInsufficientFunds, http.StatusConflict, "insufficient_funds"},
+	{ledger.ErrWalletLocked, http.StatusConflict, "wallet_locked"},
+	{eventstore.ErrConflict, http.StatusConflict, "wrong_expected_version"},
+	{ledger.ErrIdempotencyKeyReused, http.StatusUnprocessableEntity, "idempotency_key_reused"},
+	{money.ErrInvalidAmount, http.StatusBadRequest, "invalid_amount"},
+	{money.ErrAssetMismatch, http.StatusBadRequest, "invalid_amount"},
+	{money.ErrOverflow, http.StatusBadRequest, "invalid_amount"},
+	{money.ErrZero, http.StatusBadRequest, "invalid_amount"},
+	{money.ErrNegative, http.StatusBadRequest, "invalid_amount"},
+	{ledger.ErrValidation, http.StatusUnprocessableEntity, "validation_failed"},
+	{identity.ErrValidation, http.StatusUnprocessableEntity, "validation_failed"},
+	{auth.ErrInvalidToken, http.StatusUnauthorized, "unauthorized"},
+}
+
+// problemOf turns any error into a problem document; unknown errors are 500
+// with a generic text (the caller logs the detail).
+func problemOf(err error) (problem, bool) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return problem{Status: ae.status, Code: ae.code, Detail: ae.detail, Errors: ae.fields}, true
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code := map[int]string{http.StatusNotFound: "not_found", http.StatusMethodNotAllowed: "method_not_allowed",
+			http.StatusRequestEntityTooLarge: "body_too_large", http.StatusUnsupportedMediaType: "unsupported_media_type",
+			http.StatusTooManyRequests: "rate_limited"}[he.Code]
+		if code == "" {
+			code = "http_error"
+		}
+		return problem{Status: he.Code, Code: code, Detail: fmt.Sprint(he.Message)}, true
+	}
+	for _, s := range statusOf {
+		if errors.Is(err, s.err) {
+			return problem{Status: s.status, Code: s.code, Detail: err.Error()}, true
+		}
+	}
+	return problem{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal error; it has been logged"}, false
+}
+
+// errorHandler writes every error as application/problem+json.
+func (h *handlers) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	p, known := problemOf(err)
+	if !known || p.Status >= 500 {
+		h.d.Logger.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
+	}
+	p.Type = "https://coinledger.dev/problems/" + p.Code
+	p.Title = http.StatusText(p.Status)
+	p.Instance = c.Request().URL.Path
+	if p.Status == http.StatusUnauthorized {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	}
+	c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
+	c.Response().WriteHeader(p.Status)
+	if c.Request().Method != http.MethodHead {
+		_ = jsonEncode(c, p)
+	}
+}

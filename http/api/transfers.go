@@ -1,0 +1,49 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/coinledger/coinledger/domain/ledger"
+	"github.com/coinledger/coinledger/domain/money"
+	"github.com/coinledger/coinledger/projections/wallet"
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+)
+
+func (h *handlers) createTransfer(c echo.Context) error {
+	var req transferRequest
+	body, err := bind(c, &req)
+	if err != nil {
+		return err
+	}
+	key, err := idempotencyKey(c, caller(c).Username)
+	if err != nil {
+		return err
+	}
+	hash := requestHash(c, body)
+	res, err := h.execute(c, walletOf(c).Name, key, func(s *ledger.State) (ledger.Command, error) {
+		amount, err := money.ParsePositive(req.Amount, s.Coin())
+		if err != nil {
+			return nil, err
+		}
+		return ledger.Transfer{ID: "tr-" + uuid.NewString(), From: req.From, To: req.To, Amount: amount, Memo: req.Memo,
+			Idempotency: ledger.Idempotency{Key: key, RequestHash: hash}}, nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, transferCreated{ID: res.ID, Position: res.Position})
+}
+
+func (h *handlers) getTransfer(c echo.Context) error {
+	if err := h.waitForPosition(c); err != nil {
+		return err
+	}
+	w := walletOf(c)
+	t, err := wallet.GetTransfer(c.Request().Context(), h.d.DB, w.Name, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, transferResponse{ID: t.ID, Wallet: w.Name, From: t.From, To: t.To,
+		Amount: format(assetOf(w), t.Amount), Memo: t.Memo, Position: t.Position, Time: t.Time})
+}
