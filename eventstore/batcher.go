@@ -41,6 +41,15 @@ func NewBatcher[S any, E Typed](store Store, codec *Codec[E], agg Aggregate[S, E
 		maxBatch: 512, idle: time.Minute, writers: map[string]*streamWriter[S, E]{}, done: make(chan struct{})}
 }
 
+// SetMaxBatch sets how many commands one append may carry (default 512; 1
+// turns batching off). Call it before the first Do.
+func (b *Batcher[S, E]) SetMaxBatch(n int) {
+	if n < 1 {
+		n = 1
+	}
+	b.maxBatch = n
+}
+
 // Decision is one command's decision: given the current state, the events
 // to append or an error. It must not modify the state, must be free of side
 // effects and may run more than once.

@@ -9,7 +9,7 @@ import (
 )
 
 func testServeAnswersHealth(t *testing.T, env ...string) {
-	s := StartServer(t, "", env...)
+	s, c := adminServer(t, "", env...)
 	if code, body := get(t, s.URL+"/healthz"); code != http.StatusOK || !strings.Contains(body, "ok") {
 		t.Fatalf("/healthz: %d %s", code, body)
 	}
@@ -24,10 +24,10 @@ func testServeAnswersHealth(t *testing.T, env ...string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	code, body := get(t, s.URL+"/api/v1/status")
-	if code != http.StatusOK {
-		t.Fatalf("/api/v1/status: %d %s", code, body)
+	if code, _ := get(t, s.URL+"/api/v1/status"); code != http.StatusUnauthorized {
+		t.Fatalf("/api/v1/status without a token: %d, want 401", code)
 	}
+	body := string(c.expect(http.StatusOK, "GET", "/status", nil).Body)
 	var st struct {
 		Version     string
 		Projections []struct {
@@ -35,7 +35,7 @@ func testServeAnswersHealth(t *testing.T, env ...string) {
 			Running bool
 		}
 	}
-	if err := json.Unmarshal([]byte(body), &st); err != nil || st.Version == "" || len(st.Projections) == 0 {
+	if err := json.Unmarshal([]byte(body), &st); err != nil || st.Version == "" || len(st.Projections) < 2 {
 		t.Fatalf("/api/v1/status: %v %s", err, body)
 	}
 	s.Stop(t)
@@ -53,4 +53,29 @@ func TestServeEmbedded(t *testing.T) {
 // TestServePostgresReadModels runs the service with read models in Postgres.
 func TestServePostgresReadModels(t *testing.T) {
 	testServeAnswersHealth(t, "COINLEDGER_READ_MODELS="+postgresURL(t))
+}
+
+// TestGeneratedAdminPassword: without COINLEDGER_ADMIN_PASSWORD the first
+// start prints a generated password once; it works, and later starts do
+// not print it again.
+func TestGeneratedAdminPassword(t *testing.T) {
+	dir := t.TempDir()
+	s := StartServer(t, dir, "COINLEDGER_BCRYPT_COST=4")
+	const marker = "admin password (shown once, store it now): "
+	_, after, ok := strings.Cut(s.Log(), marker)
+	if !ok {
+		t.Fatalf("no generated password printed:\n%s", s.Log())
+	}
+	password := strings.Fields(after)[0]
+	c := newClient(t, s)
+	c.login("admin", password)
+	s.Stop(t)
+	s2 := StartServer(t, dir, "COINLEDGER_BCRYPT_COST=4")
+	if strings.Contains(s2.Log(), marker) {
+		t.Fatalf("password printed again on the second start")
+	}
+	newClient(t, s2).login("admin", password)
+	if strings.Contains(s2.Log(), password) || strings.Contains(s.Log()[strings.Index(s.Log(), marker)+len(marker)+len(password):], password) {
+		t.Fatalf("the password appears in the log beyond the one announcement")
+	}
 }

@@ -27,10 +27,21 @@ type Service struct {
 	batcher *eventstore.Batcher[*ledger.State, ledger.Event]
 }
 
+// Options tune a Service; the zero value is the production default.
+type Options struct {
+	// MaxBatch caps the commands one append to a wallet carries (default
+	// 512; 1 disables batching, for baselines).
+	MaxBatch int
+}
+
 // New returns a service over store. Close stops its writers.
-func New(store eventstore.Store) *Service {
+func New(store eventstore.Store, opts Options) *Service {
 	agg := eventstore.Aggregate[*ledger.State, ledger.Event]{Initial: ledger.NewState, Evolve: ledger.Evolve}
-	return &Service{store: store, batcher: eventstore.NewBatcher(store, Codec(), agg)}
+	b := eventstore.NewBatcher(store, Codec(), agg)
+	if opts.MaxBatch > 0 {
+		b.SetMaxBatch(opts.MaxBatch)
+	}
+	return &Service{store: store, batcher: b}
 }
 
 // Close stops the per-wallet writers after the commands already queued.
@@ -119,4 +130,19 @@ func subject(c ledger.Command) string {
 		return c.ID
 	}
 	return ""
+}
+
+// Info returns the wallet's settings (coin, permissions, allowlist, lock)
+// as the wallet's writer holds them: the state commands are decided on,
+// current to the last append, without a read-model query.
+func (s *Service) Info(ctx context.Context, wallet string) (ledger.Wallet, error) {
+	var w ledger.Wallet
+	_, err := s.batcher.Do(ctx, Stream(wallet), eventstore.Metadata{}, func(st *ledger.State) ([]ledger.Event, error) {
+		if !st.Opened() {
+			return nil, fmt.Errorf("wallet %s: %w", wallet, ledger.ErrWalletNotFound)
+		}
+		w = st.Wallet()
+		return nil, nil
+	})
+	return w, err
 }

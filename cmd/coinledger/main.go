@@ -27,6 +27,7 @@ const usage = `usage: coinledger <command> [arguments]
 commands:
   serve                  run the service
   bench store            measure the event store (durable appends, reads, projection catch-up)
+  bench transfers        measure internal transfers over HTTP against a per-request-commit baseline
   projections status     checkpoint and lag of every read model
   audit verify           verify the hash chain of every stream
   version                print the version
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string) error {
 		return serve(ctx, logger, rest)
 	case cmd == "bench" && sub == "store":
 		return benchStore(ctx, rest[1:])
+	case cmd == "bench" && sub == "transfers":
+		return benchTransfers(ctx, rest[1:])
 	case cmd == "projections" && sub == "status":
 		return projectionsStatus(ctx, rest[1:])
 	case cmd == "audit" && sub == "verify":

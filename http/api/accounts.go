@@ -32,8 +32,8 @@ func (h *handlers) createAccount(c echo.Context) error {
 	return c.JSON(http.StatusCreated, accountResponseOf(w, a))
 }
 
-func accountResponseOf(w wallet.Wallet, a wallet.Account) accountResponse {
-	return accountResponse{Wallet: w.Name, Name: a.Name, Balance: balanceOf(assetOf(w), a.Balance), Position: a.Position}
+func accountResponseOf(w ledger.Wallet, a wallet.Account) accountResponse {
+	return accountResponse{Wallet: w.Name, Name: a.Name, Balance: balanceOf(w.Coin, a.Balance), Position: a.Position}
 }
 
 func (h *handlers) listAccounts(c echo.Context) error {
@@ -94,7 +94,7 @@ func (h *handlers) entries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	a := assetOf(w)
+	a := w.Coin
 	page := entryPage{Entries: make([]entry, 0, min(len(es), limit))}
 	for i, e := range es {
 		if i == limit {
@@ -140,7 +140,7 @@ func (h *handlers) balanceAt(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out.Balance = balanceOf(assetOf(w), b)
+	out.Balance = balanceOf(w.Coin, b)
 	return c.JSON(http.StatusOK, out)
 }
 

@@ -61,6 +61,7 @@ func (h *handlers) waitForPosition(c echo.Context) error {
 	return nil
 }
 
+// assetOf is the asset of a wallet as the read model describes it.
 func assetOf(w wallet.Wallet) money.Asset {
 	a, err := money.NewAsset(w.Coin, w.Exponent)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/http/auth"
-	"github.com/coinledger/coinledger/projections/wallet"
 	"github.com/labstack/echo/v4"
 )
 
@@ -51,30 +50,36 @@ func requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// effective returns the caller's effective permissions on w: the wallet's
-// own permissions intersected with the caller's grant (an admin is granted
-// everything).
-func effective(p *principal, w wallet.Wallet) []string {
+// effective returns the caller's effective permissions on a wallet that
+// allows perms: the wallet's own permissions intersected with the caller's
+// grant (an admin is granted everything).
+func effective[P ~string](p *principal, perms []P) []string {
 	if !p.admin() {
 		return nil // per-wallet grants arrive with the identity read model
 	}
-	return slices.Clone(w.Permissions)
+	out := make([]string, len(perms))
+	for i, perm := range perms {
+		out[i] = string(perm)
+	}
+	return out
 }
 
 const walletKey = "wallet"
 
-// walletAccess loads the wallet of the :wallet path parameter and requires
-// perm on it. A wallet the caller has no permission on at all does not
-// exist for the caller (404); one with other permissions answers 403. The
-// wallet's IP allowlist is enforced on every wallet-scoped call.
+// walletAccess looks up the wallet of the :wallet path parameter in the
+// command side's state (authorization is a decision: it does not read read
+// models) and requires perm on it. A wallet the caller has no permission on
+// at all does not exist for the caller (404); one with other permissions
+// answers 403. The wallet's IP allowlist is enforced on every wallet-scoped
+// call.
 func (h *handlers) walletAccess(perm ledger.Permission) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			w, err := wallet.GetWallet(c.Request().Context(), h.d.DB, c.Param("wallet"))
+			w, err := h.d.Wallets.Info(c.Request().Context(), c.Param("wallet"))
 			if err != nil {
 				return err
 			}
-			eff := effective(caller(c), w)
+			eff := effective(caller(c), w.Permissions)
 			if len(eff) == 0 && !caller(c).admin() {
 				return errNotFound
 			}
@@ -90,7 +95,7 @@ func (h *handlers) walletAccess(perm ledger.Permission) echo.MiddlewareFunc {
 	}
 }
 
-func walletOf(c echo.Context) wallet.Wallet { return c.Get(walletKey).(wallet.Wallet) }
+func walletOf(c echo.Context) ledger.Wallet { return c.Get(walletKey).(ledger.Wallet) }
 
 // allowedIP reports whether the peer address is in the allowlist (an empty
 // list allows all).

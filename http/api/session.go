@@ -71,7 +71,7 @@ func (h *handlers) me(c echo.Context) error {
 	}
 	resp := meResponse{Username: p.Username, Roles: nonNil(p.Roles), Wallets: []walletAccess{}}
 	for _, w := range ws {
-		if eff := effective(p, w); len(eff) > 0 {
+		if eff := effective(p, w.Permissions); len(eff) > 0 {
 			resp.Wallets = append(resp.Wallets, walletAccess{Wallet: w.Name, Permissions: eff})
 		}
 	}

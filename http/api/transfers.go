@@ -45,5 +45,5 @@ func (h *handlers) getTransfer(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, transferResponse{ID: t.ID, Wallet: w.Name, From: t.From, To: t.To,
-		Amount: format(assetOf(w), t.Amount), Memo: t.Memo, Position: t.Position, Time: t.Time})
+		Amount: format(w.Coin, t.Amount), Memo: t.Memo, Position: t.Position, Time: t.Time})
 }

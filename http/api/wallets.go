@@ -45,7 +45,7 @@ func (h *handlers) createWallet(c echo.Context) error {
 func (h *handlers) walletResponse(p *principal, w wallet.Wallet) walletResponse {
 	return walletResponse{Name: w.Name, Coin: w.Coin, Decimals: w.Exponent, Permissions: nonNil(w.Permissions),
 		IPAllowlist: nonNil(w.IPAllowlist), Confirmations: w.Confirmations, Locked: w.Locked,
-		Effective: nonNil(effective(p, w)), Position: w.Position}
+		Effective: nonNil(effective(p, w.Permissions)), Position: w.Position}
 }
 
 func (h *handlers) listWallets(c echo.Context) error {
@@ -58,7 +58,7 @@ func (h *handlers) listWallets(c echo.Context) error {
 	}
 	out := walletList{Wallets: []walletResponse{}}
 	for _, w := range ws {
-		if len(effective(caller(c), w)) > 0 || caller(c).admin() {
+		if len(effective(caller(c), w.Permissions)) > 0 || caller(c).admin() {
 			out.Wallets = append(out.Wallets, h.walletResponse(caller(c), w))
 		}
 	}
@@ -66,7 +66,14 @@ func (h *handlers) listWallets(c echo.Context) error {
 }
 
 func (h *handlers) getWallet(c echo.Context) error {
-	return c.JSON(http.StatusOK, h.walletResponse(caller(c), walletOf(c)))
+	if err := h.waitForPosition(c); err != nil {
+		return err
+	}
+	w, err := wallet.GetWallet(c.Request().Context(), h.d.DB, walletOf(c).Name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, h.walletResponse(caller(c), w))
 }
 
 func (h *handlers) lockWallet(c echo.Context) error   { return h.setLock(c, true) }

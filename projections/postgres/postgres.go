@@ -35,6 +35,9 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		// The URL may hold a password: do not echo it.
 		return nil, errors.New("open read models: cannot parse the Postgres URL")
 	}
+	if err := createSchema(ctx, cfg); err != nil {
+		return nil, err
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open read models on %s: %w", cfg.ConnConfig.Host, err)
@@ -44,6 +47,28 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		return nil, fmt.Errorf("open read models on %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
 	}
 	return &DB{pool: pool}, nil
+}
+
+// createSchema creates the first schema of a search_path given in the URL
+// if it does not exist, so that several deployments (or test runs) can
+// share one database, each in its own schema.
+func createSchema(ctx context.Context, cfg *pgxpool.Config) error {
+	path := cfg.ConnConfig.RuntimeParams["search_path"]
+	schema := strings.TrimSpace(strings.Split(path, ",")[0])
+	if schema == "" || schema == "public" || strings.HasPrefix(schema, "$") {
+		return nil
+	}
+	cc := cfg.ConnConfig.Copy()
+	delete(cc.RuntimeParams, "search_path")
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return fmt.Errorf("open read models on %s: %w", cc.Host, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return fmt.Errorf("open read models: create schema %s: %w", schema, err)
+	}
+	return nil
 }
 
 // Close closes the pool, waiting for connections in use to be released.

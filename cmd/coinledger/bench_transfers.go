@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coinledger/coinledger/eventstore/sqlite"
+)
+
+// benchTransfers measures internal transfers over HTTP against the real
+// service, in-process on loopback with embedded durable stores: the default
+// configuration (group commit, batched wallet writer) against a baseline of
+// the same service committing once per request, in the same run.
+func benchTransfers(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench transfers", flag.ContinueOnError)
+	clients := fs.Int("clients", 64, "concurrent HTTP clients")
+	total := fs.Int("total", 30_000, "transfers in the measured run")
+	baseTotal := fs.Int("baseline-total", 4_000, "transfers in the baseline run")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured run to this file")
+	if err := fs.Parse(args); err != nil {
+		return usageError(err.Error())
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	fmt.Printf("internal transfers over HTTP, %d concurrent clients, durable (fsync per commit):\n", *clients)
+	base, err := runTransferLoad(ctx, "baseline: one commit per request", *clients, *baseTotal, sqlite.Options{NoGroupCommit: true}, 1)
+	if err != nil {
+		return err
+	}
+	batched, err := runTransferLoad(ctx, "coinledger: group commit, batched wallet", *clients, *total, sqlite.Options{}, 0)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ratio against the baseline: %.1fx\n", batched.rate/base.rate)
+	return printResult(benchResult{Scenario: "transfers", OpsPerSec: round(batched.rate), P99ms: round(ms(batched.p99)),
+		BaselineOpsPerSec: round(base.rate), Ratio: round(batched.rate / base.rate),
+		Extra: map[string]float64{"p50_ms": round(ms(batched.p50)), "baseline_p99_ms": round(ms(base.p99))}})
+}
+
+type loadFigures struct {
+	rate     float64
+	p50, p99 time.Duration
+}
+
+func runTransferLoad(ctx context.Context, name string, clients, total int, storeOpts sqlite.Options, maxBatch int) (loadFigures, error) {
+	dir, err := os.MkdirTemp("", "coinledger-bench-")
+	if err != nil {
+		return loadFigures{}, err
+	}
+	defer os.RemoveAll(dir)
+	cfg := &Config{DataDir: dir, AdminPassword: "bench-admin-password", BcryptCost: 4}
+	cfg.setDefaults()
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "events.db"), storeOpts)
+	if err != nil {
+		return loadFigures{}, err
+	}
+	defer store.Close()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc, err := newService(ctx, cfg, logger, wiring{store: store, maxBatch: maxBatch})
+	if err != nil {
+		return loadFigures{}, err
+	}
+	defer svc.close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return loadFigures{}, err
+	}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- runService(sctx, svc, ln) }()
+	defer func() { stop(); <-done }()
+
+	c := &benchClient{base: "http://" + ln.Addr().String() + "/api/v1",
+		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: time.Minute}}
+	if err := c.setUp(clients); err != nil {
+		return loadFigures{}, fmt.Errorf("%s: set-up: %w", name, err)
+	}
+	per := total / clients
+	lat := make([][]time.Duration, clients)
+	errc := make(chan error, clients)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < clients; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat[w] = make([]time.Duration, 0, per)
+			for i := 0; i < per; i++ {
+				t0 := time.Now()
+				status, body, err := c.post("/wallets/bench/transfers",
+					map[string]string{"from": fmt.Sprintf("src%d", w), "to": "sink", "amount": "0.00000001"},
+					fmt.Sprintf("bench-%d-%d", w, i))
+				if err != nil || status != http.StatusCreated {
+					errc <- fmt.Errorf("transfer: %d %s %v", status, body, err)
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errc)
+	if err := <-errc; err != nil {
+		return loadFigures{}, fmt.Errorf("%s: %w", name, err)
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	f := loadFigures{rate: float64(len(all)) / elapsed.Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}
+	fmt.Printf("  %-42s %6d transfers %8.0f/s  p50 %6.2f ms  p99 %6.2f ms\n", name, len(all), f.rate, ms(f.p50), ms(f.p99))
+	return f, nil
+}
+
+type benchClient struct {
+	base, token string
+	http        *http.Client
+}
+
+func (c *benchClient) post(path string, body any, key string) (int, []byte, error) {
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequest(http.MethodPost, c.base+path, bytes.NewReader(b))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, err
+}
+
+// setUp logs in and creates wallet "bench" with a funded source account per
+// client and one sink.
+func (c *benchClient) setUp(clients int) error {
+	status, body, err := c.post("/auth/login", map[string]string{"username": "admin", "password": "bench-admin-password"}, "")
+	if err != nil || status != http.StatusOK {
+		return fmt.Errorf("login: %d %s %v", status, body, err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(body, &tok); err != nil {
+		return err
+	}
+	c.token = tok.AccessToken
+	steps := []struct {
+		path string
+		body any
+		key  string
+	}{{"/wallets", map[string]any{"name": "bench", "coin": "BTC", "permissions": []string{"read", "transfer"}}, ""},
+		{"/wallets/bench/accounts", map[string]string{"name": "sink"}, ""}}
+	for i := 0; i < clients; i++ {
+		steps = append(steps,
+			struct {
+				path string
+				body any
+				key  string
+			}{"/wallets/bench/accounts", map[string]string{"name": fmt.Sprintf("src%d", i)}, ""},
+			struct {
+				path string
+				body any
+				key  string
+			}{fmt.Sprintf("/wallets/bench/accounts/src%d/imports", i), map[string]string{"amount": "1.00000000", "reason": "bench"}, fmt.Sprintf("fund-%d", i)})
+	}
+	for _, s := range steps {
+		if status, body, err := c.post(s.path, s.body, s.key); err != nil || status != http.StatusCreated {
+			return fmt.Errorf("POST %s: %d %s %v", s.path, status, body, err)
+		}
+	}
+	return nil
+}

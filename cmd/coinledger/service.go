@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/coinledger/coinledger/app/users"
+	"github.com/coinledger/coinledger/app/wallets"
+	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/http/api"
+	"github.com/coinledger/coinledger/http/auth"
+	"github.com/coinledger/coinledger/projections"
+)
+
+// service is the wired application: stores, command services, projection
+// runner and HTTP handler.
+type service struct {
+	store   eventstore.Store
+	runner  *projections.Runner
+	handler http.Handler
+	closers []func() error
+}
+
+// wiring options that only benchmarks change.
+type wiring struct {
+	store    eventstore.Store // an already open event store (else from cfg)
+	maxBatch int              // wallet command batch cap (0: default)
+}
+
+// newService opens and wires everything cfg names.
+func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring) (svc *service, err error) {
+	svc = &service{store: w.store}
+	defer func() {
+		if err != nil {
+			svc.close()
+		}
+	}()
+	if svc.store == nil {
+		store, closeStore, err := openEventStore(ctx, cfg.EventStore)
+		if err != nil {
+			return svc, err
+		}
+		svc.store = store
+		svc.closers = append(svc.closers, closeStore)
+	}
+	db, closeDB, err := openReadModels(ctx, cfg.ReadModels)
+	if err != nil {
+		return svc, err
+	}
+	svc.closers = append(svc.closers, closeDB)
+	svc.runner = projections.NewRunner(db, svc.store, projections.Options{}, readModels()...)
+
+	userSvc := users.New(svc.store, cfg.BcryptCost)
+	generated, err := userSvc.BootstrapAdmin(ctx, cfg.AdminPassword.Reveal())
+	if err != nil {
+		return svc, fmt.Errorf("bootstrap admin: %w", err)
+	}
+	if generated != "" {
+		// Shown once, on the terminal only: only its hash is stored.
+		fmt.Printf("\n  admin password (shown once, store it now): %s\n\n", generated)
+	}
+	issuer, err := tokenIssuer(cfg)
+	if err != nil {
+		return svc, err
+	}
+	walletSvc := wallets.New(svc.store, wallets.Options{MaxBatch: w.maxBatch})
+	svc.closers = append(svc.closers, func() error { walletSvc.Close(); return nil })
+	backends := []api.Backend{{Coin: "BTC", Kind: "null", Simulated: true}}
+	logger.Warn("coin BTC is bound to the SIMULATED null backend: no real chain, deposits only through the admin simulate endpoints")
+	svc.handler = api.New(api.Deps{Store: svc.store, DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
+		Issuer: issuer, Logger: logger, Version: version, Backends: backends})
+	return svc, nil
+}
+
+// close releases everything, last opened first.
+func (s *service) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+}
+
+// tokenIssuer signs with the configured secret or with a random key kept
+// in the data directory, created at first start.
+func tokenIssuer(cfg *Config) (*auth.Issuer, error) {
+	secret := []byte(cfg.JWTSecret.Reveal())
+	if len(secret) == 0 {
+		path := filepath.Join(cfg.DataDir, "jwt.key")
+		b, err := os.ReadFile(path)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			var key [32]byte
+			rand.Read(key[:])
+			b = []byte(hex.EncodeToString(key[:]))
+			if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				return nil, fmt.Errorf("write token key: %w", err)
+			}
+		case err != nil:
+			return nil, fmt.Errorf("read token key: %w", err)
+		}
+		secret = []byte(strings.TrimSpace(string(b)))
+	}
+	return auth.NewIssuer(auth.Key{ID: "k1", Secret: secret})
+}
