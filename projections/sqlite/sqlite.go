@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -27,9 +28,11 @@ import (
 // read models: rows and checkpoint are lost together, and the runner replays
 // the lost events from the event store, which is the durable source of truth.
 type DB struct {
-	path string
-	w    *sql.DB // one connection, BEGIN IMMEDIATE
-	r    *sql.DB // read-only pool
+	path  string
+	w     *sql.DB    // writer pool: writes serialized by wmu, BEGIN IMMEDIATE
+	wmu   sync.Mutex // one write transaction at a time
+	r     *sql.DB    // read-only pool
+	stmts stmtCache  // the writer's prepared statements
 }
 
 var _ projections.DB = (*DB)(nil)
@@ -37,8 +40,9 @@ var _ projections.DB = (*DB)(nil)
 const common = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
 
 // Open opens (creating it and its directory if missing) the SQLite database
-// at path, a file name (":memory:" and names containing '?' are rejected: readers and the
-// writer must share one file). Close releases it.
+// at path, a plain file name: ":memory:", "file:" URIs and names containing
+// '?' are rejected, since readers and the writer must share one file. Close
+// releases it.
 func Open(ctx context.Context, path string) (*DB, error) {
 	if path == "" || path == ":memory:" || strings.ContainsRune(path, '?') || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("open read models %q: need a plain file path", path)
@@ -50,8 +54,12 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open read models %s: %w", path, err)
 	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
+	// Two connections, one transaction at a time (wmu): the idle one lets
+	// the statement cache prepare a statement while the other holds a
+	// transaction (database/sql then moves it onto the transaction's
+	// connection once and keeps it there).
+	w.SetMaxOpenConns(2)
+	w.SetMaxIdleConns(2)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	// The writer's first connection switches the file to WAL before any
@@ -74,11 +82,12 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		r.Close()
 		return nil, fmt.Errorf("open read models %s: %w", path, err)
 	}
-	return &DB{path: path, w: w, r: r}, nil
+	return &DB{path: path, w: w, r: r, stmts: stmtCache{db: w, m: map[string]*sql.Stmt{}}}, nil
 }
 
 // Close closes every connection. Queries in progress fail.
 func (db *DB) Close() error {
+	db.stmts.close()
 	return errors.Join(db.r.Close(), db.w.Close())
 }
 
@@ -88,6 +97,8 @@ func (db *DB) Dialect() projections.Dialect { return projections.SQLite }
 // Update runs fn in one write transaction (BEGIN IMMEDIATE on the single
 // writer connection); see projections.DB.
 func (db *DB) Update(ctx context.Context, fn func(projections.Tx) error) (err error) {
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
 	stx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("read models %s: begin: %w", db.path, err)
@@ -98,7 +109,7 @@ func (db *DB) Update(ctx context.Context, fn func(projections.Tx) error) (err er
 			_ = stx.Rollback() // fn panicked
 		}
 	}()
-	ferr := fn(&tx{tx: stx})
+	ferr := fn(&tx{tx: stx, stmts: &db.stmts})
 	done = true
 	if ferr != nil {
 		_ = stx.Rollback()
@@ -142,10 +153,32 @@ func (r row) Scan(dest ...any) error {
 	return err
 }
 
-type tx struct{ tx *sql.Tx }
+type tx struct {
+	tx    *sql.Tx
+	stmts *stmtCache
+}
+
+// stmt returns query prepared for this transaction, from the cache when it
+// can (parsing SQL costs more than running a small statement).
+func (t *tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	st, err := t.stmts.get(ctx, query)
+	if err != nil || st == nil {
+		return nil, err
+	}
+	return t.tx.StmtContext(ctx, st), nil
+}
 
 func (t *tx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	res, err := t.tx.ExecContext(ctx, query, args...)
+	var res sql.Result
+	st, err := t.stmt(ctx, query)
+	switch {
+	case err != nil:
+		return 0, err
+	case st != nil:
+		res, err = st.ExecContext(ctx, args...)
+	default:
+		res, err = t.tx.ExecContext(ctx, query, args...)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -153,6 +186,13 @@ func (t *tx) Exec(ctx context.Context, query string, args ...any) (int64, error)
 }
 
 func (t *tx) Query(ctx context.Context, query string, args ...any) (projections.Rows, error) {
+	st, err := t.stmt(ctx, query)
+	switch {
+	case err != nil:
+		return nil, err
+	case st != nil:
+		return rowsOrErr(st.QueryContext(ctx, args...))
+	}
 	return rowsOrErr(t.tx.QueryContext(ctx, query, args...))
 }
 
@@ -172,29 +212,25 @@ func (t *tx) QueryRow(ctx context.Context, query string, args ...any) projection
 // maxRows keeps statements small enough to prepare quickly.
 const (
 	maxParams = 32000
-	maxRows   = 1000
+	maxRows   = 1024
 )
 
-// Insert writes rows with multi-row INSERT ... VALUES statements of up to
-// 1000 rows, preparing the full-size statement once per call.
+// Insert writes rows with multi-row INSERT ... VALUES statements whose row
+// counts are powers of two, so that a few cached statements serve every
+// batch size.
 func (t *tx) Insert(ctx context.Context, b projections.Bulk, rows [][]any) error {
 	cols := len(b.Columns)
 	if cols == 0 {
 		return fmt.Errorf("insert into %s: no columns", b.Table)
 	}
-	if len(rows) == 0 {
-		return nil
-	}
-	chunk := min(maxRows, maxParams/cols, len(rows))
-	args := make([]any, 0, chunk*cols)
-	var full *sql.Stmt
-	defer func() {
-		if full != nil {
-			full.Close()
+	limit := min(maxRows, maxParams/cols)
+	args := make([]any, 0, min(limit, len(rows))*cols)
+	for start := 0; start < len(rows); {
+		n := 1
+		for n*2 <= min(limit, len(rows)-start) {
+			n *= 2
 		}
-	}()
-	for start := 0; start < len(rows); start += chunk {
-		part := rows[start:min(start+chunk, len(rows))]
+		part := rows[start : start+n]
 		args = args[:0]
 		for i, r := range part {
 			if len(r) != cols {
@@ -202,20 +238,10 @@ func (t *tx) Insert(ctx context.Context, b projections.Bulk, rows [][]any) error
 			}
 			args = append(args, r...)
 		}
-		var err error
-		if len(part) == chunk && len(rows) > chunk {
-			if full == nil {
-				if full, err = t.tx.PrepareContext(ctx, insertSQL(b, len(part))); err != nil {
-					return fmt.Errorf("insert into %s: %w", b.Table, err)
-				}
-			}
-			_, err = full.ExecContext(ctx, args...)
-		} else {
-			_, err = t.tx.ExecContext(ctx, insertSQL(b, len(part)), args...)
+		if _, err := t.Exec(ctx, insertSQL(b, n), args...); err != nil {
+			return fmt.Errorf("insert into %s (rows %d..%d): %w", b.Table, start, start+n-1, err)
 		}
-		if err != nil {
-			return fmt.Errorf("insert into %s (rows %d..%d): %w", b.Table, start, start+len(part)-1, err)
-		}
+		start += n
 	}
 	return nil
 }
@@ -240,4 +266,44 @@ func insertSQL(b projections.Bulk, rows int) string {
 		sb.WriteString(b.OnConflict)
 	}
 	return sb.String()
+}
+
+// stmtCache keeps the writer's prepared statements by SQL text. It is
+// bounded: past maxCached distinct statements, new ones run unprepared.
+type stmtCache struct {
+	db *sql.DB
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+const maxCached = 512
+
+// get returns the cached statement for query, preparing it if there is
+// room; nil when the cache is full or the statement cannot be prepared
+// outside the transaction (it names a table the transaction creates): the
+// caller then runs it unprepared, which also reports any real error.
+func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.m[query]; ok {
+		return st, nil
+	}
+	if len(c.m) >= maxCached {
+		return nil, nil
+	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, nil
+	}
+	c.m[query] = st
+	return st, nil
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.m {
+		st.Close()
+	}
+	clear(c.m)
 }
