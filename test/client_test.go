@@ -9,14 +9,20 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/coinledger/coinledger/http/apitest"
 )
 
-// client talks to a coinledger server as a logged-in user.
+// client talks to a coinledger server as a logged-in user. Every request
+// and response of do, doInvalid and expect is validated against the
+// OpenAPI document; try is the raw path for requests that may meet a dead
+// server.
 type client struct {
 	t     testing.TB
 	base  string
 	token string
 	http  *http.Client
+	api   *apitest.Client
 }
 
 type response struct {
@@ -40,8 +46,23 @@ func (r *response) problemCode() string {
 }
 
 func newClient(t testing.TB, s *Server) *client {
-	return &client{t: t, base: s.URL + "/api/v1", http: &http.Client{Timeout: 30 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+	return &client{t: t, base: s.URL + "/api/v1", api: apitest.NewClient(t, s.URL+"/api/v1"),
+		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+}
+
+func (c *client) headers(kv []string) http.Header {
+	h := http.Header{}
+	if c.token != "" {
+		h.Set("Authorization", "Bearer "+c.token)
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h.Set(kv[i], kv[i+1])
+	}
+	return h
+}
+
+func fromAPI(r *apitest.Response) *response {
+	return &response{Status: r.Status, Header: r.Header, Body: r.Body}
 }
 
 // try sends a request; a transport error is returned, not fatal.
@@ -81,14 +102,18 @@ func (c *client) try(method, path string, body any, header ...string) (*response
 	return &response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }
 
-// do sends a request and fails the test on a transport error.
+// do sends a request that must conform to the contract; the response is
+// checked against it too.
 func (c *client) do(method, path string, body any, header ...string) *response {
 	c.t.Helper()
-	r, err := c.try(method, path, body, header...)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	return r
+	return fromAPI(c.api.Do(method, path, body, c.headers(header)))
+}
+
+// doInvalid sends a request the contract rejects (bad input tests); the
+// response is still checked against the contract.
+func (c *client) doInvalid(method, path string, body any, header ...string) *response {
+	c.t.Helper()
+	return fromAPI(c.api.DoInvalid(method, path, body, c.headers(header)))
 }
 
 // expect sends a request and fails unless the status is want.

@@ -38,6 +38,12 @@ func testServeAnswersHealth(t *testing.T, env ...string) {
 	if err := json.Unmarshal([]byte(body), &st); err != nil || st.Version == "" || len(st.Projections) < 2 {
 		t.Fatalf("/api/v1/status: %v %s", err, body)
 	}
+	if code, body := get(t, s.URL+"/api/openapi.json"); code != http.StatusOK || !strings.Contains(body, `"openapi": "3.1.0"`) {
+		t.Fatalf("/api/openapi.json: %d %.80s", code, body)
+	}
+	if code, body := get(t, s.URL+"/docs"); code != http.StatusOK || !strings.Contains(body, "<html") {
+		t.Fatalf("/docs: %d %.80s", code, body)
+	}
 	s.Stop(t)
 	if !strings.Contains(s.Log(), "stopped") {
 		t.Fatalf("no clean shutdown in log:\n%s", s.Log())

@@ -47,6 +47,7 @@ func New(d Deps) *echo.Echo {
 	e.Use(middleware.Recover())
 	e.Use(middleware.RequestID())
 	e.Use(middleware.BodyLimit("1M"))
+	RegisterDocs(e)
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
 
