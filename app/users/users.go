@@ -1,5 +1,10 @@
 // Package users is the command side of identity: registering users,
-// bootstrapping the first admin and checking passwords.
+// bootstrapping the first admin, checking passwords and API keys, per-wallet
+// grants, refresh-token families and importing a Graphene api-access file.
+//
+// Every change loads the user's stream (user-<name>), lets a decider of
+// domain/identity decide and appends with the expected version (retried on
+// a conflict by eventstore.Repository).
 package users
 
 import (
@@ -8,6 +13,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
+	"time"
 
 	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/eventstore"
@@ -17,23 +24,58 @@ import (
 // Stream returns the stream of user name.
 func Stream(name string) string { return "user-" + name }
 
-// ErrBadCredentials: unknown user or wrong password (callers must not tell which).
+// ErrBadCredentials: unknown user, wrong password, disabled user or unknown,
+// revoked or malformed API key (callers must not tell which).
 var ErrBadCredentials = errors.New("bad credentials")
+
+// Options tune a Service. The zero value is the production default.
+type Options struct {
+	// BcryptCost for new password hashes (0: bcrypt.DefaultCost).
+	BcryptCost int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Random is the source of API key secrets and ids (default crypto/rand).
+	Random io.Reader
+}
+
+func (o *Options) setDefaults() {
+	if o.BcryptCost == 0 {
+		o.BcryptCost = bcrypt.DefaultCost
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Random == nil {
+		o.Random = rand.Reader
+	}
+}
 
 // Service manages users.
 type Service struct {
-	repo *eventstore.Repository[*identity.User, identity.Event]
-	cost int
+	store  eventstore.Store
+	codec  *eventstore.Codec[identity.Event]
+	repo   *eventstore.Repository[*identity.User, identity.Event]
+	cost   int
+	now    func() time.Time
+	random io.Reader
+	keys   keyIndex
+	dir    directory
 }
 
 // New returns a service over store. cost is the bcrypt cost (0: bcrypt.DefaultCost).
 func New(store eventstore.Store, cost int) *Service {
+	return NewWithOptions(store, Options{BcryptCost: cost})
+}
+
+// NewWithOptions returns a service over store tuned by opts.
+func NewWithOptions(store eventstore.Store, opts Options) *Service {
+	opts.setDefaults()
 	c := eventstore.NewCodecOf(identity.Events()...)
-	if cost == 0 {
-		cost = bcrypt.DefaultCost
-	}
-	return &Service{cost: cost, repo: eventstore.NewRepository(store, c,
-		eventstore.Aggregate[*identity.User, identity.Event]{Initial: identity.New, Evolve: identity.Evolve})}
+	repo := eventstore.NewRepository(store, c,
+		eventstore.Aggregate[*identity.User, identity.Event]{Initial: identity.New, Evolve: identity.Evolve})
+	return &Service{store: store, codec: c, cost: opts.BcryptCost, now: opts.Now, random: opts.Random,
+		keys: keyIndex{owner: map[string]string{}}, repo: repo,
+		dir: directory{repo: repo, m: map[string]*cached{}}}
 }
 
 // Hash returns the bcrypt hash of password.
@@ -70,7 +112,9 @@ func (s *Service) BootstrapAdmin(ctx context.Context, password string) (generate
 	switch {
 	case !u.State.Registered && password == "":
 		var b [18]byte
-		rand.Read(b[:])
+		if _, err := io.ReadFull(s.random, b[:]); err != nil {
+			return "", fmt.Errorf("generate admin password: %w", err)
+		}
 		generated = base64.RawURLEncoding.EncodeToString(b[:])
 		return generated, s.Register(ctx, meta, "admin", "", generated, []string{identity.RoleAdmin})
 	case !u.State.Registered:
@@ -88,13 +132,16 @@ func (s *Service) BootstrapAdmin(ctx context.Context, password string) (generate
 	return "", nil
 }
 
-// dummyHash is compared against when the user is unknown, so that a login
-// for an unknown user costs as much as one with a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a password of anyone"), bcrypt.DefaultCost)
-
 // Authenticate checks a username and password and returns the user.
+// Unknown users, wrong passwords and disabled users are ErrBadCredentials,
+// each after a full password check so that timing tells little.
+//
+// A user imported from Graphene (password hash "legacy-sha256$salt$hash")
+// is checked with graphene's salted SHA-256 once: on success the password
+// is re-hashed (bcrypt; argon2id for passwords longer than bcrypt's 72
+// bytes) and PasswordChanged is appended, so later logins never use the
+// legacy scheme. The returned user reflects the upgrade.
 func (s *Service) Authenticate(ctx context.Context, username, password string) (*identity.User, error) {
-	hash := dummyHash
 	var u *identity.User
 	if identity.ValidUsername(username) {
 		l, err := s.repo.Load(ctx, Stream(username))
@@ -102,14 +149,48 @@ func (s *Service) Authenticate(ctx context.Context, username, password string) (
 			return nil, err
 		}
 		if l.State.Registered {
-			u, hash = l.State, []byte(l.State.PasswordHash)
+			u = l.State
 		}
 	}
-	ok := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
-	if !ok || u == nil {
+	if u == nil {
+		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
 		return nil, ErrBadCredentials
 	}
+	ok, legacy := verifyPassword(u.PasswordHash, password)
+	if !ok || u.Disabled() {
+		return nil, ErrBadCredentials
+	}
+	if legacy {
+		if err := s.upgrade(ctx, u, password); err != nil {
+			return nil, err
+		}
+	}
 	return u, nil
+}
+
+// upgrade replaces u's legacy hash with a modern hash of password and
+// evolves u with the result. If the hash changed meanwhile (a concurrent
+// login upgraded it), nothing is appended.
+func (s *Service) upgrade(ctx context.Context, u *identity.User, password string) error {
+	hash, err := s.modernHash(password)
+	if err != nil {
+		return fmt.Errorf("upgrade password hash of %s: %w", u.Username, err)
+	}
+	legacy := u.PasswordHash
+	meta := eventstore.Metadata{Actor: "user:" + u.Username}
+	_, events, err := s.repo.Update(ctx, Stream(u.Username), meta, func(cur *identity.User) ([]identity.Event, error) {
+		if cur.PasswordHash != legacy {
+			return nil, nil
+		}
+		return identity.ChangePassword(cur, hash)
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range events {
+		identity.Evolve(u, e)
+	}
+	return nil
 }
 
 // Get returns a registered user.
@@ -125,4 +206,22 @@ func (s *Service) Get(ctx context.Context, username string) (*identity.User, err
 		return nil, identity.ErrUserNotFound
 	}
 	return l.State, nil
+}
+
+// update runs decide on user's stream and appends what it decides. A
+// username that cannot exist is ErrUserNotFound.
+func (s *Service) update(ctx context.Context, meta eventstore.Metadata, username string,
+	decide func(*identity.User) ([]identity.Event, error)) error {
+	if !identity.ValidUsername(username) {
+		return fmt.Errorf("user %q: %w", clip(username), identity.ErrUserNotFound)
+	}
+	_, _, err := s.repo.Update(ctx, Stream(username), meta, decide)
+	return err
+}
+
+func clip(s string) string {
+	if len(s) <= 64 {
+		return s
+	}
+	return s[:64] + "…"
 }

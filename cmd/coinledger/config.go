@@ -27,6 +27,10 @@ type Config struct {
 	JWTSecret Secret `yaml:"jwt_secret"`
 	// BcryptCost is the cost of new password hashes (default 10; tests lower it).
 	BcryptCost int `yaml:"bcrypt_cost"`
+	// TrustedProxies are the addresses or CIDR ranges of reverse proxies
+	// whose X-Forwarded-For is believed (COINLEDGER_TRUSTED_PROXIES, comma
+	// separated). Empty: the client address is the connection's peer.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Secret is a string that never prints.
@@ -115,6 +119,14 @@ func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
 	env("COINLEDGER_WALLETNOTIFY_LISTEN", &c.WalletnotifyListen)
 	if v, ok := os.LookupEnv("COINLEDGER_ADMIN_PASSWORD"); ok {
 		c.AdminPassword = Secret(v)
+	}
+	if v, ok := os.LookupEnv("COINLEDGER_TRUSTED_PROXIES"); ok {
+		c.TrustedProxies = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.TrustedProxies = append(c.TrustedProxies, p)
+			}
+		}
 	}
 	if v, ok := os.LookupEnv("COINLEDGER_JWT_SECRET"); ok {
 		c.JWTSecret = Secret(v)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/app/wallets"
@@ -71,12 +72,17 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	if err != nil {
 		return svc, err
 	}
+	clientIP, err := auth.NewClientIP(cfg.TrustedProxies)
+	if err != nil {
+		return svc, fmt.Errorf("trusted_proxies: %w", err)
+	}
 	walletSvc := wallets.New(svc.store, wallets.Options{MaxBatch: w.maxBatch})
 	svc.closers = append(svc.closers, func() error { walletSvc.Close(); return nil })
 	backends := []api.Backend{{Coin: "BTC", Kind: "null", Simulated: true}}
 	logger.Warn("coin BTC is bound to the SIMULATED null backend: no real chain, deposits only through the admin simulate endpoints")
 	svc.handler = api.New(api.Deps{Store: svc.store, DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
-		Issuer: issuer, Logger: logger, Version: version, Backends: backends})
+		Issuer: issuer, ClientIP: clientIP, Limiter: auth.NewLimiter(5, 12*time.Second, time.Now),
+		Logger: logger, Version: version, Backends: backends})
 	return svc, nil
 }
 

@@ -26,6 +26,8 @@ type Deps struct {
 	Wallets  *wallets.Service
 	Users    *users.Service
 	Issuer   *auth.Issuer
+	ClientIP *auth.ClientIP // the caller's address, behind trusted proxies
+	Limiter  *auth.Limiter  // login attempts
 	Logger   *slog.Logger
 	Version  string
 	Backends []Backend // described in /api/v1/status
@@ -58,6 +60,14 @@ func New(d Deps) *echo.Echo {
 	in := v1.Group("", h.authenticate)
 	in.GET("/status", h.status)
 	in.GET("/me", h.me)
+	in.POST("/auth/logout", h.logout)
+	in.POST("/api-keys", h.createAPIKey)
+	in.DELETE("/api-keys/:id", h.deleteAPIKey)
+	in.POST("/users", h.createUser, requireAdmin)
+	in.GET("/users", h.listUsers, requireAdmin)
+	in.PUT("/users/:username/wallets/:wallet", h.grant, requireAdmin)
+	in.DELETE("/users/:username/wallets/:wallet", h.revokeGrant, requireAdmin)
+	in.POST("/users/:username/revoke-sessions", h.revokeSessions, requireAdmin)
 	in.GET("/wallets", h.listWallets)
 	in.POST("/wallets", h.createWallet, requireAdmin)
 
@@ -70,7 +80,7 @@ func New(d Deps) *echo.Echo {
 	w.GET("/accounts/:account", h.getAccount, h.walletAccess(ledger.PermRead))
 	w.GET("/accounts/:account/entries", h.entries, h.walletAccess(ledger.PermRead))
 	w.GET("/accounts/:account/balance", h.balanceAt, h.walletAccess(ledger.PermRead))
-	w.POST("/accounts/:account/imports", h.importBalance, requireAdmin, h.walletAccess(""))
+	w.POST("/accounts/:account/imports", h.importBalance, h.walletAccess(""), requireAdmin)
 	w.POST("/accounts/:account/holds", h.placeHold, h.walletAccess(ledger.PermFreeze))
 	w.POST("/holds/:id/release", h.releaseHold, h.walletAccess(ledger.PermFreeze))
 	w.POST("/transfers", h.createTransfer, h.walletAccess(ledger.PermTransfer))

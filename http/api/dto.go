@@ -176,3 +176,41 @@ type fieldError struct {
 	Field   string `json:"field"`
 	Message string `json:"message"`
 }
+
+type createUserRequest struct {
+	Username string   `json:"username"`
+	Email    string   `json:"email"`
+	Password string   `json:"password"`
+	Roles    []string `json:"roles,omitempty"`
+}
+
+type userResponse struct {
+	Username string         `json:"username"`
+	Email    string         `json:"email"`
+	Roles    []string       `json:"roles"`
+	Disabled bool           `json:"disabled"`
+	Wallets  []walletAccess `json:"wallets"`
+}
+
+type userList struct {
+	Users []userResponse `json:"users"`
+}
+
+type grantRequest struct {
+	Permissions []string `json:"permissions"`
+}
+
+type createAPIKeyRequest struct {
+	Name    string         `json:"name"`
+	Roles   []string       `json:"roles,omitempty"`
+	Wallets []walletAccess `json:"wallets"`
+}
+
+type apiKeyCreated struct {
+	ID        string         `json:"id"`
+	Name      string         `json:"name"`
+	Key       string         `json:"key"` // shown once
+	Roles     []string       `json:"roles"`
+	Wallets   []walletAccess `json:"wallets"`
+	CreatedAt time.Time      `json:"created_at"`
+}

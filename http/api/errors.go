@@ -67,6 +67,9 @@ var statusOf = []struct {
 	{ledger.ErrValidation, http.StatusUnprocessableEntity, "validation_failed"},
 	{identity.ErrValidation, http.StatusUnprocessableEntity, "validation_failed"},
 	{auth.ErrInvalidToken, http.StatusUnauthorized, "unauthorized"},
+	{identity.ErrExceedsOwner, http.StatusForbidden, "permission_denied"},
+	{identity.ErrAPIKeyNotFound, http.StatusNotFound, "not_found"},
+	{identity.ErrAPIKeyExists, http.StatusConflict, "api_key_exists"},
 }
 
 // problemOf turns any error into a problem document; unknown errors are 500

@@ -292,6 +292,7 @@ var dtoSchemas = []any{
 	holdRequest{}, holdCreated{}, releaseRequest{}, positionResponse{},
 	problem{}, fieldError{},
 	projectionStatus{}, Backend{},
+	createUserRequest{}, userResponse{}, userList{}, grantRequest{}, createAPIKeyRequest{}, apiKeyCreated{},
 }
 
 func schemaName(t reflect.Type) string { return strings.ToUpper(t.Name()[:1]) + t.Name()[1:] }

@@ -1,41 +1,49 @@
 package api
 
 import (
-	"net"
-	"net/netip"
+	"errors"
 	"slices"
 	"strings"
 
-	"github.com/coinledger/coinledger/domain/identity"
+	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/http/auth"
 	"github.com/labstack/echo/v4"
 )
 
-// principal is the authenticated caller.
-type principal struct {
-	Username string
-	Roles    []string
-}
+const accessKey = "access"
 
-func (p *principal) admin() bool { return slices.Contains(p.Roles, identity.RoleAdmin) }
+// caller is the authenticated caller's access, as its user stream decides now.
+func caller(c echo.Context) users.Access { return c.Get(accessKey).(users.Access) }
 
-const principalKey = "principal"
-
-func caller(c echo.Context) *principal { return c.Get(principalKey).(*principal) }
-
-// authenticate requires a valid access token.
+// authenticate requires a valid access token or API key in the
+// Authorization header, and checks it against the user's current state
+// (disabled users, revoked sessions and logged-out families are refused at
+// once, on every instance).
 func (h *handlers) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		token, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
-		if !ok || token == "" {
+		token, ok := auth.ParseBearer(c.Request().Header.Get(echo.HeaderAuthorization))
+		if !ok {
 			return errUnauthorized
 		}
-		claims, err := h.d.Issuer.Verify(token, auth.Access)
-		if err != nil {
-			return errUnauthorized
+		ctx := c.Request().Context()
+		var a users.Access
+		var err error
+		if strings.HasPrefix(token, users.APIKeyPrefix) {
+			a, err = h.d.Users.KeyAccess(ctx, token)
+		} else {
+			var claims *auth.Claims
+			if claims, err = h.d.Issuer.Verify(token, auth.Access); err == nil {
+				a, err = h.d.Users.TokenAccess(ctx, claims.Subject, claims.IssuedAt.Time, claims.Family)
+			}
 		}
-		c.Set(principalKey, &principal{Username: claims.Subject, Roles: claims.Roles})
+		switch {
+		case errors.Is(err, users.ErrBadCredentials), errors.Is(err, auth.ErrInvalidToken):
+			return errUnauthorized
+		case err != nil:
+			return err
+		}
+		c.Set(accessKey, a)
 		return next(c)
 	}
 }
@@ -43,7 +51,7 @@ func (h *handlers) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 // requireAdmin allows admins only.
 func requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if !caller(c).admin() {
+		if !caller(c).Admin() {
 			return errForbidden
 		}
 		return next(c)
@@ -52,14 +60,14 @@ func requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 
 // effective returns the caller's effective permissions on a wallet that
 // allows perms: the wallet's own permissions intersected with the caller's
-// grant (an admin is granted everything).
-func effective[P ~string](p *principal, perms []P) []string {
-	if !p.admin() {
-		return nil // per-wallet grants arrive with the identity read model
-	}
-	out := make([]string, len(perms))
-	for i, perm := range perms {
-		out[i] = string(perm)
+// grant on it (an admin is granted everything the wallet allows).
+func effective[P ~string](a users.Access, wallet string, perms []P) []string {
+	out := make([]string, 0, len(perms))
+	grant := a.Grants[wallet]
+	for _, p := range perms {
+		if a.Admin() || slices.Contains(grant, string(p)) {
+			out = append(out, string(p))
+		}
 	}
 	return out
 }
@@ -71,20 +79,28 @@ const walletKey = "wallet"
 // models) and requires perm on it. A wallet the caller has no permission on
 // at all does not exist for the caller (404); one with other permissions
 // answers 403. The wallet's IP allowlist is enforced on every wallet-scoped
-// call.
+// call, before anything else is revealed.
 func (h *handlers) walletAccess(perm ledger.Permission) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			w, err := h.d.Wallets.Info(c.Request().Context(), c.Param("wallet"))
+			a := caller(c)
+			name := c.Param("wallet")
+			if !a.Admin() && len(a.Grants[name]) == 0 {
+				return errNotFound // not even its existence is revealed
+			}
+			w, err := h.d.Wallets.Info(c.Request().Context(), name)
 			if err != nil {
 				return err
 			}
-			eff := effective(caller(c), w.Permissions)
-			if len(eff) == 0 && !caller(c).admin() {
+			eff := effective(a, w.Name, w.Permissions)
+			if len(eff) == 0 {
 				return errNotFound
 			}
-			if !allowedIP(w.IPAllowlist, c.Request().RemoteAddr) {
-				return errIPNotAllowed
+			if len(w.IPAllowlist) > 0 {
+				ip, err := h.d.ClientIP.Of(c.Request().RemoteAddr, c.Request().Header.Values("X-Forwarded-For"))
+				if err != nil || !auth.Allowed(w.IPAllowlist, ip) {
+					return errIPNotAllowed
+				}
 			}
 			if perm != "" && !slices.Contains(eff, string(perm)) {
 				return errForbidden
@@ -96,29 +112,3 @@ func (h *handlers) walletAccess(perm ledger.Permission) echo.MiddlewareFunc {
 }
 
 func walletOf(c echo.Context) ledger.Wallet { return c.Get(walletKey).(ledger.Wallet) }
-
-// allowedIP reports whether the peer address is in the allowlist (an empty
-// list allows all).
-func allowedIP(allowlist []string, remoteAddr string) bool {
-	if len(allowlist) == 0 {
-		return true
-	}
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
-	addr = addr.Unmap()
-	for _, entry := range allowlist {
-		if p, err := netip.ParsePrefix(entry); err == nil && p.Contains(addr) {
-			return true
-		}
-		if a, err := netip.ParseAddr(entry); err == nil && a.Unmap() == addr {
-			return true
-		}
-	}
-	return false
-}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
 	"github.com/coinledger/coinledger/projections/wallet"
@@ -42,10 +43,10 @@ func (h *handlers) createWallet(c echo.Context) error {
 	return c.JSON(http.StatusCreated, h.walletResponse(caller(c), w))
 }
 
-func (h *handlers) walletResponse(p *principal, w wallet.Wallet) walletResponse {
+func (h *handlers) walletResponse(a users.Access, w wallet.Wallet) walletResponse {
 	return walletResponse{Name: w.Name, Coin: w.Coin, Decimals: w.Exponent, Permissions: nonNil(w.Permissions),
 		IPAllowlist: nonNil(w.IPAllowlist), Confirmations: w.Confirmations, Locked: w.Locked,
-		Effective: nonNil(effective(p, w.Permissions)), Position: w.Position}
+		Effective: nonNil(effective(a, w.Name, w.Permissions)), Position: w.Position}
 }
 
 func (h *handlers) listWallets(c echo.Context) error {
@@ -58,7 +59,7 @@ func (h *handlers) listWallets(c echo.Context) error {
 	}
 	out := walletList{Wallets: []walletResponse{}}
 	for _, w := range ws {
-		if len(effective(caller(c), w.Permissions)) > 0 || caller(c).admin() {
+		if len(effective(caller(c), w.Name, w.Permissions)) > 0 {
 			out.Wallets = append(out.Wallets, h.walletResponse(caller(c), w))
 		}
 	}

@@ -62,8 +62,15 @@ type Claims struct {
 	Family string `json:"fam,omitempty"`
 }
 
-// Issue returns a signed token of kind for subject.
-func (i *Issuer) Issue(kind, subject string, roles []string, family string) (string, time.Duration, error) {
+// NewTokenID returns a random token id.
+func NewTokenID() string { return randomID() }
+
+// Issue returns a signed token of kind for subject, with id as its jti (a
+// random one when empty) and the refresh family it belongs to.
+func (i *Issuer) Issue(kind, subject string, roles []string, family, id string) (string, time.Duration, error) {
+	if id == "" {
+		id = randomID()
+	}
 	ttl := i.AccessTTL
 	if kind == Refresh {
 		ttl = i.RefreshTTL
@@ -75,7 +82,7 @@ func (i *Issuer) Issue(kind, subject string, roles []string, family string) (str
 			IssuedAt:  jwt.NewNumericDate(now),
 			NotBefore: jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-			ID:        randomID(),
+			ID:        id,
 		},
 		Kind: kind, Roles: roles, Family: family,
 	}

@@ -19,7 +19,7 @@ func issuer(t testing.TB) *Issuer {
 
 func TestIssueVerify(t *testing.T) {
 	i := issuer(t)
-	tok, ttl, err := i.Issue(Access, "alice", []string{"admin"}, "")
+	tok, ttl, err := i.Issue(Access, "alice", []string{"admin"}, "", "")
 	if err != nil || ttl != 30*time.Minute {
 		t.Fatal(err, ttl)
 	}
@@ -36,13 +36,13 @@ func TestRejects(t *testing.T) {
 	i := issuer(t)
 	now := time.Now()
 	i.Now = func() time.Time { return now.Add(-time.Hour) }
-	expired, _, _ := i.Issue(Access, "alice", nil, "")
+	expired, _, _ := i.Issue(Access, "alice", nil, "", "")
 	i.Now = time.Now
 	none := jwt.NewWithClaims(jwt.SigningMethodNone, Claims{Kind: Access, RegisteredClaims: jwt.RegisteredClaims{
 		Subject: "alice", ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))}})
 	noneTok, _ := none.SignedString(jwt.UnsafeAllowNoneSignatureType)
 	other, _ := NewIssuer(Key{ID: "k1", Secret: []byte(strings.Repeat("x", 32))})
-	forged, _, _ := other.Issue(Access, "alice", []string{"admin"}, "")
+	forged, _, _ := other.Issue(Access, "alice", []string{"admin"}, "", "")
 	for name, tok := range map[string]string{"expired": expired, "alg none": noneTok, "forged": forged,
 		"garbage": "a.b.c", "empty": ""} {
 		if _, err := i.Verify(tok, Access); !errors.Is(err, ErrInvalidToken) {
@@ -53,7 +53,7 @@ func TestRejects(t *testing.T) {
 
 func FuzzVerify(f *testing.F) {
 	i := issuer(f)
-	tok, _, _ := i.Issue(Access, "alice", nil, "")
+	tok, _, _ := i.Issue(Access, "alice", nil, "", "")
 	f.Add(tok)
 	f.Add("eyJhbGciOiJub25lIn0.e30.")
 	f.Fuzz(func(t *testing.T, s string) {
