@@ -6,8 +6,8 @@ import (
 
 	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/domain/ledger"
-	"github.com/coinledger/coinledger/projections/wallet"
 	userview "github.com/coinledger/coinledger/projections/users"
+	"github.com/coinledger/coinledger/projections/wallet"
 	"github.com/labstack/echo/v4"
 )
 

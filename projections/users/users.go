@@ -13,7 +13,9 @@ import (
 )
 
 // Projection folds user streams into tables users and user_grants.
-type Projection struct{ codec *eventstore.Codec[identity.Event] }
+type Projection struct {
+	codec *eventstore.Codec[identity.Event]
+}
 
 // New returns the projection.
 func New() *Projection { return &Projection{codec: eventstore.NewCodecOf(identity.Events()...)} }
