@@ -55,6 +55,9 @@ func (s *Service) ImportGraphene(ctx context.Context, meta eventstore.Metadata, 
 		switch {
 		case e.Username == graphene.Wildcard:
 			r.Wildcard = &e
+			if err := s.importWildcard(ctx, meta, e, wallet); err != nil {
+				return r, err
+			}
 			continue
 		case !identity.ValidUsername(e.Username):
 			r.Skipped = append(r.Skipped, Skipped{e.Username, SkipInvalidUsername})
@@ -85,4 +88,39 @@ func (s *Service) ImportGraphene(ctx context.Context, meta eventstore.Metadata, 
 		}
 	}
 	return r, nil
+}
+
+// Anonymous is the user that stands for Graphene's "*" entry: a login with
+// a username that does not exist is checked against it (a known user with
+// a wrong password is not).
+const Anonymous = "anonymous"
+
+// anyPassword is the password hash of an anonymous user whose "*" entry
+// accepts any password. Only the Anonymous user may carry it.
+const anyPassword = "any-password"
+
+// importWildcard registers the Anonymous user from the "*" entry, with its
+// API sets mapped to a grant on wallet; an existing Anonymous user is left
+// as it is.
+func (s *Service) importWildcard(ctx context.Context, meta eventstore.Metadata, e graphene.Entry, wallet string) error {
+	hash := anyPassword
+	if !e.AnyPassword() {
+		hash = e.LegacyMarker()
+	}
+	perms := e.Permissions()
+	err := s.update(ctx, meta, Anonymous, func(u *identity.User) ([]identity.Event, error) {
+		events, err := identity.Register(u, Anonymous, "", hash, nil)
+		if err != nil || len(perms) == 0 {
+			return events, err
+		}
+		for _, ev := range events {
+			identity.Evolve(u, ev)
+		}
+		grant, err := identity.Grant(u, wallet, perms)
+		return append(events, grant...), err
+	})
+	if err != nil && !errors.Is(err, identity.ErrUserExists) {
+		return fmt.Errorf("import graphene wildcard: %w", err)
+	}
+	return nil
 }

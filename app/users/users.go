@@ -152,9 +152,25 @@ func (s *Service) Authenticate(ctx context.Context, username, password string) (
 			u = l.State
 		}
 	}
+	if u == nil && username != Anonymous {
+		// Graphene's rule: an unknown user falls back to the wildcard.
+		l, err := s.repo.Load(ctx, Stream(Anonymous))
+		if err != nil {
+			return nil, err
+		}
+		if l.State.Registered {
+			u = l.State
+		}
+	}
 	if u == nil {
 		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
 		return nil, ErrBadCredentials
+	}
+	if u.Username == Anonymous && u.PasswordHash == anyPassword {
+		if u.Disabled() {
+			return nil, ErrBadCredentials
+		}
+		return u, nil
 	}
 	ok, legacy := verifyPassword(u.PasswordHash, password)
 	if !ok || u.Disabled() {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/coinledger/coinledger/app/users"
 	"gopkg.in/yaml.v3"
 )
 
@@ -31,6 +32,19 @@ type Config struct {
 	// whose X-Forwarded-For is believed (COINLEDGER_TRUSTED_PROXIES, comma
 	// separated). Empty: the client address is the connection's peer.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Wallets and Users are created (or brought in line) at every start.
+	Wallets []WalletSeed `yaml:"wallets"`
+	Users   []users.Seed `yaml:"users"`
+}
+
+// WalletSeed is a wallet the configuration declares. A wallet that exists
+// already is left as it is.
+type WalletSeed struct {
+	Name          string   `yaml:"name"`
+	Coin          string   `yaml:"coin"`
+	Permissions   []string `yaml:"permissions"`
+	IPAllowlist   []string `yaml:"ip_allowlist"`
+	Confirmations int      `yaml:"confirmations"`
 }
 
 // Secret is a string that never prints.

@@ -30,6 +30,8 @@ commands:
   bench transfers        measure internal transfers over HTTP against a per-request-commit baseline
   projections status     checkpoint and lag of every read model
   audit verify           verify the hash chain of every stream
+  users ...              add users, grant and revoke, hash passwords, import Graphene maps
+  config show            print the effective configuration (secrets redacted)
   version                print the version
 
 configuration: COINLEDGER_CONFIG (YAML file), COINLEDGER_LISTEN, COINLEDGER_DATA_DIR,
@@ -77,6 +79,10 @@ func run(ctx context.Context, args []string) error {
 		return projectionsStatus(ctx, rest[1:])
 	case cmd == "audit" && sub == "verify":
 		return auditVerify(ctx, rest[1:])
+	case cmd == "users":
+		return usersCmd(ctx, rest)
+	case cmd == "config" && sub == "show":
+		return configShow(rest[1:])
 	case cmd == "version":
 		fmt.Println(version)
 		return nil

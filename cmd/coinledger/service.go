@@ -15,6 +15,8 @@ import (
 
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/app/wallets"
+	"github.com/coinledger/coinledger/domain/ledger"
+	"github.com/coinledger/coinledger/domain/money"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/http/api"
 	"github.com/coinledger/coinledger/http/auth"
@@ -78,6 +80,9 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	}
 	walletSvc := wallets.New(svc.store, wallets.Options{MaxBatch: w.maxBatch})
 	svc.closers = append(svc.closers, func() error { walletSvc.Close(); return nil })
+	if err := seed(ctx, cfg, walletSvc, userSvc); err != nil {
+		return svc, err
+	}
 	backends := []api.Backend{{Coin: "BTC", Kind: "null", Simulated: true}}
 	logger.Warn("coin BTC is bound to the SIMULATED null backend: no real chain, deposits only through the admin simulate endpoints")
 	svc.handler = api.New(api.Deps{Store: svc.store, DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
@@ -117,4 +122,33 @@ func tokenIssuer(cfg *Config) (*auth.Issuer, error) {
 		secret = []byte(strings.TrimSpace(string(b)))
 	}
 	return auth.NewIssuer(auth.Key{ID: "k1", Secret: secret})
+}
+
+// seed creates the wallets and users the configuration declares; run at
+// every start, it appends only what is missing or differs.
+func seed(ctx context.Context, cfg *Config, ws *wallets.Service, us *users.Service) error {
+	meta := eventstore.Metadata{Actor: "system:config"}
+	for _, w := range cfg.Wallets {
+		coin, ok := money.Lookup(w.Coin)
+		if !ok {
+			return fmt.Errorf("config wallet %s: unknown coin %q", w.Name, w.Coin)
+		}
+		perms := make([]ledger.Permission, len(w.Permissions))
+		for i, p := range w.Permissions {
+			perms[i] = ledger.Permission(p)
+		}
+		_, err := ws.Execute(ctx, meta, w.Name, func(*ledger.State) (ledger.Command, error) {
+			return ledger.OpenWallet{Name: w.Name, Coin: coin, Permissions: perms, IPAllowlist: w.IPAllowlist,
+				Confirmations: w.Confirmations}, nil
+		})
+		if err != nil && !errors.Is(err, ledger.ErrWalletExists) {
+			return fmt.Errorf("config wallet %s: %w", w.Name, err)
+		}
+	}
+	for _, u := range cfg.Users {
+		if err := us.Apply(ctx, meta, u); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+	}
+	return nil
 }

@@ -1,0 +1,121 @@
+package test
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// cli runs the coinledger binary with stdin and the environment.
+func cli(t *testing.T, stdin string, env []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("coinledger %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// TestConfigSeedsWalletsAndUsers: wallets and users declared in the YAML
+// file exist after start, restarts append nothing, secrets never print.
+func TestConfigSeedsWalletsAndUsers(t *testing.T) {
+	dir := t.TempDir()
+	hash := strings.TrimSpace(cli(t, "password-carol\n", nil, "users", "hash-password"))
+	if !strings.HasPrefix(hash, "$2") {
+		t.Fatalf("hash-password printed %q", hash)
+	}
+	config := filepath.Join(dir, "coinledger.yml")
+	yml := `
+jwt_secret: "0123456789abcdef0123456789abcdef-seed"
+wallets:
+  - name: hot
+    coin: BTC
+    permissions: [read, transfer]
+users:
+  - username: carol
+    email: carol@example.com
+    password_hash: "` + hash + `"
+    wallets:
+      hot: [read]
+`
+	if err := os.WriteFile(config, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"COINLEDGER_CONFIG=" + config}
+	shown := cli(t, "", append(env, "COINLEDGER_ADMIN_PASSWORD=super-secret-admin"), "config", "show")
+	if strings.Contains(shown, "super-secret-admin") || strings.Contains(shown, "0123456789abcdef") || !strings.Contains(shown, "[redacted]") {
+		t.Fatalf("config show leaks a secret:\n%s", shown)
+	}
+
+	s, admin := adminServer(t, dir, env...)
+	head := func(c *client) uint64 {
+		var st struct{ Store struct{ Head uint64 } }
+		c.expect(http.StatusOK, "GET", "/status", nil).JSON(t, &st)
+		return st.Store.Head
+	}
+	before := head(admin)
+	s.Stop(t)
+	s2, admin2 := adminServer(t, dir, env...)
+	if after := head(admin2); after != before+1 { // +1: the admin's new login session
+		t.Fatalf("restart appended %d events, want only the login's 1", after-before)
+	}
+	carol := newClient(t, s2)
+	carol.login("carol", "password-carol")
+	var me struct {
+		Wallets []struct {
+			Wallet      string
+			Permissions []string
+		}
+	}
+	carol.expect(http.StatusOK, "GET", "/me", nil).JSON(t, &me)
+	if len(me.Wallets) != 1 || me.Wallets[0].Wallet != "hot" || strings.Join(me.Wallets[0].Permissions, ",") != "read" {
+		t.Fatalf("carol sees %+v", me)
+	}
+	if strings.Contains(s2.Log(), hash) || strings.Contains(s2.Log(), "password-carol") {
+		t.Fatal("a password or hash appears in the log")
+	}
+}
+
+// TestGrapheneImport imports the seed's api-access.json with the CLI: a
+// known user logs in with its Graphene password (upgraded on the way), a
+// known user with a wrong password is refused, an unknown user falls back
+// to the "*" entry.
+func TestGrapheneImport(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "api-access.json")
+	m := map[string]any{"permission_map": []any{
+		[]any{"bytemaster", map[string]any{"password_hash_b64": "9e9GF7ooXVb9k4BoSfNIPTelXeGOZ5DrgOYMj94elaY=",
+			"password_salt_b64": "INDdM6iCi/8=", "allowed_apis": []string{"database_api", "network_broadcast_api", "history_api", "network_node_api"}}},
+		[]any{"*", map[string]any{"password_hash_b64": "*", "password_salt_b64": "*",
+			"allowed_apis": []string{"database_api", "network_broadcast_api", "history_api"}}},
+	}}
+	b, _ := json.Marshal(m)
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"COINLEDGER_DATA_DIR=" + dir}
+	out := cli(t, "", env, "users", "import-graphene", file, "-wallet", "hot")
+	if !strings.Contains(out, "imported bytemaster") {
+		t.Fatalf("import said:\n%s", out)
+	}
+	s, _ := adminServer(t, dir)
+	c := newClient(t, s)
+	c.login("bytemaster", "supersecret")
+	c.login("bytemaster", "supersecret") // the second login uses the upgraded hash
+	if r := c.do("POST", "/auth/login", map[string]string{"username": "bytemaster", "password": "wrong-password"}); r.Status != 401 {
+		t.Fatalf("known user, wrong password: %d", r.Status)
+	}
+	var me struct{ Username string }
+	c.login("somebody-unknown", "anything-at-all")
+	c.expect(http.StatusOK, "GET", "/me", nil).JSON(t, &me)
+	if me.Username != "anonymous" {
+		t.Fatalf("unknown user logged in as %q, want anonymous", me.Username)
+	}
+}
