@@ -80,4 +80,3 @@ func sorted(s []string) []string {
 	slices.Sort(s)
 	return s
 }
-
