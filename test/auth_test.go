@@ -35,6 +35,7 @@ func newAuthWorld(t *testing.T) *authWorld {
 		{"reader", map[string][]string{"w": {"read"}}},
 		{"mover", map[string][]string{"w": {"read", "transfer"}, "fenced": {"read", "transfer"}}},
 		{"stranger", nil},
+		{"victim", nil},
 	} {
 		admin.expect(http.StatusCreated, "POST", "/users", map[string]any{"username": u.name, "email": u.name + "@example.com",
 			"password": "password-" + u.name})
@@ -54,7 +55,7 @@ func newAuthWorld(t *testing.T) *authWorld {
 	w.keyed = newClient(t, s)
 	w.keyed.token = key.Key
 	// A token signed with the server's key that expired an hour ago.
-	iss, err := auth.NewIssuer(auth.Key{ID: "k1", Secret: []byte(jwtSecret)})
+	iss, err := auth.NewIssuer(auth.KeyOf([]byte(jwtSecret)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +76,9 @@ func TestAccessTable(t *testing.T) {
 	w := newAuthWorld(t)
 	var n atomic.Int64
 	key := func() []string { return []string{"Idempotency-Key", fmt.Sprintf("k-%d", n.Add(1))} }
+	var tr struct{ ID string }
+	w.admin.expect(201, "POST", "/wallets/w/transfers", map[string]string{"from": "a", "to": "b", "amount": "0.00000001"},
+		key()...).JSON(t, &tr)
 	transfer := func() any { return map[string]string{"from": "a", "to": "b", "amount": "0.00000001"} }
 	type endpoint struct {
 		method, path string
@@ -96,7 +100,14 @@ func TestAccessTable(t *testing.T) {
 			return map[string]any{"name": fmt.Sprintf("n%d", n.Add(1)), "coin": "BTC", "permissions": []string{"read"}}
 		}, "admin", 201},
 		{"GET", "/users", nil, "admin", 200},
+		{"GET", "/wallets/w/transfers/" + tr.ID, nil, "read", 200},
+		{"POST", "/wallets/w/unlock", nil, "lock", 200},
 		{"PUT", "/users/reader/wallets/w", func() any { return map[string]any{"permissions": []string{"read"}} }, "admin", 200},
+		{"DELETE", "/users/victim/wallets/w", nil, "admin", 204},
+		{"POST", "/users", func() any {
+			return map[string]any{"username": fmt.Sprintf("u%d", n.Add(1)), "email": "u@example.com", "password": "password-u"}
+		}, "admin", 201},
+		{"POST", "/users/victim/revoke-sessions", nil, "admin", 204},
 	}
 	has := map[string]map[string]bool{
 		"reader": {"read": true},

@@ -26,6 +26,9 @@ type Config struct {
 	// JWTSecret signs tokens (COINLEDGER_JWT_SECRET, at least 32 bytes). Empty:
 	// a random key kept in DATA_DIR/jwt.key. Instances sharing stores must share it.
 	JWTSecret Secret `yaml:"jwt_secret"`
+	// JWTPreviousSecrets still verify tokens (they sign none): keep a
+	// rotated-out secret here until its tokens have expired (4 h).
+	JWTPreviousSecrets []Secret `yaml:"jwt_previous_secrets"`
 	// BcryptCost is the cost of new password hashes (default 10; tests lower it).
 	BcryptCost int `yaml:"bcrypt_cost"`
 	// TrustedProxies are the addresses or CIDR ranges of reverse proxies

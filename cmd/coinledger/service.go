@@ -121,7 +121,11 @@ func tokenIssuer(cfg *Config) (*auth.Issuer, error) {
 		}
 		secret = []byte(strings.TrimSpace(string(b)))
 	}
-	return auth.NewIssuer(auth.Key{ID: "k1", Secret: secret})
+	keys := []auth.Key{auth.KeyOf(secret)}
+	for _, prev := range cfg.JWTPreviousSecrets {
+		keys = append(keys, auth.KeyOf([]byte(prev.Reveal())))
+	}
+	return auth.NewIssuer(keys...)
 }
 
 // seed creates the wallets and users the configuration declares; run at

@@ -4,6 +4,7 @@ package auth
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,6 +27,14 @@ var ErrInvalidToken = errors.New("invalid token")
 type Key struct {
 	ID     string
 	Secret []byte
+}
+
+// KeyOf returns a key whose id is derived from the secret (the first 8
+// bytes of its SHA-256, hex), so that the same secret has the same kid on
+// every instance and a rotated-out secret is still recognised.
+func KeyOf(secret []byte) Key {
+	sum := sha256.Sum256(secret)
+	return Key{ID: hex.EncodeToString(sum[:8]), Secret: secret}
 }
 
 // Issuer signs and verifies tokens. The first key signs; all verify (keys

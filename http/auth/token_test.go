@@ -63,3 +63,24 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestKeyRotation: tokens signed with a previous key still verify while it
+// is configured, and stop when it is dropped.
+func TestKeyRotation(t *testing.T) {
+	old := KeyOf([]byte(strings.Repeat("o", 32)))
+	next := KeyOf([]byte(strings.Repeat("n", 32)))
+	before, _ := NewIssuer(old)
+	tok, _, _ := before.Issue(Access, "alice", nil, "", "")
+	during, _ := NewIssuer(next, old)
+	if _, err := during.Verify(tok, Access); err != nil {
+		t.Fatalf("old token during rotation: %v", err)
+	}
+	fresh, _, _ := during.Issue(Access, "alice", nil, "", "")
+	after, _ := NewIssuer(next)
+	if _, err := after.Verify(fresh, Access); err != nil {
+		t.Fatalf("new token after rotation: %v", err)
+	}
+	if _, err := after.Verify(tok, Access); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("old token after its key was dropped: %v", err)
+	}
+}
