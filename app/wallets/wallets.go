@@ -87,7 +87,7 @@ func (s *Service) Execute(ctx context.Context, meta eventstore.Metadata, wallet 
 			}
 			return nil, err
 		}
-		id = subject(cmd)
+		id = ledger.SubjectOf(cmd)
 		return ledger.Decide(st, cmd)
 	})
 	if err != nil {
@@ -109,27 +109,6 @@ func (s *Service) replayed(ctx context.Context, wallet string, r ledger.Result) 
 		return Result{}, fmt.Errorf("replay %s@%d: %w", Stream(wallet), r.Revision, errors.New("original event missing"))
 	}
 	return Result{ID: r.ID, Position: events[0].Position, Replayed: true}, nil
-}
-
-// subject is the id a command creates or acts on, for responses.
-func subject(c ledger.Command) string {
-	switch c := c.(type) {
-	case ledger.OpenWallet:
-		return c.Name
-	case ledger.OpenAccount:
-		return c.Name
-	case ledger.Transfer:
-		return c.ID
-	case ledger.ImportBalance:
-		return c.ID
-	case ledger.PlaceHold:
-		return c.ID
-	case ledger.ReleaseHold:
-		return c.ID
-	case ledger.ExpireHold:
-		return c.ID
-	}
-	return ""
 }
 
 // Info returns the wallet's settings (coin, permissions, allowlist, lock)

@@ -20,16 +20,11 @@ func projectionsStatus(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, closeStore, err := openEventStore(ctx, cfg.EventStore)
+	store, db, closeStores, err := openStores(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
-	db, closeDB, err := openReadModels(ctx, cfg.ReadModels)
-	if err != nil {
-		return err
-	}
-	defer closeDB()
+	defer closeStores()
 	st, err := projections.NewRunner(db, store, projections.Options{}, readModels()...).Status(ctx)
 	if err != nil {
 		return err

@@ -60,3 +60,18 @@ func redactURL(url string) string {
 	}
 	return url
 }
+
+// openStores opens the event store and the read models cfg names; close
+// releases both.
+func openStores(ctx context.Context, cfg *Config) (eventstore.Store, projections.DB, func(), error) {
+	store, closeStore, err := openEventStore(ctx, cfg.EventStore)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	db, closeDB, err := openReadModels(ctx, cfg.ReadModels)
+	if err != nil {
+		closeStore()
+		return nil, nil, nil, err
+	}
+	return store, db, func() { closeDB(); closeStore() }, nil
+}

@@ -139,3 +139,25 @@ type UnlockWallet struct {
 
 // IdempotencyOf returns the idempotency key and request hash a command carries.
 func IdempotencyOf(c Command) Idempotency { return c.idempotency() }
+
+// SubjectOf returns the id a command creates or acts on: the wallet or
+// account name, the transfer, import or hold id; "" for lock and unlock.
+func SubjectOf(c Command) string {
+	switch c := c.(type) {
+	case OpenWallet:
+		return c.Name
+	case OpenAccount:
+		return c.Name
+	case Transfer:
+		return c.ID
+	case ImportBalance:
+		return c.ID
+	case PlaceHold:
+		return c.ID
+	case ReleaseHold:
+		return c.ID
+	case ExpireHold:
+		return c.ID
+	}
+	return ""
+}

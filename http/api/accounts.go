@@ -147,24 +147,12 @@ func (h *handlers) balanceAt(c echo.Context) error {
 // importBalance credits an opening balance from the system import account.
 func (h *handlers) importBalance(c echo.Context) error {
 	var req importRequest
-	body, err := bind(c, &req)
-	if err != nil {
-		return err
-	}
-	key, err := idempotencyKey(c, caller(c).Username)
-	if err != nil {
-		return err
-	}
-	hash := requestHash(c, body)
 	account := c.Param("account")
-	res, err := h.execute(c, walletOf(c).Name, key, func(s *ledger.State) (ledger.Command, error) {
-		amount, err := money.ParsePositive(req.Amount, s.Coin())
-		if err != nil {
-			return nil, err
-		}
-		return ledger.ImportBalance{ID: "imp-" + uuid.NewString(), Account: account, Amount: amount, Reason: req.Reason,
-			Idempotency: ledger.Idempotency{Key: key, RequestHash: hash}}, nil
-	})
+	res, err := h.executeAmount(c, &req, true, func() string { return req.Amount },
+		func(amount money.Amount, idem ledger.Idempotency) ledger.Command {
+			return ledger.ImportBalance{ID: "imp-" + uuid.NewString(), Account: account, Amount: amount, Reason: req.Reason,
+				Idempotency: idem}
+		})
 	if err != nil {
 		return err
 	}

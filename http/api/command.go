@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/coinledger/coinledger/app/wallets"
+	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/projections/wallet"
@@ -79,3 +80,29 @@ func balanceOf(a money.Asset, b wallet.Balance) balance {
 
 // walletModel is the name of the wallet read model's projection.
 var walletModel = wallet.New().Name()
+
+// executeAmount runs a command that moves an amount: it binds req, takes
+// the caller-scoped Idempotency-Key (required when keyRequired, else
+// optional), and builds the command inside the wallet's writer, where the
+// amount string from amountOf is parsed in the wallet's coin.
+func (h *handlers) executeAmount(c echo.Context, req any, keyRequired bool, amountOf func() string,
+	build func(money.Amount, ledger.Idempotency) ledger.Command) (wallets.Result, error) {
+	body, err := bind(c, req)
+	if err != nil {
+		return wallets.Result{}, err
+	}
+	key := ""
+	if keyRequired || c.Request().Header.Get("Idempotency-Key") != "" {
+		if key, err = idempotencyKey(c, caller(c).Username); err != nil {
+			return wallets.Result{}, err
+		}
+	}
+	idem := ledger.Idempotency{Key: key, RequestHash: requestHash(c, body)}
+	return h.execute(c, walletOf(c).Name, key, func(s *ledger.State) (ledger.Command, error) {
+		amount, err := money.ParsePositive(amountOf(), s.Coin())
+		if err != nil {
+			return nil, err
+		}
+		return build(amount, idem), nil
+	})
+}

@@ -12,31 +12,17 @@ import (
 
 func (h *handlers) placeHold(c echo.Context) error {
 	var req holdRequest
-	body, err := bind(c, &req)
-	if err != nil {
-		return err
-	}
-	key := ""
-	if c.Request().Header.Get("Idempotency-Key") != "" {
-		if key, err = idempotencyKey(c, caller(c).Username); err != nil {
-			return err
-		}
-	}
-	hash := requestHash(c, body)
 	account := c.Param("account")
 	now := time.Now().UTC()
-	res, err := h.execute(c, walletOf(c).Name, key, func(s *ledger.State) (ledger.Command, error) {
-		amount, err := money.ParsePositive(req.Amount, s.Coin())
-		if err != nil {
-			return nil, err
-		}
-		cmd := ledger.PlaceHold{ID: "hold-" + uuid.NewString(), Account: account, Amount: amount, Reason: req.Reason,
-			Now: now, Idempotency: ledger.Idempotency{Key: key, RequestHash: hash}}
-		if req.ExpiresAt != nil {
-			cmd.ExpiresAt = req.ExpiresAt.UTC()
-		}
-		return cmd, nil
-	})
+	res, err := h.executeAmount(c, &req, false, func() string { return req.Amount },
+		func(amount money.Amount, idem ledger.Idempotency) ledger.Command {
+			cmd := ledger.PlaceHold{ID: "hold-" + uuid.NewString(), Account: account, Amount: amount, Reason: req.Reason,
+				Now: now, Idempotency: idem}
+			if req.ExpiresAt != nil {
+				cmd.ExpiresAt = req.ExpiresAt.UTC()
+			}
+			return cmd
+		})
 	if err != nil {
 		return err
 	}

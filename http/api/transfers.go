@@ -12,23 +12,11 @@ import (
 
 func (h *handlers) createTransfer(c echo.Context) error {
 	var req transferRequest
-	body, err := bind(c, &req)
-	if err != nil {
-		return err
-	}
-	key, err := idempotencyKey(c, caller(c).Username)
-	if err != nil {
-		return err
-	}
-	hash := requestHash(c, body)
-	res, err := h.execute(c, walletOf(c).Name, key, func(s *ledger.State) (ledger.Command, error) {
-		amount, err := money.ParsePositive(req.Amount, s.Coin())
-		if err != nil {
-			return nil, err
-		}
-		return ledger.Transfer{ID: "tr-" + uuid.NewString(), From: req.From, To: req.To, Amount: amount, Memo: req.Memo,
-			Idempotency: ledger.Idempotency{Key: key, RequestHash: hash}}, nil
-	})
+	res, err := h.executeAmount(c, &req, true, func() string { return req.Amount },
+		func(amount money.Amount, idem ledger.Idempotency) ledger.Command {
+			return ledger.Transfer{ID: "tr-" + uuid.NewString(), From: req.From, To: req.To, Amount: amount, Memo: req.Memo,
+				Idempotency: idem}
+		})
 	if err != nil {
 		return err
 	}
