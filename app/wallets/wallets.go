@@ -18,9 +18,6 @@ const StreamPrefix = "wallet-"
 // Stream returns the stream of wallet.
 func Stream(wallet string) string { return StreamPrefix + wallet }
 
-// Codec returns the codec of wallet ledger events.
-func Codec() *eventstore.Codec[ledger.Event] { return eventstore.NewCodecOf(ledger.Events()...) }
-
 // Service executes wallet commands.
 type Service struct {
 	store   eventstore.Store
@@ -37,7 +34,7 @@ type Options struct {
 // New returns a service over store. Close stops its writers.
 func New(store eventstore.Store, opts Options) *Service {
 	agg := eventstore.Aggregate[*ledger.State, ledger.Event]{Initial: ledger.NewState, Evolve: ledger.Evolve}
-	b := eventstore.NewBatcher(store, Codec(), agg)
+	b := eventstore.NewBatcher(store, eventstore.NewCodecOf(ledger.Events()...), agg)
 	if opts.MaxBatch > 0 {
 		b.SetMaxBatch(opts.MaxBatch)
 	}

@@ -65,6 +65,24 @@ func Decide(s *State, c Command) ([]Event, error) {
 		return s.lock(c)
 	case UnlockWallet:
 		return s.unlock(c)
+	case AssignAddress:
+		return s.assignAddress(c)
+	case ObserveDeposit:
+		return s.observeDeposit(c)
+	case ReverseDeposit:
+		return s.reverseDeposit(c)
+	case RequestWithdrawal:
+		return s.requestWithdrawal(c)
+	case BeginBroadcast:
+		return s.beginBroadcast(c)
+	case RecordBroadcast:
+		return s.recordBroadcast(c)
+	case MarkUnknown:
+		return s.markUnknown(c)
+	case FailWithdrawal:
+		return s.failWithdrawal(c)
+	case ConfirmWithdrawal:
+		return s.confirmWithdrawal(c)
 	}
 	return nil, invalid("decide", "unknown command %T (pass command values, not pointers)", c)
 }

@@ -21,6 +21,13 @@ var (
 	ErrHoldExists           = errors.New("hold already exists")
 	ErrIdempotencyKeyReused = errors.New("idempotency key reused with a different request")
 	ErrValidation           = errors.New("validation failed")
+
+	ErrAddressExists      = errors.New("address already assigned to another account")
+	ErrUnknownAddress     = errors.New("unknown deposit address")
+	ErrDepositNotFound    = errors.New("deposit not found")
+	ErrWithdrawalNotFound = errors.New("withdrawal not found")
+	ErrWithdrawalExists   = errors.New("withdrawal already exists")
+	ErrWithdrawalState    = errors.New("withdrawal not in a state that allows this")
 )
 
 // invalid returns op: ErrValidation: detail.

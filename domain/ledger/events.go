@@ -33,6 +33,10 @@ func Events() []Event {
 	return []Event{
 		WalletOpened{}, AccountOpened{}, FundsTransferred{}, BalanceImported{},
 		HoldPlaced{}, HoldReleased{}, HoldExpired{}, WalletLocked{}, WalletUnlocked{},
+		AddressAssigned{},
+		DepositSeen{}, DepositConfirmed{}, DepositConfirmationsChanged{}, DepositReversed{},
+		WithdrawalRequested{}, WithdrawalBroadcastStarted{}, WithdrawalBroadcast{},
+		WithdrawalUnknown{}, WithdrawalFailed{}, WithdrawalConfirmed{},
 	}
 }
 
@@ -158,8 +162,8 @@ type HoldExpired struct {
 	Idempotency
 }
 
-// WalletLocked stops transfers and holds (and later withdrawals) until
-// WalletUnlocked.
+// WalletLocked stops transfers, holds, withdrawal requests and broadcasts
+// until WalletUnlocked.
 type WalletLocked struct {
 	Reason string `json:"reason,omitempty"`
 	Idempotency

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,13 +17,40 @@ import (
 )
 
 // commandGen draws random commands, valid and invalid, over a small world
-// so that they often collide (same accounts, hold ids and keys).
+// so that they often collide (same accounts, hold ids, keys, addresses,
+// deposits and withdrawals).
 type commandGen struct {
-	r     *rand.Rand
-	s     *ledger.State
-	now   time.Time
-	next  int
-	holds []string // hold ids ever placed
+	r           *rand.Rand
+	s           *ledger.State
+	now         time.Time
+	next        int
+	holds       []string          // hold ids ever placed
+	withdrawals []string          // withdrawal ids ever requested
+	wtx         map[string]string // withdrawal id → the txid it is broadcast with
+	outputs     map[string]output // what the chain says about each txid:vout
+}
+
+// output is the chain's view of one output paying the wallet.
+type output struct {
+	txid    string
+	vout    uint32
+	address string
+	units   int64
+	conf    int
+	block   string
+}
+
+// The chain world: few transactions, outputs, blocks and addresses, so
+// that observations repeat and collide.
+const (
+	genTxs   = 5
+	genVouts = 2
+)
+
+func genTxID(i int) string  { return fmt.Sprintf("%064x", 0x7a000+i) }
+func genBlock(i int) string { return fmt.Sprintf("%064x", 0xb10c00+i) }
+func genAddress(i int) string {
+	return fmt.Sprintf("addr-%d", i)
 }
 
 var names = []string{"alice", "bob", "carol", "dave", ledger.ImportAccount, ledger.ChainAccount, "ghost", "", "@x"}
@@ -57,6 +86,123 @@ func (g *commandGen) id(prefix string) string {
 	return fmt.Sprintf("%s-%d", prefix, g.next)
 }
 
+func (g *commandGen) withdrawalID() string {
+	if len(g.withdrawals) > 0 && g.r.IntN(10) < 8 {
+		return g.withdrawals[g.r.IntN(len(g.withdrawals))]
+	}
+	return g.id("w")
+}
+
+// address returns one of a few deposit addresses (addr-0..addr-5; the
+// higher ones are rarely assigned) or, seldom, a malformed one.
+func (g *commandGen) address() string {
+	if g.r.IntN(40) == 0 {
+		return "bad address"
+	}
+	return genAddress(g.r.IntN(6))
+}
+
+// observe returns the chain's next word on a random output: new outputs,
+// more confirmations, reorgs back to the mempool or into another block,
+// depths past the tracking depth, repeats, and now and then a report that
+// contradicts the recorded amount or is malformed.
+func (g *commandGen) observe() ledger.ObserveDeposit {
+	txid, vout := genTxID(g.r.IntN(genTxs)), uint32(g.r.IntN(genVouts))
+	id := ledger.DepositID(txid, vout)
+	o, ok := g.outputs[id]
+	if !ok {
+		o = output{txid: txid, vout: vout, address: g.address(), units: 1 + g.r.Int64N(2_000_000)}
+		if g.r.IntN(2) == 0 {
+			o.conf = g.r.IntN(8)
+		}
+	} else {
+		switch g.r.IntN(12) {
+		case 0, 1, 2, 3, 4:
+			o.conf += g.r.IntN(4)
+		case 5: // reorged back into the mempool
+			o.conf = 0
+		case 6: // re-mined in another block
+			o.conf = 1 + g.r.IntN(3)
+			o.block = genBlock(g.r.IntN(4))
+		case 7:
+			o.conf = 95 + g.r.IntN(30)
+		case 8, 9: // a repeat
+		case 10: // contradicts the record (not kept)
+			bad := o
+			bad.units++
+			return g.observation(bad)
+		default: // malformed (not kept)
+			bad := o
+			switch g.r.IntN(3) {
+			case 0:
+				bad.conf = -1
+			case 1:
+				bad.txid = strings.ToUpper(bad.txid)
+			default:
+				bad.block = "nope"
+				bad.conf = 1
+			}
+			return g.observation(bad)
+		}
+	}
+	switch {
+	case o.conf == 0:
+		o.block = ""
+	case o.block == "":
+		o.block = genBlock(g.r.IntN(4))
+	}
+	g.outputs[id] = o
+	return g.observation(o)
+}
+
+func (g *commandGen) observation(o output) ledger.ObserveDeposit {
+	return ledger.ObserveDeposit{TxID: o.txid, Vout: o.vout, Address: o.address, Amount: btc(o.units),
+		Confirmations: o.conf, BlockHash: o.block}
+}
+
+func (g *commandGen) reverse() ledger.ReverseDeposit {
+	c := ledger.ReverseDeposit{TxID: genTxID(g.r.IntN(genTxs)), Vout: uint32(g.r.IntN(genVouts)), Reason: ledger.ReasonReorg}
+	switch g.r.IntN(10) {
+	case 0:
+		c.Reason = "bogus"
+	case 1, 2, 3, 4:
+		c.Reason = ledger.ReasonDoubleSpend
+	}
+	return c
+}
+
+// fee returns a network fee for withdrawal id: often what the account can
+// pay exactly or a little more (a shortfall), sometimes invalid.
+func (g *commandGen) fee(id string) money.Amount {
+	w, _ := g.s.Withdrawal(id)
+	b, _ := g.s.Balance(w.Account)
+	switch g.r.IntN(10) {
+	case 0:
+		return btc(0)
+	case 1:
+		return btc(-1)
+	case 2:
+		return btc(b.Available)
+	case 3:
+		return btc(b.Available + 1 + g.r.Int64N(500))
+	case 4:
+		return btc(w.Amount) // too much when it comes out of the amount
+	}
+	return btc(1 + g.r.Int64N(5000))
+}
+
+func (g *commandGen) broadcastTxID(id string) string {
+	if tx, ok := g.wtx[id]; ok && g.r.IntN(10) < 8 {
+		return tx
+	}
+	if g.r.IntN(20) == 0 {
+		return "not-a-txid"
+	}
+	tx := fmt.Sprintf("%064x", 0xfee000+g.r.IntN(1000))
+	g.wtx[id] = tx
+	return tx
+}
+
 func (g *commandGen) holdID() string {
 	if len(g.holds) > 0 && g.r.IntN(10) < 8 {
 		return g.holds[g.r.IntN(len(g.holds))]
@@ -66,7 +212,7 @@ func (g *commandGen) holdID() string {
 
 func (g *commandGen) command() ledger.Command {
 	var c ledger.Command
-	switch g.r.IntN(20) {
+	switch g.r.IntN(36) {
 	case 0:
 		c = ledger.OpenWallet{Name: "w", Coin: money.BTC, Permissions: allPerms}
 	case 1, 2:
@@ -98,8 +244,36 @@ func (g *commandGen) command() ledger.Command {
 		c = ledger.LockWallet{}
 	case 18:
 		c = ledger.UnlockWallet{}
-	default:
+	case 19:
 		c = ledger.UnlockWallet{Reason: "again"}
+	case 20, 21:
+		c = ledger.AssignAddress{Account: g.account(), Address: g.address()}
+	case 22, 23, 24, 25, 26:
+		c = g.observe()
+	case 27, 28:
+		c = g.reverse()
+	case 29, 30:
+		a := g.account()
+		addr := "out-1"
+		if g.r.IntN(30) == 0 {
+			addr = ""
+		}
+		w := ledger.RequestWithdrawal{ID: g.withdrawalID(), Account: a, Address: addr, Amount: g.amount(a), SubtractFee: g.r.IntN(3) == 0}
+		g.withdrawals = append(g.withdrawals, w.ID)
+		c = w
+	case 31:
+		c = ledger.BeginBroadcast{ID: g.withdrawalID()}
+	case 32, 33:
+		id := g.withdrawalID()
+		c = ledger.RecordBroadcast{ID: id, TxID: g.broadcastTxID(id), Fee: g.fee(id)}
+	case 34:
+		if g.r.IntN(2) == 0 {
+			c = ledger.MarkUnknown{ID: g.withdrawalID(), Reason: "timeout"}
+		} else {
+			c = ledger.FailWithdrawal{ID: g.withdrawalID(), Reason: "rejected"}
+		}
+	default:
+		c = ledger.ConfirmWithdrawal{ID: g.withdrawalID(), Confirmations: g.r.IntN(7)}
 	}
 	if g.r.IntN(4) == 0 { // keyed: a small pool of keys and hashes, so replays and reuse happen
 		return withKey(c, key(fmt.Sprintf("k%d", g.r.IntN(8)), fmt.Sprintf("h%d", g.r.IntN(2))))
@@ -118,6 +292,86 @@ var outcomes = []error{
 	ledger.ErrWalletNotFound, ledger.ErrWalletExists, ledger.ErrWalletLocked, ledger.ErrAccountNotFound,
 	ledger.ErrAccountExists, ledger.ErrInsufficientFunds, ledger.ErrHoldNotFound, ledger.ErrHoldExists,
 	ledger.ErrIdempotencyKeyReused, ledger.ErrValidation,
+	ledger.ErrAddressExists, ledger.ErrUnknownAddress, ledger.ErrDepositNotFound,
+	ledger.ErrWithdrawalNotFound, ledger.ErrWithdrawalExists, ledger.ErrWithdrawalState,
+}
+
+// repeatable reports whether deciding c again right after it took effect
+// must decide nothing: chain observations, reversals, address assignment,
+// withdrawal transitions, locking, and any keyed command (a replay).
+func repeatable(c ledger.Command) bool {
+	if ledger.IdempotencyOf(c).Key != "" {
+		return true
+	}
+	switch c.(type) {
+	case ledger.AssignAddress, ledger.ObserveDeposit, ledger.ReverseDeposit,
+		ledger.BeginBroadcast, ledger.RecordBroadcast, ledger.MarkUnknown, ledger.FailWithdrawal, ledger.ConfirmWithdrawal,
+		ledger.LockWallet, ledger.UnlockWallet:
+		return true
+	}
+	return false
+}
+
+// checkChain checks the ledger against a model of the chain: what the
+// wallet holds on chain (imported balances, plus deposits not reversed,
+// minus what broadcast withdrawals paid out including their fees) equals
+// the user accounts' totals minus their debts.
+func checkChain(s *ledger.State) error {
+	onChain, users := new(big.Int), new(big.Int)
+	imp, _ := s.Balance(ledger.ImportAccount)
+	onChain.Neg(big.NewInt(imp.Available))
+	for tx := range genTxs {
+		for vout := range uint32(genVouts) {
+			if d, ok := s.Deposit(genTxID(tx), vout); ok && d.Status != ledger.DepositStatusReversed {
+				onChain.Add(onChain, big.NewInt(d.Amount))
+			}
+		}
+	}
+	for _, st := range []ledger.WithdrawalStatus{ledger.WithdrawalStatusBroadcast, ledger.WithdrawalStatusConfirmed} {
+		for _, w := range s.WithdrawalsByStatus(st) {
+			onChain.Sub(onChain, big.NewInt(w.Amount))
+			if !w.SubtractFee {
+				onChain.Sub(onChain, big.NewInt(w.Fee))
+			}
+		}
+	}
+	for _, a := range s.Accounts() {
+		b, _ := s.Balance(a)
+		users.Add(users, big.NewInt(b.Available))
+		users.Add(users, big.NewInt(b.Pending))
+		users.Add(users, big.NewInt(b.Held))
+		users.Sub(users, big.NewInt(s.Debt(a)))
+	}
+	if onChain.Cmp(users) != 0 {
+		return fmt.Errorf("on chain %s, user balances less debts %s", onChain, users)
+	}
+	return nil
+}
+
+// tallyEvent counts the notable cases of e, so the test can insist the
+// generator reached them.
+func tallyEvent(s *ledger.State, e ledger.Event, seen tally) {
+	seen[e.EventType()]++
+	switch e := e.(type) {
+	case ledger.DepositSeen:
+		if d, ok := s.Deposit(e.TxID, e.Vout); ok && d.Status == ledger.DepositStatusReversed {
+			seen["deposit seen again"]++
+		}
+	case ledger.DepositReversed:
+		if e.Shortfall > 0 {
+			seen["deposit shortfall"]++
+		}
+		if e.Bucket == ledger.Available {
+			seen["confirmed deposit reversed"]++
+		}
+	case ledger.WithdrawalBroadcast:
+		if e.FeeShortfall > 0 {
+			seen["fee shortfall"]++
+		}
+		if e.SubtractFee {
+			seen["fee out of the amount"]++
+		}
+	}
 }
 
 type tally map[string]int
@@ -128,7 +382,8 @@ type tally map[string]int
 // the same state.
 func checkRandom(t *testing.T, seed uint64, steps int, seen tally) {
 	t.Helper()
-	g := &commandGen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), s: ledger.NewState(), now: t0}
+	g := &commandGen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), s: ledger.NewState(), now: t0,
+		wtx: map[string]string{}, outputs: map[string]output{}}
 	s := g.s
 	var log []ledger.Event
 	if seed%5 != 0 { // usually start from an open wallet
@@ -166,12 +421,22 @@ func checkRandom(t *testing.T, seed uint64, steps int, seen tally) {
 			if sum != 0 {
 				t.Fatalf("seed %d step %d: %s postings sum to %d", seed, i, e.EventType(), sum)
 			}
+			tallyEvent(s, e, seen)
 			ledger.Evolve(s, e)
 			log = append(log, e)
-			seen[e.EventType()]++
 			if err := s.Verify(); err != nil {
 				t.Fatalf("seed %d step %d: after %s %+v: %v", seed, i, e.EventType(), e, err)
 			}
+			if err := checkChain(s); err != nil {
+				t.Fatalf("seed %d step %d: after %s %+v: %v", seed, i, e.EventType(), e, err)
+			}
+		}
+		if len(events) > 0 && repeatable(c) {
+			again, err := ledger.Decide(s, c)
+			if err != nil || len(again) != 0 {
+				t.Fatalf("seed %d step %d: %T repeated decided %v, %v; want nothing", seed, i, c, again, err)
+			}
+			seen["repeat decided nothing"]++
 		}
 	}
 	if s.Version() != uint64(len(log)) {
@@ -227,6 +492,14 @@ func TestInvariantsUnderRandomCommands(t *testing.T) {
 		ledger.ErrHoldNotFound.Error(), ledger.ErrHoldExists.Error(), ledger.ErrIdempotencyKeyReused.Error(),
 		ledger.ErrValidation.Error(), ledger.ErrAccountExists.Error(), ledger.ErrWalletExists.Error(),
 		ledger.ErrWalletNotFound.Error(),
+		ledger.TypeAddressAssigned, ledger.TypeDepositSeen, ledger.TypeDepositConfirmed,
+		ledger.TypeDepositConfirmationsChanged, ledger.TypeDepositReversed,
+		ledger.TypeWithdrawalRequested, ledger.TypeWithdrawalBroadcastStarted, ledger.TypeWithdrawalBroadcast,
+		ledger.TypeWithdrawalUnknown, ledger.TypeWithdrawalFailed, ledger.TypeWithdrawalConfirmed,
+		ledger.ErrAddressExists.Error(), ledger.ErrUnknownAddress.Error(), ledger.ErrDepositNotFound.Error(),
+		ledger.ErrWithdrawalNotFound.Error(), ledger.ErrWithdrawalExists.Error(), ledger.ErrWithdrawalState.Error(),
+		"deposit seen again", "deposit shortfall", "confirmed deposit reversed", "fee shortfall",
+		"fee out of the amount", "repeat decided nothing",
 	} {
 		if seen[want] == 0 {
 			t.Errorf("random commands never produced %q", want)

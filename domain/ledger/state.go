@@ -3,6 +3,7 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"slices"
 	"sort"
@@ -28,6 +29,12 @@ type State struct {
 	holds     map[string]*Hold
 	processed map[string]processed
 	version   uint64
+
+	addresses    map[string]string   // deposit address → account
+	accountAddrs map[string][]string // account → its addresses in assignment order
+	deposits     map[string]*Deposit // by txid:vout
+	withdrawals  map[string]*Withdrawal
+	debts        map[string]int64 // account → debt, only accounts with one
 }
 
 type processed struct {
@@ -92,6 +99,12 @@ func NewState() *State {
 		accounts:  map[string]*Balance{},
 		holds:     map[string]*Hold{},
 		processed: map[string]processed{},
+
+		addresses:    map[string]string{},
+		accountAddrs: map[string][]string{},
+		deposits:     map[string]*Deposit{},
+		withdrawals:  map[string]*Withdrawal{},
+		debts:        map[string]int64{},
 	}
 }
 
@@ -133,6 +146,13 @@ func Evolve(s *State, e Event) *State {
 		s.wallet.Locked = true
 	case WalletUnlocked:
 		s.wallet.Locked = false
+	case AddressAssigned:
+		s.evolveAddress(e)
+	case DepositSeen, DepositConfirmed, DepositConfirmationsChanged, DepositReversed:
+		s.evolveDeposit(e)
+	case WithdrawalRequested, WithdrawalBroadcastStarted, WithdrawalBroadcast,
+		WithdrawalUnknown, WithdrawalFailed, WithdrawalConfirmed:
+		s.evolveWithdrawal(e)
 	}
 	for _, p := range PostingsOf(e) {
 		b := s.accounts[p.Account]
@@ -264,6 +284,23 @@ func (s *State) Clone() *State {
 		holds:     make(map[string]*Hold, len(s.holds)),
 		processed: make(map[string]processed, len(s.processed)),
 		version:   s.version,
+
+		addresses:    maps.Clone(s.addresses),
+		accountAddrs: make(map[string][]string, len(s.accountAddrs)),
+		deposits:     make(map[string]*Deposit, len(s.deposits)),
+		withdrawals:  make(map[string]*Withdrawal, len(s.withdrawals)),
+		debts:        maps.Clone(s.debts),
+	}
+	for k, v := range s.accountAddrs {
+		c.accountAddrs[k] = slices.Clone(v)
+	}
+	for k, v := range s.deposits {
+		d := *v
+		c.deposits[k] = &d
+	}
+	for k, v := range s.withdrawals {
+		w := *v
+		c.withdrawals[k] = &w
 	}
 	for k, v := range s.accounts {
 		b := *v
@@ -279,26 +316,69 @@ func (s *State) Clone() *State {
 	return c
 }
 
-// Verify checks the ledger's invariants, in O(accounts + holds): the sum
-// of every bucket of every account is zero; user accounts have no negative
-// bucket; each account's held balance equals the sum of its active holds;
-// every hold is positive and belongs to an existing user account. It
-// returns all violations joined, nil when the ledger is sound. Auditing
-// tools and tests use it; Decide keeps these true.
+// Verify checks the ledger's invariants, in O(accounts + holds + deposits
+// + withdrawals + addresses): the sum of every bucket of every account is
+// zero; user accounts have no negative bucket (available never goes
+// negative); debts are positive and owed by user accounts; each account's
+// held balance equals the sum of its active holds and of its withdrawals
+// still holding funds (requested, broadcasting, unknown), and its pending
+// balance the sum of its seen deposits; every hold, deposit and withdrawal
+// is positive and belongs to an existing user account; every deposit
+// address maps to a user account both ways. It returns all violations
+// joined, nil when the ledger is sound. Auditing tools and tests use it;
+// Decide keeps these true.
 func (s *State) Verify() error {
 	var errs []error
 	sum := new(big.Int)
 	held := map[string]int64{}
-	for _, h := range s.holds {
-		if h.Amount <= 0 {
-			errs = append(errs, fmt.Errorf("hold %s: amount %d not positive", h.ID, h.Amount))
+	pending := map[string]int64{}
+	add := func(m map[string]int64, account string, units int64, what string) {
+		if units <= 0 {
+			errs = append(errs, fmt.Errorf("%s: amount %d not positive", what, units))
 		}
-		if b := s.accounts[h.Account]; b == nil || IsSystemAccount(h.Account) {
-			errs = append(errs, fmt.Errorf("hold %s: account %q is not a user account", h.ID, h.Account))
+		if b := s.accounts[account]; b == nil || IsSystemAccount(account) {
+			errs = append(errs, fmt.Errorf("%s: account %q is not a user account", what, account))
 		}
 		var ok bool
-		if held[h.Account], ok = money.AddUnits(held[h.Account], h.Amount); !ok {
-			errs = append(errs, fmt.Errorf("hold %s: holds of %s overflow", h.ID, h.Account))
+		if m[account], ok = money.AddUnits(m[account], units); !ok {
+			errs = append(errs, fmt.Errorf("%s: sum for %s overflows", what, account))
+		}
+	}
+	for _, h := range s.holds {
+		add(held, h.Account, h.Amount, "hold "+h.ID)
+	}
+	for _, w := range s.withdrawals {
+		if w.Status.holding() {
+			add(held, w.Account, w.Amount, "withdrawal "+w.ID)
+		} else if w.Amount <= 0 {
+			errs = append(errs, fmt.Errorf("withdrawal %s: amount %d not positive", w.ID, w.Amount))
+		}
+	}
+	for _, d := range s.deposits {
+		if d.Status == DepositStatusSeen {
+			add(pending, d.Account, d.Amount, "deposit "+d.ID)
+		} else if d.Amount <= 0 {
+			errs = append(errs, fmt.Errorf("deposit %s: amount %d not positive", d.ID, d.Amount))
+		}
+	}
+	listed := make(map[string]bool, len(s.addresses))
+	for account, addrs := range s.accountAddrs {
+		if b := s.accounts[account]; b == nil || IsSystemAccount(account) {
+			errs = append(errs, fmt.Errorf("addresses of %q: not a user account", account))
+		}
+		for _, addr := range addrs {
+			if owner, ok := s.addresses[addr]; !ok || owner != account || listed[addr] {
+				errs = append(errs, fmt.Errorf("address %s of %s: assigned to %q, listed before: %v", addr, account, owner, listed[addr]))
+			}
+			listed[addr] = true
+		}
+	}
+	if len(listed) != len(s.addresses) {
+		errs = append(errs, fmt.Errorf("%d addresses assigned, %d listed under their accounts", len(s.addresses), len(listed)))
+	}
+	for name, debt := range s.debts {
+		if b := s.accounts[name]; b == nil || IsSystemAccount(name) || debt <= 0 {
+			errs = append(errs, fmt.Errorf("account %s: debt %d: want a positive debt of a user account", name, debt))
 		}
 	}
 	for name, b := range s.accounts {
@@ -312,7 +392,10 @@ func (s *State) Verify() error {
 			errs = append(errs, fmt.Errorf("account %s: total of %+v overflows", name, *b))
 		}
 		if b.Held != held[name] {
-			errs = append(errs, fmt.Errorf("account %s: held %d, holds sum to %d", name, b.Held, held[name]))
+			errs = append(errs, fmt.Errorf("account %s: held %d, holds and withdrawals in flight sum to %d", name, b.Held, held[name]))
+		}
+		if b.Pending != pending[name] {
+			errs = append(errs, fmt.Errorf("account %s: pending %d, seen deposits sum to %d", name, b.Pending, pending[name]))
 		}
 	}
 	if sum.Sign() != 0 {
@@ -320,3 +403,15 @@ func (s *State) Verify() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Debt returns what an account owes the wallet: the parts of reversed
+// deposits (DepositReversed.Shortfall) and of network fees
+// (WithdrawalBroadcast.FeeShortfall) that its available balance could not
+// cover when they were taken. Debt is a record beside the balance, not a
+// bucket: postings never move it and Balance does not include it. Zero for
+// an account without debt (or no such account).
+func (s *State) Debt(account string) int64 { return s.debts[account] }
+
+// Debts returns the accounts that owe the wallet with their debt (a copy;
+// empty when nobody does).
+func (s *State) Debts() map[string]int64 { return maps.Clone(s.debts) }

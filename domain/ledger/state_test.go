@@ -30,6 +30,24 @@ func examples() []ledger.Event {
 		ledger.HoldExpired{ID: "h-1", Account: "alice", Amount: 10, ExpiresAt: t0, Postings: heldBack("alice", 10), Idempotency: k},
 		ledger.WalletLocked{Reason: "audit", Idempotency: k},
 		ledger.WalletUnlocked{Reason: "done", Idempotency: k},
+		ledger.AddressAssigned{Account: "alice", Address: addrA, Idempotency: k},
+		withKeyEvent(depositSeen(txA, 1, addrA, "alice", 500, 1, blk1), k),
+		withKeyEvent(depositConfirmed(txA, 1, "alice", 500, 6, blk1), k),
+		ledger.DepositConfirmationsChanged{ID: ledger.DepositID(txA, 1), TxID: txA, Vout: 1, Account: "alice",
+			Status: ledger.DepositStatusConfirmed, Confirmations: 7, BlockHash: blk1, Idempotency: k},
+		ledger.DepositReversed{ID: ledger.DepositID(txA, 1), TxID: txA, Vout: 1, Account: "alice", Amount: 500,
+			Reason: ledger.ReasonReorg, Bucket: ledger.Available, Shortfall: 200, Idempotency: k, Postings: []ledger.Posting{
+				{Account: "alice", Bucket: ledger.Available, Amount: -300}, {Account: ledger.ChainAccount, Bucket: ledger.Available, Amount: 300}}},
+		ledger.WithdrawalRequested{ID: "w-1", Account: "alice", Address: addrOut, Amount: 40, SubtractFee: true,
+			Postings: withdrawalHold("alice", 40), Idempotency: k},
+		ledger.WithdrawalBroadcastStarted{ID: "w-1", Account: "alice", Idempotency: k},
+		ledger.WithdrawalBroadcast{ID: "w-1", Account: "alice", Address: addrOut, Amount: 40, TxID: txB, Fee: 3,
+			SubtractFee: true, FeeShortfall: 1, Idempotency: k, Postings: []ledger.Posting{
+				{Account: "alice", Bucket: ledger.Held, Amount: -40}, {Account: ledger.ChainAccount, Bucket: ledger.Available, Amount: 37},
+				{Account: ledger.FeeAccount, Bucket: ledger.Available, Amount: 3}}},
+		ledger.WithdrawalUnknown{ID: "w-1", Account: "alice", Amount: 40, Reason: "timeout", Idempotency: k},
+		ledger.WithdrawalFailed{ID: "w-1", Account: "alice", Amount: 40, Reason: "rejected", Postings: heldBack("alice", 40), Idempotency: k},
+		ledger.WithdrawalConfirmed{ID: "w-1", Account: "alice", TxID: txB, Confirmations: 6, Idempotency: k},
 	}
 }
 
@@ -107,7 +125,9 @@ func TestPostingsOf(t *testing.T) {
 			t.Errorf("%s: postings sum to %d", e.EventType(), sum)
 		}
 		switch e.(type) {
-		case ledger.FundsTransferred, ledger.BalanceImported, ledger.HoldPlaced, ledger.HoldReleased, ledger.HoldExpired:
+		case ledger.FundsTransferred, ledger.BalanceImported, ledger.HoldPlaced, ledger.HoldReleased, ledger.HoldExpired,
+			ledger.DepositSeen, ledger.DepositConfirmed, ledger.DepositReversed,
+			ledger.WithdrawalRequested, ledger.WithdrawalBroadcast, ledger.WithdrawalFailed:
 			if len(ps) == 0 {
 				t.Errorf("%s: no postings", e.EventType())
 			}
@@ -216,6 +236,14 @@ func TestVerifyFindsViolations(t *testing.T) {
 		"held without a hold": ledger.BalanceImported{ID: "x", Postings: []ledger.Posting{
 			{Account: "alice", Bucket: ledger.Available, Amount: -1}, {Account: "alice", Bucket: ledger.Held, Amount: 1}}},
 		"hold without held funds": ledger.HoldPlaced{ID: "x", Account: "alice", Amount: 5},
+		"pending without a deposit": ledger.BalanceImported{ID: "x", Postings: []ledger.Posting{
+			{Account: "alice", Bucket: ledger.Available, Amount: -1}, {Account: "alice", Bucket: ledger.Pending, Amount: 1}}},
+		"deposit without pending funds": ledger.DepositSeen{ID: "x", TxID: "x", Account: "alice", Amount: 5},
+		"withdrawal without held funds": ledger.WithdrawalRequested{ID: "x", Account: "alice", Amount: 5},
+		"address of an unknown account": ledger.AddressAssigned{Account: "carol", Address: "a"},
+		"debt of a system account":      ledger.DepositReversed{ID: "x", Account: ledger.ChainAccount, Shortfall: 5},
+		"withdrawal of an unknown account": ledger.WithdrawalRequested{ID: "x", Account: "carol", Amount: 5, Postings: []ledger.Posting{
+			{Account: "alice", Bucket: ledger.Available, Amount: -5}, {Account: "alice", Bucket: ledger.Held, Amount: 5}}},
 	}
 	for name, bad := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -66,19 +66,7 @@ const (
 
 // Codec returns a new codec that decodes every event type of
 // ledger.Events().
-func Codec() *eventstore.Codec[ledger.Event] {
-	c := eventstore.NewCodec[ledger.Event]()
-	eventstore.Register[ledger.WalletOpened](c)
-	eventstore.Register[ledger.AccountOpened](c)
-	eventstore.Register[ledger.FundsTransferred](c)
-	eventstore.Register[ledger.BalanceImported](c)
-	eventstore.Register[ledger.HoldPlaced](c)
-	eventstore.Register[ledger.HoldReleased](c)
-	eventstore.Register[ledger.HoldExpired](c)
-	eventstore.Register[ledger.WalletLocked](c)
-	eventstore.Register[ledger.WalletUnlocked](c)
-	return c
-}
+func Codec() *eventstore.Codec[ledger.Event] { return eventstore.NewCodecOf(ledger.Events()...) }
 
 // Projection is the wallet ledger projection. Make it with New; it is safe
 // for concurrent use (it keeps no state between batches).
