@@ -122,3 +122,18 @@ func (s *Service) Info(ctx context.Context, wallet string) (ledger.Wallet, error
 	})
 	return w, err
 }
+
+// TrackedDeposits returns the wallet's deposits whose confirmations are
+// still followed (not reversed, below the tracking depth), from the
+// wallet's writer state.
+func (s *Service) TrackedDeposits(ctx context.Context, wallet string) ([]ledger.Deposit, error) {
+	var out []ledger.Deposit
+	_, err := s.batcher.Do(ctx, Stream(wallet), eventstore.Metadata{}, func(st *ledger.State) ([]ledger.Event, error) {
+		if !st.Opened() {
+			return nil, fmt.Errorf("wallet %s: %w", wallet, ledger.ErrWalletNotFound)
+		}
+		out = st.TrackedDeposits()
+		return nil, nil
+	})
+	return out, err
+}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coinledger/coinledger/adapters/chain/null"
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/app/wallets"
 	"github.com/coinledger/coinledger/domain/ledger"
@@ -84,9 +85,9 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 		return svc, err
 	}
 	backends := []api.Backend{{Coin: "BTC", Kind: "null", Simulated: true}}
-	logger.Warn("coin BTC is bound to the SIMULATED null backend: no real chain, deposits only through the admin simulate endpoints")
+	logger.Warn("coin BTC is bound to the SIMULATED null backend: no real chain; deposits and blocks only through the admin simulate endpoints; the simulated chain is kept in memory")
 	svc.handler = api.New(api.Deps{Store: svc.store, DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
-		Issuer: issuer, ClientIP: clientIP, Limiter: auth.NewLimiter(5, 12*time.Second, time.Now),
+		Issuer: issuer, ClientIP: clientIP, Limiter: auth.NewLimiter(5, 12*time.Second, time.Now), Chain: null.New("BTC"),
 		Logger: logger, Version: version, Backends: backends})
 	return svc, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/coinledger/coinledger/adapters/chain/null"
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/app/wallets"
 	"github.com/coinledger/coinledger/domain/ledger"
@@ -28,6 +29,7 @@ type Deps struct {
 	Issuer   *auth.Issuer
 	ClientIP *auth.ClientIP // the caller's address, behind trusted proxies
 	Limiter  *auth.Limiter  // login attempts
+	Chain    *null.Chain    // the simulated chain of the null backend, if a coin is bound to it
 	Logger   *slog.Logger
 	Version  string
 	Backends []Backend // described in /api/v1/status
@@ -85,6 +87,9 @@ func New(d Deps) *echo.Echo {
 	w.POST("/holds/:id/release", h.releaseHold, h.walletAccess(ledger.PermFreeze))
 	w.POST("/transfers", h.createTransfer, h.walletAccess(ledger.PermTransfer))
 	w.GET("/transfers/:id", h.getTransfer, h.walletAccess(ledger.PermRead))
+	w.POST("/accounts/:account/addresses", h.createAddress, h.walletAccess(ledger.PermAddress))
+	w.POST("/simulate/deposit", h.simulateDeposit, h.walletAccess(""), requireAdmin)
+	w.POST("/simulate/blocks", h.simulateBlocks, h.walletAccess(""), requireAdmin)
 	return e
 }
 

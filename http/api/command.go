@@ -31,15 +31,22 @@ func (h *handlers) execute(c echo.Context, walletName, idemKey string, build wal
 	if res.Replayed {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}
-	c.Response().Header().Set("Event-Position", strconv.FormatUint(res.Position, 10))
+	h.readYourWrite(c, walletName, res.Position)
+	return res, nil
+}
+
+// readYourWrite waits (bounded) until the wallet read model has applied
+// position, so the caller's next read shows the write, and reports the
+// position in the Event-Position header.
+func (h *handlers) readYourWrite(c echo.Context, walletName string, position uint64) {
+	c.Response().Header().Set("Event-Position", strconv.FormatUint(position, 10))
 	ctx, cancel := context.WithTimeout(c.Request().Context(), readYourWrites)
 	defer cancel()
-	if err := h.d.Runner.WaitFor(ctx, walletModel, res.Position); err != nil {
+	if err := h.d.Runner.WaitFor(ctx, walletModel, position); err != nil {
 		// The write is durable; only the read model is late. Say so, do not fail.
-		h.d.Logger.Warn("read model behind a write", "wallet", walletName, "position", res.Position, "err", err)
+		h.d.Logger.Warn("read model behind a write", "wallet", walletName, "position", position, "err", err)
 		c.Response().Header().Set("Read-Model-Behind", "true")
 	}
-	return res, nil
 }
 
 // waitForPosition honours ?min_position= on reads: the read waits (bounded)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/coinledger/coinledger/adapters/chain/null"
 	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
@@ -54,6 +55,7 @@ var statusOf = []struct {
 	{ledger.ErrDepositNotFound, http.StatusNotFound, "not_found"},
 	{ledger.ErrWithdrawalNotFound, http.StatusNotFound, "not_found"},
 	{ledger.ErrUnknownAddress, http.StatusNotFound, "not_found"},
+	{null.ErrUnknownTx, http.StatusNotFound, "not_found"},
 	{ledger.ErrAddressExists, http.StatusConflict, "address_exists"},
 	{ledger.ErrWithdrawalExists, http.StatusConflict, "withdrawal_exists"},
 	{ledger.ErrWithdrawalState, http.StatusConflict, "withdrawal_state"},

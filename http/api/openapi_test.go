@@ -293,6 +293,7 @@ var dtoSchemas = []any{
 	problem{}, fieldError{},
 	projectionStatus{}, Backend{},
 	createUserRequest{}, userResponse{}, userList{}, grantRequest{}, createAPIKeyRequest{}, apiKeyCreated{},
+	addressResponse{}, simulateDepositRequest{}, simulatedTransaction{}, simulateBlocksRequest{}, simulatedBlocks{},
 }
 
 func schemaName(t reflect.Type) string { return strings.ToUpper(t.Name()[:1]) + t.Name()[1:] }
