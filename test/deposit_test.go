@@ -40,7 +40,9 @@ func TestSimulatedDeposit(t *testing.T) {
 	if b := c.balance("cold", "alice"); b.Available != "0.50000000" || b.Total != "0.50000000" {
 		t.Fatalf("after more blocks: %+v", b)
 	}
-	var page struct{ Entries []struct{ Kind, Reference string } }
+	var page struct {
+		Entries []struct{ Kind, Reference string }
+	}
 	c.expect(http.StatusOK, "GET", "/wallets/cold/accounts/alice/entries", nil).JSON(t, &page)
 	if len(page.Entries) != 2 {
 		t.Fatalf("entries %+v, want the deposit seen and confirmed", page.Entries)
