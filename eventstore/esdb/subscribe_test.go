@@ -178,6 +178,15 @@ func TestSubscribeSurvivesServerRestart(t *testing.T) {
 			// v4 client that gives up strands calls made during its last
 			// discovery.
 			waitUntil(t, "the subscription to come back", func() bool { return srv.Subscriptions() > 0 })
+			// The client's unary calls may still be in its reconnect backoff:
+			// wait until a read works before the append (a read is safe to
+			// repeat; an append is not retried by the adapter).
+			waitUntil(t, "reads to work again", func() bool {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				_, err := s.Head(ctx)
+				return err == nil
+			})
 			storetest.MustAppend(t, s, stream, eventstore.Exact(2), storetest.Events("t.r", 3, 3)...)
 			f.done(t)
 		})
