@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coinledger/coinledger/projections"
+	"github.com/coinledger/coinledger/projections/dbtest"
 	"github.com/coinledger/coinledger/projections/postgres"
 	"github.com/coinledger/coinledger/projections/sqlite"
 	"github.com/coinledger/coinledger/projections/wallet"
@@ -29,7 +30,7 @@ func sqliteModels() readModels {
 
 // postgresModels puts the read models in a fresh schema of the test Postgres.
 func postgresModels(t *testing.T) readModels {
-	url := postgresURL(t) + "&search_path=e2e_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	url := dbtest.PostgresURL(t)
 	return readModels{env: []string{"COINLEDGER_READ_MODELS=" + url}, open: func(t *testing.T) projections.DB {
 		db, err := postgres.Open(context.Background(), url)
 		if err != nil {

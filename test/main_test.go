@@ -39,19 +39,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// postgresURL returns the test Postgres URL; in CI a missing one fails.
-func postgresURL(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("COINLEDGER_TEST_POSTGRES_URL")
-	if url == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("COINLEDGER_TEST_POSTGRES_URL is not set: run the tests with test/run.sh, which starts PostgreSQL")
-		}
-		t.Skip("COINLEDGER_TEST_POSTGRES_URL not set (test/run.sh sets it)")
-	}
-	return url
-}
-
 // Server is a running coinledger process.
 type Server struct {
 	URL     string

@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"github.com/coinledger/coinledger/projections/dbtest"
 	"net/http"
 	"strings"
 	"testing"
@@ -58,7 +59,7 @@ func TestServeEmbedded(t *testing.T) {
 
 // TestServePostgresReadModels runs the service with read models in Postgres.
 func TestServePostgresReadModels(t *testing.T) {
-	testServeAnswersHealth(t, "COINLEDGER_READ_MODELS="+postgresURL(t))
+	testServeAnswersHealth(t, "COINLEDGER_READ_MODELS="+dbtest.PostgresURL(t))
 }
 
 // TestGeneratedAdminPassword: without COINLEDGER_ADMIN_PASSWORD the first

@@ -38,7 +38,7 @@ func BenchmarkCatchUp(b *testing.B) {
 			for _, d := range []struct {
 				name string
 				open newDB
-			}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+			}{{"sqlite", openSQLite}, {"postgres", dbtest.OpenPostgres}} {
 				b.Run(fmt.Sprintf("db=%s/transfers=%d/accounts=%d", d.name, transfers, accounts), func(b *testing.B) {
 					benchCatchUp(b, d.open, store, head)
 				})

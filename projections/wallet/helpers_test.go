@@ -2,11 +2,7 @@ package wallet_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,7 +13,7 @@ import (
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
 	"github.com/coinledger/coinledger/projections"
-	"github.com/coinledger/coinledger/projections/postgres"
+	"github.com/coinledger/coinledger/projections/dbtest"
 	rmsqlite "github.com/coinledger/coinledger/projections/sqlite"
 	"github.com/coinledger/coinledger/projections/wallet"
 )
@@ -35,65 +31,12 @@ func openSQLite(tb testing.TB) projections.DB {
 	return db
 }
 
-const envPostgres = "COINLEDGER_TEST_POSTGRES_URL"
-
-// openPostgres returns a database in a fresh schema of the test server,
-// dropped when tb ends. Without a server the test fails in CI and is
-// skipped elsewhere.
-func openPostgres(tb testing.TB) projections.DB {
-	tb.Helper()
-	base := os.Getenv(envPostgres)
-	if base == "" {
-		if os.Getenv("CI") != "" {
-			tb.Fatalf("%s is not set: CI must start Postgres (eval \"$(test/pg.sh)\") before the tests", envPostgres)
-		}
-		tb.Skipf("%s is not set; start a server with: eval \"$(test/pg.sh)\"", envPostgres)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "t_" + hex.EncodeToString(b[:])
-	exec := func(ctx context.Context, stmt string) error {
-		admin, err := postgres.Open(ctx, base)
-		if err != nil {
-			return err
-		}
-		defer admin.Close()
-		return admin.Update(ctx, func(tx projections.Tx) error {
-			_, err := tx.Exec(ctx, stmt)
-			return err
-		})
-	}
-	if err := exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		tb.Fatalf("create schema: %v", err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	db, err := postgres.Open(ctx, u.String())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(db.Close) // runs before the schema is dropped
-	return db
-}
-
 // eachDB runs fn as a parallel subtest per read-model database.
 func eachDB(t *testing.T, fn func(t *testing.T, newDB newDB)) {
 	for _, d := range []struct {
 		name string
 		open newDB
-	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+	}{{"sqlite", openSQLite}, {"postgres", dbtest.OpenPostgres}} {
 		t.Run(d.name, func(t *testing.T) {
 			t.Parallel()
 			fn(t, d.open)
