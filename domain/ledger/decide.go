@@ -273,20 +273,16 @@ func (s *State) placeHold(c PlaceHold) ([]Event, error) {
 		}
 		expires = expires.UTC()
 	}
-	if err := s.userAccount(op, "account", c.Account); err != nil {
+	ps, err := s.reserve(op, c.Account, c.Amount, func() error {
+		if _, ok := s.holds[c.ID]; ok {
+			return fmt.Errorf("%s: %w", op, ErrHoldExists)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
-	}
-	if s.wallet.Locked {
-		return nil, fmt.Errorf("%s: %w", op, ErrWalletLocked)
-	}
-	if _, ok := s.holds[c.ID]; ok {
-		return nil, fmt.Errorf("%s: %w", op, ErrHoldExists)
 	}
 	u := c.Amount.Units()
-	ps := []Posting{{c.Account, Available, -u}, {c.Account, Held, u}}
-	if err := s.checkPostings(op, ps); err != nil {
-		return nil, err
-	}
 	return []Event{HoldPlaced{
 		ID: c.ID, Account: c.Account, Amount: u, Reason: c.Reason, ExpiresAt: expires, Postings: ps,
 		Idempotency: c.Idempotency,
@@ -507,4 +503,25 @@ func checkText(op, field, s string) error {
 
 func alnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// reserve checks that account may move amount from available to held —
+// a user account, an unlocked wallet, unused (the caller's check) and
+// enough available — and returns the postings, in that order of checks.
+func (s *State) reserve(op, account string, amount money.Amount, unused func() error) ([]Posting, error) {
+	if err := s.userAccount(op, "account", account); err != nil {
+		return nil, err
+	}
+	if s.wallet.Locked {
+		return nil, fmt.Errorf("%s: %w", op, ErrWalletLocked)
+	}
+	if err := unused(); err != nil {
+		return nil, err
+	}
+	u := amount.Units()
+	ps := []Posting{{account, Available, -u}, {account, Held, u}}
+	if err := s.checkPostings(op, ps); err != nil {
+		return nil, err
+	}
+	return ps, nil
 }

@@ -275,20 +275,16 @@ func (s *State) requestWithdrawal(c RequestWithdrawal) ([]Event, error) {
 	if err := checkAddress(op, c.Address); err != nil {
 		return nil, err
 	}
-	if err := s.userAccount(op, "account", c.Account); err != nil {
+	ps, err := s.reserve(op, c.Account, c.Amount, func() error {
+		if _, ok := s.withdrawals[c.ID]; ok {
+			return fmt.Errorf("%s: %w", op, ErrWithdrawalExists)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
-	}
-	if s.wallet.Locked {
-		return nil, fmt.Errorf("%s: %w", op, ErrWalletLocked)
-	}
-	if _, ok := s.withdrawals[c.ID]; ok {
-		return nil, fmt.Errorf("%s: %w", op, ErrWithdrawalExists)
 	}
 	u := c.Amount.Units()
-	ps := []Posting{{c.Account, Available, -u}, {c.Account, Held, u}}
-	if err := s.checkPostings(op, ps); err != nil {
-		return nil, err
-	}
 	return []Event{WithdrawalRequested{
 		ID: c.ID, Account: c.Account, Address: c.Address, Amount: u, SubtractFee: c.SubtractFee,
 		Postings: ps, Idempotency: c.Idempotency,
