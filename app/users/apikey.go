@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 
@@ -75,30 +76,47 @@ func (s *Service) RevokeAPIKey(ctx context.Context, meta eventstore.Metadata, us
 //
 // The owner is found through an in-memory index of secret hash → user,
 // caught up from the store's global log when a hash is not in it (so keys
-// issued by other instances are found); the owner's stream then decides.
-func (s *Service) AuthenticateAPIKey(ctx context.Context, secret string) (*identity.User, identity.APIKey, error) {
+// issued by other instances are found); the owner's state then decides,
+// through the same cache of user states as token checks (one catch-up read
+// of the owner's stream, not a full load per request).
+func (s *Service) AuthenticateAPIKey(ctx context.Context, secret string) (string, identity.APIKey, error) {
+	a, k, err := s.keyAccess(ctx, secret)
+	return a.Username, k, err
+}
+
+func (s *Service) keyAccess(ctx context.Context, secret string) (Access, identity.APIKey, error) {
 	rest, ok := strings.CutPrefix(secret, APIKeyPrefix)
 	if raw, err := base64.RawURLEncoding.DecodeString(rest); !ok || err != nil || len(raw) != apiKeyBytes {
-		return nil, identity.APIKey{}, ErrBadCredentials
+		return Access{}, identity.APIKey{}, ErrBadCredentials
 	}
 	hash := HashAPIKey(secret)
 	owner, err := s.keys.lookup(ctx, s, hash)
 	if err != nil {
-		return nil, identity.APIKey{}, err
+		return Access{}, identity.APIKey{}, err
 	}
 	if owner == "" {
-		return nil, identity.APIKey{}, ErrBadCredentials
+		return Access{}, identity.APIKey{}, ErrBadCredentials
 	}
-	u, err := s.Get(ctx, owner)
-	if err != nil {
-		return nil, identity.APIKey{}, ErrBadCredentials
-	}
-	k, ok := u.ActiveAPIKeyByHash(hash)
-	if !ok {
-		return nil, identity.APIKey{}, ErrBadCredentials
-	}
-	eff, _ := u.EffectiveAPIKey(k.ID)
-	return u, eff, nil
+	var a Access
+	var eff identity.APIKey
+	err = s.dir.current(ctx, owner, func(u *identity.User) error {
+		k, ok := u.ActiveAPIKeyByHash(hash)
+		if !ok {
+			return ErrBadCredentials
+		}
+		eff, _ = u.EffectiveAPIKey(k.ID)
+		a = Access{Username: u.Username, Roles: slices.Clone(eff.Roles), APIKey: eff.ID}
+		if slices.Contains(eff.Roles, identity.RoleAdmin) {
+			a.Grants = u.Grants()
+			return nil
+		}
+		a.Grants = make(map[string][]string, len(eff.Wallets))
+		for _, w := range eff.Wallets {
+			a.Grants[w.Wallet] = slices.Clone(w.Permissions)
+		}
+		return nil
+	})
+	return a, eff, err
 }
 
 // keyIndex maps API key secret hashes to their owners. Entries are never

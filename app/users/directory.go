@@ -3,7 +3,6 @@ package users
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -105,17 +104,6 @@ func (s *Service) TokenAccess(ctx context.Context, username string, issuedAt tim
 // key active, and what it may do is narrowed to the owner's current roles
 // and grants.
 func (s *Service) KeyAccess(ctx context.Context, secret string) (Access, error) {
-	u, k, err := s.AuthenticateAPIKey(ctx, secret)
-	if err != nil {
-		return Access{}, err
-	}
-	grants := make(map[string][]string, len(k.Wallets))
-	for _, w := range k.Wallets {
-		grants[w.Wallet] = slices.Clone(w.Permissions)
-	}
-	roles := slices.Clone(k.Roles)
-	if slices.Contains(roles, identity.RoleAdmin) {
-		grants = maps.Clone(u.Grants())
-	}
-	return Access{Username: u.Username, Roles: roles, Grants: grants, APIKey: k.ID}, nil
+	a, _, err := s.keyAccess(ctx, secret)
+	return a, err
 }
