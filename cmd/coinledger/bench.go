@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/eventstore/loadgen"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
-	"github.com/coinledger/coinledger/eventstore/storetest"
 	"github.com/coinledger/coinledger/projections"
-	"github.com/coinledger/coinledger/projections/dbtest"
+	"github.com/coinledger/coinledger/projections/balance"
 	pgsqlite "github.com/coinledger/coinledger/projections/sqlite"
 )
 
@@ -59,15 +59,15 @@ func benchStore(ctx context.Context, args []string) error {
 		defer os.RemoveAll(tmp)
 		*dir = tmp
 	}
-	run := func(name string, opts sqlite.Options, perAppend, total int) (storetest.LoadResult, error) {
+	run := func(name string, opts sqlite.Options, perAppend, total int) (loadgen.LoadResult, error) {
 		path := filepath.Join(*dir, name+".db")
 		s, err := sqlite.Open(ctx, path, opts)
 		if err != nil {
-			return storetest.LoadResult{}, err
+			return loadgen.LoadResult{}, err
 		}
 		defer s.Close()
 		fmt.Printf("%-34s %d appenders x %d event(s), %d events ... ", name, *appenders, perAppend, total)
-		r, err := storetest.AppendLoad(ctx, s, *appenders, perAppend, total)
+		r, err := loadgen.AppendLoad(ctx, s, *appenders, perAppend, total)
 		if err != nil {
 			return r, err
 		}
@@ -117,7 +117,7 @@ func benchReadAndCatchUp(ctx context.Context, storePath, dbPath string, credits 
 	defer s.Close()
 	batch := make([]eventstore.EventData, 0, 2000)
 	for i := 0; i < credits; i++ {
-		batch = append(batch, dbtest.Credit(fmt.Sprintf("acct-%d", i%10_000), 1))
+		batch = append(batch, balance.Credit(fmt.Sprintf("acct-%d", i%10_000), 1))
 		if len(batch) == cap(batch) || i == credits-1 {
 			if _, err := s.Append(ctx, "bench-credits", eventstore.Any, batch...); err != nil {
 				return 0, 0, err
@@ -129,13 +129,13 @@ func benchReadAndCatchUp(ctx context.Context, storePath, dbPath string, credits 
 	if err != nil {
 		return 0, 0, err
 	}
-	n, elapsed, err := storetest.ReadAllRate(ctx, s, 4096)
+	n, elapsed, err := loadgen.ReadAllRate(ctx, s, 4096)
 	if err != nil {
 		return 0, 0, err
 	}
 	pageRate := float64(n) / elapsed.Seconds()
 	fmt.Printf("read all %d events from the start, page by page:    %9.0f events/s\n", n, pageRate)
-	n, elapsed, err = storetest.SubscribeRate(ctx, s)
+	n, elapsed, err = loadgen.SubscribeRate(ctx, s)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -147,13 +147,13 @@ func benchReadAndCatchUp(ctx context.Context, storePath, dbPath string, credits 
 		return 0, 0, err
 	}
 	defer db.Close()
-	runner := projections.NewRunner(db, s, projections.Options{}, dbtest.Balances{})
+	runner := projections.NewRunner(db, s, projections.Options{}, balance.Balances{})
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	start := time.Now()
 	errc := make(chan error, 1)
 	go func() { errc <- runner.Run(rctx) }()
-	if err := runner.WaitFor(ctx, dbtest.Balances{}.Name(), head); err != nil {
+	if err := runner.WaitFor(ctx, balance.Balances{}.Name(), head); err != nil {
 		return 0, 0, err
 	}
 	catchUp = float64(head) / time.Since(start).Seconds()

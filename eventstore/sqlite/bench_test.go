@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/coinledger/coinledger/eventstore/loadgen"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
-	"github.com/coinledger/coinledger/eventstore/storetest"
 )
 
 // BenchmarkAppend64 measures durable appends by 64 concurrent appenders of
@@ -24,7 +24,7 @@ func BenchmarkAppend64(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			s := open(b, tc.opts)
 			b.ResetTimer()
-			res, err := storetest.AppendLoad(context.Background(), s, 64, tc.batch, max(b.N, 64*tc.batch))
+			res, err := loadgen.AppendLoad(context.Background(), s, 64, tc.batch, max(b.N, 64*tc.batch))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -36,13 +36,13 @@ func BenchmarkAppend64(b *testing.B) {
 
 func BenchmarkReadAll(b *testing.B) {
 	s := open(b, sqlite.Options{})
-	if _, err := storetest.AppendLoad(context.Background(), s, 16, 500, 200_000); err != nil {
+	if _, err := loadgen.AppendLoad(context.Background(), s, 16, 500, 200_000); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	var total int
 	for i := 0; i < b.N; i++ {
-		n, _, err := storetest.ReadAllRate(context.Background(), s, 4096)
+		n, _, err := loadgen.ReadAllRate(context.Background(), s, 4096)
 		if err != nil {
 			b.Fatal(err)
 		}

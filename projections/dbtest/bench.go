@@ -8,11 +8,12 @@ import (
 
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/projections"
+	"github.com/coinledger/coinledger/projections/balance"
 )
 
 // BenchCatchUp measures a runner catching up from position 0 to the head of
 // an event store (filled once, outside the timer) into a fresh database, with
-// the Balances projection folding per batch and, as the baseline, writing
+// the balance.Balances projection folding per batch and, as the baseline, writing
 // once per event. The stores are the embedded SQLite event store (the real
 // path) and a MemStore (the projection side alone). It reports events/s.
 func BenchCatchUp(b *testing.B, newDB NewDB) {
@@ -31,8 +32,8 @@ func BenchCatchUp(b *testing.B, newDB NewDB) {
 				name string
 				p    projections.Projection
 			}{
-				{"fold", Balances{}},
-				{"per-event", Balances{PerEvent: true}},
+				{"fold", balance.Balances{}},
+				{"per-event", balance.Balances{PerEvent: true}},
 			} {
 				b.Run(fmt.Sprintf("%s/events=%d/accounts=%d", pc.name, events, accounts), func(b *testing.B) {
 					benchCatchUp(b, newDB, store, pc.p, head, events/accounts)
@@ -62,7 +63,7 @@ func benchCatchUp(b *testing.B, newDB NewDB, store eventstore.Store, p projectio
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
-		if got, err := Balance(context.Background(), db, "acct-0"); err != nil || got != perAccount {
+		if got, err := balance.Balance(context.Background(), db, "acct-0"); err != nil || got != perAccount {
 			b.Fatalf("acct-0 has %d, %v; want %d", got, err, perAccount)
 		}
 		b.StartTimer()

@@ -1,6 +1,6 @@
 // Package dbtest is the conformance suite of projections.DB and the Runner:
 // every read-model database runs Run (and the benchmarks in Bench) against
-// fresh databases of its kind. It also holds the example Balances projection
+// fresh databases of its kind. It uses the example projection of package balance
 // and a Counter projection that proves exactly-once application. Test code
 // only.
 package dbtest
@@ -18,6 +18,7 @@ import (
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
 	"github.com/coinledger/coinledger/projections"
+	"github.com/coinledger/coinledger/projections/balance"
 )
 
 // NewStore opens the embedded event store in a temporary directory, closed
@@ -44,7 +45,7 @@ func AppendCredits(tb testing.TB, s eventstore.Store, stream string, n, accounts
 	var last uint64
 	batch := make([]eventstore.EventData, 0, perAppend)
 	for i := 0; i < n; i++ {
-		batch = append(batch, Credit(fmt.Sprintf("acct-%d", i%accounts), 1))
+		batch = append(batch, balance.Credit(fmt.Sprintf("acct-%d", i%accounts), 1))
 		if len(batch) == perAppend || i == n-1 {
 			res, err := s.Append(context.Background(), stream, eventstore.Any, batch...)
 			if err != nil {

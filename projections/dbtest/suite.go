@@ -14,6 +14,7 @@ import (
 
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/projections"
+	"github.com/coinledger/coinledger/projections/balance"
 )
 
 // NewDB returns a fresh, empty read-model database for one test, closed when
@@ -344,21 +345,21 @@ func testCatchUpThenLive(t *testing.T, newDB NewDB) {
 	db, store := newDB(t), NewStore(t)
 	head := AppendCredits(t, store, "wallet-a", 1000, 20, 100)
 	counter := &Counter{}
-	r := projections.NewRunner(db, store, projections.Options{}, Balances{}, counter)
+	r := projections.NewRunner(db, store, projections.Options{}, balance.Balances{}, counter)
 	stop := start(t, r)
 	wait(t, r, "balances", head)
 	wait(t, r, "counter", head)
 	for i := 0; i < 20; i++ {
-		if got, err := Balance(ctx, db, fmt.Sprintf("acct-%d", i)); err != nil || got != 50 {
+		if got, err := balance.Balance(ctx, db, fmt.Sprintf("acct-%d", i)); err != nil || got != 50 {
 			t.Fatalf("balance of acct-%d = %d, %v; want 50", i, got, err)
 		}
 	}
 	// Live: each append is visible once WaitFor returns (read-your-writes).
 	for i := 0; i < 30; i++ {
-		res, err := store.Append(ctx, "wallet-b", eventstore.Any, Credit("live", 5))
+		res, err := store.Append(ctx, "wallet-b", eventstore.Any, balance.Credit("live", 5))
 		must(t, err)
 		wait(t, r, "balances", res.Position)
-		if got, err := Balance(ctx, db, "live"); err != nil || got != int64(5*(i+1)) {
+		if got, err := balance.Balance(ctx, db, "live"); err != nil || got != int64(5*(i+1)) {
 			t.Fatalf("after live credit %d balance = %d, %v; want %d", i, got, err, 5*(i+1))
 		}
 	}
@@ -383,7 +384,7 @@ func testRestart(t *testing.T, newDB NewDB) {
 		for i := 0; i < 60; i++ {
 			events := make([]eventstore.EventData, 1+i%3)
 			for j := range events {
-				events[j] = Credit("acct-live", 1)
+				events[j] = balance.Credit("acct-live", 1)
 			}
 			if _, err := store.Append(ctx, "wallet-b", eventstore.Any, events...); err != nil {
 				writerDone <- err
@@ -409,7 +410,7 @@ func testRestart(t *testing.T, newDB NewDB) {
 			lagging, before = "balances", cp
 		}
 		counter := &Counter{}
-		r := projections.NewRunner(db, store, projections.Options{MaxBatch: 300}, counter, Balances{})
+		r := projections.NewRunner(db, store, projections.Options{MaxBatch: 300}, counter, balance.Balances{})
 		stop := start(t, r)
 		head, err := store.Head(ctx)
 		must(t, err)
@@ -478,7 +479,7 @@ func testPoison(t *testing.T, newDB NewDB) {
 	go func() { done <- r.Run(runCtx) }()
 	wait(t, r, "counter", first)
 	_, err := store.Append(ctx, "wallet-a", eventstore.Any,
-		Credit("acct-0", 1), eventstore.EventData{Type: PoisonType, Data: []byte(`{}`)}, Credit("acct-1", 1))
+		balance.Credit("acct-0", 1), eventstore.EventData{Type: PoisonType, Data: []byte(`{}`)}, balance.Credit("acct-1", 1))
 	must(t, err)
 	err = <-done
 	if !errors.Is(err, ErrPoison) {
@@ -536,7 +537,7 @@ func testBatching(t *testing.T, newDB NewDB) {
 	}
 
 	// Live: applied at once, not after the linger.
-	res, err := store.Append(ctx, "wallet-b", eventstore.Any, Credit("live", 1))
+	res, err := store.Append(ctx, "wallet-b", eventstore.Any, balance.Credit("live", 1))
 	must(t, err)
 	short, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
@@ -551,7 +552,7 @@ func testWaitFor(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
 	db, store := newDB(t), NewStore(t)
 	head := AppendCredits(t, store, "wallet-a", 10, 2, 10)
-	r := projections.NewRunner(db, store, projections.Options{}, Balances{})
+	r := projections.NewRunner(db, store, projections.Options{}, balance.Balances{})
 	if err := r.WaitFor(ctx, "nope", 1); !errors.Is(err, projections.ErrUnknownProjection) {
 		t.Errorf("WaitFor unknown: %v", err)
 	}
@@ -587,7 +588,7 @@ func testWaitFor(t *testing.T, newDB NewDB) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("WaitFor never woke up")
 	}
-	if got, err := Balance(ctx, db, "acct-0"); err != nil || got != 10 {
+	if got, err := balance.Balance(ctx, db, "acct-0"); err != nil || got != 10 {
 		t.Errorf("balance after WaitFor = %d, %v; want 10", got, err)
 	}
 
@@ -603,7 +604,7 @@ func testStatus(t *testing.T, newDB NewDB) {
 	db, store := newDB(t), NewStore(t)
 	head := AppendCredits(t, store, "wallet-a", 500, 5, 100)
 	counter := &Counter{}
-	r := projections.NewRunner(db, store, projections.Options{}, Balances{}, counter)
+	r := projections.NewRunner(db, store, projections.Options{}, balance.Balances{}, counter)
 	st, err := r.Status(ctx)
 	must(t, err)
 	if len(st) != 2 || st[0].Name != "balances" || st[1].Name != "counter" {
@@ -627,7 +628,7 @@ func testStatus(t *testing.T, newDB NewDB) {
 	must(t, stop())
 	more := AppendCredits(t, store, "wallet-a", 7, 5, 7)
 	// A fresh runner reads the stored checkpoints.
-	st, err = projections.NewRunner(db, store, projections.Options{}, Balances{}, counter).Status(ctx)
+	st, err = projections.NewRunner(db, store, projections.Options{}, balance.Balances{}, counter).Status(ctx)
 	must(t, err)
 	for _, s := range st {
 		if s.Position != head || s.Head != more || s.Lag != 7 || s.Running {
@@ -643,13 +644,13 @@ func testReaders(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
 	db, store := newDB(t), NewStore(t)
 	AppendCredits(t, store, "wallet-a", 1000, 30, 200)
-	r := projections.NewRunner(db, store, projections.Options{MaxBatch: 150}, Balances{})
+	r := projections.NewRunner(db, store, projections.Options{MaxBatch: 150}, balance.Balances{})
 	stop := start(t, r)
 	var final uint64
 	var g errgroup.Group
 	g.Go(func() error {
 		for i := 0; i < 40; i++ {
-			res, err := store.Append(ctx, "wallet-b", eventstore.Any, Credit(fmt.Sprintf("acct-%d", i%30), 1), Credit("acct-x", 1))
+			res, err := store.Append(ctx, "wallet-b", eventstore.Any, balance.Credit(fmt.Sprintf("acct-%d", i%30), 1), balance.Credit("acct-x", 1))
 			if err != nil {
 				return err
 			}

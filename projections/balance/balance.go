@@ -1,4 +1,7 @@
-package dbtest
+// Package balance is the simplest useful projection: credits folded into
+// per-account balances. The conformance suite and the benchmarks use it;
+// it imports no test code, so the binary can run it too.
+package balance
 
 import (
 	"context"

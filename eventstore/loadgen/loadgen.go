@@ -1,14 +1,18 @@
-package storetest
+// Package loadgen drives an event store with load for benchmarks (go test
+// -bench and coinledger bench). It holds no test code.
+package loadgen
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/google/uuid"
 )
 
 // LoadResult is what a load run measured.
@@ -26,7 +30,7 @@ func (r LoadResult) EventsPerSec() float64 { return float64(r.Events) / r.Elapse
 // to its own stream (streams distinct per run), until total events were
 // acknowledged. Every append must succeed.
 func AppendLoad(ctx context.Context, s eventstore.Store, appenders, batch, total int) (LoadResult, error) {
-	prefix := Stream("load")
+	prefix := "load-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:16]
 	data := json.RawMessage(`{"account":"acct-000001","amount":150000,"memo":"benchmark transfer"}`)
 	per := total / appenders / batch
 	lat := make([][]time.Duration, appenders)
