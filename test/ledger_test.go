@@ -20,18 +20,26 @@ import (
 
 // readModels is where a test server keeps its read models.
 type readModels struct {
-	env  []string // for the server
-	open func(t *testing.T) projections.DB
+	env []string // for the server
+	// open opens the read models of a server, for white-box invariant checks.
+	open func(t *testing.T, s *Server) projections.DB
 }
 
 func sqliteModels() readModels {
-	return readModels{open: func(t *testing.T) projections.DB { return nil }}
+	return readModels{open: func(t *testing.T, s *Server) projections.DB {
+		db, err := sqlite.Open(context.Background(), filepath.Join(s.DataDir, "readmodels.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}}
 }
 
 // postgresModels puts the read models in a fresh schema of the test Postgres.
 func postgresModels(t *testing.T) readModels {
 	url := dbtest.PostgresURL(t)
-	return readModels{env: []string{"COINLEDGER_READ_MODELS=" + url}, open: func(t *testing.T) projections.DB {
+	return readModels{env: []string{"COINLEDGER_READ_MODELS=" + url}, open: func(t *testing.T, _ *Server) projections.DB {
 		db, err := postgres.Open(context.Background(), url)
 		if err != nil {
 			t.Fatal(err)
@@ -39,19 +47,6 @@ func postgresModels(t *testing.T) readModels {
 		t.Cleanup(db.Close)
 		return db
 	}}
-}
-
-// openModels opens the read models of s for white-box invariant checks.
-func (m readModels) openModels(t *testing.T, s *Server) projections.DB {
-	if db := m.open(t); db != nil {
-		return db
-	}
-	db, err := sqlite.Open(context.Background(), filepath.Join(s.DataDir, "readmodels.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }
 
 // assertSumsToZero checks double entry: every account of the wallet,
@@ -202,7 +197,7 @@ func testQuickStart(t *testing.T, m readModels) {
 	if b := c.balance("hot", "alice"); b.Available != "0.74000000" || b.Held != "0.00000000" {
 		t.Fatalf("alice at the end %+v", b)
 	}
-	assertSumsToZero(t, m.openModels(t, s), "hot")
+	assertSumsToZero(t, m.open(t, s), "hot")
 }
 
 // testConcurrentTransfers: 200 parallel transfers of 0.01 from an account
@@ -238,7 +233,7 @@ func testConcurrentTransfers(t *testing.T, m readModels) {
 		b.Total != "1.00000000" || cb.Total != "0.00000000" {
 		t.Fatalf("balances alice %+v bob %+v carol %+v", a, b, cb)
 	}
-	assertSumsToZero(t, m.openModels(t, s), "race")
+	assertSumsToZero(t, m.open(t, s), "race")
 }
 
 // testRestartUnderLoad kills the server with SIGKILL while clients are
@@ -323,6 +318,6 @@ func testRestartUnderLoad(t *testing.T, m readModels) {
 	if want := int64(len(outcomes)); total != want {
 		t.Fatalf("%d units moved for %d transfers (%d acknowledged, %d retried): applied twice or lost", total, want, acked, unknown)
 	}
-	assertSumsToZero(t, m.openModels(t, s2), "busy")
+	assertSumsToZero(t, m.open(t, s2), "busy")
 	t.Logf("%d transfers acknowledged before SIGKILL, %d unknown outcomes retried", acked, unknown)
 }

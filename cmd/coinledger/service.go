@@ -84,10 +84,13 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	if err := seed(ctx, cfg, walletSvc, userSvc); err != nil {
 		return svc, err
 	}
-	backends := []api.Backend{{Coin: "BTC", Kind: "null", Simulated: true}}
+	// The embedded default binds BTC to the simulated chain; /status
+	// describes exactly what is wired here.
+	chain := null.New("BTC")
+	backends := []api.Backend{{Coin: chain.Coin(), Kind: "null", Simulated: true}}
 	logger.Warn("coin BTC is bound to the SIMULATED null backend: no real chain; deposits and blocks only through the admin simulate endpoints; the simulated chain is kept in memory")
 	svc.handler = api.New(api.Deps{Store: svc.store, DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
-		Issuer: issuer, ClientIP: clientIP, Limiter: auth.NewLimiter(5, 12*time.Second, time.Now), Chain: null.New("BTC"),
+		Issuer: issuer, ClientIP: clientIP, Limiter: auth.NewLimiter(5, 12*time.Second, time.Now), Chain: chain,
 		Logger: logger, Version: version, Backends: backends})
 	return svc, nil
 }
