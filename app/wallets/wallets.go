@@ -113,27 +113,22 @@ func (s *Service) replayed(ctx context.Context, wallet string, r ledger.Result) 
 // current to the last append, without a read-model query.
 func (s *Service) Info(ctx context.Context, wallet string) (ledger.Wallet, error) {
 	var w ledger.Wallet
-	_, err := s.batcher.Do(ctx, Stream(wallet), eventstore.Metadata{}, func(st *ledger.State) ([]ledger.Event, error) {
-		if !st.Opened() {
-			return nil, fmt.Errorf("wallet %s: %w", wallet, ledger.ErrWalletNotFound)
-		}
+	err := s.View(ctx, wallet, func(st *ledger.State) error {
 		w = st.Wallet()
-		return nil, nil
+		return nil
 	})
 	return w, err
 }
 
-// TrackedDeposits returns the wallet's deposits whose confirmations are
-// still followed (not reversed, below the tracking depth), from the
-// wallet's writer state.
-func (s *Service) TrackedDeposits(ctx context.Context, wallet string) ([]ledger.Deposit, error) {
-	var out []ledger.Deposit
+// View runs fn on the wallet's state as its writer holds it (current to
+// the last append), between commands; fn must not keep the state. A wallet
+// that does not exist is ledger.ErrWalletNotFound.
+func (s *Service) View(ctx context.Context, wallet string, fn func(*ledger.State) error) error {
 	_, err := s.batcher.Do(ctx, Stream(wallet), eventstore.Metadata{}, func(st *ledger.State) ([]ledger.Event, error) {
 		if !st.Opened() {
 			return nil, fmt.Errorf("wallet %s: %w", wallet, ledger.ErrWalletNotFound)
 		}
-		out = st.TrackedDeposits()
-		return nil, nil
+		return nil, fn(st)
 	})
-	return out, err
+	return err
 }

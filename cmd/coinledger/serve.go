@@ -47,6 +47,14 @@ func runService(ctx context.Context, svc *service, ln net.Listener) error {
 		}
 		return fmt.Errorf("projections: %w", err)
 	})
+	for _, w := range svc.workers {
+		g.Go(func() error {
+			if err := w(gctx); err != nil && gctx.Err() == nil {
+				return err
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err

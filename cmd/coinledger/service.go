@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coinledger/coinledger/adapters/chain/null"
+	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/app/wallets"
 	"github.com/coinledger/coinledger/domain/ledger"
@@ -31,6 +32,9 @@ type service struct {
 	runner  *projections.Runner
 	handler http.Handler
 	closers []func() error
+	// workers run beside the HTTP server until the service stops (chain
+	// syncers, walletnotify listeners, ...).
+	workers []func(context.Context) error
 }
 
 // wiring options that only benchmarks change.
@@ -86,12 +90,13 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	}
 	// The embedded default binds BTC to the simulated chain; /status
 	// describes exactly what is wired here.
-	chain := null.New("BTC")
-	backends := []api.Backend{{Coin: chain.Coin(), Kind: "null", Simulated: true}}
+	chains := chainsync.NewRegistry(svc.store, walletSvc, logger)
+	chains.Add("BTC", null.New("BTC"), chainsync.Options{Kind: "null", PollInterval: time.Second})
+	svc.workers = append(svc.workers, func(ctx context.Context) error { chains.Run(ctx); return nil })
 	logger.Warn("coin BTC is bound to the SIMULATED null backend: no real chain; deposits and blocks only through the admin simulate endpoints; the simulated chain is kept in memory")
 	svc.handler = api.New(api.Deps{Store: svc.store, DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
-		Issuer: issuer, ClientIP: clientIP, Limiter: auth.NewLimiter(5, 12*time.Second, time.Now), Chain: chain,
-		Logger: logger, Version: version, Backends: backends})
+		Issuer: issuer, ClientIP: clientIP, Limiter: auth.NewLimiter(5, 12*time.Second, time.Now), Chains: chains,
+		Logger: logger, Version: version})
 	return svc, nil
 }
 

@@ -158,6 +158,26 @@ func SubjectOf(c Command) string {
 		return c.ID
 	case ExpireHold:
 		return c.ID
+	case RequestWithdrawal:
+		return c.ID
+	case BeginBroadcast:
+		return c.ID
+	case AbortBroadcast:
+		return c.ID
+	case RecordBroadcast:
+		return c.ID
+	case MarkUnknown:
+		return c.ID
+	case FailWithdrawal:
+		return c.ID
+	case ConfirmWithdrawal:
+		return c.ID
+	case ObserveDeposit:
+		return DepositID(c.TxID, c.Vout)
+	case ReverseDeposit:
+		return DepositID(c.TxID, c.Vout)
+	case AssignAddress:
+		return c.Address
 	}
 	return ""
 }

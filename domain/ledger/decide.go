@@ -75,6 +75,8 @@ func Decide(s *State, c Command) ([]Event, error) {
 		return s.requestWithdrawal(c)
 	case BeginBroadcast:
 		return s.beginBroadcast(c)
+	case AbortBroadcast:
+		return s.abortBroadcast(c)
 	case RecordBroadcast:
 		return s.recordBroadcast(c)
 	case MarkUnknown:

@@ -35,7 +35,7 @@ func Events() []Event {
 		HoldPlaced{}, HoldReleased{}, HoldExpired{}, WalletLocked{}, WalletUnlocked{},
 		AddressAssigned{},
 		DepositSeen{}, DepositConfirmed{}, DepositConfirmationsChanged{}, DepositReversed{},
-		WithdrawalRequested{}, WithdrawalBroadcastStarted{}, WithdrawalBroadcast{},
+		WithdrawalRequested{}, WithdrawalBroadcastStarted{}, WithdrawalBroadcastAborted{}, WithdrawalBroadcast{},
 		WithdrawalUnknown{}, WithdrawalFailed{}, WithdrawalConfirmed{},
 	}
 }

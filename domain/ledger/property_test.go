@@ -262,7 +262,11 @@ func (g *commandGen) command() ledger.Command {
 		g.withdrawals = append(g.withdrawals, w.ID)
 		c = w
 	case 31:
-		c = ledger.BeginBroadcast{ID: g.withdrawalID()}
+		if g.r.IntN(4) == 0 {
+			c = ledger.AbortBroadcast{ID: g.withdrawalID(), Reason: "node down"}
+		} else {
+			c = ledger.BeginBroadcast{ID: g.withdrawalID()}
+		}
 	case 32, 33:
 		id := g.withdrawalID()
 		c = ledger.RecordBroadcast{ID: id, TxID: g.broadcastTxID(id), Fee: g.fee(id)}
@@ -305,7 +309,7 @@ func repeatable(c ledger.Command) bool {
 	}
 	switch c.(type) {
 	case ledger.AssignAddress, ledger.ObserveDeposit, ledger.ReverseDeposit,
-		ledger.BeginBroadcast, ledger.RecordBroadcast, ledger.MarkUnknown, ledger.FailWithdrawal, ledger.ConfirmWithdrawal,
+		ledger.BeginBroadcast, ledger.AbortBroadcast, ledger.RecordBroadcast, ledger.MarkUnknown, ledger.FailWithdrawal, ledger.ConfirmWithdrawal,
 		ledger.LockWallet, ledger.UnlockWallet:
 		return true
 	}

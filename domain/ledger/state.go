@@ -150,7 +150,7 @@ func Evolve(s *State, e Event) *State {
 		s.evolveAddress(e)
 	case DepositSeen, DepositConfirmed, DepositConfirmationsChanged, DepositReversed:
 		s.evolveDeposit(e)
-	case WithdrawalRequested, WithdrawalBroadcastStarted, WithdrawalBroadcast,
+	case WithdrawalRequested, WithdrawalBroadcastStarted, WithdrawalBroadcastAborted, WithdrawalBroadcast,
 		WithdrawalUnknown, WithdrawalFailed, WithdrawalConfirmed:
 		s.evolveWithdrawal(e)
 	}

@@ -41,6 +41,7 @@ func examples() []ledger.Event {
 		ledger.WithdrawalRequested{ID: "w-1", Account: "alice", Address: addrOut, Amount: 40, SubtractFee: true,
 			Postings: withdrawalHold("alice", 40), Idempotency: k},
 		ledger.WithdrawalBroadcastStarted{ID: "w-1", Account: "alice", Idempotency: k},
+		ledger.WithdrawalBroadcastAborted{ID: "w-1", Account: "alice", Reason: "node down", Idempotency: k},
 		ledger.WithdrawalBroadcast{ID: "w-1", Account: "alice", Address: addrOut, Amount: 40, TxID: txB, Fee: 3,
 			SubtractFee: true, FeeShortfall: 1, Idempotency: k, Postings: []ledger.Posting{
 				{Account: "alice", Bucket: ledger.Held, Amount: -40}, {Account: ledger.ChainAccount, Bucket: ledger.Available, Amount: 37},

@@ -12,6 +12,7 @@ import (
 const (
 	TypeWithdrawalRequested        = "ledger.withdrawal_requested"
 	TypeWithdrawalBroadcastStarted = "ledger.withdrawal_broadcast_started"
+	TypeWithdrawalBroadcastAborted = "ledger.withdrawal_broadcast_aborted"
 	TypeWithdrawalBroadcast        = "ledger.withdrawal_broadcast"
 	TypeWithdrawalUnknown          = "ledger.withdrawal_unknown"
 	TypeWithdrawalFailed           = "ledger.withdrawal_failed"
@@ -24,6 +25,7 @@ type WithdrawalStatus string
 // The withdrawal statuses and their transitions:
 //
 //	requested    --BeginBroadcast-->  broadcasting
+//	broadcasting --AbortBroadcast-->  requested
 //	requested, broadcasting  --MarkUnknown-->  unknown
 //	requested, broadcasting, unknown  --RecordBroadcast-->  broadcast
 //	requested, broadcasting, unknown  --FailWithdrawal-->   failed
@@ -76,6 +78,16 @@ type RequestWithdrawal struct {
 // requested withdrawal too.
 type BeginBroadcast struct {
 	ID string
+	Idempotency
+}
+
+// AbortBroadcast returns a broadcasting withdrawal to requested when the
+// broadcaster knows the node never received the send (it could not
+// connect): the withdrawal will be sent again later. Never use it when the
+// request may have reached the node: that is MarkUnknown.
+type AbortBroadcast struct {
+	ID     string
+	Reason string
 	Idempotency
 }
 
@@ -146,6 +158,15 @@ type WithdrawalBroadcastStarted struct {
 	Idempotency
 }
 
+// WithdrawalBroadcastAborted returns a withdrawal to requested: the node
+// never received its send.
+type WithdrawalBroadcastAborted struct {
+	ID      string `json:"id"`
+	Account string `json:"account"`
+	Reason  string `json:"reason,omitempty"`
+	Idempotency
+}
+
 // WithdrawalBroadcast records the withdrawal's transaction. Postings: the
 // held amount to the chain account (less the fee with SubtractFee) and the
 // fee to the fee account; FeeShortfall is the part of the fee the
@@ -196,6 +217,7 @@ type WithdrawalConfirmed struct {
 
 func (WithdrawalRequested) EventType() string        { return TypeWithdrawalRequested }
 func (WithdrawalBroadcastStarted) EventType() string { return TypeWithdrawalBroadcastStarted }
+func (WithdrawalBroadcastAborted) EventType() string { return TypeWithdrawalBroadcastAborted }
 func (WithdrawalBroadcast) EventType() string        { return TypeWithdrawalBroadcast }
 func (WithdrawalUnknown) EventType() string          { return TypeWithdrawalUnknown }
 func (WithdrawalFailed) EventType() string           { return TypeWithdrawalFailed }
@@ -203,6 +225,7 @@ func (WithdrawalConfirmed) EventType() string        { return TypeWithdrawalConf
 
 func (e WithdrawalRequested) subject() string        { return e.ID }
 func (e WithdrawalBroadcastStarted) subject() string { return e.ID }
+func (e WithdrawalBroadcastAborted) subject() string { return e.ID }
 func (e WithdrawalBroadcast) subject() string        { return e.ID }
 func (e WithdrawalUnknown) subject() string          { return e.ID }
 func (e WithdrawalFailed) subject() string           { return e.ID }
@@ -322,6 +345,18 @@ func (s *State) beginBroadcast(c BeginBroadcast) ([]Event, error) {
 	return []Event{WithdrawalBroadcastStarted{ID: w.ID, Account: w.Account, Idempotency: c.Idempotency}}, nil
 }
 
+func (s *State) abortBroadcast(c AbortBroadcast) ([]Event, error) {
+	op := "abort broadcast " + clip(c.ID)
+	if err := checkText(op, "reason", c.Reason); err != nil {
+		return nil, err
+	}
+	w, err := s.withdrawal(op, c.ID, WithdrawalStatusRequested, WithdrawalStatusBroadcasting)
+	if w == nil {
+		return nil, err
+	}
+	return []Event{WithdrawalBroadcastAborted{ID: w.ID, Account: w.Account, Reason: c.Reason, Idempotency: c.Idempotency}}, nil
+}
+
 func (s *State) recordBroadcast(c RecordBroadcast) ([]Event, error) {
 	op := "record broadcast " + clip(c.ID)
 	if err := s.mustBeOpen(op); err != nil {
@@ -432,6 +467,10 @@ func (s *State) evolveWithdrawal(e Event) {
 	case WithdrawalBroadcastStarted:
 		if w = s.withdrawals[e.ID]; w != nil {
 			w.Status = WithdrawalStatusBroadcasting
+		}
+	case WithdrawalBroadcastAborted:
+		if w = s.withdrawals[e.ID]; w != nil {
+			w.Status, w.Reason = WithdrawalStatusRequested, e.Reason
 		}
 	case WithdrawalBroadcast:
 		if w = s.withdrawals[e.ID]; w != nil {

@@ -185,6 +185,23 @@ func TestMarkUnknown(t *testing.T) {
 	})
 }
 
+func TestAbortBroadcast(t *testing.T) {
+	w1 := requested("w-1", "alice", 40_000)
+	a := ledger.WithdrawalBroadcastAborted{ID: "w-1", Account: "alice", Reason: "node down"}
+	run(t, []scenario{
+		{name: "broadcasting: back to requested, funds stay held", given: funded(w1, started("w-1", "alice")),
+			when: ledger.AbortBroadcast{ID: "w-1", Reason: "node down"}, then: []ledger.Event{a}},
+		{name: "requested: nothing to abort", given: funded(w1), when: ledger.AbortBroadcast{ID: "w-1"}, then: nil},
+		{name: "began again after an abort", given: funded(w1, started("w-1", "alice"), a),
+			when: ledger.BeginBroadcast{ID: "w-1"}, then: []ledger.Event{started("w-1", "alice")}},
+		{name: "unknown: never back to requested", given: funded(w1, unknown("w-1", "alice", 40_000, "")),
+			when: ledger.AbortBroadcast{ID: "w-1"}, err: []error{ledger.ErrWithdrawalState}},
+		{name: "broadcast", given: funded(w1, broadcast("w-1", "alice", 40_000, txB, 0, 0)),
+			when: ledger.AbortBroadcast{ID: "w-1"}, err: []error{ledger.ErrWithdrawalState}},
+		{name: "not found", given: funded(), when: ledger.AbortBroadcast{ID: "w-1"}, err: []error{ledger.ErrWithdrawalNotFound}},
+	})
+}
+
 func TestFailWithdrawal(t *testing.T) {
 	w1 := requested("w-1", "alice", 40_000)
 	f := failed("w-1", "alice", 40_000, "rejected")

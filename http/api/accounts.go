@@ -70,21 +70,9 @@ func (h *handlers) entries(c echo.Context) error {
 		return err
 	}
 	w := walletOf(c)
-	limit := 100
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return invalidFields(fieldError{Field: "limit", Message: "must be an integer from 1 to 1000"})
-		}
-		limit = n
-	}
-	var before uint64
-	if v := c.QueryParam("cursor"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return invalidFields(fieldError{Field: "cursor", Message: "not a cursor of this API"})
-		}
-		before = n
+	limit, before, err := pageParams(c)
+	if err != nil {
+		return err
 	}
 	ctx := c.Request().Context()
 	if _, err := wallet.GetAccount(ctx, h.d.DB, w.Name, c.Param("account")); err != nil {

@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/coinledger/coinledger/adapters/chain/null"
+	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/app/wallets"
 	"github.com/coinledger/coinledger/domain/ledger"
@@ -27,12 +27,11 @@ type Deps struct {
 	Wallets  *wallets.Service
 	Users    *users.Service
 	Issuer   *auth.Issuer
-	ClientIP *auth.ClientIP // the caller's address, behind trusted proxies
-	Limiter  *auth.Limiter  // login attempts
-	Chain    *null.Chain    // the simulated chain of the null backend, if a coin is bound to it
+	ClientIP *auth.ClientIP      // the caller's address, behind trusted proxies
+	Limiter  *auth.Limiter       // login attempts
+	Chains   *chainsync.Registry // the coins' chain backends
 	Logger   *slog.Logger
 	Version  string
-	Backends []Backend // described in /api/v1/status
 }
 
 // Backend describes a coin's chain backend for the status endpoint.
@@ -40,6 +39,17 @@ type Backend struct {
 	Coin      string `json:"coin"`
 	Kind      string `json:"kind"`
 	Simulated bool   `json:"simulated"`
+}
+
+func (h *handlers) backends() []Backend {
+	out := []Backend{}
+	if h.d.Chains == nil {
+		return out
+	}
+	for _, s := range h.d.Chains.Syncers() {
+		out = append(out, Backend{Coin: s.Coin(), Kind: s.Kind(), Simulated: s.Kind() == "null"})
+	}
+	return out
 }
 
 // New builds the HTTP handler.
@@ -88,6 +98,11 @@ func New(d Deps) *echo.Echo {
 	w.POST("/transfers", h.createTransfer, h.walletAccess(ledger.PermTransfer))
 	w.GET("/transfers/:id", h.getTransfer, h.walletAccess(ledger.PermRead))
 	w.POST("/accounts/:account/addresses", h.createAddress, h.walletAccess(ledger.PermAddress))
+	w.GET("/deposits", h.listDeposits, h.walletAccess(ledger.PermRead))
+	w.POST("/withdrawals", h.createWithdrawal, h.walletAccess(ledger.PermWithdraw))
+	w.GET("/withdrawals/:id", h.getWithdrawal, h.walletAccess(ledger.PermRead))
+	w.POST("/rescan", h.rescan, h.walletAccess(ledger.PermRescan))
+	w.GET("/rescans/:id", h.getRescan, h.walletAccess(ledger.PermRead))
 	w.POST("/simulate/deposit", h.simulateDeposit, h.walletAccess(""), requireAdmin)
 	w.POST("/simulate/blocks", h.simulateBlocks, h.walletAccess(""), requireAdmin)
 	return e
@@ -147,7 +162,7 @@ func (h *handlers) status(c echo.Context) error {
 		"version":     h.d.Version,
 		"store":       map[string]any{"head": head},
 		"projections": ps,
-		"backends":    h.d.Backends,
+		"backends":    h.backends(),
 		"time":        time.Now().UTC(),
 	})
 }

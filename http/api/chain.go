@@ -2,10 +2,15 @@ package api
 
 import (
 	"net/http"
+	"strconv"
+	"time"
 
+	"github.com/coinledger/coinledger/adapters/chain/null"
+	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
-	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/projections/custody"
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 )
 
@@ -23,29 +28,55 @@ type simulateDepositRequest struct {
 }
 
 type simulatedTransaction struct {
-	TxID string `json:"txid"`
-	Vout int    `json:"vout"`
+	TxID     string `json:"txid"`
+	Vout     int    `json:"vout"`
+	Position uint64 `json:"position"`
 }
 
 type simulateBlocksRequest struct {
-	Count int `json:"count"`
+	Count int  `json:"count"`
+	Reorg int  `json:"reorg,omitempty"`
+	Drop  bool `json:"drop,omitempty"`
 }
 
 type simulatedBlocks struct {
-	Height int `json:"height"`
+	Height   int    `json:"height"`
+	Position uint64 `json:"position"`
 }
 
 var errNotSimulated = &apiError{status: http.StatusConflict, code: "backend_not_simulated",
 	detail: "the wallet's coin is not bound to the simulated chain"}
 
+// syncer returns the chain syncer of the wallet's coin.
+func (h *handlers) syncer(c echo.Context) (*chainsync.Syncer, error) {
+	if h.d.Chains == nil {
+		return nil, chainsync.ErrUnknownCoin
+	}
+	return h.d.Chains.Syncer(walletOf(c).Coin.Code())
+}
+
 // createAddress gives an account a new deposit address from the coin's
 // backend and records which account it belongs to.
 func (h *handlers) createAddress(c echo.Context) error {
-	w := walletOf(c)
-	if h.d.Chain == nil || h.d.Chain.Coin() != w.Coin.Code() {
-		return errNotSimulated
+	s, err := h.syncer(c)
+	if err != nil {
+		return err
 	}
-	account, address := c.Param("account"), h.d.Chain.NewAddress()
+	w := walletOf(c)
+	account := c.Param("account")
+	// The account must exist before the node hands out an address.
+	if err := h.d.Wallets.View(c.Request().Context(), w.Name, func(st *ledger.State) error {
+		if _, ok := st.Balance(account); !ok {
+			return ledger.ErrAccountNotFound
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	address, err := s.NewAddress(c.Request().Context())
+	if err != nil {
+		return err
+	}
 	res, err := h.execute(c, w.Name, "", func(*ledger.State) (ledger.Command, error) {
 		return ledger.AssignAddress{Account: account, Address: address}, nil
 	})
@@ -55,40 +86,57 @@ func (h *handlers) createAddress(c echo.Context) error {
 	return c.JSON(http.StatusCreated, addressResponse{Wallet: w.Name, Account: account, Address: address, Position: res.Position})
 }
 
+// simulated returns the syncer of the wallet's coin when it is bound to
+// the simulated chain.
+func (h *handlers) simulated(c echo.Context) (*chainsync.Syncer, *null.Chain, error) {
+	s, err := h.syncer(c)
+	if err != nil {
+		return nil, nil, errNotSimulated
+	}
+	sim, ok := s.Backend().(*null.Chain)
+	if !ok {
+		return nil, nil, errNotSimulated
+	}
+	return s, sim, nil
+}
+
 // simulateDeposit pays an address on the simulated chain, mines the
-// confirmations asked for, and notifies the ledger as walletnotify would.
+// confirmations asked for, and handles the transaction as a walletnotify.
 func (h *handlers) simulateDeposit(c echo.Context) error {
-	w := walletOf(c)
-	if h.d.Chain == nil || h.d.Chain.Coin() != w.Coin.Code() {
-		return errNotSimulated
+	s, sim, err := h.simulated(c)
+	if err != nil {
+		return err
 	}
 	var req simulateDepositRequest
 	if _, err := bind(c, &req); err != nil {
 		return err
 	}
-	amount, err := money.ParsePositive(req.Amount, w.Coin)
+	amount, err := money.ParsePositive(req.Amount, walletOf(c).Coin)
 	if err != nil {
 		return err
 	}
 	if req.Confirmations < 0 || req.Confirmations > 1000 {
 		return invalidFields(fieldError{Field: "confirmations", Message: "must be from 0 to 1000"})
 	}
-	txid := h.d.Chain.Pay(req.Address, amount.Units())
+	txid := sim.Pay(req.Address, amount.Units())
 	if req.Confirmations > 0 {
-		h.d.Chain.Mine(req.Confirmations)
+		sim.Mine(req.Confirmations)
 	}
-	if err := h.notify(c, w.Name, txid); err != nil {
+	obs, err := s.Notify(c.Request().Context(), txid)
+	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, simulatedTransaction{TxID: txid, Vout: 0})
+	h.readYourWrite(c, walletOf(c).Name, obs.Position)
+	return c.JSON(http.StatusCreated, simulatedTransaction{TxID: txid, Vout: 0, Position: obs.Position})
 }
 
-// simulateBlocks mines blocks and brings every tracked deposit of the
-// wallet up to date, as the block poller does with a real node.
+// simulateBlocks mines blocks (after replacing the newest reorg blocks,
+// dropping their transactions when drop is set) and brings every tracked
+// transaction up to date, as the block poller does with a real node.
 func (h *handlers) simulateBlocks(c echo.Context) error {
-	w := walletOf(c)
-	if h.d.Chain == nil || h.d.Chain.Coin() != w.Coin.Code() {
-		return errNotSimulated
+	s, sim, err := h.simulated(c)
+	if err != nil {
+		return err
 	}
 	var req simulateBlocksRequest
 	if _, err := bind(c, &req); err != nil {
@@ -97,34 +145,216 @@ func (h *handlers) simulateBlocks(c echo.Context) error {
 	if req.Count < 1 || req.Count > 1000 {
 		return invalidFields(fieldError{Field: "count", Message: "must be from 1 to 1000"})
 	}
-	height := h.d.Chain.Mine(req.Count)
-	deposits, err := h.d.Wallets.TrackedDeposits(c.Request().Context(), w.Name)
+	if req.Reorg < 0 || req.Reorg > 100 {
+		return invalidFields(fieldError{Field: "reorg", Message: "must be from 0 to 100"})
+	}
+	if req.Reorg > 0 {
+		sim.Reorg(req.Reorg, !req.Drop)
+	}
+	height := sim.Mine(req.Count)
+	obs, err := s.Refresh(c.Request().Context())
 	if err != nil {
 		return err
 	}
-	for _, d := range deposits {
-		if err := h.notify(c, w.Name, d.TxID); err != nil {
-			return err
-		}
-	}
-	return c.JSON(http.StatusOK, simulatedBlocks{Height: height})
+	h.readYourWrite(c, walletOf(c).Name, obs.Position)
+	return c.JSON(http.StatusOK, simulatedBlocks{Height: height, Position: obs.Position})
 }
 
-// notify records what the chain says of txid now: idempotent, so the same
-// notification any number of times changes nothing.
-func (h *handlers) notify(c echo.Context, wallet, txid string) error {
-	st, err := h.d.Chain.Transaction(txid)
+type deposit struct {
+	ID            string     `json:"id"`
+	Wallet        string     `json:"wallet"`
+	Account       string     `json:"account"`
+	Address       string     `json:"address"`
+	TxID          string     `json:"txid"`
+	Vout          uint32     `json:"vout"`
+	Amount        string     `json:"amount"`
+	Confirmations int        `json:"confirmations"`
+	BlockHash     string     `json:"block_hash,omitempty"`
+	Status        string     `json:"status"`
+	Reason        string     `json:"reason,omitempty"`
+	Shortfall     string     `json:"shortfall,omitempty"`
+	SeenAt        time.Time  `json:"seen_at"`
+	ConfirmedAt   *time.Time `json:"confirmed_at,omitempty"`
+	Position      uint64     `json:"position"`
+}
+
+type depositPage struct {
+	Deposits []deposit `json:"deposits"`
+	Next     string    `json:"next,omitempty"`
+}
+
+func (h *handlers) listDeposits(c echo.Context) error {
+	if err := h.waitForPosition(c); err != nil {
+		return err
+	}
+	limit, before, err := pageParams(c)
 	if err != nil {
 		return err
 	}
-	meta := eventstore.Metadata{Actor: "adapter:null", CorrelationID: c.Response().Header().Get(echo.HeaderXRequestID)}
-	res, err := h.d.Wallets.Execute(c.Request().Context(), meta, wallet, func(s *ledger.State) (ledger.Command, error) {
-		return ledger.ObserveDeposit{TxID: txid, Vout: 0, Address: st.Address, Amount: money.New(s.Coin(), st.Amount),
-			Confirmations: st.Confirmations, BlockHash: st.BlockHash}, nil
-	})
+	f := custody.DepositFilter{Account: c.QueryParam("account"), Status: ledger.DepositStatus(c.QueryParam("status")),
+		Before: before, Limit: limit + 1}
+	switch f.Status {
+	case "", ledger.DepositStatusSeen, ledger.DepositStatusConfirmed, ledger.DepositStatusReversed:
+	default:
+		return invalidFields(fieldError{Field: "status", Message: "must be seen, confirmed or reversed"})
+	}
+	w := walletOf(c)
+	ds, err := custody.Deposits(c.Request().Context(), h.d.DB, w.Name, f)
 	if err != nil {
 		return err
 	}
-	h.readYourWrite(c, wallet, res.Position)
-	return nil
+	page := depositPage{Deposits: make([]deposit, 0, min(len(ds), limit))}
+	for i, d := range ds {
+		if i == limit {
+			page.Next = strconv.FormatUint(ds[limit-1].SeenPosition, 10)
+			break
+		}
+		r := deposit{ID: d.ID, Wallet: w.Name, Account: d.Account, Address: d.Address, TxID: d.TxID, Vout: d.Vout,
+			Amount: format(w.Coin, d.Amount), Confirmations: d.Confirmations, BlockHash: d.BlockHash, Status: string(d.Status),
+			Reason: d.Reason, SeenAt: d.SeenAt, Position: d.Position}
+		if d.Shortfall > 0 {
+			r.Shortfall = format(w.Coin, d.Shortfall)
+		}
+		if !d.ConfirmedAt.IsZero() {
+			r.ConfirmedAt = &d.ConfirmedAt
+		}
+		page.Deposits = append(page.Deposits, r)
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
+// pageParams reads ?limit= (1-1000, default 100) and ?cursor=.
+func pageParams(c echo.Context) (limit int, before uint64, err error) {
+	limit = 100
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return 0, 0, invalidFields(fieldError{Field: "limit", Message: "must be an integer from 1 to 1000"})
+		}
+		limit = n
+	}
+	if v := c.QueryParam("cursor"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, 0, invalidFields(fieldError{Field: "cursor", Message: "not a cursor of this API"})
+		}
+		before = n
+	}
+	return limit, before, nil
+}
+
+type withdrawalRequest struct {
+	Account     string `json:"account"`
+	Address     string `json:"address"`
+	Amount      string `json:"amount"`
+	SubtractFee bool   `json:"subtract_fee,omitempty"`
+}
+
+type withdrawalCreated struct {
+	ID       string `json:"id"`
+	Status   string `json:"status"`
+	Position uint64 `json:"position"`
+}
+
+// createWithdrawal holds the amount and queues the withdrawal for the
+// coin's broadcaster: 202, the outcome is followed at Location.
+func (h *handlers) createWithdrawal(c echo.Context) error {
+	s, err := h.syncer(c)
+	if err != nil {
+		return err
+	}
+	var req withdrawalRequest
+	res, err := h.executeAmount(c, &req, true, func() string { return req.Amount },
+		func(amount money.Amount, idem ledger.Idempotency) ledger.Command {
+			return ledger.RequestWithdrawal{ID: "wd-" + uuid.NewString(), Account: req.Account, Address: req.Address,
+				Amount: amount, SubtractFee: req.SubtractFee, Idempotency: idem}
+		})
+	if err != nil {
+		return err
+	}
+	s.Wake()
+	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/wallets/"+walletOf(c).Name+"/withdrawals/"+res.ID)
+	return c.JSON(http.StatusAccepted, withdrawalCreated{ID: res.ID, Status: string(ledger.WithdrawalStatusRequested), Position: res.Position})
+}
+
+type withdrawal struct {
+	ID            string    `json:"id"`
+	Wallet        string    `json:"wallet"`
+	Account       string    `json:"account"`
+	Address       string    `json:"address"`
+	Amount        string    `json:"amount"`
+	SubtractFee   bool      `json:"subtract_fee"`
+	Status        string    `json:"status"`
+	TxID          string    `json:"txid,omitempty"`
+	Fee           string    `json:"fee,omitempty"`
+	FeeShortfall  string    `json:"fee_shortfall,omitempty"`
+	Confirmations int       `json:"confirmations"`
+	Error         string    `json:"error,omitempty"`
+	RequestedAt   time.Time `json:"requested_at"`
+	Position      uint64    `json:"position"`
+}
+
+func (h *handlers) getWithdrawal(c echo.Context) error {
+	if err := h.waitForPosition(c); err != nil {
+		return err
+	}
+	w := walletOf(c)
+	wd, err := custody.GetWithdrawal(c.Request().Context(), h.d.DB, w.Name, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	r := withdrawal{ID: wd.ID, Wallet: w.Name, Account: wd.Account, Address: wd.Address, Amount: format(w.Coin, wd.Amount),
+		SubtractFee: wd.SubtractFee, Status: string(wd.Status), TxID: wd.TxID, Confirmations: wd.Confirmations, Error: wd.Reason,
+		RequestedAt: wd.RequestedAt, Position: wd.Position}
+	if wd.TxID != "" {
+		r.Fee = format(w.Coin, wd.Fee)
+	}
+	if wd.FeeShortfall > 0 {
+		r.FeeShortfall = format(w.Coin, wd.FeeShortfall)
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+type rescanResponse struct {
+	ID          string     `json:"id"`
+	Wallet      string     `json:"wallet"`
+	Status      string     `json:"status"`
+	StatusURL   string     `json:"status_url"`
+	RequestedAt time.Time  `json:"requested_at"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+	TxIDs       int        `json:"txids"`
+	Error       string     `json:"error,omitempty"`
+}
+
+func rescanOf(j chainsync.RescanJob) rescanResponse {
+	r := rescanResponse{ID: j.ID, Wallet: j.Wallet, Status: j.Status, RequestedAt: j.RequestedAt, TxIDs: j.TxIDs, Error: j.Err,
+		StatusURL: "/api/v1/wallets/" + j.Wallet + "/rescans/" + j.ID}
+	if !j.FinishedAt.IsZero() {
+		r.FinishedAt = &j.FinishedAt
+	}
+	return r
+}
+
+// rescan starts a listsinceblock rescan of the wallet's coin: 202 with
+// the job to poll.
+func (h *handlers) rescan(c echo.Context) error {
+	s, err := h.syncer(c)
+	if err != nil {
+		return err
+	}
+	r := rescanOf(s.StartRescan(c.Request().Context(), walletOf(c).Name))
+	c.Response().Header().Set(echo.HeaderLocation, r.StatusURL)
+	return c.JSON(http.StatusAccepted, r)
+}
+
+func (h *handlers) getRescan(c echo.Context) error {
+	s, err := h.syncer(c)
+	if err != nil {
+		return err
+	}
+	j, ok := s.Job(walletOf(c).Name, c.Param("id"))
+	if !ok {
+		return errNotFound
+	}
+	return c.JSON(http.StatusOK, rescanOf(j))
 }

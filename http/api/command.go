@@ -10,6 +10,7 @@ import (
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/projections/custody"
 	"github.com/coinledger/coinledger/projections/wallet"
 	"github.com/labstack/echo/v4"
 )
@@ -42,7 +43,7 @@ func (h *handlers) readYourWrite(c echo.Context, walletName string, position uin
 	c.Response().Header().Set("Event-Position", strconv.FormatUint(position, 10))
 	ctx, cancel := context.WithTimeout(c.Request().Context(), readYourWrites)
 	defer cancel()
-	if err := h.d.Runner.WaitFor(ctx, walletModel, position); err != nil {
+	if err := h.waitForModels(ctx, position); err != nil {
 		// The write is durable; only the read model is late. Say so, do not fail.
 		h.d.Logger.Warn("read model behind a write", "wallet", walletName, "position", position, "err", err)
 		c.Response().Header().Set("Read-Model-Behind", "true")
@@ -62,7 +63,7 @@ func (h *handlers) waitForPosition(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), readYourWrites)
 	defer cancel()
-	if err := h.d.Runner.WaitFor(ctx, walletModel, pos); err != nil {
+	if err := h.waitForModels(ctx, pos); err != nil {
 		return &apiError{status: http.StatusServiceUnavailable, code: "read_model_behind",
 			detail: "the read models have not reached min_position yet; retry"}
 	}
@@ -85,8 +86,18 @@ func balanceOf(a money.Asset, b wallet.Balance) balance {
 		Total: format(a, b.Total())}
 }
 
-// walletModel is the name of the wallet read model's projection.
-var walletModel = wallet.New().Name()
+// writeModels are the read models the wallet commands feed: a write is
+// readable once all of them applied it.
+var writeModels = []string{wallet.New().Name(), custody.New().Name()}
+
+func (h *handlers) waitForModels(ctx context.Context, position uint64) error {
+	for _, m := range writeModels {
+		if err := h.d.Runner.WaitFor(ctx, m, position); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // executeAmount runs a command that moves an amount: it binds req, takes
 // the caller-scoped Idempotency-Key (required when keyRequired, else

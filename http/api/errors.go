@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/coinledger/coinledger/adapters/chain/null"
+	"github.com/coinledger/coinledger/adapters/chain"
+	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/http/auth"
+	"github.com/coinledger/coinledger/projections/custody"
 	"github.com/coinledger/coinledger/projections/wallet"
 	"github.com/labstack/echo/v4"
 )
@@ -55,7 +57,9 @@ var statusOf = []struct {
 	{ledger.ErrDepositNotFound, http.StatusNotFound, "not_found"},
 	{ledger.ErrWithdrawalNotFound, http.StatusNotFound, "not_found"},
 	{ledger.ErrUnknownAddress, http.StatusNotFound, "not_found"},
-	{null.ErrUnknownTx, http.StatusNotFound, "not_found"},
+	{custody.ErrNotFound, http.StatusNotFound, "not_found"},
+	{chainsync.ErrUnknownCoin, http.StatusConflict, "backend_not_configured"},
+	{chain.ErrUnavailable, http.StatusServiceUnavailable, "backend_unavailable"},
 	{ledger.ErrAddressExists, http.StatusConflict, "address_exists"},
 	{ledger.ErrWithdrawalExists, http.StatusConflict, "withdrawal_exists"},
 	{ledger.ErrWithdrawalState, http.StatusConflict, "withdrawal_state"},

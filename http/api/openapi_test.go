@@ -294,6 +294,7 @@ var dtoSchemas = []any{
 	projectionStatus{}, Backend{},
 	createUserRequest{}, userResponse{}, userList{}, grantRequest{}, createAPIKeyRequest{}, apiKeyCreated{},
 	addressResponse{}, simulateDepositRequest{}, simulatedTransaction{}, simulateBlocksRequest{}, simulatedBlocks{},
+	depositPage{}, withdrawalRequest{}, withdrawalCreated{}, withdrawal{}, rescanResponse{},
 }
 
 func schemaName(t reflect.Type) string { return strings.ToUpper(t.Name()[:1]) + t.Name()[1:] }

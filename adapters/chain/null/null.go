@@ -1,112 +1,313 @@
 // Package null is the simulated chain of the embedded default and of
-// tests: no node, no network. Addresses are deterministic, payments and
-// blocks are injected by the admin simulate endpoints, confirmations
-// advance with blocks. The chain lives in memory: a restart forgets it
-// (the ledger keeps what was recorded).
+// tests: no node, no network. It implements chain.Backend. Addresses are
+// deterministic, payments and blocks are injected (the admin simulate
+// endpoints, tests), confirmations advance with blocks, and reorgs, double
+// spends and node outages can be simulated. The chain lives in memory: a
+// restart forgets it (the ledger keeps what was recorded).
 package null
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
+	"strings"
 	"sync"
+
+	"github.com/coinledger/coinledger/adapters/chain"
 )
 
-// ErrUnknownTx: no such simulated transaction.
-var ErrUnknownTx = errors.New("unknown simulated transaction")
+// DefaultFee is the network fee of every simulated send, in minor units.
+const DefaultFee = 1000
 
-// Chain is one coin's simulated chain. Safe for concurrent use.
+// AddressPrefix starts every simulated address of the wallet; an address
+// of another prefix is "external" (Send accepts 1-128 of [A-Za-z0-9]).
+const AddressPrefix = "sim1"
+
+// Chain is one coin's simulated chain and the wallet on it. Safe for
+// concurrent use.
 type Chain struct {
 	coin string
 	mu   sync.Mutex
-	tip  int // height of the newest block
-	seq  uint64
-	txs  map[string]*tx
+	// blocks holds the hash of every block of the best chain; blocks[0]
+	// is the genesis block (height 0).
+	blocks []string
+	epoch  uint64 // bumped by each reorg, so that re-mined blocks differ
+	seq    uint64
+	txs    map[string]*tx
+	order  []string // txids in the order they were made
+	mine   map[string]bool
+	down   bool
 }
 
 type tx struct {
-	address string
-	amount  int64
-	height  int // block that holds it; 0 while in the mempool
+	outputs    []chain.Output // every output (to us or not)
+	sent       bool           // sent by the wallet
+	fee        int64
+	height     int // block that holds it; 0 in the mempool
+	conflicted bool
+	dropped    bool // left the chain and the mempool
 }
 
-// New returns an empty chain for coin.
-func New(coin string) *Chain { return &Chain{coin: coin, txs: map[string]*tx{}} }
+// New returns a chain for coin with only its genesis block.
+func New(coin string) *Chain {
+	c := &Chain{coin: coin, txs: map[string]*tx{}, mine: map[string]bool{}}
+	c.blocks = []string{c.hash("block", 0)}
+	return c
+}
 
 // Coin returns the chain's coin.
 func (c *Chain) Coin() string { return c.coin }
 
-// NewAddress returns a fresh deterministic address: the n-th address of a
-// chain is the same in every run.
-func (c *Chain) NewAddress() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.seq++
-	return "sim1" + c.hash("address", c.seq)[:38]
-}
-
-func (c *Chain) hash(kind string, n uint64) string {
+func (c *Chain) hash(kind string, n ...uint64) string {
 	h := sha256.New()
-	h.Write([]byte(c.coin + "/" + kind + "/"))
-	h.Write(binary.BigEndian.AppendUint64(nil, n))
+	h.Write([]byte(c.coin + "/" + kind))
+	for _, v := range n {
+		h.Write(binary.BigEndian.AppendUint64(nil, v))
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// Pay puts a payment of amount minor units to address in the mempool and
-// returns its txid (its one output is vout 0).
+// SetDown simulates an unreachable node: every Backend call fails with
+// chain.ErrUnavailable until SetDown(false).
+func (c *Chain) SetDown(down bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.down = down
+}
+
+func (c *Chain) check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("null %s: %w: %v", c.coin, chain.ErrUnavailable, err)
+	}
+	if c.down {
+		return fmt.Errorf("null %s: %w (simulated outage)", c.coin, chain.ErrUnavailable)
+	}
+	return nil
+}
+
+// NewAddress returns a fresh deterministic address of the wallet: the
+// n-th address of a chain is the same in every run.
+func (c *Chain) NewAddress(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.check(ctx); err != nil {
+		return "", err
+	}
+	c.seq++
+	a := AddressPrefix + c.hash("address", c.seq)[:38]
+	c.mine[a] = true
+	return a, nil
+}
+
+// Pay puts a payment from outside of amount minor units to address in
+// the mempool and returns its txid (its one output is vout 0). It works
+// while the node is "down": the payment is someone else's.
 func (c *Chain) Pay(address string, amount int64) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.add(&tx{outputs: []chain.Output{{Vout: 0, Address: address, Amount: amount}}})
+}
+
+func (c *Chain) add(t *tx) string {
 	c.seq++
-	txid := c.hash("tx", c.seq)
-	c.txs[txid] = &tx{address: address, amount: amount}
+	txid := c.hash("tx", c.seq, c.epoch)
+	c.txs[txid] = t
+	c.order = append(c.order, txid)
 	return txid
 }
 
-// Mine adds n blocks; the first takes the mempool. It returns the new tip.
+// Mine adds n blocks; the first takes the mempool. It returns the new tip
+// height.
 func (c *Chain) Mine(n int) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i := 0; i < n; i++ {
-		c.tip++
+	for range n {
+		h := len(c.blocks)
+		c.blocks = append(c.blocks, c.hash("block", uint64(h), c.epoch))
 		for _, t := range c.txs {
-			if t.height == 0 {
-				t.height = c.tip
+			if t.height == 0 && !t.conflicted && !t.dropped {
+				t.height = h
 			}
 		}
 	}
-	return c.tip
+	return len(c.blocks) - 1
 }
 
-// Tip returns the height of the newest block.
-func (c *Chain) Tip() int {
+// Reorg replaces the newest depth blocks by depth+1 new ones. The
+// transactions of the replaced blocks are re-mined in the first new block
+// when keep is set (their block hash changes), or dropped from the chain
+// and the mempool otherwise (the node no longer knows them). It returns
+// the new tip height.
+func (c *Chain) Reorg(depth int, keep bool) int {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.tip
+	fork := max(len(c.blocks)-depth, 1)
+	for _, t := range c.txs {
+		if t.height >= fork {
+			t.height = 0
+			t.dropped = !keep
+		}
+	}
+	c.blocks = c.blocks[:fork]
+	c.epoch++
+	c.mu.Unlock()
+	return c.Mine(depth + 1)
 }
 
-// Status is a transaction as the chain sees it now.
-type Status struct {
-	Address       string
-	Amount        int64
-	Confirmations int
-	BlockHash     string // empty while unconfirmed
-}
-
-// Transaction returns a transaction's status.
-func (c *Chain) Transaction(txid string) (Status, error) {
+// DoubleSpend makes txid conflict with a transaction in the best chain:
+// the node reports it with negative confirmations, as bitcoind does.
+func (c *Chain) DoubleSpend(txid string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t, ok := c.txs[txid]
 	if !ok {
-		return Status{}, fmt.Errorf("%s: %w", txid, ErrUnknownTx)
+		return fmt.Errorf("null %s: double spend %s: %w", c.coin, txid, chain.ErrTxNotFound)
 	}
-	s := Status{Address: t.address, Amount: t.amount}
-	if t.height > 0 {
-		s.Confirmations = c.tip - t.height + 1
-		s.BlockHash = c.hash("block", uint64(t.height))
-	}
-	return s, nil
+	t.conflicted, t.height = true, 0
+	c.blocks = append(c.blocks, c.hash("block", uint64(len(c.blocks)), c.epoch))
+	return nil
 }
+
+// Transaction reports what the chain knows of txid.
+func (c *Chain) Transaction(ctx context.Context, txid string) (chain.Tx, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.check(ctx); err != nil {
+		return chain.Tx{}, err
+	}
+	t, ok := c.txs[txid]
+	if !ok || t.dropped {
+		return chain.Tx{}, fmt.Errorf("null %s: %s: %w", c.coin, txid, chain.ErrTxNotFound)
+	}
+	out := chain.Tx{TxID: txid, Fee: t.fee}
+	for _, o := range t.outputs {
+		if c.mine[o.Address] {
+			out.Received = append(out.Received, o)
+		}
+	}
+	switch {
+	case t.conflicted:
+		out.Confirmations = -1
+	case t.height > 0:
+		out.Confirmations = len(c.blocks) - t.height
+		out.BlockHash = c.blocks[t.height]
+	}
+	return out, nil
+}
+
+// Balance is the wallet's spendable balance: what its addresses received
+// in the best chain minus what it sent and paid in fees.
+func (c *Chain) Balance() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.balance()
+}
+
+func (c *Chain) balance() int64 {
+	var b int64
+	for _, t := range c.txs {
+		if t.dropped || t.conflicted {
+			continue
+		}
+		for _, o := range t.outputs {
+			if c.mine[o.Address] && !t.sent && t.height > 0 {
+				b += o.Amount
+			}
+			if t.sent && !c.mine[o.Address] {
+				b -= o.Amount
+			}
+		}
+		if t.sent {
+			b -= t.fee
+		}
+	}
+	return b
+}
+
+// Send pays amount to address from the wallet's confirmed balance, with
+// DefaultFee (out of the amount when subtractFee is set).
+func (c *Chain) Send(ctx context.Context, address string, amount int64, subtractFee bool) (chain.Sent, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.check(ctx); err != nil {
+		return chain.Sent{}, err
+	}
+	if !validAddress(address) {
+		return chain.Sent{}, fmt.Errorf("null %s: send to %q: %w: invalid address", c.coin, address, chain.ErrRejected)
+	}
+	pay, cost := amount, amount+DefaultFee
+	if subtractFee {
+		pay, cost = amount-DefaultFee, amount
+	}
+	if amount <= 0 || pay <= 0 {
+		return chain.Sent{}, fmt.Errorf("null %s: send %d: %w: amount too small", c.coin, amount, chain.ErrRejected)
+	}
+	if b := c.balance(); cost > b {
+		return chain.Sent{}, fmt.Errorf("null %s: send %d: %w: insufficient funds (balance %d)", c.coin, cost, chain.ErrRejected, b)
+	}
+	txid := c.add(&tx{outputs: []chain.Output{{Vout: 0, Address: address, Amount: pay}}, sent: true, fee: DefaultFee})
+	return chain.Sent{TxID: txid, Fee: DefaultFee}, nil
+}
+
+func validAddress(a string) bool {
+	if a == "" || len(a) > 128 {
+		return false
+	}
+	return strings.IndexFunc(a, func(r rune) bool {
+		return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) < 0
+}
+
+// Height returns the height of the newest block.
+func (c *Chain) Height(ctx context.Context) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.check(ctx); err != nil {
+		return 0, err
+	}
+	return int64(len(c.blocks) - 1), nil
+}
+
+// SinceBlock lists the wallet's transactions in blocks after the one with
+// hash blockHash, in the mempool, or conflicted; all of them when the hash
+// is empty or no longer in the best chain (a reorg replaced it).
+func (c *Chain) SinceBlock(ctx context.Context, blockHash string) (chain.Since, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.check(ctx); err != nil {
+		return chain.Since{}, err
+	}
+	from := 0
+	for h, b := range c.blocks {
+		if b == blockHash {
+			from = h
+		}
+	}
+	var out chain.Since
+	for _, txid := range c.order {
+		t := c.txs[txid]
+		if t.dropped || !c.touches(t) {
+			continue
+		}
+		if t.height == 0 || t.height > from {
+			out.TxIDs = append(out.TxIDs, txid)
+		}
+	}
+	out.LastBlock = c.blocks[len(c.blocks)-1]
+	return out, nil
+}
+
+func (c *Chain) touches(t *tx) bool {
+	if t.sent {
+		return true
+	}
+	for _, o := range t.outputs {
+		if c.mine[o.Address] {
+			return true
+		}
+	}
+	return false
+}
+
+var _ chain.Backend = (*Chain)(nil)

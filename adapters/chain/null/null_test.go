@@ -1,25 +1,84 @@
 package null
 
-import "testing"
+import (
+	"context"
+	"errors"
+	"testing"
 
-func TestChain(t *testing.T) {
-	a, b := New("BTC"), New("BTC")
-	if a.NewAddress() != b.NewAddress() {
-		t.Fatal("addresses are not deterministic")
+	"github.com/coinledger/coinledger/adapters/chain"
+	"github.com/coinledger/coinledger/adapters/chain/chaintest"
+)
+
+func TestConformance(t *testing.T) {
+	chaintest.Run(t, func(t *testing.T) chaintest.Fixture {
+		c := New("BTC")
+		return chaintest.Fixture{
+			Backend:  c,
+			Pay:      func(_ testing.TB, address string, amount int64) string { return c.Pay(address, amount) },
+			Mine:     func(_ testing.TB, n int) { c.Mine(n) },
+			External: func(testing.TB) string { return "ext1external" },
+			Amount:   100_000,
+		}
+	})
+}
+
+func TestDeterministicAddresses(t *testing.T) {
+	ctx := context.Background()
+	a1, _ := New("BTC").NewAddress(ctx)
+	a2, _ := New("BTC").NewAddress(ctx)
+	if a1 != a2 {
+		t.Fatalf("%s != %s", a1, a2)
 	}
-	addr := a.NewAddress()
-	txid := a.Pay(addr, 5000)
-	if s, err := a.Transaction(txid); err != nil || s.Confirmations != 0 || s.BlockHash != "" || s.Amount != 5000 {
-		t.Fatalf("mempool tx: %+v %v", s, err)
+}
+
+func TestReorg(t *testing.T) {
+	ctx := context.Background()
+	c := New("BTC")
+	addr, _ := c.NewAddress(ctx)
+	kept, dropped := c.Pay(addr, 10), ""
+	c.Mine(1)
+	dropped = c.Pay(addr, 20)
+	c.Mine(2)
+	before, _ := c.Transaction(ctx, kept)
+
+	// Replace the last two blocks: dropped (in the first of them) leaves
+	// the chain; kept is older than the fork and stays.
+	if tip := c.Reorg(2, false); tip != 4 {
+		t.Fatalf("tip %d after reorg, want 4", tip)
 	}
-	a.Mine(1)
-	s1, _ := a.Transaction(txid)
-	a.Mine(5)
-	s6, _ := a.Transaction(txid)
-	if s1.Confirmations != 1 || s6.Confirmations != 6 || s1.BlockHash != s6.BlockHash || len(s6.BlockHash) != 64 {
-		t.Fatalf("after blocks: %+v then %+v", s1, s6)
+	if _, err := c.Transaction(ctx, dropped); !errors.Is(err, chain.ErrTxNotFound) {
+		t.Fatalf("dropped tx: %v", err)
 	}
-	if _, err := a.Transaction("nope"); err == nil {
-		t.Fatal("unknown tx found")
+	after, _ := c.Transaction(ctx, kept)
+	if after.BlockHash != before.BlockHash || after.Confirmations != 4 {
+		t.Fatalf("kept tx %+v, was %+v", after, before)
+	}
+
+	// Reorg keeping the transactions: re-mined in another block.
+	c.Reorg(4, true)
+	moved, _ := c.Transaction(ctx, kept)
+	if moved.BlockHash == before.BlockHash || moved.Confirmations != 5 {
+		t.Fatalf("re-mined tx %+v, was %+v", moved, before)
+	}
+}
+
+func TestDoubleSpendAndOutage(t *testing.T) {
+	ctx := context.Background()
+	c := New("BTC")
+	addr, _ := c.NewAddress(ctx)
+	txid := c.Pay(addr, 10)
+	if err := c.DoubleSpend(txid); err != nil {
+		t.Fatal(err)
+	}
+	if tx, _ := c.Transaction(ctx, txid); tx.Confirmations != -1 || tx.BlockHash != "" {
+		t.Fatalf("conflicted tx: %+v", tx)
+	}
+	c.SetDown(true)
+	if _, err := c.Height(ctx); !errors.Is(err, chain.ErrUnavailable) {
+		t.Fatalf("height while down: %v", err)
+	}
+	c.SetDown(false)
+	if _, err := c.Height(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
