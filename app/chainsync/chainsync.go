@@ -282,6 +282,15 @@ func (s *Syncer) Refresh(ctx context.Context) (Observed, error) {
 	return obs, nil
 }
 
+// Addresses returns the deposit addresses of the coin's wallets, e.g.
+// for a notification source that subscribes per address.
+func (s *Syncer) Addresses(ctx context.Context) ([]string, error) {
+	if err := s.reg.idx.catchUp(ctx); err != nil {
+		return nil, err
+	}
+	return s.reg.idx.addressesOf(s.coin), nil
+}
+
 // NewAddress returns a fresh deposit address from the backend.
 func (s *Syncer) NewAddress(ctx context.Context) (string, error) {
 	a, err := s.backend.NewAddress(ctx)

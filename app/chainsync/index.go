@@ -112,3 +112,16 @@ func (x *index) withdrawalOf(coin, txid string) (walletW, bool) {
 	w, ok := x.withdrawals[txid]
 	return w, ok && x.coins[w.wallet] == coin
 }
+
+// addressesOf returns the addresses of coin's wallets.
+func (x *index) addressesOf(coin string) []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var out []string
+	for a, w := range x.addresses {
+		if x.coins[w] == coin {
+			out = append(out, a)
+		}
+	}
+	return out
+}

@@ -83,17 +83,11 @@ func runTransferLoad(ctx context.Context, name string, clients, total int, store
 		return loadFigures{}, err
 	}
 	defer svc.close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	c, stop, err := startBenchService(ctx, svc, clients)
 	if err != nil {
 		return loadFigures{}, err
 	}
-	sctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- runService(sctx, svc, ln) }()
-	defer func() { stop(); <-done }()
-
-	c := &benchClient{base: "http://" + ln.Addr().String() + "/api/v1",
-		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: time.Minute}}
+	defer stop()
 	if err := c.setUp(clients); err != nil {
 		return loadFigures{}, fmt.Errorf("%s: set-up: %w", name, err)
 	}
@@ -133,6 +127,42 @@ func runTransferLoad(ctx context.Context, name string, clients, total int, store
 	return f, nil
 }
 
+// startBenchService serves svc on a loopback port and returns a client for
+// it; stop ends the service.
+func startBenchService(ctx context.Context, svc *service, clients int) (*benchClient, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- runService(sctx, svc, ln) }()
+	c := &benchClient{base: "http://" + ln.Addr().String() + "/api/v1",
+		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: time.Minute}}
+	return c, func() { cancel(); <-done }, nil
+}
+
+// login logs the bench admin in.
+func (c *benchClient) login() error {
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := c.postJSON("/auth/login", map[string]string{"username": "admin", "password": "bench-admin-password"}, http.StatusOK, &tok); err != nil {
+		return err
+	}
+	c.token = tok.AccessToken
+	return nil
+}
+
+// postJSON posts body and decodes the answer into out when the status is want.
+func (c *benchClient) postJSON(path string, body any, want int, out any) error {
+	status, b, err := c.post(path, body, "")
+	if err != nil || status != want {
+		return fmt.Errorf("POST %s: %d %s %v", path, status, b, err)
+	}
+	return json.Unmarshal(b, out)
+}
+
 type benchClient struct {
 	base, token string
 	http        *http.Client
@@ -163,17 +193,9 @@ func (c *benchClient) post(path string, body any, key string) (int, []byte, erro
 // setUp logs in and creates wallet "bench" with a funded source account per
 // client and one sink.
 func (c *benchClient) setUp(clients int) error {
-	status, body, err := c.post("/auth/login", map[string]string{"username": "admin", "password": "bench-admin-password"}, "")
-	if err != nil || status != http.StatusOK {
-		return fmt.Errorf("login: %d %s %v", status, body, err)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal(body, &tok); err != nil {
+	if err := c.login(); err != nil {
 		return err
 	}
-	c.token = tok.AccessToken
 	steps := []struct {
 		path string
 		body any

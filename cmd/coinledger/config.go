@@ -35,6 +35,12 @@ type Config struct {
 	// whose X-Forwarded-For is believed (COINLEDGER_TRUSTED_PROXIES, comma
 	// separated). Empty: the client address is the connection's peer.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Coins binds each coin to its chain backend; none: BTC on the
+	// simulated null chain.
+	Coins []CoinConfig `yaml:"coins"`
+	// Walletnotify lists the notification channels besides the HTTP
+	// listener at walletnotify_listen ("off" turns that one off).
+	Walletnotify WalletnotifyConfig `yaml:"walletnotify"`
 	// Wallets and Users are created (or brought in line) at every start.
 	Wallets []WalletSeed `yaml:"wallets"`
 	Users   []users.Seed `yaml:"users"`
@@ -82,6 +88,9 @@ func (c *Config) setDefaults() {
 func (c *Config) Validate() error {
 	var errs []error
 	for name, addr := range map[string]string{"listen": c.Listen, "walletnotify_listen": c.WalletnotifyListen} {
+		if name == "walletnotify_listen" && addr == "off" {
+			continue
+		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %q is not host:port", name, addr))
 		}
@@ -93,6 +102,11 @@ func (c *Config) Validate() error {
 	if !strings.HasPrefix(c.ReadModels, "sqlite:") && !strings.HasPrefix(c.ReadModels, "postgres://") &&
 		!strings.HasPrefix(c.ReadModels, "postgresql://") {
 		errs = append(errs, fmt.Errorf("read_models: %q: want sqlite:PATH or postgres://...", c.ReadModels))
+	}
+	for i := range c.Coins {
+		if err := c.Coins[i].validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		errs = append(errs, errors.New("jwt_secret: want at least 32 bytes"))

@@ -28,8 +28,10 @@ commands:
   serve                  run the service
   bench store            measure the event store (durable appends, reads, projection catch-up)
   bench transfers        measure internal transfers over HTTP against a per-request-commit baseline
+  bench notify           measure walletnotify ingestion to a confirmed deposit in the read models (null backend)
   projections status     checkpoint and lag of every read model
   audit verify           verify the hash chain of every stream
+  notify [-coin C] TXID  post a walletnotify to the running service (bitcoin.conf: walletnotify=coinledger notify %s)
   users ...              add users, grant and revoke, hash passwords, import Graphene maps
   config show            print the effective configuration (secrets redacted)
   version                print the version
@@ -75,19 +77,23 @@ func run(ctx context.Context, args []string) error {
 		return benchStore(ctx, rest[1:])
 	case cmd == "bench" && sub == "transfers":
 		return benchTransfers(ctx, rest[1:])
+	case cmd == "bench" && sub == "notify":
+		return benchNotify(ctx, rest[1:])
 	case cmd == "projections" && sub == "status":
 		return projectionsStatus(ctx, rest[1:])
 	case cmd == "audit" && sub == "verify":
 		return auditVerify(ctx, rest[1:])
 	case cmd == "users":
 		return usersCmd(ctx, rest)
+	case cmd == "notify":
+		return notifyCmd(ctx, rest)
 	case cmd == "config" && sub == "show":
 		return configShow(rest[1:])
 	case cmd == "version":
 		fmt.Println(version)
 		return nil
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
-		fmt.Print(usage)
+		os.Stdout.WriteString(usage)
 		return nil
 	}
 	return usageError(fmt.Sprintf("unknown command %q", joinArgs(args)))

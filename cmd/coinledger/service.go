@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coinledger/coinledger/adapters/chain/null"
+	"github.com/coinledger/coinledger/adapters/walletnotify/httpnotify"
 	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/app/wallets"
@@ -35,6 +35,20 @@ type service struct {
 	// workers run beside the HTTP server until the service stops (chain
 	// syncers, walletnotify listeners, ...).
 	workers []func(context.Context) error
+	chains  *chainsync.Registry
+	notify  *httpnotify.Server // the walletnotify HTTP listener, if on
+	hooks   http.Handler       // the block.io web-hook, if configured
+}
+
+// notifyAddr is the walletnotify listener's address once it listens.
+func (s *service) notifyAddr() string {
+	for range 500 {
+		if a := s.notify.Addr(); a != "" {
+			return a
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return ""
 }
 
 // wiring options that only benchmarks change.
@@ -91,12 +105,13 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	// The embedded default binds BTC to the simulated chain; /status
 	// describes exactly what is wired here.
 	chains := chainsync.NewRegistry(svc.store, walletSvc, logger)
-	chains.Add("BTC", null.New("BTC"), chainsync.Options{Kind: "null", PollInterval: time.Second})
-	svc.workers = append(svc.workers, func(ctx context.Context) error { chains.Run(ctx); return nil })
-	logger.Warn("coin BTC is bound to the SIMULATED null backend: no real chain; deposits and blocks only through the admin simulate endpoints; the simulated chain is kept in memory")
+	svc.chains = chains
+	if err := svc.wireChains(cfg, chains, logger); err != nil {
+		return svc, err
+	}
 	svc.handler = api.New(api.Deps{Store: svc.store, DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
 		Issuer: issuer, ClientIP: clientIP, Limiter: auth.NewLimiter(5, 12*time.Second, time.Now), Chains: chains,
-		Logger: logger, Version: version})
+		Hooks: svc.hooks, Logger: logger, Version: version})
 	return svc, nil
 }
 

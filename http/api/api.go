@@ -30,8 +30,11 @@ type Deps struct {
 	ClientIP *auth.ClientIP      // the caller's address, behind trusted proxies
 	Limiter  *auth.Limiter       // login attempts
 	Chains   *chainsync.Registry // the coins' chain backends
-	Logger   *slog.Logger
-	Version  string
+	// Hooks, when set, takes the notification POSTs of external services
+	// under /hooks/ (the block.io web-hook); it authenticates them itself.
+	Hooks   http.Handler
+	Logger  *slog.Logger
+	Version string
 }
 
 // Backend describes a coin's chain backend for the status endpoint.
@@ -64,6 +67,9 @@ func New(d Deps) *echo.Echo {
 	RegisterDocs(e)
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
+	if d.Hooks != nil {
+		e.Any("/hooks/*", echo.WrapHandler(d.Hooks))
+	}
 
 	v1 := e.Group("/api/v1")
 	v1.POST("/auth/login", h.login)

@@ -1,0 +1,316 @@
+// Package bitcoind is the chain.Backend of bitcoind, its forks and
+// btcd+btcwallet: it speaks bitcoind's wallet JSON-RPC over HTTP POST.
+//
+// The calls: getnewaddress; gettransaction (include_watchonly false) for
+// Transaction, whose Received are the "receive" details, Fee the absolute
+// top-level fee; getblockcount; listsinceblock; sendtoaddress, then
+// gettransaction for the fee.
+//
+// Errors of Send tell the ledger whether the coins may have left:
+//
+//	chain.ErrUnavailable  nothing reached the node: refused, DNS, timed out
+//	                      before the request was written, bad credentials
+//	                      (HTTP 401), node warming up (-28), wallet locked (-13)
+//	chain.ErrRejected     the node answered with an RPC error (-6 insufficient
+//	                      funds, -5 invalid address, -3 invalid amount, ...)
+//	chain.ErrAmbiguous    the request was written, then timeout, reset, HTTP
+//	                      5xx without a JSON-RPC body, or an unreadable reply
+//
+// Other calls report any transport failure as chain.ErrUnavailable and
+// error replies as *RPCError (gettransaction's -5 as chain.ErrTxNotFound).
+// Nothing is retried: rpcclient's HTTP POST mode is not used because it
+// resends a failed request up to 10 times (a second sendtoaddress after a
+// reset), has no timeout and runs one request at a time.
+//
+// Amounts travel as decimal coin values and are read and written exactly
+// (big.Rat, never float64); everything here is int64 satoshis.
+//
+// btcwallet differs from bitcoind, and the adapter hides it: its
+// gettransaction of a send has amount 0 and one "send" detail without
+// address, and a positive fee (bitcoind's is negative); its amounts are Go
+// floats ("1e-05"); its sendtoaddress has no subtractfeefromamount, so a
+// subtract-fee send is built here (see Send).
+package bitcoind
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/btcsuite/btcd/chaincfg"
+
+	"github.com/coinledger/coinledger/adapters/chain"
+)
+
+// Backend is a node's wallet. Safe for concurrent use.
+type Backend struct {
+	cfg    Config
+	rpc    *client
+	params *chaincfg.Params
+
+	probeMu sync.Mutex
+	// nativeSubtractFee: whether sendtoaddress takes
+	// subtractfeefromamount; nil until the node was asked.
+	nativeSubtractFee *bool
+
+	// buildMu serializes the sends built here, which pick and lock
+	// coins.
+	buildMu sync.Mutex
+}
+
+var _ chain.Backend = (*Backend)(nil)
+
+// Open checks cfg and returns a Backend for it; it does not contact the
+// node.
+func Open(cfg Config) (*Backend, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{cfg: cfg, rpc: c, params: networks[cfg.Network]}, nil
+}
+
+// Close releases idle connections. Calls in flight finish.
+func (b *Backend) Close() error {
+	b.rpc.close()
+	return nil
+}
+
+// String describes the backend without its password.
+func (b *Backend) String() string { return b.cfg.String() }
+
+// NewAddress returns a new receiving address of the wallet (getnewaddress
+// with the node's default label/account and address type).
+func (b *Backend) NewAddress(ctx context.Context) (string, error) {
+	var addr string
+	if err := b.rpc.call(ctx, read, "getnewaddress", &addr); err != nil {
+		return "", fmt.Errorf("bitcoind: new address: %w", err)
+	}
+	if addr == "" {
+		return "", errors.New("bitcoind: new address: empty reply")
+	}
+	return addr, nil
+}
+
+// txReply is gettransaction's reply, the fields used.
+type txReply struct {
+	TxID          string      `json:"txid"`
+	Confirmations int64       `json:"confirmations"`
+	BlockHash     string      `json:"blockhash"`
+	Fee           json.Number `json:"fee"`
+	Details       []struct {
+		InvolvesWatchOnly bool        `json:"involvesWatchonly"`
+		Address           string      `json:"address"`
+		Category          string      `json:"category"`
+		Amount            json.Number `json:"amount"`
+		Vout              uint32      `json:"vout"`
+	} `json:"details"`
+}
+
+// Transaction reports the wallet's view of txid (gettransaction):
+// Received are its "receive" details (coinbase "generate"/"immature" and
+// watch-only ones are left out), Fee the absolute fee of a transaction the
+// wallet sent. A txid the wallet does not know, or that is not 64 hex
+// digits, is chain.ErrTxNotFound.
+func (b *Backend) Transaction(ctx context.Context, txid string) (chain.Tx, error) {
+	txid = strings.ToLower(txid)
+	if !isHash(txid) {
+		return chain.Tx{}, fmt.Errorf("bitcoind: transaction %q: not a txid: %w", txid, chain.ErrTxNotFound)
+	}
+	var r txReply
+	err := b.rpc.call(ctx, read, "gettransaction", &r, txid, false)
+	if rpcErr := (*RPCError)(nil); errors.As(err, &rpcErr) && rpcErr.Code == codeInvalidAddressOrKey {
+		return chain.Tx{}, fmt.Errorf("bitcoind: transaction %s: %w: %w", txid, chain.ErrTxNotFound, err)
+	}
+	if err != nil {
+		return chain.Tx{}, fmt.Errorf("bitcoind: transaction %s: %w", txid, err)
+	}
+	tx, err := r.tx(txid)
+	if err != nil {
+		return chain.Tx{}, fmt.Errorf("bitcoind: transaction %s: %w", txid, err)
+	}
+	return tx, nil
+}
+
+// tx converts the reply.
+func (r txReply) tx(txid string) (chain.Tx, error) {
+	tx := chain.Tx{TxID: txid, Confirmations: int(r.Confirmations), BlockHash: r.BlockHash}
+	if r.Fee != "" {
+		fee, err := satoshis(r.Fee)
+		if err != nil {
+			return chain.Tx{}, fmt.Errorf("fee: %w", err)
+		}
+		tx.Fee = max(fee, -fee) // bitcoind: negative; btcwallet: positive
+	}
+	for _, d := range r.Details {
+		if d.Category != "receive" || d.InvolvesWatchOnly {
+			continue
+		}
+		amount, err := satoshis(d.Amount)
+		if err != nil {
+			return chain.Tx{}, fmt.Errorf("output %d: %w", d.Vout, err)
+		}
+		tx.Received = append(tx.Received, chain.Output{Vout: d.Vout, Address: d.Address, Amount: amount})
+	}
+	return tx, nil
+}
+
+// Height is the height of the wallet's best block (getblockcount; on
+// btcwallet the block it has synced to).
+func (b *Backend) Height(ctx context.Context) (int64, error) {
+	var h int64
+	if err := b.rpc.call(ctx, read, "getblockcount", &h); err != nil {
+		return 0, fmt.Errorf("bitcoind: height: %w", err)
+	}
+	return h, nil
+}
+
+// SinceBlock lists the wallet's transactions since blockHash, all of them
+// when it is empty (listsinceblock): each txid once, in the node's order,
+// sends included. LastBlock is the node's lastblock.
+func (b *Backend) SinceBlock(ctx context.Context, blockHash string) (chain.Since, error) {
+	var params []any
+	if blockHash != "" {
+		if !isHash(strings.ToLower(blockHash)) {
+			return chain.Since{}, fmt.Errorf("bitcoind: since block %q: not a block hash", blockHash)
+		}
+		params = append(params, strings.ToLower(blockHash))
+	}
+	var r struct {
+		Transactions []struct {
+			TxID string `json:"txid"`
+		} `json:"transactions"`
+		LastBlock string `json:"lastblock"`
+	}
+	if err := b.rpc.call(ctx, read, "listsinceblock", &r, params...); err != nil {
+		return chain.Since{}, fmt.Errorf("bitcoind: since block %q: %w", blockHash, err)
+	}
+	since := chain.Since{TxIDs: []string{}, LastBlock: r.LastBlock}
+	seen := make(map[string]bool, len(r.Transactions))
+	for _, t := range r.Transactions {
+		if !seen[t.TxID] {
+			seen[t.TxID] = true
+			since.TxIDs = append(since.TxIDs, t.TxID)
+		}
+	}
+	return since, nil
+}
+
+// Send pays amount satoshis to address (sendtoaddress) and reads the fee
+// back (gettransaction). Errors wrap chain.ErrUnavailable, ErrRejected or
+// ErrAmbiguous as the package documentation says.
+//
+// With subtractFee the recipient gets amount minus the fee. Nodes whose
+// sendtoaddress takes subtractfeefromamount (bitcoind ≥ 0.10 and most
+// forks; asked once through help) do it themselves. For the others
+// (btcwallet) the adapter builds the transaction: listunspent, largest
+// coins first, locked with lockunspent; createrawtransaction paying
+// amount−fee and the change to getrawchangeaddress; signrawtransaction;
+// the fee is Config.FeeRate times the signed virtual size;
+// sendrawtransaction. Change under 546 satoshis goes to the fee. The locks
+// are held in the wallet's memory until it restarts.
+//
+// When the coins left but the fee could not be read back, Send returns the
+// Sent with its TxID and an error wrapping chain.ErrAmbiguous: never send
+// again; the fee is in Transaction later.
+func (b *Backend) Send(ctx context.Context, address string, amount int64, subtractFee bool) (chain.Sent, error) {
+	sent, err := b.send(ctx, address, amount, subtractFee)
+	if err != nil {
+		return sent, fmt.Errorf("bitcoind: send %d to %s: %w", amount, address, err)
+	}
+	return sent, nil
+}
+
+func (b *Backend) send(ctx context.Context, address string, amount int64, subtractFee bool) (chain.Sent, error) {
+	if amount <= 0 {
+		return chain.Sent{}, fmt.Errorf("amount must be positive: %w", chain.ErrRejected)
+	}
+	params := []any{address, coins(amount)}
+	if subtractFee {
+		native, err := b.subtractsFee(ctx)
+		if err != nil {
+			return chain.Sent{}, nothingSent(err)
+		}
+		if !native {
+			return b.sendBuilt(ctx, address, amount)
+		}
+		params = append(params, "", "", true) // comment, comment_to, subtractfeefromamount
+	}
+	var txid string
+	if err := b.rpc.call(ctx, write, "sendtoaddress", &txid, params...); err != nil {
+		return chain.Sent{}, err
+	}
+	if txid = strings.ToLower(txid); !isHash(txid) {
+		return chain.Sent{}, fmt.Errorf("sendtoaddress: reply %q is not a txid: %w", txid, chain.ErrAmbiguous)
+	}
+	fee, err := b.fee(ctx, txid)
+	if err != nil {
+		return chain.Sent{TxID: txid}, fmt.Errorf("%s sent, fee unknown: %w: %w", txid, chain.ErrAmbiguous, err)
+	}
+	return chain.Sent{TxID: txid, Fee: fee}, nil
+}
+
+// fee reads the fee of a transaction the wallet just sent, trying a few
+// times while the node does not answer.
+func (b *Backend) fee(ctx context.Context, txid string) (int64, error) {
+	var err error
+	for wait := 100 * time.Millisecond; wait < 2*time.Second; wait *= 2 {
+		var tx chain.Tx
+		if tx, err = b.Transaction(ctx, txid); err == nil {
+			return tx.Fee, nil
+		}
+		if !errors.Is(err, chain.ErrUnavailable) && !errors.Is(err, chain.ErrTxNotFound) {
+			return 0, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+	return 0, err
+}
+
+// subtractsFee reports whether the node's sendtoaddress takes
+// subtractfeefromamount, asking help once.
+func (b *Backend) subtractsFee(ctx context.Context) (bool, error) {
+	b.probeMu.Lock()
+	defer b.probeMu.Unlock()
+	if b.nativeSubtractFee != nil {
+		return *b.nativeSubtractFee, nil
+	}
+	var help string
+	if err := b.rpc.call(ctx, read, "help", &help, "sendtoaddress"); err != nil {
+		return false, err
+	}
+	native := strings.Contains(help, "subtractfeefromamount")
+	b.nativeSubtractFee = &native
+	return native, nil
+}
+
+// nothingSent classifies a failure before anything was handed to the node
+// for sending: unavailable stays so, anything else is a rejection.
+func nothingSent(err error) error {
+	if errors.Is(err, chain.ErrUnavailable) || errors.Is(err, chain.ErrRejected) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", chain.ErrRejected, err)
+}
+
+// isHash reports whether s is 64 lower-case hex digits.
+func isHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil && strings.ToLower(s) == s
+}

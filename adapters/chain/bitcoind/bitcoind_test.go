@@ -1,0 +1,150 @@
+package bitcoind
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/coinledger/coinledger/adapters/chain"
+	"github.com/coinledger/coinledger/adapters/chain/chaintest"
+	"github.com/coinledger/coinledger/test/btcnode"
+)
+
+// open returns a Backend of node's wallet.
+func open(t testing.TB, node *btcnode.Node) *Backend {
+	t.Helper()
+	b, err := Open(Config{URL: node.WalletURL(), Network: "simnet", Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	chaintest.Run(t, func(t *testing.T) chaintest.Fixture {
+		node := btcnode.Start(t)
+		node.FundWallet(t, 10*btcnode.BTC)
+		return chaintest.Fixture{
+			Backend:  open(t, node),
+			Pay:      node.Pay,
+			Mine:     node.Mine,
+			External: node.ExternalAddress,
+			Amount:   btcnode.BTC,
+		}
+	})
+}
+
+// TestBtcwallet covers what the suite does not: exact amounts, the fee
+// taken out of the amount, and the wallet going down.
+func TestBtcwallet(t *testing.T) {
+	t.Parallel()
+	node := btcnode.Start(t)
+	node.FundWallet(t, 10*btcnode.BTC)
+	b := open(t, node)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+
+	t.Run("ExactAmounts", func(t *testing.T) {
+		// btcwallet writes 1000 satoshis as 1e-05, 123456789 as 1.23456789.
+		for _, amount := range []int64{1000, 123_456_789, 999*btcnode.BTC + 1} {
+			addr, err := b.NewAddress(ctx)
+			must(t, err)
+			txid := node.Pay(t, addr, amount)
+			tx, err := b.Transaction(ctx, txid)
+			must(t, err)
+			if len(tx.Received) != 1 || tx.Received[0].Amount != amount || tx.Received[0].Address != addr || tx.Fee != 0 {
+				t.Fatalf("paid %d to %s: %+v", amount, addr, tx)
+			}
+			node.Mine(t, 1)
+		}
+	})
+
+	t.Run("SendSubtractFee", func(t *testing.T) {
+		ext := node.ExternalAddress(t)
+		const amount = 30_000_000
+		sent, err := b.Send(ctx, ext, amount, true)
+		must(t, err)
+		got := node.AmountTo(t, sent.TxID, ext)
+		// The fee comes out of the amount; change below the dust limit
+		// would have gone to the fee too.
+		if sent.Fee <= 0 || got+sent.Fee < amount || got+sent.Fee >= amount+dustLimit {
+			t.Fatalf("sent %+v: %s got %d of %d", sent, ext, got, amount)
+		}
+		// The wallet learns of the transaction from btcd.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			tx, err := b.Transaction(ctx, sent.TxID)
+			if err == nil {
+				if tx.Fee != sent.Fee || tx.Confirmations != 0 || len(tx.Received) != 0 {
+					t.Fatalf("wallet's view of %+v: %+v", sent, tx)
+				}
+				break
+			}
+			if !errors.Is(err, chain.ErrTxNotFound) || time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		// The coins it spent are locked: a second send takes others.
+		again, err := b.Send(ctx, ext, amount, true)
+		must(t, err)
+		node.Mine(t, 1)
+		for _, txid := range []string{sent.TxID, again.TxID} {
+			if tx, err := b.Transaction(ctx, txid); err != nil || tx.Confirmations != 1 {
+				t.Fatalf("%s after a block: %+v, %v", txid, tx, err)
+			}
+		}
+	})
+
+	t.Run("SendSubtractFeeRejected", func(t *testing.T) {
+		for name, send := range map[string]func() error{
+			"invalid address": func() error { _, err := b.Send(ctx, "not-an-address", 100_000, true); return err },
+			"too much":        func() error { _, err := b.Send(ctx, node.ExternalAddress(t), 1<<62, true); return err },
+			"below the fee":   func() error { _, err := b.Send(ctx, node.ExternalAddress(t), 600, true); return err },
+		} {
+			if err := send(); !errors.Is(err, chain.ErrRejected) {
+				t.Errorf("%s: %v, want ErrRejected", name, err)
+			}
+		}
+	})
+
+	t.Run("WalletDown", func(t *testing.T) {
+		h0, err := b.Height(ctx)
+		must(t, err)
+		node.StopWallet(t)
+		calls := map[string]func() error{
+			"height":      func() error { _, err := b.Height(ctx); return err },
+			"new address": func() error { _, err := b.NewAddress(ctx); return err },
+			"transaction": func() error { _, err := b.Transaction(ctx, "00"+hash64[2:]); return err },
+			"since block": func() error { _, err := b.SinceBlock(ctx, ""); return err },
+			"send":        func() error { _, err := b.Send(ctx, node.ExternalAddress(t), 100_000, false); return err },
+		}
+		for name, call := range calls {
+			if err := call(); !errors.Is(err, chain.ErrUnavailable) {
+				t.Errorf("%s while the wallet is down: %v, want ErrUnavailable", name, err)
+			}
+		}
+		node.Mine(t, 2)
+		node.StartWallet(t)
+		h, err := b.Height(ctx)
+		must(t, err)
+		if h != h0+2 {
+			t.Fatalf("height %d after the wallet came back, want %d", h, h0+2)
+		}
+		if _, err := b.Send(ctx, node.ExternalAddress(t), 100_000, false); err != nil {
+			t.Fatalf("send after the wallet came back: %v", err)
+		}
+	})
+}
+
+const hash64 = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

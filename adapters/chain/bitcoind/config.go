@@ -1,0 +1,111 @@
+package bitcoind
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/btcsuite/btcd/chaincfg"
+)
+
+// Defaults of Config.
+const (
+	DefaultTimeout = 30 * time.Second
+	// DefaultFeeRate is btcwallet's own fee rate (satoshis per 1000
+	// virtual bytes), also the relay minimum of bitcoind and btcd.
+	DefaultFeeRate = 1000
+)
+
+// networks maps Config.Network to the chain's parameters.
+var networks = map[string]*chaincfg.Params{
+	"mainnet":  &chaincfg.MainNetParams,
+	"testnet3": &chaincfg.TestNet3Params,
+	"regtest":  &chaincfg.RegressionNetParams,
+	"simnet":   &chaincfg.SimNetParams,
+	"signet":   &chaincfg.SigNetParams,
+}
+
+// Config says how to reach one node's wallet.
+type Config struct {
+	// URL of the node's JSON-RPC, http://user:pass@host:port; a path such
+	// as /wallet/hot picks one of bitcoind's wallets. The credentials may
+	// be left out when CookieFile is set.
+	URL string `yaml:"url"`
+	// CookieFile is bitcoind's .cookie file, read on every call (the node
+	// writes a new one when it restarts). Used when URL has no password.
+	CookieFile string `yaml:"cookie_file"`
+	// Network the node runs: mainnet (the default), testnet3, regtest,
+	// simnet or signet. Addresses are checked against it where the adapter
+	// builds a transaction itself.
+	Network string `yaml:"network"`
+	// Timeout of one RPC call (default 30s). A send that times out after
+	// reaching the node is chain.ErrAmbiguous.
+	Timeout time.Duration `yaml:"timeout"`
+	// FeeRate in satoshis per 1000 virtual bytes of the transactions the
+	// adapter builds itself: subtract-fee sends on nodes whose sendtoaddress
+	// cannot take the fee out of the amount (btcwallet). Default 1000.
+	FeeRate int64 `yaml:"fee_rate"`
+}
+
+// withDefaults fills in what was left empty.
+func (c Config) withDefaults() Config {
+	if c.Network == "" {
+		c.Network = "mainnet"
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.FeeRate == 0 {
+		c.FeeRate = DefaultFeeRate
+	}
+	return c
+}
+
+// Validate reports every problem of the configuration at once (after
+// defaults). Its messages never contain the password.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.URL == "" {
+		errs = append(errs, errors.New("url is required"))
+	} else if u, err := url.Parse(c.URL); err != nil { // err would quote the password
+		errs = append(errs, errors.New("url is not a valid URL"))
+	} else {
+		if u.Scheme != "http" && u.Scheme != "https" {
+			errs = append(errs, fmt.Errorf("url scheme %q: want http or https", u.Scheme))
+		}
+		if u.Host == "" {
+			errs = append(errs, errors.New("url has no host"))
+		}
+		if _, ok := u.User.Password(); !ok && c.CookieFile == "" {
+			errs = append(errs, errors.New("url has no password and cookie_file is empty"))
+		}
+	}
+	if _, ok := networks[c.Network]; !ok {
+		errs = append(errs, fmt.Errorf("network %q: want mainnet, testnet3, regtest, simnet or signet", c.Network))
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("timeout %s is negative", c.Timeout))
+	}
+	if c.FeeRate < 0 {
+		errs = append(errs, fmt.Errorf("fee_rate %d is negative", c.FeeRate))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("bitcoind config: %w", err)
+	}
+	return nil
+}
+
+// String describes the configuration with the password masked.
+func (c Config) String() string {
+	shown := "(invalid url)"
+	if u, err := url.Parse(c.URL); err == nil {
+		shown = u.Redacted()
+	}
+	return fmt.Sprintf("bitcoind{url: %s, cookie_file: %q, network: %s, timeout: %s, fee_rate: %d}",
+		shown, c.CookieFile, c.Network, c.Timeout, c.FeeRate)
+}
+
+// GoString is String, so that %#v does not print the password either.
+func (c Config) GoString() string { return c.String() }

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coinledger/coinledger/adapters/chain/null"
+	"github.com/coinledger/coinledger/adapters/walletnotify/httpnotify"
+	"github.com/coinledger/coinledger/domain/ledger"
+	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/projections/custody"
+	"github.com/coinledger/coinledger/projections/wallet"
+)
+
+// benchNotify measures walletnotify ingestion end to end on the simulated
+// chain: a txid POSTed to the walletnotify listener, through the watermill
+// router and the coin's syncer (which asks the backend), to the deposit
+// confirmed in the ledger and visible in the read models. Every payment is
+// mined before it is notified, so one notification credits one confirmed
+// deposit. The baseline is the same pipeline fed by one client at a time.
+func benchNotify(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench notify", flag.ContinueOnError)
+	clients := fs.Int("clients", 32, "concurrent notifying clients")
+	total := fs.Int("total", 10_000, "notifications in the measured run")
+	baseTotal := fs.Int("baseline-total", 1_000, "notifications in the baseline run (one client)")
+	accounts := fs.Int("accounts", 64, "accounts with a deposit address each")
+	if err := fs.Parse(args); err != nil {
+		return usageError(err.Error())
+	}
+	fmt.Printf("walletnotify ingestion to a confirmed deposit visible in the read models, null backend, durable stores:\n")
+	base, err := runNotifyLoad(ctx, "baseline: one client", 1, *baseTotal, *accounts)
+	if err != nil {
+		return err
+	}
+	f, err := runNotifyLoad(ctx, fmt.Sprintf("%d clients", *clients), *clients, *total, *accounts)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ratio against the baseline: %.1fx\n", f.rate/base.rate)
+	return printResult(benchResult{Scenario: "walletnotify", OpsPerSec: round(f.rate), P99ms: round(ms(f.p99)),
+		BaselineOpsPerSec: round(base.rate), Ratio: round(f.rate / base.rate),
+		Extra: map[string]float64{"p50_ms": round(ms(f.p50)), "baseline_p99_ms": round(ms(base.p99))}})
+}
+
+func runNotifyLoad(ctx context.Context, name string, clients, total, accounts int) (loadFigures, error) {
+	dir, err := os.MkdirTemp("", "coinledger-bench-")
+	if err != nil {
+		return loadFigures{}, err
+	}
+	defer os.RemoveAll(dir)
+	cfg := &Config{DataDir: dir, AdminPassword: "bench-admin-password", BcryptCost: 4, WalletnotifyListen: "127.0.0.1:0"}
+	cfg.setDefaults()
+	cfg.Walletnotify.Router.DedupeWindow = -1 // every txid is new here
+	svc, err := newService(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), wiring{})
+	if err != nil {
+		return loadFigures{}, err
+	}
+	defer svc.close()
+	c, stop, err := startBenchService(ctx, svc, clients)
+	if err != nil {
+		return loadFigures{}, err
+	}
+	defer stop()
+	syncer, err := svc.chains.Syncer("BTC")
+	if err != nil {
+		return loadFigures{}, err
+	}
+	sim := syncer.Backend().(*null.Chain)
+
+	if err := c.setUpDeposits(accounts); err != nil {
+		return loadFigures{}, fmt.Errorf("%s: set-up: %w", name, err)
+	}
+	addresses, err := c.addresses(accounts)
+	if err != nil {
+		return loadFigures{}, err
+	}
+	txids := make([]string, total)
+	for i := range txids {
+		txids[i] = sim.Pay(addresses[i%len(addresses)], 1000+int64(i))
+	}
+	sim.Mine(1)
+	listener := "http://" + svc.notifyAddr()
+
+	// Watch the log for the confirmations and stamp each once the read
+	// models show it.
+	head, err := svc.store.Head(ctx)
+	if err != nil {
+		return loadFigures{}, err
+	}
+	visible := make(map[string]time.Time, total)
+	var mu sync.Mutex
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watched := make(chan error, 1)
+	go func() {
+		err := svc.store.Subscribe(wctx, head, func(ctx context.Context, events []eventstore.Event) error {
+			for _, e := range events {
+				if e.Type != ledger.TypeDepositConfirmed {
+					continue
+				}
+				for _, m := range []string{wallet.New().Name(), custody.New().Name()} {
+					if err := svc.runner.WaitFor(ctx, m, e.Position); err != nil {
+						return err
+					}
+				}
+				var d struct {
+					TxID string `json:"txid"`
+				}
+				if err := json.Unmarshal(e.Data, &d); err != nil {
+					return err
+				}
+				mu.Lock()
+				visible[d.TxID] = time.Now()
+				n := len(visible)
+				mu.Unlock()
+				if n == total {
+					return errDone
+				}
+			}
+			return nil
+		})
+		watched <- err
+	}()
+
+	sent := make([]time.Time, total)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errc := make(chan error, clients)
+	for w := range clients {
+		wg.Go(func() {
+			for i := w; i < total; i += clients {
+				sent[i] = time.Now()
+				if err := httpnotify.Post(ctx, c.http, listener, "BTC", txids[i]); err != nil {
+					errc <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return loadFigures{}, fmt.Errorf("%s: notify: %w", name, err)
+	}
+	select {
+	case err := <-watched:
+		if !errors.Is(err, errDone) {
+			return loadFigures{}, fmt.Errorf("%s: watching the log: %w", name, err)
+		}
+	case <-time.After(5 * time.Minute):
+		return loadFigures{}, fmt.Errorf("%s: %d of %d deposits confirmed after 5 minutes", name, len(visible), total)
+	}
+	elapsed := time.Since(start)
+	lat := make([]time.Duration, 0, total)
+	for i, txid := range txids {
+		lat = append(lat, visible[txid].Sub(sent[i]))
+	}
+	slices.Sort(lat)
+	f := loadFigures{rate: float64(total) / elapsed.Seconds(), p50: lat[len(lat)/2], p99: lat[len(lat)*99/100]}
+	fmt.Printf("  %-42s %6d notifications %8.0f/s  p50 %6.2f ms  p99 %6.2f ms\n", name, total, f.rate, ms(f.p50), ms(f.p99))
+	return f, nil
+}
+
+var errDone = errors.New("done")
+
+// setUpDeposits creates wallet "deposits" (threshold 1) with accounts
+// acc0..accN-1.
+func (c *benchClient) setUpDeposits(accounts int) error {
+	if err := c.login(); err != nil {
+		return err
+	}
+	if status, body, err := c.post("/wallets", map[string]any{"name": "deposits", "coin": "BTC", "confirmations": 1,
+		"permissions": []string{"read", "address", "transfer"}}, ""); err != nil || status != http.StatusCreated {
+		return fmt.Errorf("create wallet: %d %s %v", status, body, err)
+	}
+	for i := range accounts {
+		if status, body, err := c.post("/wallets/deposits/accounts", map[string]string{"name": fmt.Sprintf("acc%d", i)}, ""); err != nil || status != http.StatusCreated {
+			return fmt.Errorf("create account: %d %s %v", status, body, err)
+		}
+	}
+	return nil
+}
+
+// addresses gives each account a deposit address.
+func (c *benchClient) addresses(accounts int) ([]string, error) {
+	out := make([]string, accounts)
+	for i := range out {
+		var a struct {
+			Address string `json:"address"`
+		}
+		if err := c.postJSON(fmt.Sprintf("/wallets/deposits/accounts/acc%d/addresses", i), nil, http.StatusCreated, &a); err != nil {
+			return nil, err
+		}
+		out[i] = a.Address
+	}
+	return out, nil
+}
