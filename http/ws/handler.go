@@ -1,0 +1,232 @@
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coinledger/coinledger/domain/alerts"
+	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/http/auth"
+)
+
+// Close codes of the protocol beyond RFC 6455's.
+const (
+	// StatusUnauthorized: no, a bad or an expired token.
+	StatusUnauthorized websocket.StatusCode = 4401
+	// StatusTooSlow: the client fell more than Config.MaxBehind events behind.
+	StatusTooSlow websocket.StatusCode = 4408
+)
+
+const (
+	readLimit      = 64 << 10
+	writeTimeout   = 30 * time.Second
+	maxBadMessages = 3
+	maxOwnerCache  = 4096
+)
+
+// Principal is an authenticated caller.
+type Principal struct {
+	Username string
+	// CanRead reports whether the caller may read wallet (the effective
+	// read permission; true for admins). Nil: no wallet. Called from the
+	// connection's subscription goroutine, once per matching wallet event.
+	CanRead func(wallet string) bool
+}
+
+// Config configures a Handler. Store and Authenticate are required.
+type Config struct {
+	Store eventstore.Store
+	// Authenticate returns the caller a token belongs to and when the token
+	// expires (zero: never). Any error refuses the token: HTTP 401 for the
+	// header, close 4401 for the first message. It must not put the token
+	// into its error.
+	Authenticate func(ctx context.Context, token string) (Principal, time.Time, error)
+	// AlertOwner returns the owner of an alert, "" if there is no such
+	// alert, for alert events that carry no owner (alerts.rearmed,
+	// alerts.deleted). An error closes the connection with 1011. Default:
+	// the owner of the alert stream's first event, read from Store.
+	AlertOwner func(ctx context.Context, alertID string) (string, error)
+	// Heartbeat is the interval of heartbeat messages (default 15 s).
+	Heartbeat time.Duration
+	// AuthTimeout bounds the wait for the first message's token (default 10 s).
+	AuthTimeout time.Duration
+	// MaxBehind is how many events may wait for one connection before it is
+	// closed with 4408 (default 10000). It must exceed the largest batch
+	// Store.Subscribe delivers (SQLite: 4096), or catching up always fails.
+	MaxBehind int
+	// Logger gets store and AlertOwner failures at error level and refused
+	// tokens at debug level, never a token (default: discard).
+	Logger *slog.Logger
+	// OriginPatterns are the hosts, besides the request's own, that browsers
+	// may open the websocket from (see websocket.AcceptOptions).
+	OriginPatterns []string
+}
+
+func (c *Config) setDefaults() {
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 15 * time.Second
+	}
+	if c.AuthTimeout <= 0 {
+		c.AuthTimeout = 10 * time.Second
+	}
+	if c.MaxBehind <= 0 {
+		c.MaxBehind = 10000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.AlertOwner == nil {
+		c.AlertOwner = storeAlertOwner(c.Store)
+	}
+}
+
+// Handler serves the websocket endpoint. It is an http.Handler; mount it at
+// GET /api/v1/ws.
+type Handler struct {
+	cfg Config
+
+	mu       sync.Mutex
+	shutdown bool
+	done     chan struct{} // closed by Shutdown
+	conns    sync.WaitGroup
+}
+
+// New returns a Handler. It panics if cfg lacks Store or Authenticate.
+func New(cfg Config) *Handler {
+	if cfg.Store == nil || cfg.Authenticate == nil {
+		panic("ws.New: Config.Store and Config.Authenticate are required")
+	}
+	cfg.setDefaults()
+	return &Handler{cfg: cfg, done: make(chan struct{})}
+}
+
+// ServeHTTP authenticates the header token if there is one, upgrades the
+// connection and serves the protocol of the package comment until the
+// connection ends. After Shutdown it answers 503.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var p *Principal
+	var expiry time.Time
+	if header := r.Header.Get("Authorization"); header != "" {
+		var err error
+		if p, expiry, err = h.authenticate(r.Context(), header); err != nil {
+			h.cfg.Logger.Debug("websocket authentication failed", "err", err)
+			writeUnauthorized(w, r)
+			return
+		}
+	}
+	if !h.enter() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer h.conns.Done()
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.OriginPatterns})
+	if err != nil {
+		return // Accept has answered
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(readLimit)
+	s := &session{h: h, conn: conn, out: newOutbox(h.cfg.MaxBehind), log: h.cfg.Logger, owners: map[string]string{}}
+	s.run(r.Context(), p, expiry)
+}
+
+// Shutdown closes every connection with 1001 (going away), refuses new
+// ones, and waits until their goroutines have returned or ctx is done.
+func (h *Handler) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	if !h.shutdown {
+		h.shutdown = true
+		close(h.done)
+	}
+	h.mu.Unlock()
+	idle := make(chan struct{})
+	go func() {
+		h.conns.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("websocket shutdown: %w", ctx.Err())
+	}
+}
+
+// enter counts a connection in, unless Shutdown has begun.
+func (h *Handler) enter() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.shutdown {
+		return false
+	}
+	h.conns.Add(1)
+	return true
+}
+
+// authenticate checks an Authorization header's bearer token.
+func (h *Handler) authenticate(ctx context.Context, header string) (*Principal, time.Time, error) {
+	token, ok := auth.ParseBearer(header)
+	if !ok {
+		return nil, time.Time{}, fmt.Errorf("authorization header: not a bearer token")
+	}
+	return h.authenticateToken(ctx, token)
+}
+
+// authenticateToken checks a token and its expiry.
+func (h *Handler) authenticateToken(ctx context.Context, token string) (*Principal, time.Time, error) {
+	if token == "" {
+		return nil, time.Time{}, fmt.Errorf("empty token")
+	}
+	p, expiry, err := h.cfg.Authenticate(ctx, token)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if !expiry.IsZero() && !time.Now().Before(expiry) {
+		return nil, time.Time{}, fmt.Errorf("token of %s expired at %s", p.Username, expiry.Format(time.RFC3339))
+	}
+	return &p, expiry, nil
+}
+
+// writeUnauthorized answers 401 with a problem document like the REST API's.
+func writeUnauthorized(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(http.StatusUnauthorized)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"type": "https://coinledger.dev/problems/unauthorized", "title": http.StatusText(http.StatusUnauthorized),
+		"status": http.StatusUnauthorized, "code": "unauthorized", "detail": "a valid bearer token is required",
+		"instance": r.URL.Path,
+	})
+}
+
+// storeAlertOwner returns the owner recorded in the first event of an
+// alert's stream, "" for an alert without events.
+func storeAlertOwner(store eventstore.Store) func(context.Context, string) (string, error) {
+	return func(ctx context.Context, id string) (string, error) {
+		stream := alerts.ID(id).Stream()
+		events, err := store.ReadStream(ctx, stream, 0, 1)
+		if err != nil {
+			return "", fmt.Errorf("read owner of %s: %w", stream, err)
+		}
+		if len(events) == 0 {
+			return "", nil
+		}
+		return ownerOf(events[0].Data), nil
+	}
+}
+
+// ownerOf returns the owner member of an alert event's data, "" if none.
+func ownerOf(data json.RawMessage) string {
+	var v struct {
+		Owner string `json:"owner"`
+	}
+	if json.Unmarshal(data, &v) != nil {
+		return ""
+	}
+	return v.Owner
+}

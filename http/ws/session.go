@@ -1,0 +1,355 @@
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coinledger/coinledger/eventstore"
+	"golang.org/x/sync/errgroup"
+)
+
+// session is one connection. Its goroutines: the one running run (reads
+// client messages), watch (timeouts and shutdown), write (the only writer of
+// data frames) and at most one subscription at a time.
+type session struct {
+	h    *Handler
+	conn *websocket.Conn
+	out  *outbox
+	log  *slog.Logger
+
+	user Principal // set once authenticated, before the writer starts
+
+	closeOnce sync.Once
+	closing   atomic.Bool
+
+	sub    *subscription     // the reader's
+	owners map[string]string // alert id → owner; the current subscription's goroutine's
+}
+
+// subscription is a running store subscription.
+type subscription struct {
+	cancel context.CancelFunc
+	g      errgroup.Group
+}
+
+// run serves the connection until it ends. p is the header's principal,
+// nil when the token is to come as the first message.
+func (s *session) run(ctx context.Context, p *Principal, expiry time.Time) {
+	ctx, cancel := context.WithCancel(ctx)
+	var g errgroup.Group
+	defer func() {
+		cancel()
+		s.conn.CloseNow() // a writer blocked on a stuck client returns
+		s.unsubscribe()
+		_ = g.Wait()
+	}()
+	authed := make(chan time.Time, 1)
+	waitAuth := p == nil
+	g.Go(func() error {
+		s.watch(ctx, waitAuth, authed)
+		return nil
+	})
+	if p == nil {
+		var ok bool
+		if p, expiry, ok = s.authenticate(ctx); !ok {
+			return
+		}
+	}
+	s.user = *p
+	authed <- expiry
+	g.Go(func() error { return s.write(ctx) })
+	s.out.put(item{msg: encode(authenticatedMessage{Type: msgAuthenticated, Username: p.Username, ExpiresAt: expiry})})
+	s.read(ctx)
+}
+
+// close closes the connection with code and reason, once; later calls wait
+// for the first to finish. Nothing is written after it begins.
+func (s *session) close(code websocket.StatusCode, reason string) {
+	s.closeOnce.Do(func() {
+		s.closing.Store(true)
+		s.out.close()
+		_ = s.conn.Close(code, reason)
+	})
+}
+
+// watch closes the connection when the handler shuts down, the first
+// message's token does not come in time (waitAuth), or the token expires
+// (its expiry comes on authed). It returns when ctx is done or it closed.
+func (s *session) watch(ctx context.Context, waitAuth bool, authed <-chan time.Time) {
+	var deadline, expired <-chan time.Time
+	if waitAuth {
+		t := time.NewTimer(s.h.cfg.AuthTimeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.h.done:
+			s.close(websocket.StatusGoingAway, "server shutting down")
+			return
+		case <-deadline:
+			s.close(StatusUnauthorized, "unauthorized")
+			return
+		case expiry := <-authed:
+			deadline, authed = nil, nil
+			if !expiry.IsZero() {
+				t := time.NewTimer(time.Until(expiry))
+				defer t.Stop()
+				expired = t.C
+			}
+		case <-expired:
+			s.close(StatusUnauthorized, "token expired")
+			return
+		}
+	}
+}
+
+// authenticate reads the first message, which must be an auth message with
+// a good token. Otherwise it closes the connection with 4401.
+func (s *session) authenticate(ctx context.Context) (*Principal, time.Time, bool) {
+	typ, b, err := s.conn.Read(context.WithoutCancel(ctx))
+	if err != nil {
+		return nil, time.Time{}, false // closed: by the client, the deadline or shutdown
+	}
+	var m inbound
+	if typ != websocket.MessageText || json.Unmarshal(b, &m) != nil || m.Type != msgAuth {
+		s.close(StatusUnauthorized, "unauthorized")
+		return nil, time.Time{}, false
+	}
+	p, expiry, err := s.h.authenticateToken(ctx, m.Token)
+	if err != nil {
+		s.log.Debug("websocket authentication failed", "err", err)
+		s.close(StatusUnauthorized, "unauthorized")
+		return nil, time.Time{}, false
+	}
+	return p, expiry, true
+}
+
+// read handles client messages until the connection ends.
+func (s *session) read(ctx context.Context) {
+	bad := 0
+	for {
+		typ, b, err := s.conn.Read(context.WithoutCancel(ctx))
+		if err != nil {
+			return
+		}
+		var m inbound
+		var reply *errorMessage
+		switch {
+		case typ != websocket.MessageText:
+			reply = badMessage("binary messages are not part of the protocol")
+		case json.Unmarshal(b, &m) != nil:
+			reply = badMessage("not a JSON message of the protocol")
+		case m.Type == msgPing:
+			s.out.put(item{msg: encode(typeMessage{Type: msgPong})})
+		case m.Type == msgSubscribe:
+			reply = s.subscribe(ctx, m)
+		default:
+			reply = badMessage(fmt.Sprintf("unknown message type %q", clip(m.Type)))
+		}
+		if reply == nil || reply.Code != codeBadMessage {
+			bad = 0
+		} else if bad++; bad == maxBadMessages {
+			s.close(websocket.StatusPolicyViolation, "too many bad messages")
+			return
+		}
+		if reply != nil {
+			s.out.put(item{msg: encode(reply)})
+		}
+	}
+}
+
+func badMessage(text string) *errorMessage {
+	return &errorMessage{Type: msgError, Code: codeBadMessage, Message: text}
+}
+
+// clip shortens a client's string for an error message.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+// subscribe replaces the subscription with the one m asks for, or returns
+// the error to answer.
+func (s *session) subscribe(ctx context.Context, m inbound) *errorMessage {
+	if len(m.Topics) == 0 {
+		return badMessage("topics: at least one topic is required")
+	}
+	var topics []string
+	for _, t := range m.Topics {
+		if !knownTopic(t) {
+			return &errorMessage{Type: msgError, Code: codeUnknownTopic,
+				Message: fmt.Sprintf("unknown topic %q; topics are deposits, withdrawals, transfers, alerts, prices", clip(t))}
+		}
+		if !slices.Contains(topics, t) {
+			topics = append(topics, t)
+		}
+	}
+	s.unsubscribe()
+	var after uint64
+	if m.From != nil {
+		after = *m.From
+	} else {
+		head, err := s.h.cfg.Store.Head(ctx)
+		if err != nil {
+			s.log.Error("websocket subscribe failed", "username", s.user.Username, "err", err)
+			s.close(websocket.StatusInternalError, "internal error")
+			return nil
+		}
+		after = head
+	}
+	s.out.restart()
+	s.out.put(item{kind: kindStart, pos: after, msg: encode(subscribedMessage{Type: msgSubscribed, Topics: topics, From: after})})
+
+	ctx, cancel := context.WithCancel(ctx)
+	s.sub = &subscription{cancel: cancel}
+	s.sub.g.Go(func() error {
+		err := s.h.cfg.Store.Subscribe(ctx, after, func(ctx context.Context, events []eventstore.Event) error {
+			return s.deliver(ctx, topics, events)
+		})
+		switch {
+		case ctx.Err() != nil: // replaced, or the connection ended
+		case errors.Is(err, errTooSlow):
+			s.close(StatusTooSlow, errTooSlow.Error())
+		case errors.Is(err, eventstore.ErrClosed):
+			s.close(websocket.StatusGoingAway, "server shutting down")
+		default:
+			s.log.Error("websocket subscription failed", "username", s.user.Username, "position", after, "err", err)
+			s.close(websocket.StatusInternalError, "internal error")
+		}
+		return nil
+	})
+	return nil
+}
+
+// unsubscribe stops the subscription, if any, and waits for it.
+func (s *session) unsubscribe() {
+	if s.sub != nil {
+		s.sub.cancel()
+		_ = s.sub.g.Wait()
+		s.sub = nil
+	}
+}
+
+// deliver queues the events of a batch that match topics and the caller
+// may see.
+func (s *session) deliver(ctx context.Context, topics []string, events []eventstore.Event) error {
+	var items []item
+	for _, e := range events {
+		r := routeOf(e.Stream, e.Type)
+		if r.topic == "" || !slices.Contains(topics, r.topic) {
+			continue
+		}
+		ok, err := s.visible(ctx, r, e)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		msg, err := json.Marshal(eventMessage{Type: msgEvent, Topic: r.topic, Position: e.Position, Stream: e.Stream,
+			Revision: e.Revision, EventType: e.Type, Time: e.Created, Data: e.Data})
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", e, err)
+		}
+		items = append(items, item{kind: kindEvent, msg: msg, pos: e.Position})
+	}
+	return s.out.putEvents(items, events[len(events)-1].Position)
+}
+
+// visible reports whether the caller may see event e of route r.
+func (s *session) visible(ctx context.Context, r route, e eventstore.Event) (bool, error) {
+	switch r.audience {
+	case everyone:
+		return true, nil
+	case walletReaders:
+		return s.user.CanRead != nil && s.user.CanRead(r.key), nil
+	case alertOwner:
+		owner, err := s.alertOwner(ctx, r.key, e.Data)
+		return owner != "" && owner == s.user.Username, err
+	}
+	return false, nil
+}
+
+// alertOwner returns the owner of alert id: the one data names, else the
+// one remembered, else Config.AlertOwner's.
+func (s *session) alertOwner(ctx context.Context, id string, data json.RawMessage) (string, error) {
+	owner := ownerOf(data)
+	if owner == "" {
+		owner = s.owners[id]
+	}
+	if owner == "" {
+		var err error
+		if owner, err = s.h.cfg.AlertOwner(ctx, id); err != nil {
+			return "", fmt.Errorf("owner of alert %s: %w", id, err)
+		}
+	}
+	if owner != "" && s.owners[id] != owner {
+		if len(s.owners) >= maxOwnerCache {
+			clear(s.owners)
+		}
+		s.owners[id] = owner
+	}
+	return owner, nil
+}
+
+// write writes the outbox's messages and the heartbeats until ctx is done
+// or a write fails.
+func (s *session) write(ctx context.Context) error {
+	tick := time.NewTicker(s.h.cfg.Heartbeat)
+	defer tick.Stop()
+	var progress uint64 // everything up to here has been written
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if err := s.send(encode(heartbeatMessage{Type: msgHeartbeat, Position: progress})); err != nil {
+				return err
+			}
+		case <-s.out.ready:
+			for {
+				it, ok := s.out.next()
+				if !ok {
+					break
+				}
+				if it.msg != nil {
+					if err := s.send(it.msg); err != nil {
+						return err
+					}
+				}
+				if it.kind != kindMessage {
+					progress = it.pos
+				}
+			}
+		}
+	}
+}
+
+// send writes one message. A failure ends the connection.
+func (s *session) send(msg []byte) error {
+	if s.closing.Load() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	if err := s.conn.Write(ctx, websocket.MessageText, msg); err != nil {
+		if !s.closing.Load() {
+			s.conn.CloseNow()
+		}
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
