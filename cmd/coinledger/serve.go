@@ -65,6 +65,9 @@ func runService(ctx context.Context, svc *service, ln net.Listener) error {
 		<-gctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		for _, f := range svc.shutdown {
+			_ = f(shutdown) // best effort: the server closes the rest
+		}
 		return srv.Shutdown(shutdown)
 	})
 	return g.Wait()

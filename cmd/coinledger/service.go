@@ -38,6 +38,8 @@ type service struct {
 	chains  *chainsync.Registry
 	notify  *httpnotify.Server // the walletnotify HTTP listener, if on
 	hooks   http.Handler       // the block.io web-hook, if configured
+	// shutdown runs when the HTTP server stops (closing websockets).
+	shutdown []func(context.Context) error
 }
 
 // notifyAddr is the walletnotify listener's address once it listens.
@@ -109,9 +111,10 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	if err := svc.wireChains(cfg, chains, logger); err != nil {
 		return svc, err
 	}
-	svc.handler = api.New(api.Deps{Store: svc.store, DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
+	a := api.New(api.Deps{Store: svc.store, DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
 		Issuer: issuer, ClientIP: clientIP, Limiter: auth.NewLimiter(5, 12*time.Second, time.Now), Chains: chains,
 		Hooks: svc.hooks, Logger: logger, Version: version})
+	svc.handler, svc.shutdown = a, append(svc.shutdown, a.Shutdown)
 	return svc, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/http/auth"
+	"github.com/coinledger/coinledger/http/ws"
 	"github.com/coinledger/coinledger/projections"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -55,11 +56,22 @@ func (h *handlers) backends() []Backend {
 	return out
 }
 
+// API is the HTTP handler; Shutdown closes what an http.Server's
+// Shutdown does not (websocket connections).
+type API struct {
+	*echo.Echo
+	hub *ws.Handler
+}
+
+// Shutdown closes the websocket connections and waits for them.
+func (a *API) Shutdown(ctx context.Context) error { return a.hub.Shutdown(ctx) }
+
 // New builds the HTTP handler.
-func New(d Deps) *echo.Echo {
+func New(d Deps) *API {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	h := &handlers{d: d}
+	hub := ws.New(ws.Config{Store: d.Store, Authenticate: h.wsPrincipal, Logger: d.Logger})
 	e.HTTPErrorHandler = h.errorHandler
 	e.Use(middleware.Recover())
 	e.Use(middleware.RequestID())
@@ -75,6 +87,7 @@ func New(d Deps) *echo.Echo {
 	v1.POST("/auth/login", h.login)
 	v1.POST("/auth/token", h.token)
 
+	v1.GET("/ws", h.websocket(hub)) // authenticates by header or first message
 	in := v1.Group("", h.authenticate)
 	in.GET("/status", h.status)
 	in.GET("/me", h.me)
@@ -111,7 +124,7 @@ func New(d Deps) *echo.Echo {
 	w.GET("/rescans/:id", h.getRescan, h.walletAccess(ledger.PermRead))
 	w.POST("/simulate/deposit", h.simulateDeposit, h.walletAccess(""), requireAdmin)
 	w.POST("/simulate/blocks", h.simulateBlocks, h.walletAccess(""), requireAdmin)
-	return e
+	return &API{Echo: e, hub: hub}
 }
 
 type handlers struct{ d Deps }

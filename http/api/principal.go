@@ -1,9 +1,12 @@
 package api
 
 import (
+	"context"
 	"errors"
+	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/domain/ledger"
@@ -26,26 +29,40 @@ func (h *handlers) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if !ok {
 			return errUnauthorized
 		}
-		ctx := c.Request().Context()
-		var a users.Access
-		var err error
-		if strings.HasPrefix(token, users.APIKeyPrefix) {
-			a, err = h.d.Users.KeyAccess(ctx, token)
-		} else {
-			var claims *auth.Claims
-			if claims, err = h.d.Issuer.Verify(token, auth.Access); err == nil {
-				a, err = h.d.Users.TokenAccess(ctx, claims.Subject, claims.IssuedAt.Time, claims.Family)
-			}
-		}
-		switch {
-		case errors.Is(err, users.ErrBadCredentials), errors.Is(err, auth.ErrInvalidToken):
-			return errUnauthorized
-		case err != nil:
+		a, _, err := h.access(c.Request().Context(), token)
+		if err != nil {
 			return err
 		}
 		c.Set(accessKey, a)
 		return next(c)
 	}
+}
+
+// access checks an access token or API key and returns the caller's
+// access and when the credential expires (zero: an API key, until revoked).
+// A bad credential is errUnauthorized.
+func (h *handlers) access(ctx context.Context, token string) (users.Access, time.Time, error) {
+	var a users.Access
+	var expires time.Time
+	var err error
+	if strings.HasPrefix(token, users.APIKeyPrefix) {
+		a, err = h.d.Users.KeyAccess(ctx, token)
+	} else {
+		var claims *auth.Claims
+		if claims, err = h.d.Issuer.Verify(token, auth.Access); err == nil {
+			a, err = h.d.Users.TokenAccess(ctx, claims.Subject, claims.IssuedAt.Time, claims.Family)
+			if claims.ExpiresAt != nil {
+				expires = claims.ExpiresAt.Time
+			}
+		}
+	}
+	switch {
+	case errors.Is(err, users.ErrBadCredentials), errors.Is(err, auth.ErrInvalidToken):
+		return a, expires, errUnauthorized
+	case err != nil:
+		return a, expires, err
+	}
+	return a, expires, nil
 }
 
 // requireAdmin allows admins only.
@@ -83,32 +100,42 @@ const walletKey = "wallet"
 func (h *handlers) walletAccess(perm ledger.Permission) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			a := caller(c)
-			name := c.Param("wallet")
-			if !a.Admin() && len(a.Grants[name]) == 0 {
-				return errNotFound // not even its existence is revealed
-			}
-			w, err := h.d.Wallets.Info(c.Request().Context(), name)
+			w, err := h.checkWallet(c.Request().Context(), caller(c), c.Param("wallet"), perm, c.Request())
 			if err != nil {
 				return err
-			}
-			eff := effective(a, w.Name, w.Permissions)
-			if len(eff) == 0 {
-				return errNotFound
-			}
-			if len(w.IPAllowlist) > 0 {
-				ip, err := h.d.ClientIP.Of(c.Request().RemoteAddr, c.Request().Header.Values("X-Forwarded-For"))
-				if err != nil || !auth.Allowed(w.IPAllowlist, ip) {
-					return errIPNotAllowed
-				}
-			}
-			if perm != "" && !slices.Contains(eff, string(perm)) {
-				return errForbidden
 			}
 			c.Set(walletKey, w)
 			return next(c)
 		}
 	}
+}
+
+// checkWallet returns wallet if a may use perm on it from the client of r
+// (any permission when perm is empty): errNotFound when a has no
+// permission on it at all (its existence is not revealed),
+// errIPNotAllowed outside its IP allowlist, errForbidden without perm.
+func (h *handlers) checkWallet(ctx context.Context, a users.Access, name string, perm ledger.Permission, r *http.Request) (ledger.Wallet, error) {
+	if !a.Admin() && len(a.Grants[name]) == 0 {
+		return ledger.Wallet{}, errNotFound
+	}
+	w, err := h.d.Wallets.Info(ctx, name)
+	if err != nil {
+		return ledger.Wallet{}, err
+	}
+	eff := effective(a, w.Name, w.Permissions)
+	if len(eff) == 0 {
+		return ledger.Wallet{}, errNotFound
+	}
+	if len(w.IPAllowlist) > 0 {
+		ip, err := h.d.ClientIP.Of(r.RemoteAddr, r.Header.Values("X-Forwarded-For"))
+		if err != nil || !auth.Allowed(w.IPAllowlist, ip) {
+			return ledger.Wallet{}, errIPNotAllowed
+		}
+	}
+	if perm != "" && !slices.Contains(eff, string(perm)) {
+		return ledger.Wallet{}, errForbidden
+	}
+	return w, nil
 }
 
 func walletOf(c echo.Context) ledger.Wallet { return c.Get(walletKey).(ledger.Wallet) }

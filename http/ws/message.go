@@ -2,6 +2,7 @@ package ws
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -24,12 +25,40 @@ const (
 	codeUnknownTopic = "unknown_topic"
 )
 
-// inbound is any client message.
+// inbound is any client message. {"subscribe": [topics], "from": N}
+// (without a type) is a subscribe message too, the API.md form.
 type inbound struct {
-	Type   string   `json:"type"`
-	Token  string   `json:"token"`
-	Topics []string `json:"topics"`
-	From   *uint64  `json:"from"`
+	Type      string   `json:"type"`
+	Token     string   `json:"token"`
+	Topics    []string `json:"topics"`
+	Subscribe []string `json:"subscribe"`
+	From      *uint64  `json:"from"`
+}
+
+// normalize turns the short subscribe form into the typed one.
+func (m *inbound) normalize() {
+	if m.Type == "" && len(m.Subscribe) > 0 {
+		m.Type, m.Topics = msgSubscribe, m.Subscribe
+	}
+}
+
+// firstToken returns the token of a first message: {"type":"auth",
+// "token":T}, {"token":T}, the JSON string "T", or the bare token text
+// (JoinMarket's clients send the token itself).
+func firstToken(b []byte) (string, bool) {
+	var m inbound
+	if json.Unmarshal(b, &m) == nil {
+		return m.Token, m.Token != "" && (m.Type == msgAuth || m.Type == "")
+	}
+	var str string
+	if json.Unmarshal(b, &str) == nil {
+		return str, str != ""
+	}
+	t := string(b)
+	if t == "" || len(t) > 4096 || strings.ContainsAny(t, " \t\r\n{}\"") {
+		return "", false
+	}
+	return t, true
 }
 
 type authenticatedMessage struct {

@@ -121,12 +121,12 @@ func (s *session) authenticate(ctx context.Context) (*Principal, time.Time, bool
 	if err != nil {
 		return nil, time.Time{}, false // closed: by the client, the deadline or shutdown
 	}
-	var m inbound
-	if typ != websocket.MessageText || json.Unmarshal(b, &m) != nil || m.Type != msgAuth {
+	token, ok := firstToken(b)
+	if typ != websocket.MessageText || !ok {
 		s.close(StatusUnauthorized, "unauthorized")
 		return nil, time.Time{}, false
 	}
-	p, expiry, err := s.h.authenticateToken(ctx, m.Token)
+	p, expiry, err := s.h.authenticateToken(ctx, token)
 	if err != nil {
 		s.log.Debug("websocket authentication failed", "err", err)
 		s.close(StatusUnauthorized, "unauthorized")
@@ -145,10 +145,12 @@ func (s *session) read(ctx context.Context) {
 		}
 		var m inbound
 		var reply *errorMessage
+		jerr := json.Unmarshal(b, &m)
+		m.normalize()
 		switch {
 		case typ != websocket.MessageText:
 			reply = badMessage("binary messages are not part of the protocol")
-		case json.Unmarshal(b, &m) != nil:
+		case jerr != nil:
 			reply = badMessage("not a JSON message of the protocol")
 		case m.Type == msgPing:
 			s.out.put(item{msg: encode(typeMessage{Type: msgPong})})

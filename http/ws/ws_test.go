@@ -353,12 +353,36 @@ func TestFirstMessageAuth(t *testing.T) {
 	}
 }
 
+// TestFirstMessageForms: the token may come as the auth message, a bare
+// {"token":..}, a JSON string or the token text itself (JoinMarket's form);
+// subscribe also takes the API.md form {"subscribe": [...], "from": N}.
+func TestFirstMessageForms(t *testing.T) {
+	for _, first := range []string{`{"type":"auth","token":"alice-token"}`, `{"token":"alice-token"}`, `"alice-token"`, `alice-token`} {
+		t.Run(first, func(t *testing.T) {
+			f := newFixture(t, nil)
+			c, _, err := f.dial("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.write(c, first)
+			if m := f.read(c); m.Type != "authenticated" {
+				t.Fatalf("first message %s: %v", first, m)
+			}
+			f.write(c, `{"subscribe":["prices"],"from":0}`)
+			if m := f.read(c); m.Type != "subscribed" {
+				t.Fatalf("short subscribe: %v", m)
+			}
+		})
+	}
+}
+
 func TestFirstMessageRefused(t *testing.T) {
 	for name, first := range map[string]string{
 		"bad token":   `{"type":"auth","token":"nope"}`,
 		"empty token": `{"type":"auth","token":""}`,
 		"not auth":    `{"type":"subscribe","topics":["prices"]}`,
-		"not json":    `alice-token`,
+		"not json":    `alice token`,
+		"bare bad":    `nope`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t, nil)
