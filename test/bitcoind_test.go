@@ -150,7 +150,9 @@ walletnotify:
 	if w.Fee == "" || w.Fee == "0.00000000" {
 		t.Fatalf("withdrawal without a fee: %+v", w)
 	}
-	var page struct{ Entries []struct{ Kind, Reference, Available string } }
+	var page struct {
+		Entries []struct{ Kind, Reference, Available string }
+	}
 	c.expect(http.StatusOK, "GET", "/wallets/btc/accounts/bob/entries", nil).JSON(t, &page)
 	if len(page.Entries) == 0 || page.Entries[0].Kind != "withdrawal_broadcast" || page.Entries[0].Reference != wd.ID {
 		t.Fatalf("bob's entries: %+v", page.Entries)

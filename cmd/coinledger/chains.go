@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/coinledger/coinledger/adapters/chain"
@@ -88,7 +87,7 @@ func (c *Config) coins() []CoinConfig {
 // wireChains opens each coin's backend, binds it to a syncer, and starts
 // the walletnotify channels feeding one watermill topic whose router asks
 // the coin's syncer about each txid.
-func (svc *service) wireChains(cfg *Config, reg *chainsync.Registry, logger *slog.Logger) error {
+func (svc *service) wireChains(cfg *Config, reg *chainsync.Registry, bus *gochannel.GoChannel, logger *slog.Logger) error {
 	var coins []string
 	for _, cc := range cfg.coins() {
 		b, err := openBackend(cc)
@@ -106,8 +105,6 @@ func (svc *service) wireChains(cfg *Config, reg *chainsync.Registry, logger *slo
 	}
 	svc.workers = append(svc.workers, func(ctx context.Context) error { reg.Run(ctx); return nil })
 
-	bus := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, watermill.NewSlogLogger(logger))
-	svc.closers = append(svc.closers, bus.Close)
 	opts := cfg.Walletnotify.Router
 	opts.Logger = logger
 	router, err := walletnotify.NewRouter(bus, bus, notifyHandler(reg), opts)

@@ -41,6 +41,10 @@ type Config struct {
 	// Walletnotify lists the notification channels besides the HTTP
 	// listener at walletnotify_listen ("off" turns that one off).
 	Walletnotify WalletnotifyConfig `yaml:"walletnotify"`
+	// Notify configures alert notifications (SMTP, webhook signing).
+	Notify NotifyConfig `yaml:"notify"`
+	// PriceFeeds are polled or streamed into the price streams.
+	PriceFeeds PriceFeedsConfig `yaml:"price_feeds"`
 	// Wallets and Users are created (or brought in line) at every start.
 	Wallets []WalletSeed `yaml:"wallets"`
 	Users   []users.Seed `yaml:"users"`

@@ -9,8 +9,10 @@ import (
 
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/projections"
+	"github.com/coinledger/coinledger/projections/alerts"
 	"github.com/coinledger/coinledger/projections/audit"
 	"github.com/coinledger/coinledger/projections/custody"
+	"github.com/coinledger/coinledger/projections/prices"
 	"github.com/coinledger/coinledger/projections/users"
 	"github.com/coinledger/coinledger/projections/wallet"
 )
@@ -40,7 +42,7 @@ func projectionsStatus(ctx context.Context, args []string) error {
 
 // readModels lists every projection the service runs.
 func readModels() []projections.Projection {
-	return []projections.Projection{audit.Heads{}, wallet.New(), custody.New(), users.New()}
+	return []projections.Projection{audit.Heads{}, wallet.New(), custody.New(), users.New(), prices.New(), alerts.New()}
 }
 
 // auditVerify reads the whole log and verifies every stream's hash chain.

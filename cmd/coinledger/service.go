@@ -2,16 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/coinledger/coinledger/adapters/walletnotify/httpnotify"
 	"github.com/coinledger/coinledger/app/chainsync"
@@ -106,14 +104,20 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	}
 	// The embedded default binds BTC to the simulated chain; /status
 	// describes exactly what is wired here.
+	bus := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, watermill.NewSlogLogger(logger))
+	svc.closers = append(svc.closers, bus.Close)
 	chains := chainsync.NewRegistry(svc.store, walletSvc, logger)
 	svc.chains = chains
-	if err := svc.wireChains(cfg, chains, logger); err != nil {
+	if err := svc.wireChains(cfg, chains, bus, logger); err != nil {
+		return svc, err
+	}
+	mkt, alertSvc, ob, err := svc.wireMarket(cfg, bus, logger)
+	if err != nil {
 		return svc, err
 	}
 	a := api.New(api.Deps{Store: svc.store, DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
 		Issuer: issuer, ClientIP: clientIP, Limiter: auth.NewLimiter(5, 12*time.Second, time.Now), Chains: chains,
-		Hooks: svc.hooks, Logger: logger, Version: version})
+		Market: mkt, Alerts: alertSvc, Outbox: ob, Hooks: svc.hooks, Logger: logger, Version: version})
 	svc.handler, svc.shutdown = a, append(svc.shutdown, a.Shutdown)
 	return svc, nil
 }
@@ -128,25 +132,9 @@ func (s *service) close() {
 // tokenIssuer signs with the configured secret or with a random key kept
 // in the data directory, created at first start.
 func tokenIssuer(cfg *Config) (*auth.Issuer, error) {
-	secret := []byte(cfg.JWTSecret.Reveal())
-	if len(secret) == 0 {
-		path := filepath.Join(cfg.DataDir, "jwt.key")
-		b, err := os.ReadFile(path)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			var key [32]byte
-			rand.Read(key[:])
-			b = []byte(hex.EncodeToString(key[:]))
-			if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-				return nil, err
-			}
-			if err := os.WriteFile(path, b, 0o600); err != nil {
-				return nil, fmt.Errorf("write token key: %w", err)
-			}
-		case err != nil:
-			return nil, fmt.Errorf("read token key: %w", err)
-		}
-		secret = []byte(strings.TrimSpace(string(b)))
+	secret, err := keyFile(cfg, "jwt.key", cfg.JWTSecret)
+	if err != nil {
+		return nil, fmt.Errorf("token key: %w", err)
 	}
 	keys := []auth.Key{auth.KeyOf(secret)}
 	for _, prev := range cfg.JWTPreviousSecrets {

@@ -8,9 +8,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/coinledger/coinledger/app/alerting"
 	"github.com/coinledger/coinledger/app/chainsync"
+	"github.com/coinledger/coinledger/app/market"
+	"github.com/coinledger/coinledger/app/outbox"
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/app/wallets"
+	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/http/auth"
@@ -31,6 +35,9 @@ type Deps struct {
 	ClientIP *auth.ClientIP      // the caller's address, behind trusted proxies
 	Limiter  *auth.Limiter       // login attempts
 	Chains   *chainsync.Registry // the coins' chain backends
+	Market   *market.Service     // price ticks
+	Alerts   *alerting.Service   // price alerts
+	Outbox   *outbox.Notifier    // alert deliveries
 	// Hooks, when set, takes the notification POSTs of external services
 	// under /hooks/ (the block.io web-hook); it authenticates them itself.
 	Hooks   http.Handler
@@ -99,6 +106,14 @@ func New(d Deps) *API {
 	in.PUT("/users/:username/wallets/:wallet", h.grant, requireAdmin)
 	in.DELETE("/users/:username/wallets/:wallet", h.revokeGrant, requireAdmin)
 	in.POST("/users/:username/revoke-sessions", h.revokeSessions, requireAdmin)
+	in.POST("/prices", h.pushPrice, requireRole(identity.RolePriceFeeder))
+	in.GET("/prices/:pair", h.getPrice)
+	in.GET("/prices/:pair/history", h.priceHistory)
+	in.POST("/alerts", h.createAlert)
+	in.GET("/alerts", h.listAlerts)
+	in.DELETE("/alerts/:id", h.deleteAlert)
+	in.GET("/alerts/:id/deliveries", h.listDeliveries)
+	in.POST("/alerts/:id/deliveries/:delivery/redeliver", h.redeliver)
 	in.GET("/wallets", h.listWallets)
 	in.POST("/wallets", h.createWallet, requireAdmin)
 

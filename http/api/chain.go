@@ -126,7 +126,7 @@ func (h *handlers) simulateDeposit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	h.readYourWrite(c, walletOf(c).Name, obs.Position)
+	h.readYourWrite(c, obs.Position)
 	return c.JSON(http.StatusCreated, simulatedTransaction{TxID: txid, Vout: 0, Position: obs.Position})
 }
 
@@ -156,7 +156,7 @@ func (h *handlers) simulateBlocks(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	h.readYourWrite(c, walletOf(c).Name, obs.Position)
+	h.readYourWrite(c, obs.Position)
 	return c.JSON(http.StatusOK, simulatedBlocks{Height: height, Position: obs.Position})
 }
 
@@ -223,15 +223,10 @@ func (h *handlers) listDeposits(c echo.Context) error {
 	return c.JSON(http.StatusOK, page)
 }
 
-// pageParams reads ?limit= (1-1000, default 100) and ?cursor=.
+// pageParams reads ?limit= (see limitParam) and a position ?cursor=.
 func pageParams(c echo.Context) (limit int, before uint64, err error) {
-	limit = 100
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return 0, 0, invalidFields(fieldError{Field: "limit", Message: "must be an integer from 1 to 1000"})
-		}
-		limit = n
+	if limit, err = limitParam(c); err != nil {
+		return 0, 0, err
 	}
 	if v := c.QueryParam("cursor"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
@@ -241,6 +236,19 @@ func pageParams(c echo.Context) (limit int, before uint64, err error) {
 		before = n
 	}
 	return limit, before, nil
+}
+
+// limitParam reads ?limit= (1-1000, default 100).
+func limitParam(c echo.Context) (int, error) {
+	v := c.QueryParam("limit")
+	if v == "" {
+		return 100, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, invalidFields(fieldError{Field: "limit", Message: "must be an integer from 1 to 1000"})
+	}
+	return n, nil
 }
 
 type withdrawalRequest struct {

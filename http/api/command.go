@@ -32,27 +32,31 @@ func (h *handlers) execute(c echo.Context, walletName, idemKey string, build wal
 	if res.Replayed {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}
-	h.readYourWrite(c, walletName, res.Position)
+	h.readYourWrite(c, res.Position)
 	return res, nil
 }
 
-// readYourWrite waits (bounded) until the wallet read model has applied
-// position, so the caller's next read shows the write, and reports the
-// position in the Event-Position header.
-func (h *handlers) readYourWrite(c echo.Context, walletName string, position uint64) {
+// readYourWrite waits (bounded) until the read models have applied
+// position (the wallet models unless others are named), so the caller's
+// next read shows the write, and reports the position in the
+// Event-Position header. A late read model is flagged, not an error: the
+// write is durable.
+func (h *handlers) readYourWrite(c echo.Context, position uint64, models ...string) {
 	c.Response().Header().Set("Event-Position", strconv.FormatUint(position, 10))
+	if len(models) == 0 {
+		models = writeModels
+	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), readYourWrites)
 	defer cancel()
-	if err := h.waitForModels(ctx, position); err != nil {
-		// The write is durable; only the read model is late. Say so, do not fail.
-		h.d.Logger.Warn("read model behind a write", "wallet", walletName, "position", position, "err", err)
+	if err := h.waitForModels(ctx, position, models); err != nil {
+		h.d.Logger.Warn("read model behind a write", "position", position, "err", err)
 		c.Response().Header().Set("Read-Model-Behind", "true")
 	}
 }
 
 // waitForPosition honours ?min_position= on reads: the read waits (bounded)
 // until the read models have applied that position.
-func (h *handlers) waitForPosition(c echo.Context) error {
+func (h *handlers) waitForPosition(c echo.Context, models ...string) error {
 	v := c.QueryParam("min_position")
 	if v == "" {
 		return nil
@@ -63,7 +67,10 @@ func (h *handlers) waitForPosition(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), readYourWrites)
 	defer cancel()
-	if err := h.waitForModels(ctx, pos); err != nil {
+	if len(models) == 0 {
+		models = writeModels
+	}
+	if err := h.waitForModels(ctx, pos, models); err != nil {
 		return &apiError{status: http.StatusServiceUnavailable, code: "read_model_behind",
 			detail: "the read models have not reached min_position yet; retry"}
 	}
@@ -90,8 +97,8 @@ func balanceOf(a money.Asset, b wallet.Balance) balance {
 // readable once all of them applied it.
 var writeModels = []string{wallet.New().Name(), custody.New().Name()}
 
-func (h *handlers) waitForModels(ctx context.Context, position uint64) error {
-	for _, m := range writeModels {
+func (h *handlers) waitForModels(ctx context.Context, position uint64, models []string) error {
+	for _, m := range models {
 		if err := h.d.Runner.WaitFor(ctx, m, position); err != nil {
 			return err
 		}

@@ -7,12 +7,16 @@ import (
 
 	"github.com/coinledger/coinledger/adapters/chain"
 	"github.com/coinledger/coinledger/app/chainsync"
+	"github.com/coinledger/coinledger/app/outbox"
+	"github.com/coinledger/coinledger/domain/alerts"
 	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
+	"github.com/coinledger/coinledger/domain/prices"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/http/auth"
 	"github.com/coinledger/coinledger/projections/custody"
+	pricemodel "github.com/coinledger/coinledger/projections/prices"
 	"github.com/coinledger/coinledger/projections/wallet"
 	"github.com/labstack/echo/v4"
 )
@@ -58,6 +62,14 @@ var statusOf = []struct {
 	{ledger.ErrWithdrawalNotFound, http.StatusNotFound, "not_found"},
 	{ledger.ErrUnknownAddress, http.StatusNotFound, "not_found"},
 	{custody.ErrNotFound, http.StatusNotFound, "not_found"},
+	{alerts.ErrNotFound, http.StatusNotFound, "not_found"},
+	{outbox.ErrNotFound, http.StatusNotFound, "not_found"},
+	{alerts.ErrExists, http.StatusConflict, "alert_exists"},
+	{alerts.ErrValidation, http.StatusUnprocessableEntity, "validation_failed"},
+	{pricemodel.ErrNotFound, http.StatusNotFound, "not_found"},
+	{pricemodel.ErrInvalidQuery, http.StatusBadRequest, "validation_failed"},
+	{pricemodel.ErrTooManyTicks, http.StatusUnprocessableEntity, "validation_failed"},
+	{prices.ErrValidation, http.StatusUnprocessableEntity, "validation_failed"},
 	{chainsync.ErrUnknownCoin, http.StatusConflict, "backend_not_configured"},
 	{chain.ErrUnavailable, http.StatusServiceUnavailable, "backend_unavailable"},
 	{ledger.ErrAddressExists, http.StatusConflict, "address_exists"},

@@ -295,6 +295,8 @@ var dtoSchemas = []any{
 	createUserRequest{}, userResponse{}, userList{}, grantRequest{}, createAPIKeyRequest{}, apiKeyCreated{},
 	addressResponse{}, simulateDepositRequest{}, simulatedTransaction{}, simulateBlocksRequest{}, simulatedBlocks{},
 	depositPage{}, withdrawalRequest{}, withdrawalCreated{}, withdrawal{}, rescanResponse{},
+	priceTick{}, priceResponse{}, priceHistory{}, candle{}, alertRequest{}, alert{}, alertList{}, alertChannels{}, alertRearm{},
+	delivery{}, deliveryAttempt{}, deliveryList{},
 }
 
 func schemaName(t reflect.Type) string { return strings.ToUpper(t.Name()[:1]) + t.Name()[1:] }

@@ -19,10 +19,15 @@
 // The binaries come from PATH (test/servers.sh installs them). Creating a
 // btcwallet wallet takes 2–13 s, so the first Start keeps a template
 // wallet.db under os.TempDir()/coinledger-btcwallet, one per btcwallet
-// build, and later Starts copy it. Measured on a 2-core build machine:
-// template creation 1.9 s; Start with the template 1.8–2.1 s (btcd answers
-// in 0.2 s, generating 120 blocks takes 0.05 s, btcwallet loads, unlocks
-// and syncs in 1.5 s); Pay 20–60 ms; Mine(1) 10–30 ms; StartWallet 1.5 s.
+// build, and later Starts copy it.
+//
+// Measured on a 2-core build machine (noisy; ×2–3 when other tests run):
+// template creation 1.9 s; Start 2.1–2.8 s with the template (btcd answers
+// in 0.2 s; btcwallet opens and unlocks its wallet in 1.8 s, two scrypt
+// runs; mining 120 blocks and the wallet's catching up 0.1 s); Pay 15–40
+// ms; Mine(1) 5–30 ms; StopWallet 3 ms; StartWallet 2 s, 4 s when blocks
+// were mined meanwhile (btcwallet rescans them for addresses of its seed
+// and answers nothing that writes until done); cleanup 0.1–0.5 s.
 package btcnode
 
 import (
@@ -123,6 +128,9 @@ func Start(tb testing.TB) *Node {
 	if err := n.startBtcd(); err != nil {
 		tb.Fatalf("btcnode: %v", err)
 	}
+	// The wallet is ready before the first block: at its first start
+	// btcwallet scans the existing blocks for its addresses (2 s for 120
+	// blocks, blocking writes), while new blocks cost it nothing.
 	if err := n.startWallet(); err != nil {
 		tb.Fatalf("btcnode: %v", err)
 	}

@@ -75,3 +75,16 @@ func mustUnmarshal(t testing.TB, data json.RawMessage, v any) {
 		t.Fatalf("%s: %v", data, err)
 	}
 }
+
+func TestStartSkipsWithoutBinaries(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	t.Setenv("CI", "")
+	reached := false
+	t.Run("start", func(t *testing.T) {
+		Start(t)
+		reached = true
+	})
+	if reached {
+		t.Fatal("Start went on without btcd and btcwallet")
+	}
+}

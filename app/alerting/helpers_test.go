@@ -1,0 +1,171 @@
+package alerting_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coinledger/coinledger/app/alerting"
+	"github.com/coinledger/coinledger/app/market"
+	"github.com/coinledger/coinledger/domain/alerts"
+	"github.com/coinledger/coinledger/domain/prices"
+	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/eventstore/sqlite"
+)
+
+var (
+	btcusd = prices.MustPair("BTC-USD")
+	ethusd = prices.MustPair("ETH-USD")
+	t0     = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+)
+
+func must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func openStore(tb testing.TB) *sqlite.Store {
+	tb.Helper()
+	s, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "events.db"), sqlite.Options{})
+	must(tb, err)
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// world is a store with the services that write to it.
+type world struct {
+	store  eventstore.Store
+	market *market.Service
+	alerts *alerting.Service
+	at     time.Time // time of the next tick
+}
+
+func newWorld(tb testing.TB, store eventstore.Store) *world {
+	tb.Helper()
+	m := market.New(store)
+	tb.Cleanup(m.Close)
+	return &world{store: store, market: m, alerts: alerting.New(store), at: t0}
+}
+
+// tick records price for pair 10 seconds after the previous tick and
+// returns its position.
+func (w *world) tick(tb testing.TB, pair prices.Pair, price string) uint64 {
+	tb.Helper()
+	w.at = w.at.Add(10 * time.Second)
+	return w.tickAt(tb, pair, price, w.at)
+}
+
+func (w *world) tickAt(tb testing.TB, pair prices.Pair, price string, at time.Time) uint64 {
+	tb.Helper()
+	res, err := w.market.Record(context.Background(), eventstore.Metadata{Actor: "feed"}, pair,
+		prices.RecordTick{Source: "test", Price: prices.MustParse(price), At: at})
+	must(tb, err)
+	if !res.Recorded {
+		tb.Fatalf("tick %s %s at %s not recorded", pair, price, at)
+	}
+	return res.Position
+}
+
+func (w *world) create(tb testing.TB, c alerts.Create) alerts.ID {
+	tb.Helper()
+	id, _, err := w.alerts.Create(context.Background(), eventstore.Metadata{Actor: c.Owner}, c)
+	must(tb, err)
+	return id
+}
+
+func above(owner, target string) alerts.Create {
+	return alerts.Create{Owner: owner, Pair: btcusd, Direction: alerts.Above, Target: prices.MustParse(target),
+		Channels: alerts.Channels{Email: owner + "@example.com"}}
+}
+
+func (w *world) head(tb testing.TB) uint64 {
+	tb.Helper()
+	h, err := w.store.Head(context.Background())
+	must(tb, err)
+	return h
+}
+
+// running is an engine running in the background.
+type running struct {
+	*alerting.Engine
+	logs *syncBuffer
+	stop func() error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// start runs a new engine over store until the test ends or stop is
+// called; stop returns Run's error.
+func start(tb testing.TB, store eventstore.Store) *running {
+	tb.Helper()
+	logs := &syncBuffer{}
+	e := alerting.NewEngine(store, slog.New(slog.NewTextHandler(logs, nil)))
+	alerting.SetRetry(e, 3, time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	var once sync.Once
+	var err error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			err = <-done
+		})
+		return err
+	}
+	tb.Cleanup(func() {
+		if err := stop(); err != nil {
+			tb.Errorf("engine: %v", err)
+		}
+	})
+	return &running{Engine: e, logs: logs, stop: stop}
+}
+
+// sync waits until the engine has processed the store's head.
+func (r *running) sync(tb testing.TB, w *world) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	must(tb, r.WaitFor(ctx, w.head(tb)))
+}
+
+// fired returns the AlertTriggered and AlertRearmed events of alert id,
+// with their stream events.
+func fired(tb testing.TB, store eventstore.Store, id alerts.ID) (triggered []alerts.AlertTriggered, rearmed []alerts.AlertRearmed) {
+	tb.Helper()
+	events, err := store.ReadStream(context.Background(), id.Stream(), 0, 10000)
+	must(tb, err)
+	codec := eventstore.NewCodecOf(alerts.Events()...)
+	for _, e := range events {
+		d, err := codec.Decode(e)
+		must(tb, err)
+		switch d := d.(type) {
+		case alerts.AlertTriggered:
+			triggered = append(triggered, d)
+		case alerts.AlertRearmed:
+			rearmed = append(rearmed, d)
+		}
+	}
+	return triggered, rearmed
+}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+
+	notifyadapter "github.com/coinledger/coinledger/adapters/notify"
+	"github.com/coinledger/coinledger/adapters/notify/email"
+	"github.com/coinledger/coinledger/adapters/notify/webhook"
+	"github.com/coinledger/coinledger/adapters/pricefeed"
+	"github.com/coinledger/coinledger/app/alerting"
+	"github.com/coinledger/coinledger/app/market"
+	"github.com/coinledger/coinledger/app/outbox"
+	"github.com/coinledger/coinledger/domain/prices"
+	"github.com/coinledger/coinledger/eventstore"
+)
+
+// PriceFeedsConfig lists the price sources that feed the ledger besides
+// the POST /prices push endpoint.
+type PriceFeedsConfig struct {
+	Pollers []pricefeed.PollerConfig `yaml:"pollers"`
+	Streams []pricefeed.StreamConfig `yaml:"streams"`
+}
+
+// NotifyConfig configures alert notifications.
+type NotifyConfig struct {
+	// SMTP sends the alert emails; none: email deliveries give up.
+	SMTP *email.Config `yaml:"smtp"`
+	// WebhookSecret signs webhooks (HMAC-SHA256). Empty: a random key kept
+	// in DATA_DIR/webhook.key.
+	WebhookSecret Secret `yaml:"webhook_secret"`
+	// Retry overrides the retry schedule (default 10s, 1m, then 10m, 6
+	// attempts in all): the waits after the 1st, 2nd, ... failed attempt; a
+	// delivery gives up when the list is exhausted.
+	Retry []time.Duration `yaml:"retry"`
+}
+
+// pricesTopic carries ticks from the feeds to the price streams.
+const pricesTopic = "prices"
+
+// wireMarket builds the price, alert and notification side: the market
+// service that records ticks, the alert service and engine, the outbox
+// notifier with its SMTP and webhook senders, and the price feeds.
+func (svc *service) wireMarket(cfg *Config, bus *gochannel.GoChannel, logger *slog.Logger) (*market.Service, *alerting.Service, *outbox.Notifier, error) {
+	mkt := market.New(svc.store)
+	svc.closers = append(svc.closers, func() error { mkt.Close(); return nil })
+	alertSvc := alerting.New(svc.store)
+	engine := alerting.NewEngine(svc.store, logger)
+	svc.workers = append(svc.workers, engine.Run)
+
+	n, err := newNotifier(cfg, svc.store, logger)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	svc.workers = append(svc.workers, n.Run)
+
+	feeds, err := priceFeeds(cfg, logger)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if len(feeds) > 0 {
+		router, err := message.NewRouter(message.RouterConfig{}, watermill.NewSlogLogger(logger))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		router.AddNoPublisherHandler("record-ticks", pricesTopic, bus, recordTicks(mkt, logger))
+		svc.workers = append(svc.workers, router.Run)
+		sink := publishTicks(bus)
+		for _, f := range feeds {
+			svc.workers = append(svc.workers, func(ctx context.Context) error { return f.Run(ctx, sink) })
+		}
+	}
+	return mkt, alertSvc, n, nil
+}
+
+func priceFeeds(cfg *Config, logger *slog.Logger) ([]pricefeed.Source, error) {
+	var out []pricefeed.Source
+	for _, pc := range cfg.PriceFeeds.Pollers {
+		pc.Logger = logger
+		p, err := pricefeed.NewPoller(pc)
+		if err != nil {
+			return nil, fmt.Errorf("price_feeds: %w", err)
+		}
+		out = append(out, p)
+	}
+	for _, sc := range cfg.PriceFeeds.Streams {
+		sc.Logger = logger
+		s, err := pricefeed.NewStream(sc)
+		if err != nil {
+			return nil, fmt.Errorf("price_feeds: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// publishTicks puts feed ticks on the prices topic.
+func publishTicks(pub message.Publisher) pricefeed.Sink {
+	return func(ctx context.Context, t prices.PriceTicked) error {
+		b, err := json.Marshal(t)
+		if err != nil {
+			return err
+		}
+		return pub.Publish(pricesTopic, message.NewMessage(watermill.NewUUID(), b))
+	}
+}
+
+// recordTicks records the ticks of the prices topic. A tick that cannot be
+// recorded is logged and dropped: prices are perishable, the feed's next
+// poll brings a fresh one (a repeated tick is dropped by the domain).
+func recordTicks(mkt *market.Service, logger *slog.Logger) message.NoPublishHandlerFunc {
+	return func(msg *message.Message) error {
+		var t prices.PriceTicked
+		if err := json.Unmarshal(msg.Payload, &t); err != nil {
+			logger.Warn("malformed tick dropped", "err", err)
+			return nil
+		}
+		meta := eventstore.Metadata{Actor: "feed:" + t.Source}
+		if _, err := mkt.Record(msg.Context(), meta, t.Pair, prices.RecordTick{Source: t.Source, Price: t.Price, At: t.At}); err != nil {
+			logger.Warn("tick not recorded", "pair", t.Pair, "source", t.Source, "err", err)
+		}
+		return nil
+	}
+}
+
+func newNotifier(cfg *Config, store eventstore.Store, logger *slog.Logger) (*outbox.Notifier, error) {
+	secret, err := keyFile(cfg, "webhook.key", cfg.Notify.WebhookSecret)
+	if err != nil {
+		return nil, err
+	}
+	nc := outbox.Config{Store: store, Hooks: poster{webhook.New(&http.Client{Timeout: 30 * time.Second}, time.Now)},
+		WebhookSecret: secret, Logger: logger, Permanent: permanent}
+	if s := cfg.Notify.SMTP; s != nil {
+		sender, err := email.New(*s)
+		if err != nil {
+			return nil, fmt.Errorf("notify smtp: %w", err)
+		}
+		nc.Mail, nc.From = mailer{sender}, s.From
+	}
+	if r := cfg.Notify.Retry; len(r) > 0 {
+		nc.Backoff = func(failed int) (time.Duration, bool) {
+			if failed < 1 || failed > len(r) {
+				return 0, false
+			}
+			return r[failed-1], true
+		}
+	}
+	return outbox.New(nc), nil
+}
+
+// permanent: errors a retry cannot mend.
+func permanent(err error) bool {
+	var se *outbox.StatusError
+	return errors.Is(err, notifyadapter.ErrPermanent) || (errors.As(err, &se) && se.Permanent())
+}
+
+// mailer adapts the SMTP sender to the notifier.
+type mailer struct{ s *email.Sender }
+
+func (m mailer) SendMail(ctx context.Context, ml outbox.Mail) error {
+	return m.s.Send(ctx, email.Message{To: []string{ml.To}, Subject: ml.Subject, Text: ml.Text,
+		ID: strings.Trim(ml.MessageID, "<>")})
+}
+
+// poster adapts the webhook sender to the notifier.
+type poster struct{ s *webhook.Sender }
+
+func (p poster) PostWebhook(ctx context.Context, w outbox.Webhook) (int, error) {
+	res, err := p.s.Deliver(ctx, webhook.Request{URL: w.URL, Secret: w.Secret, DeliveryID: w.DeliveryID, EventType: w.EventType, Body: w.Body})
+	return res.Status, err
+}
+
+// keyFile returns secret, or a random key kept in DATA_DIR/name (created
+// at first start), for instances that share nothing but the data dir.
+func keyFile(cfg *Config, name string, secret Secret) ([]byte, error) {
+	if secret != "" {
+		return []byte(secret.Reveal()), nil
+	}
+	path := filepath.Join(cfg.DataDir, name)
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		var key [32]byte
+		rand.Read(key[:])
+		b = []byte(hex.EncodeToString(key[:]))
+		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return nil, fmt.Errorf("write %s: %w", name, err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return []byte(strings.TrimSpace(string(b))), nil
+}
