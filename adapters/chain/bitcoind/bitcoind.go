@@ -18,9 +18,11 @@
 //
 // Other calls report any transport failure as chain.ErrUnavailable and
 // error replies as *RPCError (gettransaction's -5 as chain.ErrTxNotFound).
-// Nothing is retried: rpcclient's HTTP POST mode is not used because it
-// resends a failed request up to 10 times (a second sendtoaddress after a
-// reset), has no timeout and runs one request at a time.
+// They go through btcd's rpcclient in HTTP POST mode, which re-sends a
+// request that got no HTTP response until Config.Timeout (so a refused
+// connection takes that long to report). The sends (sendtoaddress,
+// sendrawtransaction) are posted exactly once by the package's own HTTP
+// client, as a re-sent sendtoaddress would pay twice (see rpc.go).
 //
 // Amounts travel as decimal coin values and are read and written exactly
 // (big.Rat, never float64); everything here is int64 satoshis.
@@ -210,8 +212,8 @@ func (b *Backend) SinceBlock(ctx context.Context, blockHash string) (chain.Since
 // ErrAmbiguous as the package documentation says.
 //
 // With subtractFee the recipient gets amount minus the fee. Nodes whose
-// sendtoaddress takes subtractfeefromamount (bitcoind ≥ 0.10 and most
-// forks; asked once through help) do it themselves. For the others
+// sendtoaddress takes subtractfeefromamount (bitcoind and most forks;
+// asked once through help) do it themselves. For the others
 // (btcwallet) the adapter builds the transaction: listunspent, largest
 // coins first, locked with lockunspent; createrawtransaction paying
 // amount−fee and the change to getrawchangeaddress; signrawtransaction;
@@ -260,8 +262,11 @@ func (b *Backend) send(ctx context.Context, address string, amount int64, subtra
 }
 
 // fee reads the fee of a transaction the wallet just sent, trying a few
-// times while the node does not answer.
+// times while the node does not answer, for at most Config.Timeout (each
+// read of a node that is down takes that long).
 func (b *Backend) fee(ctx context.Context, txid string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
 	var err error
 	for wait := 100 * time.Millisecond; wait < 2*time.Second; wait *= 2 {
 		var tx chain.Tx
@@ -298,10 +303,14 @@ func (b *Backend) subtractsFee(ctx context.Context) (bool, error) {
 }
 
 // nothingSent classifies a failure before anything was handed to the node
-// for sending: unavailable stays so, anything else is a rejection.
+// for sending: unavailable stays so, and so is a locked wallet (as for
+// sendtoaddress); anything else is a rejection.
 func nothingSent(err error) error {
 	if errors.Is(err, chain.ErrUnavailable) || errors.Is(err, chain.ErrRejected) {
 		return err
+	}
+	if rpcErr := (*RPCError)(nil); errors.As(err, &rpcErr) && rpcErr.Code == codeWalletUnlockNeeded {
+		return fmt.Errorf("%w: %w", chain.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%w: %w", chain.ErrRejected, err)
 }

@@ -3,6 +3,7 @@ package bitcoind
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,18 +116,33 @@ func TestBtcwallet(t *testing.T) {
 		h0, err := b.Height(ctx)
 		must(t, err)
 		node.StopWallet(t)
+		// Reads are retried (by rpcclient) until the timeout: ask with a
+		// short one, all at once.
+		const timeout = 2 * time.Second
+		short, err := Open(Config{URL: node.WalletURL(), Network: "simnet", Timeout: timeout})
+		must(t, err)
+		defer short.Close()
+		ext := node.ExternalAddress(t)
 		calls := map[string]func() error{
-			"height":      func() error { _, err := b.Height(ctx); return err },
-			"new address": func() error { _, err := b.NewAddress(ctx); return err },
-			"transaction": func() error { _, err := b.Transaction(ctx, "00"+hash64[2:]); return err },
-			"since block": func() error { _, err := b.SinceBlock(ctx, ""); return err },
-			"send":        func() error { _, err := b.Send(ctx, node.ExternalAddress(t), 100_000, false); return err },
+			"height":      func() error { _, err := short.Height(ctx); return err },
+			"new address": func() error { _, err := short.NewAddress(ctx); return err },
+			"transaction": func() error { _, err := short.Transaction(ctx, "00"+hash64[2:]); return err },
+			"since block": func() error { _, err := short.SinceBlock(ctx, ""); return err },
+			"send":        func() error { _, err := short.Send(ctx, ext, 100_000, false); return err },
 		}
+		var wg sync.WaitGroup
 		for name, call := range calls {
-			if err := call(); !errors.Is(err, chain.ErrUnavailable) {
-				t.Errorf("%s while the wallet is down: %v, want ErrUnavailable", name, err)
-			}
+			wg.Go(func() {
+				began := time.Now()
+				if err := call(); !errors.Is(err, chain.ErrUnavailable) {
+					t.Errorf("%s while the wallet is down: %v, want ErrUnavailable", name, err)
+				}
+				if d := time.Since(began); d > timeout+2*time.Second {
+					t.Errorf("%s while the wallet is down took %s, timeout %s", name, d, timeout)
+				}
+			})
 		}
+		wg.Wait()
 		node.Mine(t, 2)
 		node.StartWallet(t)
 		h, err := b.Height(ctx)

@@ -40,7 +40,8 @@ type Config struct {
 	// builds a transaction itself.
 	Network string `yaml:"network"`
 	// Timeout of one RPC call (default 30s). A send that times out after
-	// reaching the node is chain.ErrAmbiguous.
+	// reaching the node is chain.ErrAmbiguous. Other calls are retried
+	// (by rpcclient) while the node cannot be reached, until Timeout.
 	Timeout time.Duration `yaml:"timeout"`
 	// FeeRate in satoshis per 1000 virtual bytes of the transactions the
 	// adapter builds itself: subtract-fee sends on nodes whose sendtoaddress

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,16 +83,26 @@ func TestRefusedIsUnavailable(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	b := openURL(t, "http://u:p@"+addr, time.Second)
+	const timeout = 500 * time.Millisecond
+	b := openURL(t, "http://u:p@"+addr, timeout)
 	for name, call := range calls(b) {
-		began := time.Now()
-		err := call(context.Background())
-		if !errors.Is(err, chain.ErrUnavailable) || errors.Is(err, chain.ErrAmbiguous) {
-			t.Errorf("%s: %v, want ErrUnavailable only", name, err)
-		}
-		if d := time.Since(began); d > 500*time.Millisecond {
-			t.Errorf("%s took %s: retried?", name, d)
-		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			began := time.Now()
+			err := call(context.Background())
+			if !errors.Is(err, chain.ErrUnavailable) || errors.Is(err, chain.ErrAmbiguous) {
+				t.Errorf("%v, want ErrUnavailable only", err)
+			}
+			// A send is not retried; reads are, by rpcclient, until the
+			// timeout.
+			d, limit := time.Since(began), timeout+time.Second
+			if name == "Send" {
+				limit = 500 * time.Millisecond
+			}
+			if d > limit {
+				t.Errorf("took %s, want at most %s", d, limit)
+			}
+		})
 	}
 }
 
@@ -105,9 +116,16 @@ func TestUnknownHostIsUnavailable(t *testing.T) {
 
 func TestTimeoutAfterWriting(t *testing.T) {
 	t.Parallel()
+	release := make(chan struct{})
 	url := fakeNode(t, func(w http.ResponseWriter, r *http.Request, _ string, _ []json.RawMessage) {
-		<-r.Context().Done() // hangs until the client gives up
+		// Hangs until the client gives up, or for rpcclient, which never
+		// does, until the test ends.
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
 	})
+	t.Cleanup(func() { close(release) }) // before the server's Close
 	b := openURL(t, url, 200*time.Millisecond)
 	for name, call := range calls(b) {
 		began := time.Now()
@@ -134,7 +152,11 @@ func TestTimeoutAfterWriting(t *testing.T) {
 func TestConnectionResetAfterWriting(t *testing.T) {
 	t.Parallel()
 	for _, how := range []string{"reset", "close"} {
-		url := fakeNode(t, func(w http.ResponseWriter, _ *http.Request, _ string, _ []json.RawMessage) {
+		var sends atomic.Int32
+		url := fakeNode(t, func(w http.ResponseWriter, _ *http.Request, method string, _ []json.RawMessage) {
+			if method == "sendtoaddress" {
+				sends.Add(1)
+			}
 			conn, _, err := http.NewResponseController(w).Hijack()
 			if err != nil {
 				t.Errorf("hijack: %v", err)
@@ -145,17 +167,89 @@ func TestConnectionResetAfterWriting(t *testing.T) {
 			}
 			conn.Close()
 		})
-		b := openURL(t, url, 5*time.Second)
+		// Reads are retried until the timeout, the send is not.
+		b := openURL(t, url, 500*time.Millisecond)
 		for name, call := range calls(b) {
-			err := call(context.Background())
-			want := chain.ErrUnavailable
-			if name == "Send" {
-				want = chain.ErrAmbiguous
-			}
-			if !errors.Is(err, want) {
-				t.Errorf("%s on %s: %v, want %v", name, how, err, want)
-			}
+			t.Run(how+"/"+name, func(t *testing.T) {
+				t.Parallel()
+				err := call(context.Background())
+				want := chain.ErrUnavailable
+				if name == "Send" {
+					want = chain.ErrAmbiguous
+				}
+				if !errors.Is(err, want) {
+					t.Errorf("%v, want %v", err, want)
+				}
+				if name == "Send" && sends.Load() != 1 {
+					t.Errorf("sendtoaddress posted %d times, want once", sends.Load())
+				}
+			})
 		}
+	}
+}
+
+// TestReadsGoThroughRPCClient: a read whose connection fails is sent
+// again (by rpcclient), to the wallet's path; a send is not (above).
+func TestReadsGoThroughRPCClient(t *testing.T) {
+	t.Parallel()
+	for _, network := range []string{"regtest", "signet"} { // rpcclient does not know signet
+		var posts atomic.Int32
+		url := fakeNode(t, func(w http.ResponseWriter, r *http.Request, method string, _ []json.RawMessage) {
+			if r.URL.Path != "/wallet/hot" {
+				t.Errorf("%s posted to %s", method, r.URL.Path)
+			}
+			if posts.Add(1) <= 2 {
+				conn, _, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					t.Errorf("hijack: %v", err)
+					return
+				}
+				conn.Close()
+				return
+			}
+			reply(w, 200, result("7"))
+		})
+		b, err := Open(Config{URL: url + "/wallet/hot", Network: network, Timeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		h, err := b.Height(context.Background())
+		if err != nil || h != 7 {
+			t.Fatalf("%s: height %d, %v", network, h, err)
+		}
+		if n := posts.Load(); n != 3 {
+			t.Fatalf("%s: %d POSTs, want 3 (2 failed, retried)", network, n)
+		}
+	}
+}
+
+// TestSendFeeUnknown: the coins left but the fee cannot be read: the
+// txid comes back with ErrAmbiguous within about one timeout, although
+// every read is retried for a timeout.
+func TestSendFeeUnknown(t *testing.T) {
+	t.Parallel()
+	url := fakeNode(t, func(w http.ResponseWriter, _ *http.Request, method string, _ []json.RawMessage) {
+		if method == "sendtoaddress" {
+			reply(w, 200, result(`"`+txid1+`"`))
+			return
+		}
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		conn.Close()
+	})
+	const timeout = time.Second
+	b := openURL(t, url, timeout)
+	began := time.Now()
+	sent, err := b.Send(context.Background(), "bcrt1qdest", 1000, false)
+	if !errors.Is(err, chain.ErrAmbiguous) || sent.TxID != txid1 {
+		t.Fatalf("sent %+v, %v; want the txid and ErrAmbiguous", sent, err)
+	}
+	if d := time.Since(began); d > timeout+time.Second {
+		t.Fatalf("took %s, timeout %s", d, timeout)
 	}
 }
 
