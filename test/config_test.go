@@ -119,3 +119,33 @@ func TestGrapheneImport(t *testing.T) {
 		t.Fatalf("unknown user logged in as %q, want anonymous", me.Username)
 	}
 }
+
+// TestConfigShowRedactsEverySecret: every credential a configuration can
+// hold is redacted by config show.
+func TestConfigShowRedactsEverySecret(t *testing.T) {
+	config := filepath.Join(t.TempDir(), "coinledger.yml")
+	yml := `
+jwt_secret: "leak-jwt-0123456789abcdef0123456789abcdef"
+coins:
+  - coin: BTC
+    backend: bitcoind
+    bitcoind: {url: "http://rpcuser:leak-rpc-password@127.0.0.1:8332", network: regtest}
+  - coin: DOGE
+    backend: blockio
+    blockio: {api_key: leak-blockio-key, pin: leak-blockio-pin, network: DOGETEST}
+walletnotify:
+  redis: [{addr: "127.0.0.1:6379", password: leak-redis-password, coin: BTC}]
+notify:
+  smtp: {host: smtp.example.com, username: mailer, password: leak-smtp-password, from: a@example.com}
+  webhook_secret: leak-webhook-secret
+price_feeds:
+  pollers: [{preset: coinbase, pairs: [BTC-USD], headers: {X-Api-Key: leak-feed-key}}]
+`
+	if err := os.WriteFile(config, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	shown := cli(t, "", []string{"COINLEDGER_CONFIG=" + config}, "config", "show")
+	if strings.Contains(shown, "leak-") || !strings.Contains(shown, "rpcuser") {
+		t.Fatalf("config show:\n%s", shown)
+	}
+}

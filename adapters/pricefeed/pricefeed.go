@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/coinledger/coinledger/adapters/secret"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -59,17 +60,11 @@ var (
 	ErrInvalidTime = errors.New("invalid time")
 )
 
-// Secret is a header value (an API key) that never prints: String,
-// GoString and MarshalText give "[redacted]", so configs holding it can be
-// logged and shown.
-type Secret string
-
-func (Secret) String() string               { return "[redacted]" }
-func (Secret) GoString() string             { return "[redacted]" }
-func (Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+// Secret is a header value (an API key) that never prints, logs or
+// marshals (package secret), so configs holding it can be shown.
+type Secret = secret.String
 
 // Reveal returns the secret's value.
-func (s Secret) Reveal() string { return string(s) }
 
 // Time formats of a time path (TimeFormat in the configs).
 const (

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/coinledger/coinledger/adapters/secret"
 	"net"
 	"os"
 	"path/filepath"
@@ -60,15 +61,10 @@ type WalletSeed struct {
 	Confirmations int      `yaml:"confirmations"`
 }
 
-// Secret is a string that never prints.
-type Secret string
-
-func (Secret) String() string                 { return "[redacted]" }
-func (Secret) GoString() string               { return "[redacted]" }
-func (s Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+// Secret is a configuration secret (see package secret).
+type Secret = secret.String
 
 // Reveal returns the secret's value.
-func (s Secret) Reveal() string { return string(s) }
 
 func (c *Config) setDefaults() {
 	if c.Listen == "" {

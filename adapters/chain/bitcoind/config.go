@@ -100,12 +100,25 @@ func (c Config) Validate() error {
 
 // String describes the configuration with the password masked.
 func (c Config) String() string {
-	shown := "(invalid url)"
-	if u, err := url.Parse(c.URL); err == nil {
-		shown = u.Redacted()
-	}
 	return fmt.Sprintf("bitcoind{url: %s, cookie_file: %q, network: %s, timeout: %s, fee_rate: %d}",
-		shown, c.CookieFile, c.Network, c.Timeout, c.FeeRate)
+		c.redactedURL(), c.CookieFile, c.Network, c.Timeout, c.FeeRate)
+}
+
+// redactedURL is the URL with its password masked.
+func (c Config) redactedURL() string {
+	if u, err := url.Parse(c.URL); err == nil {
+		return u.Redacted()
+	}
+	return "(invalid url)"
+}
+
+// MarshalYAML writes the configuration with the URL's password masked
+// (coinledger config show).
+func (c Config) MarshalYAML() (any, error) {
+	type plain Config // without the method
+	p := plain(c)
+	p.URL = c.redactedURL()
+	return p, nil
 }
 
 // GoString is String, so that %#v does not print the password either.

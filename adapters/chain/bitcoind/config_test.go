@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -60,5 +62,12 @@ func TestConfigHidesPassword(t *testing.T) {
 	}
 	if _, err := Open(Config{URL: "http://rpc:secret@127.0.0.1:8332", Network: "moon"}); err == nil {
 		t.Error("Open accepted an invalid config")
+	}
+}
+
+func TestConfigYAMLHidesPassword(t *testing.T) {
+	out, err := yaml.Marshal(Config{URL: "http://user:hunter2@127.0.0.1:8332", Network: "regtest"})
+	if err != nil || strings.Contains(string(out), "hunter2") || !strings.Contains(string(out), "127.0.0.1:8332") {
+		t.Fatalf("yaml %s %v", out, err)
 	}
 }

@@ -62,7 +62,7 @@ package blockio
 import (
 	"errors"
 	"fmt"
-	"log/slog"
+	"github.com/coinledger/coinledger/adapters/secret"
 	"net"
 	"net/http"
 	"net/url"
@@ -94,17 +94,11 @@ var (
 	ErrNoHeight = fmt.Errorf("%w: blockio: no confirmed wallet transaction to derive the height from", chain.ErrUnavailable)
 )
 
-// Secret is a credential that never prints: String, GoString, MarshalText
-// and LogValue give "[redacted]".
-type Secret string
-
-func (Secret) String() string               { return "[redacted]" }
-func (Secret) GoString() string             { return "[redacted]" }
-func (Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
-func (Secret) LogValue() slog.Value         { return slog.StringValue("[redacted]") }
+// Secret is a credential (package secret): it never prints, logs or
+// marshals its value.
+type Secret = secret.String
 
 // Reveal returns the secret's value.
-func (s Secret) Reveal() string { return string(s) }
 
 // Config configures a Backend.
 type Config struct {

@@ -3,7 +3,7 @@ package email
 import (
 	"errors"
 	"fmt"
-	"log/slog"
+	"github.com/coinledger/coinledger/adapters/secret"
 	"net/mail"
 	"strings"
 	"time"
@@ -33,22 +33,24 @@ var ErrInvalidConfig = errors.New("email: invalid config")
 
 // Config says how to reach the SMTP server that sends our mail.
 type Config struct {
-	Host string
+	Host string `yaml:"host"`
 	// Port defaults to 465 for TLS "tls", 25 for "none" and 587 otherwise.
-	Port int
+	Port int `yaml:"port"`
 	// Username and Password, when set, authenticate with PLAIN or LOGIN,
 	// whichever the server offers; only over TLS unless TLS is "none".
-	Username, Password string
+	// The password never prints, logs or marshals.
+	Username string        `yaml:"username"`
+	Password secret.String `yaml:"password"`
 	// From is the sender, "addr@example.com" or "Name <addr@example.com>".
-	From string
+	From string `yaml:"from"`
 	// TLS is "starttls" (the default), "starttls-opportunistic", "tls"
 	// or "none"; see the TLS… constants.
-	TLS string
+	TLS string `yaml:"tls"`
 	// Timeout bounds one Send as a whole: connect, TLS, authentication
 	// and transfer. Zero means DefaultTimeout.
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"timeout"`
 	// InsecureSkipVerify accepts any server certificate. For tests only.
-	InsecureSkipVerify bool
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
 func (c *Config) setDefaults() {
@@ -108,35 +110,4 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(problems, "; "))
 	}
 	return nil
-}
-
-// String describes c for people, with the password redacted.
-func (c Config) String() string {
-	pw := ""
-	if c.Password != "" {
-		pw = "[redacted]"
-	}
-	return fmt.Sprintf("email.Config{Host:%q Port:%d Username:%q Password:%q From:%q TLS:%q Timeout:%v InsecureSkipVerify:%v}",
-		c.Host, c.Port, c.Username, pw, c.From, c.TLS, c.Timeout, c.InsecureSkipVerify)
-}
-
-// GoString is String, so that %#v does not show the password either.
-func (c Config) GoString() string { return c.String() }
-
-// LogValue logs c with the password redacted.
-func (c Config) LogValue() slog.Value {
-	pw := ""
-	if c.Password != "" {
-		pw = "[redacted]"
-	}
-	return slog.GroupValue(
-		slog.String("host", c.Host),
-		slog.Int("port", c.Port),
-		slog.String("username", c.Username),
-		slog.String("password", pw),
-		slog.String("from", c.From),
-		slog.String("tls", c.TLS),
-		slog.Duration("timeout", c.Timeout),
-		slog.Bool("insecure_skip_verify", c.InsecureSkipVerify),
-	)
 }

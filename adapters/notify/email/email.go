@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/coinledger/coinledger/adapters/secret"
 	"net"
 	"net/textproto"
 	"strconv"
@@ -115,7 +116,7 @@ func (s *Sender) redact(text string) string {
 	if s.cfg.Password == "" {
 		return text
 	}
-	return strings.ReplaceAll(text, s.cfg.Password, "[redacted]")
+	return strings.ReplaceAll(text, s.cfg.Password.Reveal(), secret.Redacted)
 }
 
 // build turns m into a go-mail message.
@@ -237,7 +238,7 @@ func (ss *session) send(msg *mail.Msg) error {
 	if ss.cfg.Username != "" {
 		opts = append(opts, mail.WithSMTPAuthCustom(&auth{
 			username:       ss.cfg.Username,
-			password:       ss.cfg.Password,
+			password:       ss.cfg.Password.Reveal(),
 			allowPlainText: ss.cfg.TLS == TLSNone,
 			mandatoryTLS:   ss.cfg.TLS == TLSStartTLS,
 		}))

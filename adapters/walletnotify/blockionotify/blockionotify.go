@@ -52,7 +52,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
+	"github.com/coinledger/coinledger/adapters/secret"
 	"strings"
 
 	"github.com/coinledger/coinledger/adapters/walletnotify"
@@ -71,17 +71,11 @@ var (
 	ErrMalformed = errors.New("blockionotify: malformed notification")
 )
 
-// Secret is a credential that never prints: String, GoString, MarshalText
-// and LogValue give "[redacted]".
-type Secret string
-
-func (Secret) String() string               { return "[redacted]" }
-func (Secret) GoString() string             { return "[redacted]" }
-func (Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
-func (Secret) LogValue() slog.Value         { return slog.StringValue("[redacted]") }
+// Secret is a credential (package secret): it never prints, logs or
+// marshals its value.
+type Secret = secret.String
 
 // Reveal returns the secret's value.
-func (s Secret) Reveal() string { return string(s) }
 
 // kind of a decoded message.
 type kind int

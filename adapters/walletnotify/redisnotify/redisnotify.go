@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/coinledger/coinledger/adapters/secret"
 	"log/slog"
 	"net"
 	"net/url"
@@ -36,14 +37,8 @@ const (
 	maxReconnect = 5 * time.Second
 )
 
-// Secret is a string that never prints (nor logs, nor marshals).
-type Secret string
-
-func (Secret) String() string               { return "[redacted]" }
-func (Secret) GoString() string             { return "[redacted]" }
-func (Secret) LogValue() slog.Value         { return slog.StringValue("[redacted]") }
-func (Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
-func (s Secret) Reveal() string             { return string(s) }
+// Secret is a credential (package secret): never printed, logged or marshalled.
+type Secret = secret.String
 
 // Config configures a Source. It can be embedded in the service's YAML
 // configuration.
