@@ -3,13 +3,12 @@ package eventstore_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/coinledger/coinledger/eventstore"
-	"github.com/coinledger/coinledger/eventstore/sqlite"
+	"github.com/coinledger/coinledger/eventstore/sqlite/sqlitetest"
 )
 
 // A tiny counter aggregate: deposits add, withdrawals may not overdraw.
@@ -46,19 +45,10 @@ func add(n int) eventstore.Decision[*counter, counterEvent] {
 	}
 }
 
-func openStore(t *testing.T) *sqlite.Store {
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 // TestBatcherSerializesConcurrentCommands: 100 units, 200 concurrent
 // withdrawals of 1: exactly 100 succeed, in fewer appends than commands.
 func TestBatcherSerializesConcurrentCommands(t *testing.T) {
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	b := eventstore.NewBatcher(store, counterCodec(), counterAgg)
 	defer b.Close()
 	ctx := context.Background()
@@ -103,7 +93,7 @@ func TestBatcherSerializesConcurrentCommands(t *testing.T) {
 // stream behind the batcher's back; the next command conflicts, reloads and
 // decides on the true state.
 func TestBatcherRecoversFromForeignAppend(t *testing.T) {
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	codec := counterCodec()
 	b := eventstore.NewBatcher(store, codec, counterAgg)
 	defer b.Close()
@@ -126,7 +116,7 @@ func TestBatcherRecoversFromForeignAppend(t *testing.T) {
 }
 
 func TestBatcherClosed(t *testing.T) {
-	b := eventstore.NewBatcher(openStore(t), counterCodec(), counterAgg)
+	b := eventstore.NewBatcher(sqlitetest.Open(t), counterCodec(), counterAgg)
 	b.Close()
 	if _, err := b.Do(context.Background(), "counter-3", eventstore.Metadata{}, add(1)); !errors.Is(err, eventstore.ErrBatcherClosed) {
 		t.Fatalf("err %v, want ErrBatcherClosed", err)

@@ -11,11 +11,12 @@ import (
 	"github.com/coinledger/coinledger/domain/alerts"
 	"github.com/coinledger/coinledger/domain/prices"
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/eventstore/sqlite/sqlitetest"
 )
 
 func TestCreate(t *testing.T) {
 	ctx := context.Background()
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	svc := alerting.New(store)
 	id, pos, err := svc.Create(ctx, eventstore.Metadata{Actor: "alice"}, above("alice", "64000"))
 	must(t, err)
@@ -47,7 +48,7 @@ func TestCreate(t *testing.T) {
 
 func TestCreateIdempotent(t *testing.T) {
 	ctx := context.Background()
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	svc := alerting.New(store)
 	meta := eventstore.Metadata{Actor: "alice", IdempotencyKey: "k1"}
 	id, pos, err := svc.Create(ctx, meta, above("alice", "64000"))
@@ -73,7 +74,7 @@ func TestCreateIdempotent(t *testing.T) {
 
 func TestDelete(t *testing.T) {
 	ctx := context.Background()
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	svc := alerting.New(store)
 	id, _, err := svc.Create(ctx, eventstore.Metadata{}, above("alice", "64000"))
 	must(t, err)
@@ -104,7 +105,7 @@ func TestDelete(t *testing.T) {
 }
 
 func TestEngineTriggersOnce(t *testing.T) {
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	w := newWorld(t, store)
 	eng := start(t, store)
 	id := w.create(t, above("alice", "64000"))
@@ -151,7 +152,7 @@ func TestEngineTriggersOnce(t *testing.T) {
 }
 
 func TestEngineBelow(t *testing.T) {
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	w := newWorld(t, store)
 	eng := start(t, store)
 	c := above("alice", "60000")
@@ -167,7 +168,7 @@ func TestEngineBelow(t *testing.T) {
 }
 
 func TestEngineHysteresisAndCooldown(t *testing.T) {
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	w := newWorld(t, store)
 	eng := start(t, store)
 	c := above("alice", "64000")
@@ -218,7 +219,7 @@ func TestEngineHysteresisAndCooldown(t *testing.T) {
 
 func TestEngineDeletedNeverFires(t *testing.T) {
 	ctx := context.Background()
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	w := newWorld(t, store)
 	eng := start(t, store)
 	id := w.create(t, above("alice", "64000"))
@@ -243,7 +244,7 @@ func TestEngineDeletedNeverFires(t *testing.T) {
 }
 
 func TestEngineOldTickDoesNotFireNewAlert(t *testing.T) {
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	w := newWorld(t, store)
 	w.tick(t, btcusd, "65000") // crosses, but before the alert exists
 	id := w.create(t, above("alice", "64000"))
@@ -268,7 +269,7 @@ func TestEngineOldTickDoesNotFireNewAlert(t *testing.T) {
 }
 
 func TestEngineTicksWhileStopped(t *testing.T) {
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	w := newWorld(t, store)
 	id := w.create(t, above("alice", "64000"))
 	w.tick(t, btcusd, "63000")
@@ -303,7 +304,7 @@ func (f *flaky) Append(ctx context.Context, stream string, v eventstore.Expected
 }
 
 func TestEngineErrorsOnOneAlert(t *testing.T) {
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	w := newWorld(t, store)
 	broken := w.create(t, above("alice", "64000"))
 	retried := w.create(t, above("bob", "64000"))

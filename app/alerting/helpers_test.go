@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/coinledger/coinledger/domain/alerts"
 	"github.com/coinledger/coinledger/domain/prices"
 	"github.com/coinledger/coinledger/eventstore"
-	"github.com/coinledger/coinledger/eventstore/sqlite"
 )
 
 var (
@@ -28,14 +26,6 @@ func must(tb testing.TB, err error) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-}
-
-func openStore(tb testing.TB) *sqlite.Store {
-	tb.Helper()
-	s, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "events.db"), sqlite.Options{})
-	must(tb, err)
-	tb.Cleanup(func() { s.Close() })
-	return s
 }
 
 // world is a store with the services that write to it.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/coinledger/coinledger/domain/prices"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
+	"github.com/coinledger/coinledger/eventstore/sqlite/sqlitetest"
 )
 
 var (
@@ -20,19 +20,9 @@ var (
 	t0     = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 )
 
-func openStore(tb testing.TB) *sqlite.Store {
-	tb.Helper()
-	s, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "events.db"), sqlite.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { s.Close() })
-	return s
-}
-
 func newService(tb testing.TB) (*market.Service, *sqlite.Store) {
 	tb.Helper()
-	store := openStore(tb)
+	store := sqlitetest.Open(tb)
 	svc := market.New(store)
 	tb.Cleanup(svc.Close)
 	return svc, store

@@ -3,7 +3,6 @@ package outbox_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/coinledger/coinledger/domain/alerts"
 	"github.com/coinledger/coinledger/domain/prices"
 	"github.com/coinledger/coinledger/eventstore"
-	"github.com/coinledger/coinledger/eventstore/sqlite"
 )
 
 var (
@@ -25,14 +23,6 @@ func must(tb testing.TB, err error) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-}
-
-func openStore(tb testing.TB) *sqlite.Store {
-	tb.Helper()
-	s, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "events.db"), sqlite.Options{})
-	must(tb, err)
-	tb.Cleanup(func() { s.Close() })
-	return s
 }
 
 // mailer records mail; it fails the next failNext calls with err.

@@ -10,10 +10,11 @@ import (
 
 	"github.com/coinledger/coinledger/app/outbox"
 	"github.com/coinledger/coinledger/domain/alerts"
+	"github.com/coinledger/coinledger/eventstore/sqlite/sqlitetest"
 )
 
 func TestOneEmailPerTrigger(t *testing.T) {
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	s := newAlertStreams(store)
 	m := &mailer{}
 	n := start(t, outbox.Config{Store: store, Mail: m, From: "Alerts <alerts@coinledger.example>"})
@@ -74,7 +75,7 @@ func TestOneEmailPerTrigger(t *testing.T) {
 
 func TestReplaySendsNothing(t *testing.T) {
 	ctx := context.Background()
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	s := newAlertStreams(store)
 	first := &mailer{}
 	n := start(t, outbox.Config{Store: store, Mail: first})
@@ -112,7 +113,7 @@ func TestReplaySendsNothing(t *testing.T) {
 }
 
 func TestRetryThenDelivered(t *testing.T) {
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	s := newAlertStreams(store)
 	m := &mailer{}
 	m.fail(2, errSMTP)
@@ -148,7 +149,7 @@ func TestRetryThenDelivered(t *testing.T) {
 var errBounce = errors.New("550 no such user")
 
 func TestPermanentGivesUp(t *testing.T) {
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	s := newAlertStreams(store)
 	m := &mailer{}
 	m.fail(-1, errBounce)
@@ -167,7 +168,7 @@ func TestPermanentGivesUp(t *testing.T) {
 }
 
 func TestGiveUpAfterSchedule(t *testing.T) {
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	s := newAlertStreams(store)
 	m := &mailer{}
 	m.fail(-1, errSMTP)
@@ -202,7 +203,7 @@ func TestDefaultBackoff(t *testing.T) {
 
 func TestRedeliver(t *testing.T) {
 	ctx := context.Background()
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	s := newAlertStreams(store)
 	m := &mailer{}
 	m.fail(-1, errSMTP)
@@ -243,7 +244,7 @@ func TestRedeliver(t *testing.T) {
 }
 
 func TestWebhook(t *testing.T) {
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	s := newAlertStreams(store)
 	m := &mailer{}
 	p := &poster{answers: []int{503}}
@@ -311,7 +312,7 @@ func TestWebhook(t *testing.T) {
 }
 
 func TestNoAdapterGivesUp(t *testing.T) {
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	s := newAlertStreams(store)
 	n := start(t, outbox.Config{Store: store})
 	s.create(t, "a1", "alice", alerts.Channels{Email: "alice@example.com"})
@@ -326,7 +327,7 @@ func TestQueuedOnce(t *testing.T) {
 	// Two notifiers over one log (a restart racing the old one, or a
 	// rebuild) queue every delivery once: the queued event expects no stream.
 	ctx := context.Background()
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	s := newAlertStreams(store)
 	s.create(t, "a1", "alice", alerts.Channels{Email: "alice@example.com"})
 	s.fire(t, "a1", "64001")

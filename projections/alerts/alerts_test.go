@@ -14,37 +14,12 @@ import (
 	"github.com/coinledger/coinledger/projections"
 	alertsrm "github.com/coinledger/coinledger/projections/alerts"
 	"github.com/coinledger/coinledger/projections/dbtest"
-	rmsqlite "github.com/coinledger/coinledger/projections/sqlite"
 )
 
 var (
 	btcusd = prices.MustPair("BTC-USD")
 	t0     = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 )
-
-type newDB func(tb testing.TB) projections.DB
-
-func openSQLite(tb testing.TB) projections.DB {
-	tb.Helper()
-	db, err := rmsqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "read.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
-}
-
-func eachDB(t *testing.T, fn func(t *testing.T, open newDB)) {
-	for _, d := range []struct {
-		name string
-		open newDB
-	}{{"sqlite", openSQLite}, {"postgres", dbtest.OpenPostgres}} {
-		t.Run(d.name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, d.open)
-		})
-	}
-}
 
 func must(tb testing.TB, err error) {
 	tb.Helper()
@@ -64,7 +39,7 @@ type env struct {
 	last   uint64
 }
 
-func newEnv(t *testing.T, open newDB) *env {
+func newEnv(t *testing.T, open dbtest.Opener) *env {
 	t.Helper()
 	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
 	must(t, err)
@@ -121,7 +96,7 @@ func create(id alerts.ID, owner, target string, rearm *alerts.Rearm) alerts.Crea
 }
 
 func TestLifecycle(t *testing.T) {
-	eachDB(t, func(t *testing.T, open newDB) {
+	dbtest.Each(t, func(t *testing.T, open dbtest.Opener) {
 		ctx := context.Background()
 		e := newEnv(t, open)
 		rearm := &alerts.Rearm{Hysteresis: prices.MustParse("100"), Cooldown: time.Minute}
@@ -165,7 +140,7 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestOwnerScoped(t *testing.T) {
-	eachDB(t, func(t *testing.T, open newDB) {
+	dbtest.Each(t, func(t *testing.T, open dbtest.Opener) {
 		ctx := context.Background()
 		e := newEnv(t, open)
 		e.do(t, "a1", create("a1", "alice", "1", nil))

@@ -14,17 +14,7 @@ import (
 	"github.com/coinledger/coinledger/projections"
 	"github.com/coinledger/coinledger/projections/custody"
 	"github.com/coinledger/coinledger/projections/dbtest"
-	rmsqlite "github.com/coinledger/coinledger/projections/sqlite"
 )
-
-func openSQLite(tb testing.TB) projections.DB {
-	db, err := rmsqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "read.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
-}
 
 var (
 	tx1 = strings.Repeat("a1", 32)
@@ -36,7 +26,7 @@ var (
 // TestCustody folds a deposit and withdrawal history into the read model on
 // SQLite and Postgres and reads it back.
 func TestCustody(t *testing.T) {
-	for name, open := range map[string]func(testing.TB) projections.DB{"sqlite": openSQLite, "postgres": dbtest.OpenPostgres} {
+	for name, open := range map[string]func(testing.TB) projections.DB{"sqlite": dbtest.OpenSQLite, "postgres": dbtest.OpenPostgres} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()

@@ -13,7 +13,6 @@ import (
 	"github.com/coinledger/coinledger/projections"
 	"github.com/coinledger/coinledger/projections/dbtest"
 	pricesrm "github.com/coinledger/coinledger/projections/prices"
-	rmsqlite "github.com/coinledger/coinledger/projections/sqlite"
 )
 
 var (
@@ -21,31 +20,6 @@ var (
 	ethusd = prices.MustPair("ETH-USD")
 	t0     = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 )
-
-type newDB func(tb testing.TB) projections.DB
-
-func openSQLite(tb testing.TB) projections.DB {
-	tb.Helper()
-	db, err := rmsqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "read.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
-}
-
-// eachDB runs fn as a parallel subtest per read-model database.
-func eachDB(t *testing.T, fn func(t *testing.T, open newDB)) {
-	for _, d := range []struct {
-		name string
-		open newDB
-	}{{"sqlite", openSQLite}, {"postgres", dbtest.OpenPostgres}} {
-		t.Run(d.name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, d.open)
-		})
-	}
-}
 
 func must(tb testing.TB, err error) {
 	tb.Helper()
@@ -63,7 +37,7 @@ type env struct {
 	last   uint64
 }
 
-func newEnv(t *testing.T, open newDB) *env {
+func newEnv(t *testing.T, open dbtest.Opener) *env {
 	t.Helper()
 	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
 	must(t, err)
@@ -105,7 +79,7 @@ func (e *env) sync(tb testing.TB) {
 }
 
 func TestLatest(t *testing.T) {
-	eachDB(t, func(t *testing.T, open newDB) {
+	dbtest.Each(t, func(t *testing.T, open dbtest.Opener) {
 		ctx := context.Background()
 		e := newEnv(t, open)
 		// A non-price event is ignored.
@@ -147,7 +121,7 @@ func TestLatest(t *testing.T) {
 }
 
 func TestHistory(t *testing.T) {
-	eachDB(t, func(t *testing.T, open newDB) {
+	dbtest.Each(t, func(t *testing.T, open dbtest.Opener) {
 		ctx := context.Background()
 		e := newEnv(t, open)
 		e.tick(t, btcusd, "a", "1", 1*time.Second, "2", 2*time.Second, "3", 3*time.Second)
@@ -183,7 +157,7 @@ func TestHistory(t *testing.T) {
 }
 
 func TestOHLC(t *testing.T) {
-	eachDB(t, func(t *testing.T, open newDB) {
+	dbtest.Each(t, func(t *testing.T, open dbtest.Opener) {
 		ctx := context.Background()
 		e := newEnv(t, open)
 		// Minute 0: 10, 12.5, 9.75, 11 ; minute 1: nothing ; minute 2: 20.000000000000000001, 19
@@ -258,7 +232,7 @@ func TestFold(t *testing.T) {
 }
 
 func TestTooManyTicks(t *testing.T) {
-	eachDB(t, func(t *testing.T, open newDB) {
+	dbtest.Each(t, func(t *testing.T, open dbtest.Opener) {
 		ctx := context.Background()
 		e := newEnv(t, open)
 		const limit = 50

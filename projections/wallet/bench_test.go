@@ -37,8 +37,8 @@ func BenchmarkCatchUp(b *testing.B) {
 			store = stamped{store}
 			for _, d := range []struct {
 				name string
-				open newDB
-			}{{"sqlite", openSQLite}, {"postgres", dbtest.OpenPostgres}} {
+				open dbtest.Opener
+			}{{"sqlite", dbtest.OpenSQLite}, {"postgres", dbtest.OpenPostgres}} {
 				b.Run(fmt.Sprintf("db=%s/transfers=%d/accounts=%d", d.name, transfers, accounts), func(b *testing.B) {
 					benchCatchUp(b, d.open, store, head)
 				})
@@ -93,7 +93,7 @@ func fillTransfers(tb testing.TB, store eventstore.Store, accounts, transfers in
 	return head
 }
 
-func benchCatchUp(b *testing.B, newDB newDB, store eventstore.Store, head uint64) {
+func benchCatchUp(b *testing.B, newDB dbtest.Opener, store eventstore.Store, head uint64) {
 	var elapsed, applying time.Duration
 	var batches int
 	for i := 0; i < b.N; i++ {
@@ -181,7 +181,7 @@ func BenchmarkApply(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		db := openSQLite(b)
+		db := dbtest.OpenSQLite(b)
 		must(b, db.Migrate(context.Background(), p.Name(), p.Migrations(db.Dialect())))
 		b.StartTimer()
 		t, c := time.Now(), cpuTime()

@@ -13,36 +13,8 @@ import (
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
 	"github.com/coinledger/coinledger/projections"
-	"github.com/coinledger/coinledger/projections/dbtest"
-	rmsqlite "github.com/coinledger/coinledger/projections/sqlite"
 	"github.com/coinledger/coinledger/projections/wallet"
 )
-
-// newDB returns a fresh, empty read-model database, closed when tb ends.
-type newDB func(tb testing.TB) projections.DB
-
-func openSQLite(tb testing.TB) projections.DB {
-	tb.Helper()
-	db, err := rmsqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "read.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
-}
-
-// eachDB runs fn as a parallel subtest per read-model database.
-func eachDB(t *testing.T, fn func(t *testing.T, newDB newDB)) {
-	for _, d := range []struct {
-		name string
-		open newDB
-	}{{"sqlite", openSQLite}, {"postgres", dbtest.OpenPostgres}} {
-		t.Run(d.name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, d.open)
-		})
-	}
-}
 
 func must(tb testing.TB, err error) {
 	tb.Helper()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/projections"
+	"github.com/coinledger/coinledger/projections/dbtest"
 	"github.com/coinledger/coinledger/projections/wallet"
 )
 
@@ -17,7 +18,7 @@ import (
 // tables must be identical, agree with the decider's own state, and every
 // account's entries must chain up to its balance.
 func TestRebuildIdentical(t *testing.T) {
-	eachDB(t, func(t *testing.T, newDB newDB) {
+	dbtest.Each(t, func(t *testing.T, newDB dbtest.Opener) {
 		ctx := context.Background()
 		clk := &clock{t: t0}
 		store := openStore(t, clk)
