@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,14 +20,27 @@ import (
 
 // Topics of the notification bus.
 const (
-	// Topic carries every notification the sources take, as JSON.
+	// Topic names the notification topics: the sources' notifications go,
+	// as JSON, to Topic.0 ... Topic.<Shards-1> by txid (TopicOf).
 	Topic = "walletnotify"
 	// PoisonTopic receives the notifications the handler kept failing on
 	// (or panicked on), with the reason in metadata MetadataPoisonReason.
 	PoisonTopic = "walletnotify.poison"
 )
 
-// Metadata keys of the messages on Topic and PoisonTopic.
+// Shards is how many topics the notifications are spread over by txid. The
+// router handles the shards concurrently, and the notifications of one
+// txid in order, one at a time (so they never race each other).
+const Shards = 8
+
+// TopicOf returns the topic of txid's notifications.
+func TopicOf(txid string) string {
+	h := fnv.New32a()
+	h.Write([]byte(txid))
+	return Topic + "." + strconv.Itoa(int(h.Sum32()%Shards))
+}
+
+// Metadata keys of the messages on the notification topics and PoisonTopic.
 const (
 	MetadataSource = "source"
 	MetadataCoin   = "coin"
@@ -44,7 +59,8 @@ var (
 	ErrHandlerPanic = errors.New("walletnotify: handler panicked")
 )
 
-// Publish returns a Sink that puts notifications on Topic of pub. The
+// Publish returns a Sink that puts notifications on their topic of pub
+// (TopicOf). The
 // notification is validated first (txid per ParseTxID, which also lower-cases
 // it; a non-blank coin, surrounding white space removed): an invalid one is
 // refused with an error wrapping ErrInvalidTxID or ErrInvalidCoin and
@@ -75,7 +91,7 @@ func Publish(pub message.Publisher) Sink {
 		msg.Metadata.Set(MetadataSource, n.Source)
 		msg.Metadata.Set(MetadataCoin, coin)
 		msg.Metadata.Set(MetadataTxID, txid)
-		if err := pub.Publish(Topic, msg); err != nil {
+		if err := pub.Publish(TopicOf(txid), msg); err != nil {
 			return fmt.Errorf("walletnotify publish %s %s: %w", coin, txid, err)
 		}
 		return nil
@@ -179,8 +195,8 @@ func (o RouterOptions) Validate() error {
 //   - decode: a payload that is not a valid Notification is logged and
 //     acked, never retried nor poisoned.
 //
-// Messages are handled concurrently (as the subscriber delivers them), so h
-// must be safe for concurrent use. Start it with Run(ctx) in a goroutine and
+// The shards are handled concurrently, so h must be safe for concurrent
+// use; one txid's notifications are handled one at a time, in order. Start it with Run(ctx) in a goroutine and
 // wait on Running(); it stops when ctx is done or Close is called.
 func NewRouter(sub message.Subscriber, pub message.Publisher, h Handler, opts RouterOptions) (*message.Router, error) {
 	if sub == nil || pub == nil || h == nil {
@@ -196,8 +212,11 @@ func NewRouter(sub message.Subscriber, pub message.Publisher, h Handler, opts Ro
 	}
 	c := &chain{h: h, pub: pub, opts: opts, log: opts.Logger,
 		dedupe: newDedupe(opts.DedupeWindow, opts.Now)}
-	handler := r.AddConsumerHandler("walletnotify", Topic, sub, c.decode)
-	handler.AddMiddleware(c.poison, c.deduplicate, c.retry, c.recoverer)
+	for shard := range Shards {
+		topic := Topic + "." + strconv.Itoa(shard)
+		handler := r.AddConsumerHandler(topic, topic, sub, c.decode)
+		handler.AddMiddleware(c.poison, c.deduplicate, c.retry, c.recoverer)
+	}
 	return r, nil
 }
 

@@ -197,7 +197,7 @@ func TestPublishValidates(t *testing.T) {
 	t.Parallel()
 	ps := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
 	defer ps.Close()
-	msgs, err := ps.Subscribe(t.Context(), walletnotify.Topic)
+	msgs, err := ps.Subscribe(t.Context(), walletnotify.TopicOf(txid))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,7 +399,7 @@ func TestRouterDropsMalformed(t *testing.T) {
 		`{"coin":"","txid":"` + txid + `"}`,
 		`["BTC"]`,
 	} {
-		if err := b.ps.Publish(walletnotify.Topic, message.NewMessage(watermill.NewUUID(), []byte(payload))); err != nil {
+		if err := b.ps.Publish(walletnotify.TopicOf(txid), message.NewMessage(watermill.NewUUID(), []byte(payload))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -33,17 +33,11 @@ func benchTransfers(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError(err.Error())
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	fmt.Printf("internal transfers over HTTP, %d concurrent clients, durable (fsync per commit):\n", *clients)
 	base, err := runTransferLoad(ctx, "baseline: one commit per request", *clients, *baseTotal, sqlite.Options{NoGroupCommit: true}, 1)
 	if err != nil {
@@ -125,6 +119,23 @@ func runTransferLoad(ctx context.Context, name string, clients, total int, store
 	f := loadFigures{rate: float64(len(all)) / elapsed.Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}
 	fmt.Printf("  %-42s %6d transfers %8.0f/s  p50 %6.2f ms  p99 %6.2f ms\n", name, len(all), f.rate, ms(f.p50), ms(f.p99))
 	return f, nil
+}
+
+// startCPUProfile writes a CPU profile to path (none when empty) until
+// stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // startBenchService serves svc on a loopback port and returns a client for
