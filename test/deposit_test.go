@@ -109,6 +109,12 @@ func TestSimulatedReorgAndWithdrawal(t *testing.T) {
 	if b := c.balance("hot", "bob"); b.Available != "0.59999000" || b.Held != "0.00000000" {
 		t.Fatalf("after the broadcast: %+v", b)
 	}
+	// Only a withdrawal whose outcome is unknown can be resolved by hand.
+	if code := c.expect(http.StatusConflict, "POST", "/wallets/hot/withdrawals/"+created.ID+"/resolve",
+		map[string]any{"outcome": "failed", "reason": "operator"}).problemCode(); code != "withdrawal_state" {
+		t.Fatalf("resolving a broadcast withdrawal: %s", code)
+	}
+	c.expect(http.StatusNotFound, "POST", "/wallets/hot/withdrawals/wd-nope/resolve", map[string]any{"outcome": "failed"})
 	c.expect(http.StatusOK, "POST", "/wallets/hot/simulate/blocks", map[string]any{"count": 1})
 	c.expect(http.StatusOK, "GET", "/wallets/hot/withdrawals/"+created.ID, nil).JSON(t, &wd)
 	if wd.Status != "confirmed" {

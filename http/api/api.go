@@ -135,6 +135,7 @@ func New(d Deps) *API {
 	w.GET("/deposits", h.listDeposits, h.walletAccess(ledger.PermRead))
 	w.POST("/withdrawals", h.createWithdrawal, h.walletAccess(ledger.PermWithdraw))
 	w.GET("/withdrawals/:id", h.getWithdrawal, h.walletAccess(ledger.PermRead))
+	w.POST("/withdrawals/:id/resolve", h.resolveWithdrawal, h.walletAccess(""), requireAdmin)
 	w.POST("/rescan", h.rescan, h.walletAccess(ledger.PermRescan))
 	w.GET("/rescans/:id", h.getRescan, h.walletAccess(ledger.PermRead))
 	w.POST("/simulate/deposit", h.simulateDeposit, h.walletAccess(""), requireAdmin)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -365,4 +366,47 @@ func (h *handlers) getRescan(c echo.Context) error {
 		return errNotFound
 	}
 	return c.JSON(http.StatusOK, rescanOf(j))
+}
+
+type resolveRequest struct {
+	Outcome string `json:"outcome"` // broadcast or failed
+	TxID    string `json:"txid,omitempty"`
+	Fee     string `json:"fee,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// resolveWithdrawal is the operator's answer to a withdrawal whose
+// broadcast outcome is unknown: it is on the chain (txid and fee, checked
+// on the node by the operator) or it is not (its funds are released).
+// Only unknown withdrawals are resolved this way (409 withdrawal_state).
+func (h *handlers) resolveWithdrawal(c echo.Context) error {
+	var req resolveRequest
+	if _, err := bind(c, &req); err != nil {
+		return err
+	}
+	id := c.Param("id")
+	res, err := h.execute(c, walletOf(c).Name, "", func(st *ledger.State) (ledger.Command, error) {
+		w, ok := st.Withdrawal(id)
+		if !ok {
+			return nil, ledger.ErrWithdrawalNotFound
+		}
+		if w.Status != ledger.WithdrawalStatusUnknown {
+			return nil, fmt.Errorf("withdrawal %s is %s: %w", id, w.Status, ledger.ErrWithdrawalState)
+		}
+		switch req.Outcome {
+		case "broadcast":
+			fee, err := money.Parse(req.Fee, st.Coin())
+			if err != nil {
+				return nil, invalidFields(fieldError{Field: "fee", Message: "want the network fee paid, e.g. 0.00001"})
+			}
+			return ledger.RecordBroadcast{ID: id, TxID: req.TxID, Fee: fee}, nil
+		case "failed":
+			return ledger.FailWithdrawal{ID: id, Reason: req.Reason}, nil
+		}
+		return nil, invalidFields(fieldError{Field: "outcome", Message: "want broadcast or failed"})
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, positionResponse{Position: res.Position})
 }

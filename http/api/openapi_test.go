@@ -296,7 +296,7 @@ var dtoSchemas = []any{
 	addressResponse{}, simulateDepositRequest{}, simulatedTransaction{}, simulateBlocksRequest{}, simulatedBlocks{},
 	depositPage{}, withdrawalRequest{}, withdrawalCreated{}, withdrawal{}, rescanResponse{},
 	priceTick{}, priceResponse{}, priceHistory{}, candle{}, alertRequest{}, alert{}, alertList{}, alertChannels{}, alertRearm{},
-	delivery{}, deliveryAttempt{}, deliveryList{},
+	delivery{}, deliveryAttempt{}, deliveryList{}, resolveRequest{},
 }
 
 func schemaName(t reflect.Type) string { return strings.ToUpper(t.Name()[:1]) + t.Name()[1:] }
