@@ -92,6 +92,16 @@ func TestSimulatedReorgAndWithdrawal(t *testing.T) {
 		t.Fatalf("reversed deposits %+v", reversed.Deposits)
 	}
 
+	// A payment double-spent before it confirms is reversed too.
+	var ds struct{ TxID string }
+	c.expect(http.StatusCreated, "POST", "/wallets/hot/simulate/deposit",
+		map[string]any{"address": addr.Address, "amount": "0.5", "confirmations": 0}).JSON(t, &ds)
+	c.expect(http.StatusOK, "POST", "/wallets/hot/simulate/blocks", map[string]any{"count": 1, "double_spend": ds.TxID})
+	c.expect(http.StatusOK, "GET", "/wallets/hot/deposits?status=reversed", nil).JSON(t, &reversed)
+	if b := c.balance("hot", "bob"); len(reversed.Deposits) != 2 || reversed.Deposits[0].Reason != "double_spend" || b.Pending != "0.00000000" {
+		t.Fatalf("after a double spend: %+v, %+v", reversed.Deposits, b)
+	}
+
 	var created struct{ ID, Status string }
 	c.expect(http.StatusAccepted, "POST", "/wallets/hot/withdrawals",
 		map[string]any{"account": "bob", "address": "ext1payee", "amount": "0.4"}, "Idempotency-Key", "wd-1").JSON(t, &created)

@@ -35,9 +35,10 @@ type simulatedTransaction struct {
 }
 
 type simulateBlocksRequest struct {
-	Count int  `json:"count"`
-	Reorg int  `json:"reorg,omitempty"`
-	Drop  bool `json:"drop,omitempty"`
+	Count       int    `json:"count"`
+	Reorg       int    `json:"reorg,omitempty"`
+	Drop        bool   `json:"drop,omitempty"`
+	DoubleSpend string `json:"double_spend,omitempty"`
 }
 
 type simulatedBlocks struct {
@@ -132,8 +133,9 @@ func (h *handlers) simulateDeposit(c echo.Context) error {
 }
 
 // simulateBlocks mines blocks (after replacing the newest reorg blocks,
-// dropping their transactions when drop is set) and brings every tracked
-// transaction up to date, as the block poller does with a real node.
+// dropping their transactions when drop is set, and double-spending a
+// transaction when asked) and brings every tracked transaction up to date,
+// as the block poller does with a real node.
 func (h *handlers) simulateBlocks(c echo.Context) error {
 	s, sim, err := h.simulated(c)
 	if err != nil {
@@ -151,6 +153,11 @@ func (h *handlers) simulateBlocks(c echo.Context) error {
 	}
 	if req.Reorg > 0 {
 		sim.Reorg(req.Reorg, !req.Drop)
+	}
+	if req.DoubleSpend != "" {
+		if err := sim.DoubleSpend(req.DoubleSpend); err != nil {
+			return invalidFields(fieldError{Field: "double_spend", Message: "not a transaction of the simulated chain"})
+		}
 	}
 	height := sim.Mine(req.Count)
 	obs, err := s.Refresh(c.Request().Context())
