@@ -296,3 +296,42 @@ func TestAlertWebhook(t *testing.T) {
 		t.Fatal("no redelivery")
 	}
 }
+
+// TestPriceFeed: a configured poller (the generic URL + JSON path source)
+// feeds the price streams through the bus; the price shows in the read
+// model, exactly as the feed wrote it.
+func TestPriceFeed(t *testing.T) {
+	feed := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(rw, `{"data":{"pair":%q,"last":{"price":97123.456789012345,"time":1794000000}}}`, r.URL.Query().Get("pair"))
+	}))
+	defer feed.Close()
+	dir := t.TempDir()
+	config := filepath.Join(dir, "coinledger.yml")
+	yml := fmt.Sprintf(`
+price_feeds:
+  pollers:
+    - name: testfeed
+      url: "%s/ticker?pair={base}-{quote}"
+      price_path: data.last.price
+      time_path: data.last.time
+      pairs: [BTC-USD]
+      interval: 1s
+`, feed.URL)
+	if err := os.WriteFile(config, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, admin := adminServer(t, filepath.Join(dir, "data"), "COINLEDGER_CONFIG="+config)
+	var p struct{ Price, Source string }
+	waitFor(t, "the feed's price", func() bool {
+		r, err := admin.try("GET", "/prices/BTC-USD", nil)
+		if err != nil || r.Status != http.StatusOK {
+			return false
+		}
+		r.JSON(t, &p)
+		return true
+	})
+	if p.Price != "97123.456789012345" || p.Source != "testfeed" {
+		t.Fatalf("price %+v, want 97123.456789012345 from testfeed", p)
+	}
+}
