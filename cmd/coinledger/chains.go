@@ -155,8 +155,8 @@ func openBackend(cc CoinConfig) (chain.Backend, error) {
 		}
 		return b, nil
 	case backendBlockio:
-		// Withdrawals need a block.io signer, which is not built yet:
-		// without one, sends wait (chain.ErrUnavailable) and are logged.
+		// Withdrawals are signed here with the wallet's key, decrypted
+		// with the configured PIN (blockio.PINSigner).
 		b, err := blockio.New(cc.Blockio, nil)
 		if err != nil {
 			return nil, fmt.Errorf("coin %s: %w", cc.Coin, err)

@@ -46,10 +46,20 @@
 // emulated: get_network_fee_estimate gives the first guess and the send is
 // prepared again (up to three times) until amount sent + fee = amount.
 //
+// The default Signer, PINSigner, does what block.io's own client libraries
+// do: it derives an AES key from the PIN (PBKDF2-HMAC-SHA256), decrypts
+// the wallet's passphrase (AES-256-ECB, CBC or GCM, as the user key says),
+// takes its SHA-256 as the private key, rebuilds the transaction from the
+// prepared inputs and outputs (it must have the txid block.io expects) and
+// signs each input for the wallet's key (ECDSA over secp256k1, RFC 6979,
+// low R and low S); block.io adds its own signature and broadcasts.
+//
 // Errors: a failure before submit_transaction was written is
 // chain.ErrUnavailable (block.io unreachable, 5xx, rate limit, API key or
-// IP refused, no Signer) or chain.ErrRejected (block.io refused to prepare
-// the send: invalid address, insufficient balance, below the minimum);
+// IP refused, no PIN, a wrong one: ErrWrongPIN) or chain.ErrRejected
+// (block.io refused to prepare the send: invalid address, insufficient
+// balance, below the minimum; or the signer refused the prepared
+// transaction: addresses that do not match their keys, another txid);
 // anything that goes wrong once submit_transaction was written, including
 // a "fail" answer, is chain.ErrAmbiguous: the transaction may be on the
 // network. get_raw_transaction refused with HTTP 404 or a message saying
@@ -187,11 +197,15 @@ type Backend struct {
 var _ chain.Backend = (*Backend)(nil)
 
 // New returns a Backend for cfg (validated, see Config.Validate) that signs
-// withdrawals with signer (nil: Send fails with chain.ErrUnavailable). It
+// withdrawals with signer (nil: PINSigner, which decrypts the wallet's key
+// with cfg.PIN; without a PIN, Send fails with chain.ErrUnavailable). It
 // does no I/O.
 func New(cfg Config, signer Signer) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if signer == nil {
+		signer = PINSigner{}
 	}
 	client := cfg.HTTPClient
 	if client == nil {

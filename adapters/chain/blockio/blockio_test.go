@@ -273,12 +273,20 @@ func TestErrorMapping(t *testing.T) {
 	t.Run("Signer", func(t *testing.T) {
 		t.Parallel()
 		s := blockiotest.New(t, blockiotest.Options{})
-		if _, err := mustBackend(t, s.Config(), nil).Send(ctx, s.ExternalAddress(), 50_000, false); !errors.Is(err, chain.ErrUnavailable) {
-			t.Fatalf("no signer: %v", err)
+		// nil: the PINSigner, which cannot decrypt the simulation's
+		// stand-in user key (nor sign without a PIN).
+		_, err := mustBackend(t, s.Config(), nil).Send(ctx, s.ExternalAddress(), 50_000, false)
+		if !errors.Is(err, blockio.ErrWrongPIN) || !errors.Is(err, chain.ErrUnavailable) || strings.Contains(err.Error(), s.PIN()) {
+			t.Fatalf("default signer: %v", err)
+		}
+		noPIN := s.Config()
+		noPIN.PIN = ""
+		if _, err := mustBackend(t, noPIN, nil).Send(ctx, s.ExternalAddress(), 50_000, false); !errors.Is(err, chain.ErrUnavailable) {
+			t.Fatalf("no PIN: %v", err)
 		}
 		cfg := s.Config()
 		cfg.PIN = "wrong-pin-5555"
-		_, err := mustBackend(t, cfg, blockiotest.Signer{}).Send(ctx, s.ExternalAddress(), 50_000, false)
+		_, err = mustBackend(t, cfg, blockiotest.Signer{}).Send(ctx, s.ExternalAddress(), 50_000, false)
 		if !errors.Is(err, chain.ErrUnavailable) || strings.Contains(err.Error(), "wrong-pin-5555") {
 			t.Fatalf("wrong PIN: %v", err)
 		}

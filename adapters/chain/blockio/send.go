@@ -64,10 +64,15 @@ type InputAddress struct {
 	PublicKeys         []string `json:"public_keys"`
 }
 
-// UserKey is the wallet's signing key as block.io keeps it.
+// UserKey is the wallet's signing key as block.io keeps it: the
+// passphrase the key derives from, encrypted with a key derived from the
+// PIN (see PINSigner).
 type UserKey struct {
 	PublicKey           string `json:"public_key"`
 	EncryptedPassphrase string `json:"encrypted_passphrase"`
+	// Algorithm is how the passphrase was encrypted; nil: block.io's
+	// legacy one (PBKDF2 of 2048 iterations without salt, AES-256-ECB).
+	Algorithm *KeyAlgorithm `json:"algorithm,omitempty"`
 }
 
 // SignedTx is submit_transaction's transaction_data: the transaction in
