@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -350,3 +351,45 @@ func TestInterruptedBroadcastMarkedUnknownOnStart(t *testing.T) {
 }
 
 func waitABit() { time.Sleep(10 * time.Millisecond) }
+
+// TestConcurrentNotificationsCreditOnce: the same txids notified from many
+// goroutines at once (several channels, the block poller, a rescan)
+// credit each deposit once.
+func TestConcurrentNotificationsCreditOnce(t *testing.T) {
+	f := newFixture(t, nil)
+	addr := f.address()
+	var txids []string
+	for i := range 5 {
+		txids = append(txids, f.chain.Pay(addr, int64(1000*(i+1))))
+	}
+	f.chain.Mine(3)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range txids {
+				if _, err := f.sync.Notify(f.ctx, txids[(i+g)%len(txids)]); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		if _, err := f.sync.Refresh(f.ctx); err != nil {
+			errs <- err
+		}
+	})
+	wg.Go(func() {
+		if _, err := f.sync.Rescan(f.ctx); err != nil {
+			errs <- err
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if b := f.balance(); b.Available != 15_000 || b.Pending != 0 {
+		t.Fatalf("after concurrent notifications: %+v, want 15000 available", b)
+	}
+}
