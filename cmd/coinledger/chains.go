@@ -20,6 +20,7 @@ import (
 	"github.com/coinledger/coinledger/adapters/walletnotify/pipe"
 	"github.com/coinledger/coinledger/adapters/walletnotify/redisnotify"
 	"github.com/coinledger/coinledger/app/chainsync"
+	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
 )
 
@@ -168,8 +169,9 @@ func openBackend(cc CoinConfig) (chain.Backend, error) {
 }
 
 // notifyHandler handles a walletnotify: the coin's syncer asks its node.
-// An unknown coin can never succeed (poisoned at once); an unreachable
-// node is retried by the router.
+// An unknown coin, or what the ledger refuses as invalid, can never
+// succeed (poisoned at once); anything else (the node or the store
+// unavailable) is retried by the router, then poisoned.
 func notifyHandler(reg *chainsync.Registry) walletnotify.Handler {
 	return func(ctx context.Context, n walletnotify.Notification) error {
 		s, err := reg.Syncer(strings.ToUpper(n.Coin))
@@ -177,7 +179,7 @@ func notifyHandler(reg *chainsync.Registry) walletnotify.Handler {
 			return walletnotify.Permanent(err)
 		}
 		_, err = s.Notify(ctx, n.TxID)
-		if err != nil && !errors.Is(err, chain.ErrUnavailable) && !errors.Is(err, context.Canceled) {
+		if errors.Is(err, ledger.ErrValidation) {
 			return walletnotify.Permanent(err)
 		}
 		return err
