@@ -125,7 +125,7 @@ walletnotify:
 	srv.Stop(t)
 	txLost := node.Pay(t, addr["alice"], 25_000_000)
 	node.Mine(t, 2)
-	srv, c = adminServer(t, data, env...)
+	_, c = adminServer(t, data, env...)
 	c.waitDeposit(t, "btc", txLost, "confirmed", 2)
 	// And POST /rescan reports a completed job.
 	var job struct{ ID, Status, StatusURL string }

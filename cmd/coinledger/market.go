@@ -77,7 +77,7 @@ func (svc *service) wireMarket(cfg *Config, bus *gochannel.GoChannel, logger *sl
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		router.AddNoPublisherHandler("record-ticks", pricesTopic, bus, recordTicks(mkt, logger))
+		router.AddConsumerHandler("record-ticks", pricesTopic, bus, recordTicks(mkt, logger))
 		svc.workers = append(svc.workers, router.Run)
 		sink := publishTicks(bus)
 		for _, f := range feeds {

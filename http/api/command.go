@@ -77,15 +77,6 @@ func (h *handlers) waitForPosition(c echo.Context, models ...string) error {
 	return nil
 }
 
-// assetOf is the asset of a wallet as the read model describes it.
-func assetOf(w wallet.Wallet) money.Asset {
-	a, err := money.NewAsset(w.Coin, w.Exponent)
-	if err != nil {
-		return money.Asset{}
-	}
-	return a
-}
-
 func format(a money.Asset, units int64) string { return money.New(a, units).String() }
 
 func balanceOf(a money.Asset, b wallet.Balance) balance {

@@ -126,7 +126,7 @@ type Config struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// HTTPClient sends the requests (default: a client that does not
 	// follow redirects). Its own Timeout, if any, also applies.
-	HTTPClient *http.Client `yaml:"-"`
+	HTTPClient *http.Client `yaml:"-" json:"-"`
 }
 
 func (c *Config) setDefaults() {
