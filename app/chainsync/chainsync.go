@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,18 +83,8 @@ func (r *Registry) Syncers() []*Syncer {
 	for _, s := range r.syncers {
 		out = append(out, s)
 	}
-	slices.SortFunc(out, func(a, b *Syncer) int { return cmpString(a.coin, b.coin) })
+	slices.SortFunc(out, func(a, b *Syncer) int { return strings.Compare(a.coin, b.coin) })
 	return out
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Run runs every syncer until ctx is done.
