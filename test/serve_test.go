@@ -2,11 +2,12 @@ package test
 
 import (
 	"encoding/json"
-	"github.com/coinledger/coinledger/projections/dbtest"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coinledger/coinledger/projections/dbtest"
 )
 
 func testServeAnswersHealth(t *testing.T, env ...string) {
@@ -44,6 +45,13 @@ func testServeAnswersHealth(t *testing.T, env ...string) {
 	}
 	if code, body := get(t, s.URL+"/docs"); code != http.StatusOK || !strings.Contains(body, "<html") {
 		t.Fatalf("/docs: %d %.80s", code, body)
+	}
+	code, metrics := get(t, s.URL+"/metrics")
+	for _, want := range []string{"coinledger_event_store_head ", `coinledger_projection_lag{projection="wallet"}`,
+		`coinledger_http_requests_total{method="GET",route="/api/v1/status",status="200"} 1`, "coinledger_build_info"} {
+		if code != http.StatusOK || !strings.Contains(metrics, want) {
+			t.Fatalf("/metrics: %d, no %s in\n%.2000s", code, want, metrics)
+		}
 	}
 	s.Stop(t)
 	if !strings.Contains(s.Log(), "stopped") {

@@ -18,6 +18,7 @@ import (
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/http/auth"
+	"github.com/coinledger/coinledger/http/metrics"
 	"github.com/coinledger/coinledger/http/ws"
 	"github.com/coinledger/coinledger/projections"
 	"github.com/labstack/echo/v4"
@@ -78,14 +79,17 @@ func New(d Deps) *API {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	h := &handlers{d: d}
+	m := metrics.New(d.Version, scrape{d.Store, d.Runner})
 	hub := ws.New(ws.Config{Store: d.Store, Authenticate: h.wsPrincipal, Logger: d.Logger})
 	e.HTTPErrorHandler = h.errorHandler
+	e.Use(m.Middleware())
 	e.Use(middleware.Recover())
 	e.Use(middleware.RequestID())
 	e.Use(middleware.BodyLimit("1M"))
 	RegisterDocs(e)
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
+	e.GET("/metrics", echo.WrapHandler(m.Handler()))
 	if d.Hooks != nil {
 		e.Any("/hooks/*", echo.WrapHandler(d.Hooks))
 	}
@@ -144,6 +148,15 @@ func New(d Deps) *API {
 }
 
 type handlers struct{ d Deps }
+
+// scrape is what a metrics scrape reads: the store's head and the read
+// models' status.
+type scrape struct {
+	eventstore.Store
+	*projections.Runner
+}
+
+func (s scrape) Head(ctx context.Context) (uint64, error) { return s.Store.Head(ctx) }
 
 func (h *handlers) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
