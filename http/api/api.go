@@ -118,6 +118,9 @@ func New(d Deps) *API {
 	in.DELETE("/alerts/:id", h.deleteAlert)
 	in.GET("/alerts/:id/deliveries", h.listDeliveries)
 	in.POST("/alerts/:id/deliveries/:delivery/redeliver", h.redeliver)
+	in.GET("/events", h.listEvents, requireRole(identity.RoleAuditor))
+	in.GET("/events/stream", h.streamEvents, requireRole(identity.RoleAuditor))
+	in.GET("/streams/:stream", h.getStream, requireRole(identity.RoleAuditor))
 	in.GET("/wallets", h.listWallets)
 	in.POST("/wallets", h.createWallet, requireAdmin)
 
