@@ -26,3 +26,19 @@ type Projection interface {
 	Migrations(d Dialect) []string
 	Apply(ctx context.Context, tx Tx, events []eventstore.Event) error
 }
+
+// Selective is an optional capability of a Projection that reads only some
+// of the log: Wants reports whether an event may change its read model. A
+// batch without a wanted event is not applied: the projection's position
+// advances in memory (so WaitFor returns at once) and its stored
+// checkpoint moves with the next applied batch, or after
+// CheckpointInterval skipped events; a restart re-reads those events and
+// skips them again. Wants must be cheap (it sees every event) and
+// consistent with Apply.
+type Selective interface {
+	Wants(e eventstore.Event) bool
+}
+
+// CheckpointInterval bounds how many skipped events a Selective
+// projection's stored checkpoint may lag behind its position.
+const CheckpointInterval = 10_000

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,7 +112,7 @@ func NewRunner(db DB, store eventstore.Store, opts Options, projections ...Proje
 }
 
 // Run migrates the checkpoint table and every projection's schema, then runs
-// every projection (one goroutine each, plus one for its subscription) until
+// every projection (one applier goroutine each, fed by one shared subscription) until
 // ctx is done, when it returns nil (whatever the interrupted statements
 // reported: they committed nothing), or one fails, when it stops the others
 // and returns that error wrapped with the projection's name and checkpoint.
@@ -154,42 +156,55 @@ func (r *Runner) run(ctx context.Context) error {
 		<-ctx.Done()
 		return ctx.Err()
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	for _, p := range r.projs {
-		g.Go(func() error { return r.runOne(gctx, p) })
+	// One subscription feeds every projection, from the oldest
+	// checkpoint: each gets the events after its own, and an applier
+	// goroutine of its own, so reading the next batch overlaps writing the
+	// current one (the slowest projection sets the pace).
+	type feed struct {
+		from    uint64
+		batches chan []eventstore.Event
 	}
-	return g.Wait()
-}
-
-// runOne runs one projection: a subscription goroutine hands the store's
-// batches over a channel to an applier, so reading the next batch overlaps
-// writing the current one.
-func (r *Runner) runOne(ctx context.Context, p Projection) error {
-	name := p.Name()
-	pos, err := r.loadCheckpoint(ctx, name)
-	if err != nil {
-		return fmt.Errorf("projection %s: %w", name, err)
+	feeds := make([]feed, len(r.projs))
+	oldest := uint64(math.MaxUint64)
+	for i, p := range r.projs {
+		pos, err := r.loadCheckpoint(ctx, p.Name())
+		if err != nil {
+			return fmt.Errorf("projection %s: %w", p.Name(), err)
+		}
+		pr := r.progress[p.Name()]
+		pr.update(func() { pr.pos, pr.loaded = pos, true })
+		feeds[i] = feed{from: pos, batches: make(chan []eventstore.Event, 4)}
+		oldest = min(oldest, pos)
 	}
-	pr := r.progress[name]
-	pr.update(func() { pr.pos, pr.loaded = pos, true })
-
-	batches := make(chan []eventstore.Event, 4)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		err := r.store.Subscribe(gctx, pos, func(ctx context.Context, events []eventstore.Event) error {
-			select {
-			case batches <- events:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
+		err := r.store.Subscribe(gctx, oldest, func(ctx context.Context, events []eventstore.Event) error {
+			for _, f := range feeds {
+				// Store batches are shared read-only: appliers copy before
+				// they merge.
+				mine := events
+				if mine[0].Position <= f.from {
+					i := sort.Search(len(mine), func(i int) bool { return mine[i].Position > f.from })
+					if mine = mine[i:]; len(mine) == 0 {
+						continue
+					}
+				}
+				select {
+				case f.batches <- mine:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
+			return nil
 		})
 		if err == nil {
 			err = errors.New("subscription ended")
 		}
-		return fmt.Errorf("projection %s: subscribe after %d: %w", name, pos, err)
+		return fmt.Errorf("projections: subscribe after %d: %w", oldest, err)
 	})
-	g.Go(func() error { return r.apply(gctx, p, pr, pos, batches) })
+	for i, p := range r.projs {
+		g.Go(func() error { return r.apply(gctx, p, r.progress[p.Name()], feeds[i].from, feeds[i].batches) })
+	}
 	return g.Wait()
 }
 
@@ -267,12 +282,17 @@ func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoi
 			linger.Stop()
 		}
 
-		last, err := r.commit(ctx, p, checkpoint, events)
-		if err != nil {
-			return fmt.Errorf("projection %s at %d: %w", name, checkpoint, err)
+		last := events[len(events)-1].Position
+		if skip(p, events) && last-checkpoint < CheckpointInterval {
+			// Nothing of this projection's: move on in memory only.
+			pr.update(func() { pr.pos = last })
+		} else {
+			if _, err := r.commit(ctx, p, checkpoint, events); err != nil {
+				return fmt.Errorf("projection %s at %d: %w", name, checkpoint, err)
+			}
+			checkpoint = last
+			pr.update(func() { pr.pos = last })
 		}
-		checkpoint = last
-		pr.update(func() { pr.pos = last })
 		if len(events) >= r.opts.MaxBatch {
 			// A full batch: still catching up, learn how far there is to go.
 			if head, err = r.store.Head(ctx); err != nil {
@@ -281,6 +301,20 @@ func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoi
 		}
 		clear(buf) // drop references to event data
 	}
+}
+
+// skip reports whether p is Selective and wants none of events.
+func skip(p Projection, events []eventstore.Event) bool {
+	sel, ok := p.(Selective)
+	if !ok {
+		return false
+	}
+	for _, e := range events {
+		if sel.Wants(e) {
+			return false
+		}
+	}
+	return true
 }
 
 // commit applies events and moves the checkpoint from checkpoint to the last

@@ -22,7 +22,9 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 	if err != nil {
 		return nil, fmt.Errorf("read %s@%d: %w", stream, from, err)
 	}
-	events, err := scan(rows, limit)
+	// limit is only a bound: catching a cached state up usually reads
+	// nothing, so start small and let the slice grow.
+	events, err := scan(rows, min(limit, 16))
 	if err != nil {
 		return nil, fmt.Errorf("read %s@%d: %w", stream, from, err)
 	}

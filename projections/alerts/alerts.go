@@ -70,6 +70,13 @@ func (*Projection) Migrations(d projections.Dialect) []string {
 	}
 }
 
+var _ projections.Selective = (*Projection)(nil)
+
+// Wants implements projections.Selective: the events of alert streams.
+func (p *Projection) Wants(e eventstore.Event) bool {
+	return strings.HasPrefix(e.Stream, alerts.StreamPrefix) && p.codec.Knows(e.Type)
+}
+
 // Apply implements projections.Projection. Alert events are rare next to
 // ticks: one statement per event is plenty. Other events are ignored.
 func (p *Projection) Apply(ctx context.Context, tx projections.Tx, events []eventstore.Event) error {

@@ -39,7 +39,7 @@ type env struct {
 	last   uint64
 }
 
-func newEnv(t *testing.T, open dbtest.Opener) *env {
+func newEnv(t *testing.T, open dbtest.NewDB) *env {
 	t.Helper()
 	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
 	must(t, err)
@@ -96,7 +96,7 @@ func create(id alerts.ID, owner, target string, rearm *alerts.Rearm) alerts.Crea
 }
 
 func TestLifecycle(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, open dbtest.Opener) {
+	dbtest.Each(t, func(t *testing.T, open dbtest.NewDB) {
 		ctx := context.Background()
 		e := newEnv(t, open)
 		rearm := &alerts.Rearm{Hysteresis: prices.MustParse("100"), Cooldown: time.Minute}
@@ -140,7 +140,7 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestOwnerScoped(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, open dbtest.Opener) {
+	dbtest.Each(t, func(t *testing.T, open dbtest.NewDB) {
 		ctx := context.Background()
 		e := newEnv(t, open)
 		e.do(t, "a1", create("a1", "alice", "1", nil))

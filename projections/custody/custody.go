@@ -98,6 +98,14 @@ func (*Projection) Migrations(d projections.Dialect) []string {
 	}
 }
 
+var _ projections.Selective = (*Projection)(nil)
+
+// Wants implements projections.Selective: the chain events of wallet
+// streams.
+func (p *Projection) Wants(e eventstore.Event) bool {
+	return strings.HasPrefix(e.Stream, StreamPrefix) && chainEvent(e.Type)
+}
+
 // Apply implements projections.Projection. Events of other streams and
 // other types are ignored.
 func (p *Projection) Apply(ctx context.Context, tx projections.Tx, events []eventstore.Event) error {

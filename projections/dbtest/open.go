@@ -9,9 +9,6 @@ import (
 	"github.com/coinledger/coinledger/projections/sqlite"
 )
 
-// Opener opens a fresh, empty read-model database, closed when tb ends.
-type Opener func(tb testing.TB) projections.DB
-
 // OpenSQLite opens a fresh SQLite read-model database in a temporary
 // directory.
 func OpenSQLite(tb testing.TB) projections.DB {
@@ -26,10 +23,10 @@ func OpenSQLite(tb testing.TB) projections.DB {
 
 // Each runs fn as a parallel subtest per read-model database: SQLite and
 // Postgres (OpenPostgres: it fails under CI without a server).
-func Each(t *testing.T, fn func(t *testing.T, open Opener)) {
+func Each(t *testing.T, fn func(t *testing.T, open NewDB)) {
 	for _, d := range []struct {
 		name string
-		open Opener
+		open NewDB
 	}{{"sqlite", OpenSQLite}, {"postgres", OpenPostgres}} {
 		t.Run(d.name, func(t *testing.T) {
 			t.Parallel()

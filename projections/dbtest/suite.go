@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +43,7 @@ func Run(t *testing.T, newDB NewDB) {
 		{"Status", testStatus},
 		{"ReadersDuringWrites", testReaders},
 		{"TwoRunnersOneProjection", testTwoRunners},
+		{"SelectiveSkipsUnwanted", testSelective},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -742,5 +744,62 @@ func testTwoRunners(t *testing.T, newDB NewDB) {
 	must(t, err)
 	if uint64(n) != head || lo != 1 || uint64(hi) != head {
 		t.Errorf("counter has %d rows %d..%d, want %d rows", n, lo, hi, head)
+	}
+}
+
+// selectiveBalances is the balance projection of the streams with prefix
+// only, counting the batches it is given.
+type selectiveBalances struct {
+	balance.Balances
+	prefix  string
+	applied *atomic.Int64
+}
+
+func (s selectiveBalances) Wants(e eventstore.Event) bool {
+	return strings.HasPrefix(e.Stream, s.prefix)
+}
+
+func (s selectiveBalances) Apply(ctx context.Context, tx projections.Tx, events []eventstore.Event) error {
+	s.applied.Add(1)
+	var mine []eventstore.Event
+	for _, e := range events {
+		if s.Wants(e) {
+			mine = append(mine, e)
+		}
+	}
+	return s.Balances.Apply(ctx, tx, mine)
+}
+
+// testSelective: a Selective projection reaches positions of events it
+// does not want without a transaction, applies the ones it wants, and
+// resumes after a restart without applying anything twice.
+func testSelective(t *testing.T, newDB NewDB) {
+	ctx := context.Background()
+	db, store := newDB(t), NewStore(t)
+	applied := &atomic.Int64{}
+	proj := selectiveBalances{prefix: "wallet-a", applied: applied}
+	r := projections.NewRunner(db, store, projections.Options{}, proj)
+	stop := start(t, r)
+	head := AppendCredits(t, store, "wallet-b", 50, 1, 5) // unwanted
+	wait(t, r, "balances", head)
+	if n := applied.Load(); n != 0 {
+		t.Fatalf("%d batches applied for unwanted events", n)
+	}
+	if cp, err := Checkpoint(ctx, db, "balances"); err != nil || cp != 0 {
+		t.Fatalf("stored checkpoint %d (%v) after skipped events, want 0", cp, err)
+	}
+	head = AppendCredits(t, store, "wallet-a", 10, 1, 10) // wanted
+	wait(t, r, "balances", head)
+	if cp, err := Checkpoint(ctx, db, "balances"); err != nil || cp != head {
+		t.Fatalf("stored checkpoint %d (%v), want %d", cp, err, head)
+	}
+	must(t, stop())
+	more := AppendCredits(t, store, "wallet-b", 5, 1, 5)
+	r = projections.NewRunner(db, store, projections.Options{}, proj)
+	stop = start(t, r)
+	wait(t, r, "balances", more)
+	must(t, stop())
+	if got, err := balance.Balance(ctx, db, "acct-0"); err != nil || got != 10 {
+		t.Fatalf("balance %d (%v), want the 10 wanted credits once", got, err)
 	}
 }

@@ -91,6 +91,13 @@ func (*Projection) Migrations(d projections.Dialect) []string {
 
 var ticksBulk = projections.Bulk{Table: "prices_ticks", Columns: []string{"pair", "at", "position", "price", "source"}}
 
+var _ projections.Selective = (*Projection)(nil)
+
+// Wants implements projections.Selective: price ticks only.
+func (*Projection) Wants(e eventstore.Event) bool {
+	return e.Type == prices.TypePriceTicked && strings.HasPrefix(e.Stream, prices.StreamPrefix)
+}
+
 // Apply implements projections.Projection. It writes every tick of the
 // batch in one bulk insert and the latest price of each pair it touched
 // once. Other events are ignored.

@@ -37,7 +37,7 @@ type env struct {
 	last   uint64
 }
 
-func newEnv(t *testing.T, open dbtest.Opener) *env {
+func newEnv(t *testing.T, open dbtest.NewDB) *env {
 	t.Helper()
 	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
 	must(t, err)
@@ -79,7 +79,7 @@ func (e *env) sync(tb testing.TB) {
 }
 
 func TestLatest(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, open dbtest.Opener) {
+	dbtest.Each(t, func(t *testing.T, open dbtest.NewDB) {
 		ctx := context.Background()
 		e := newEnv(t, open)
 		// A non-price event is ignored.
@@ -121,7 +121,7 @@ func TestLatest(t *testing.T) {
 }
 
 func TestHistory(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, open dbtest.Opener) {
+	dbtest.Each(t, func(t *testing.T, open dbtest.NewDB) {
 		ctx := context.Background()
 		e := newEnv(t, open)
 		e.tick(t, btcusd, "a", "1", 1*time.Second, "2", 2*time.Second, "3", 3*time.Second)
@@ -157,7 +157,7 @@ func TestHistory(t *testing.T) {
 }
 
 func TestOHLC(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, open dbtest.Opener) {
+	dbtest.Each(t, func(t *testing.T, open dbtest.NewDB) {
 		ctx := context.Background()
 		e := newEnv(t, open)
 		// Minute 0: 10, 12.5, 9.75, 11 ; minute 1: nothing ; minute 2: 20.000000000000000001, 19
@@ -232,7 +232,7 @@ func TestFold(t *testing.T) {
 }
 
 func TestTooManyTicks(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, open dbtest.Opener) {
+	dbtest.Each(t, func(t *testing.T, open dbtest.NewDB) {
 		ctx := context.Background()
 		e := newEnv(t, open)
 		const limit = 50

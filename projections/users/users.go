@@ -42,6 +42,13 @@ func (*Projection) Migrations(projections.Dialect) []string {
 	}
 }
 
+var _ projections.Selective = (*Projection)(nil)
+
+// Wants implements projections.Selective: the events of user streams.
+func (p *Projection) Wants(e eventstore.Event) bool {
+	return strings.HasPrefix(e.Stream, "user-") && p.codec.Knows(e.Type)
+}
+
 // Apply implements projections.Projection. User events are rare: one
 // statement per event is plenty.
 func (p *Projection) Apply(ctx context.Context, tx projections.Tx, events []eventstore.Event) error {

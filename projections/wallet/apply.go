@@ -45,6 +45,14 @@ type batch struct {
 	imports   []movementRow
 }
 
+var _ projections.Selective = (*Projection)(nil)
+
+// Wants implements projections.Selective: the ledger events of wallet
+// streams.
+func (p *Projection) Wants(e eventstore.Event) bool {
+	return strings.HasPrefix(e.Stream, StreamPrefix) && p.codec.Knows(e.Type)
+}
+
 // Apply implements projections.Projection. Events of other streams and of
 // types the codec does not know are ignored; a known event that does not
 // decode fails the batch (the read model must not silently drift from the

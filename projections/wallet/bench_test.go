@@ -37,7 +37,7 @@ func BenchmarkCatchUp(b *testing.B) {
 			store = stamped{store}
 			for _, d := range []struct {
 				name string
-				open dbtest.Opener
+				open dbtest.NewDB
 			}{{"sqlite", dbtest.OpenSQLite}, {"postgres", dbtest.OpenPostgres}} {
 				b.Run(fmt.Sprintf("db=%s/transfers=%d/accounts=%d", d.name, transfers, accounts), func(b *testing.B) {
 					benchCatchUp(b, d.open, store, head)
@@ -93,7 +93,7 @@ func fillTransfers(tb testing.TB, store eventstore.Store, accounts, transfers in
 	return head
 }
 
-func benchCatchUp(b *testing.B, newDB dbtest.Opener, store eventstore.Store, head uint64) {
+func benchCatchUp(b *testing.B, newDB dbtest.NewDB, store eventstore.Store, head uint64) {
 	var elapsed, applying time.Duration
 	var batches int
 	for i := 0; i < b.N; i++ {

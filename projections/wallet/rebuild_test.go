@@ -18,7 +18,7 @@ import (
 // tables must be identical, agree with the decider's own state, and every
 // account's entries must chain up to its balance.
 func TestRebuildIdentical(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, newDB dbtest.Opener) {
+	dbtest.Each(t, func(t *testing.T, newDB dbtest.NewDB) {
 		ctx := context.Background()
 		clk := &clock{t: t0}
 		store := openStore(t, clk)

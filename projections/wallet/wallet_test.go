@@ -60,7 +60,7 @@ func wantNotFound(tb testing.TB, what string, err error) {
 // and expired) and a lock, checking the read model after each step with the
 // runner live, then the history and point-in-time balances.
 func TestLedger(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, newDB dbtest.Opener) {
+	dbtest.Each(t, func(t *testing.T, newDB dbtest.NewDB) {
 		ctx := context.Background()
 		clk := &clock{t: t0}
 		store := openStore(t, clk)
@@ -329,7 +329,7 @@ func TestLedger(t *testing.T) {
 // events keep the wallet's latest time, so history and balance-at-time
 // stay consistent with the order of events.
 func TestLedgerTimeNeverDecreases(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, newDB dbtest.Opener) {
+	dbtest.Each(t, func(t *testing.T, newDB dbtest.NewDB) {
 		ctx := context.Background()
 		clk := &clock{t: t0}
 		store := openStore(t, clk)
@@ -377,7 +377,7 @@ func TestLedgerTimeNeverDecreases(t *testing.T) {
 // types, to streams that only look like wallet streams and to a wallet
 // stream without WalletOpened: none of them shows in the read model.
 func TestIgnoresOtherStreams(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, newDB dbtest.Opener) {
+	dbtest.Each(t, func(t *testing.T, newDB dbtest.NewDB) {
 		ctx := context.Background()
 		clk := &clock{t: t0}
 		store := openStore(t, clk)
@@ -435,7 +435,7 @@ type depositCredited struct{ ledger.FundsTransferred }
 func (depositCredited) EventType() string { return "ledger.deposit_credited" }
 
 func TestUnknownMovementKind(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, newDB dbtest.Opener) {
+	dbtest.Each(t, func(t *testing.T, newDB dbtest.NewDB) {
 		ctx := context.Background()
 		clk := &clock{t: t0}
 		store := openStore(t, clk)
@@ -479,7 +479,7 @@ func TestUnknownMovementKind(t *testing.T) {
 // TestUndecodableEventStopsProjection: a ledger event that does not decode
 // fails its batch, so the read model never skips a movement silently.
 func TestUndecodableEventStopsProjection(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, newDB dbtest.Opener) {
+	dbtest.Each(t, func(t *testing.T, newDB dbtest.NewDB) {
 		ctx := context.Background()
 		store := openStore(t, &clock{t: t0})
 		l := newLedgers(store)
