@@ -46,6 +46,7 @@ coins:
     bitcoind:
       url: %q
       network: simnet
+      timeout: 10s
 walletnotify:
   pipes:
     - path: %q

@@ -63,8 +63,9 @@ const InitialBlocks = 120
 // --createtemp's). Start unlocks the wallet with it, without a time limit.
 const WalletPassphrase = "password"
 
-// readyTimeout bounds waiting for a server to answer or to catch up.
-const readyTimeout = 30 * time.Second
+// readyTimeout bounds waiting for a server to answer or to catch up (a
+// loaded 2-core machine running the whole suite needs more than seconds).
+const readyTimeout = 90 * time.Second
 
 // Node is a running btcd with a btcwallet on simnet. Its methods may be
 // called from several goroutines; they are serialized.
@@ -224,7 +225,11 @@ func (n *Node) startWallet() error {
 	p, err := startProc("btcwallet", n.walletBin, filepath.Join(n.dir, "home"), filepath.Join(n.dir, "btcwallet.log"),
 		"--simnet", "--appdata="+filepath.Join(n.dir, "wallet"), "--logdir="+filepath.Join(n.dir, "logs", "btcwallet"),
 		"--rpcconnect=127.0.0.1:"+strconv.Itoa(n.btcdPort), "--noclienttls", "--noservertls",
-		"--rpclisten=127.0.0.1:"+strconv.Itoa(n.walletPort), "--username="+n.user, "--password="+n.pass)
+		"--rpclisten=127.0.0.1:"+strconv.Itoa(n.walletPort), "--username="+n.user, "--password="+n.pass,
+		// The code under test keeps asking while the wallet starts (its
+		// recovery scan blocks RPCs): more than the default 10 waiting
+		// requests must not get the harness's own refused.
+		"--rpcmaxclients=200")
 	if err != nil {
 		return err
 	}
@@ -271,6 +276,7 @@ func (n *Node) waitSynced() error {
 // readyTimeout passes.
 func (n *Node) poll(p *proc, what string, done func(ctx context.Context) (bool, error)) error {
 	deadline := time.Now().Add(readyTimeout)
+	pause := 20 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		ok, err := done(ctx)
@@ -284,7 +290,8 @@ func (n *Node) poll(p *proc, what string, done func(ctx context.Context) (bool, 
 		if time.Now().After(deadline) {
 			return fmt.Errorf("waiting for %s: gave up after %s; last lines of %s:\n%s", what, readyTimeout, p.name, p.tail(20))
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(pause)
+		pause = min(2*pause, 500*time.Millisecond) // a blocked server is not flooded
 	}
 }
 
