@@ -236,13 +236,28 @@ func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoi
 		return fmt.Errorf("projection %s at %d: read head: %w", name, checkpoint, err)
 	}
 	var buf []eventstore.Event // owned here, reused; store batches are never appended to
+	var skipped uint64         // position reached by skipping, beyond checkpoint
+	idle := time.NewTimer(time.Hour)
+	defer idle.Stop()
 	for {
 		var batch []eventstore.Event
+		if skipped > checkpoint {
+			idle.Reset(skippedFlush)
+		}
 		select {
 		case batch = <-batches:
+		case <-idle.C:
+			// Quiet: store the position reached by skipping, so that the
+			// stored checkpoint (projections status) is current.
+			if err := r.advance(ctx, name, checkpoint, skipped); err != nil {
+				return fmt.Errorf("projection %s at %d: %w", name, checkpoint, err)
+			}
+			checkpoint = skipped
+			continue
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		idle.Stop()
 		events := batch
 		merged := false
 		merge := func(b []eventstore.Event) {
@@ -285,6 +300,7 @@ func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoi
 		last := events[len(events)-1].Position
 		if skip(p, events) && last-checkpoint < CheckpointInterval {
 			// Nothing of this projection's: move on in memory only.
+			skipped = last
 			pr.update(func() { pr.pos = last })
 		} else {
 			if _, err := r.commit(ctx, p, checkpoint, events); err != nil {
@@ -301,6 +317,26 @@ func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoi
 		}
 		clear(buf) // drop references to event data
 	}
+}
+
+// skippedFlush is how long a projection that skipped events waits, idle,
+// before it stores the position it reached.
+const skippedFlush = time.Second
+
+// advance moves a checkpoint from from to to without applying anything
+// (the events between were not the projection's).
+func (r *Runner) advance(ctx context.Context, name string, from, to uint64) error {
+	return r.db.Update(ctx, func(tx Tx) error {
+		n, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET position = ? WHERE name = ? AND position = ?`,
+			int64(to), name, int64(from))
+		if err != nil {
+			return fmt.Errorf("write checkpoint: %w", err)
+		}
+		if n != 1 {
+			return ErrCheckpointMoved
+		}
+		return nil
+	})
 }
 
 // skip reports whether p is Selective and wants none of events.
