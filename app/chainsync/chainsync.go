@@ -105,7 +105,12 @@ type Syncer struct {
 	log     *slog.Logger
 	wake    chan struct{}
 
-	scanMu sync.Mutex // one rescan at a time
+	scanMu sync.Mutex // one rescan at a time; guards the checkpoint below
+	// The rescan checkpoint as last read or written: the block to ask
+	// listsinceblock from and the checkpoint stream's next revision.
+	scanLoaded bool
+	scanLast   string
+	scanNext   uint64
 
 	mu     sync.Mutex
 	jobs   map[string]*RescanJob
@@ -154,10 +159,15 @@ func (o *Observed) add(r wallets.Result) { o.Position = max(o.Position, r.Positi
 // idempotent: the same txid any number of times changes nothing more. An
 // unreachable node is chain.ErrUnavailable (retry later).
 func (s *Syncer) Notify(ctx context.Context, txid string) (Observed, error) {
-	var obs Observed
 	if err := s.reg.idx.catchUp(ctx); err != nil {
-		return obs, err
+		return Observed{}, err
 	}
+	return s.notify(ctx, txid)
+}
+
+// notify is Notify with the index already caught up.
+func (s *Syncer) notify(ctx context.Context, txid string) (Observed, error) {
+	var obs Observed
 	tx, err := s.backend.Transaction(ctx, txid)
 	switch {
 	case errors.Is(err, chain.ErrTxNotFound):
@@ -249,7 +259,16 @@ func (s *Syncer) viewWallets(ctx context.Context, view func(wallet string, st *l
 // deposits and broadcast withdrawals. The block poller calls it on every
 // new block.
 func (s *Syncer) Refresh(ctx context.Context) (Observed, error) {
-	var obs Observed
+	txids, err := s.followed(ctx)
+	if err != nil {
+		return Observed{}, err
+	}
+	return s.notifyAll(ctx, txids)
+}
+
+// followed returns the txids the coin's wallets still follow: tracked
+// deposits and broadcast withdrawals (catching the index up).
+func (s *Syncer) followed(ctx context.Context) ([]string, error) {
 	var txids []string
 	err := s.viewWallets(ctx, func(_ string, st *ledger.State) {
 		for _, d := range st.TrackedDeposits() {
@@ -260,11 +279,18 @@ func (s *Syncer) Refresh(ctx context.Context) (Observed, error) {
 		}
 	})
 	if err != nil {
-		return obs, fmt.Errorf("refresh %s: %w", s.coin, err)
+		return nil, fmt.Errorf("refresh %s: %w", s.coin, err)
 	}
+	return txids, nil
+}
+
+// notifyAll notifies each of txids once, the index caught up by the
+// caller.
+func (s *Syncer) notifyAll(ctx context.Context, txids []string) (Observed, error) {
+	var obs Observed
 	slices.Sort(txids)
 	for _, txid := range slices.Compact(txids) {
-		o, err := s.Notify(ctx, txid)
+		o, err := s.notify(ctx, txid)
 		if err != nil {
 			return obs, err
 		}
@@ -346,10 +372,13 @@ func (s *Syncer) poll(ctx context.Context) error {
 	if !changed {
 		return nil
 	}
-	if _, err := s.Rescan(ctx); err != nil {
+	// One pass: what happened since the last block, and every txid still
+	// followed (for its new confirmations), each asked once.
+	txids, err := s.followed(ctx)
+	if err != nil {
 		return err
 	}
-	if _, err := s.Refresh(ctx); err != nil {
+	if _, err := s.scan(ctx, txids); err != nil {
 		return err
 	}
 	s.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -28,37 +29,46 @@ type scanned struct {
 // checkpoint. Start-up and every new block run it, so a lost walletnotify
 // costs at most one block of delay. It returns the number of transactions
 // looked at.
-func (s *Syncer) Rescan(ctx context.Context) (int, error) {
+func (s *Syncer) Rescan(ctx context.Context) (int, error) { return s.scan(ctx, nil) }
+
+// scan is Rescan that also notifies the txids of also, each txid once.
+func (s *Syncer) scan(ctx context.Context, also []string) (int, error) {
 	s.scanMu.Lock()
 	defer s.scanMu.Unlock()
 	stream := checkpointPrefix + s.coin
-	last, next, err := s.checkpoint(ctx, stream)
+	if !s.scanLoaded {
+		last, next, err := s.checkpoint(ctx, stream)
+		if err != nil {
+			return 0, err
+		}
+		s.scanLast, s.scanNext, s.scanLoaded = last, next, true
+	}
+	since, err := s.backend.SinceBlock(ctx, s.scanLast)
 	if err != nil {
+		return 0, fmt.Errorf("rescan %s since %q: %w", s.coin, s.scanLast, err)
+	}
+	if err := s.reg.idx.catchUp(ctx); err != nil {
 		return 0, err
 	}
-	since, err := s.backend.SinceBlock(ctx, last)
-	if err != nil {
-		return 0, fmt.Errorf("rescan %s since %q: %w", s.coin, last, err)
+	if _, err := s.notifyAll(ctx, append(slices.Clone(since.TxIDs), also...)); err != nil {
+		return 0, fmt.Errorf("rescan %s: %w", s.coin, err)
 	}
-	for _, txid := range since.TxIDs {
-		if _, err := s.Notify(ctx, txid); err != nil {
-			return 0, fmt.Errorf("rescan %s: %w", s.coin, err)
-		}
-	}
-	if since.LastBlock == last || since.LastBlock == "" {
+	if since.LastBlock == s.scanLast || since.LastBlock == "" {
 		return len(since.TxIDs), nil
 	}
 	data, _ := json.Marshal(scanned{LastBlock: since.LastBlock, TxIDs: len(since.TxIDs)}) // plain struct
-	_, err = s.reg.store.Append(ctx, stream, eventstore.ExpectRevision(next),
+	_, err = s.reg.store.Append(ctx, stream, eventstore.ExpectRevision(s.scanNext),
 		eventstore.EventData{Type: TypeScanned, Data: data, Metadata: s.meta("rescan")})
 	if err != nil {
+		s.scanLoaded = false // another instance wrote one: read it again next time
 		return 0, fmt.Errorf("rescan %s: record checkpoint: %w", s.coin, err)
 	}
+	s.scanLast, s.scanNext = since.LastBlock, s.scanNext+1
 	return len(since.TxIDs), nil
 }
 
-// checkpoint returns the last block recorded in stream and the stream's
-// next revision.
+// checkpoint reads the last block recorded in stream and the stream's
+// next revision (once per syncer: scan keeps them after that).
 func (s *Syncer) checkpoint(ctx context.Context, stream string) (string, uint64, error) {
 	var last string
 	var next uint64
