@@ -299,16 +299,14 @@ func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoi
 
 		last := events[len(events)-1].Position
 		if skip(p, events) && last-checkpoint < CheckpointInterval {
-			// Nothing of this projection's: move on in memory only.
-			skipped = last
-			pr.update(func() { pr.pos = last })
+			skipped = last // nothing of this projection's: move on in memory only
 		} else {
-			if _, err := r.commit(ctx, p, checkpoint, events); err != nil {
+			if err := r.commit(ctx, p, checkpoint, events); err != nil {
 				return fmt.Errorf("projection %s at %d: %w", name, checkpoint, err)
 			}
 			checkpoint = last
-			pr.update(func() { pr.pos = last })
 		}
+		pr.update(func() { pr.pos = last })
 		if len(events) >= r.opts.MaxBatch {
 			// A full batch: still catching up, learn how far there is to go.
 			if head, err = r.store.Head(ctx); err != nil {
@@ -326,17 +324,23 @@ const skippedFlush = time.Second
 // advance moves a checkpoint from from to to without applying anything
 // (the events between were not the projection's).
 func (r *Runner) advance(ctx context.Context, name string, from, to uint64) error {
-	return r.db.Update(ctx, func(tx Tx) error {
-		n, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET position = ? WHERE name = ? AND position = ?`,
-			int64(to), name, int64(from))
-		if err != nil {
-			return fmt.Errorf("write checkpoint: %w", err)
-		}
-		if n != 1 {
-			return ErrCheckpointMoved
-		}
-		return nil
-	})
+	return r.db.Update(ctx, func(tx Tx) error { return moveCheckpoint(ctx, tx, name, from, to) })
+}
+
+// moveCheckpoint moves name's checkpoint from from to to, fenced: a second
+// runner on the same projection blocks here (Postgres row lock, SQLite
+// single writer) and then finds the checkpoint moved (ErrCheckpointMoved),
+// before doing any work.
+func moveCheckpoint(ctx context.Context, tx Tx, name string, from, to uint64) error {
+	n, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET position = ? WHERE name = ? AND position = ?`,
+		int64(to), name, int64(from))
+	if err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	if n != 1 {
+		return ErrCheckpointMoved
+	}
+	return nil
 }
 
 // skip reports whether p is Selective and wants none of events.
@@ -354,34 +358,27 @@ func skip(p Projection, events []eventstore.Event) bool {
 }
 
 // commit applies events and moves the checkpoint from checkpoint to the last
-// event's position in one transaction, and returns that position.
-func (r *Runner) commit(ctx context.Context, p Projection, checkpoint uint64, events []eventstore.Event) (uint64, error) {
+// event's position in one transaction.
+func (r *Runner) commit(ctx context.Context, p Projection, checkpoint uint64, events []eventstore.Event) error {
 	prev := checkpoint
 	for _, e := range events {
 		if e.Position <= prev {
-			return 0, fmt.Errorf("store delivered position %d after %d", e.Position, prev)
+			return fmt.Errorf("store delivered position %d after %d", e.Position, prev)
 		}
 		prev = e.Position
 	}
 	first, last := events[0].Position, events[len(events)-1].Position
 	err := r.db.Update(ctx, func(tx Tx) error {
-		// Fence first: a second runner on the same projection blocks here
-		// (Postgres row lock, SQLite single writer) and then finds the
-		// checkpoint moved, before doing any work.
-		n, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET position = ? WHERE name = ? AND position = ?`,
-			int64(last), p.Name(), int64(checkpoint))
-		if err != nil {
-			return fmt.Errorf("write checkpoint: %w", err)
-		}
-		if n != 1 {
-			return ErrCheckpointMoved
+		// Fence first, before doing any work.
+		if err := moveCheckpoint(ctx, tx, p.Name(), checkpoint, last); err != nil {
+			return err
 		}
 		return p.Apply(ctx, tx, events)
 	})
 	if err != nil {
-		return 0, fmt.Errorf("apply positions %d..%d (%d events): %w", first, last, len(events), err)
+		return fmt.Errorf("apply positions %d..%d (%d events): %w", first, last, len(events), err)
 	}
-	return last, nil
+	return nil
 }
 
 // WaitFor blocks until projection name has committed every event up to
