@@ -120,8 +120,8 @@ func (c PollerConfig) build() (*Poller, error) {
 	if name == "" {
 		name = c.Preset
 	}
-	if !validName(name) {
-		errs = append(errs, fmt.Errorf("name: %q: want 1 to %d bytes of printable ASCII without spaces", clip(name), maxSourceLen))
+	if !prices.ValidSource(name) {
+		errs = append(errs, fmt.Errorf("name: %q: want 1 to %d bytes of printable ASCII without spaces", clip(name), prices.MaxSourceLen))
 	}
 	pairs, perrs := parsePairs(c.Pairs)
 	errs = append(errs, perrs...)

@@ -80,11 +80,7 @@ const (
 	TimeRFC3339 = "rfc3339"
 )
 
-const (
-	userAgent = "coinledger-pricefeed/1"
-	// maxSourceLen matches the source names package prices accepts.
-	maxSourceLen = 64
-)
+const userAgent = "coinledger-pricefeed/1"
 
 // parsePair reads "BASE/QUOTE" or "BASE-QUOTE".
 func parsePair(s string) (prices.Pair, error) {
@@ -115,20 +111,6 @@ func parsePairs(ss []string) ([]prices.Pair, []error) {
 		}
 	}
 	return out, errs
-}
-
-// validName reports whether s is a source name package prices accepts: 1
-// to 64 bytes of printable ASCII without spaces.
-func validName(s string) bool {
-	if s == "" || len(s) > maxSourceLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // validTimeFormat reports whether f is one of the Time* formats or "".

@@ -112,8 +112,8 @@ func NewStream(cfg StreamConfig) (*Stream, error) { return cfg.build() }
 
 func (c StreamConfig) build() (*Stream, error) {
 	var errs []error
-	if !validName(c.Name) {
-		errs = append(errs, fmt.Errorf("name: %q: want 1 to %d bytes of printable ASCII without spaces", clip(c.Name), maxSourceLen))
+	if !prices.ValidSource(c.Name) {
+		errs = append(errs, fmt.Errorf("name: %q: want 1 to %d bytes of printable ASCII without spaces", clip(c.Name), prices.MaxSourceLen))
 	}
 	s := &Stream{
 		name:        c.Name,

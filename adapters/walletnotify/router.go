@@ -430,6 +430,24 @@ func (d *dedupe) forget(key string, started time.Time) {
 	}
 }
 
+// Forward parses raw, a line or message a source read, with parse and
+// hands the notification to sink, logging what became of it: a malformed
+// one is logged (clipped to 120 bytes) and dropped, a sink failure logged
+// (the source has no sender to tell). Sources that read lines or messages
+// use it.
+func Forward(ctx context.Context, log *slog.Logger, sink Sink, raw string, parse func(string) (Notification, error)) {
+	n, err := parse(raw)
+	if err != nil {
+		log.Warn("walletnotify malformed txid dropped", "raw", truncate(strings.TrimSpace(raw), 120), "error", err)
+		return
+	}
+	if err := sink(ctx, n); err != nil {
+		log.Error("walletnotify sink failed", "coin", n.Coin, "txid", n.TxID, "error", err)
+		return
+	}
+	log.Info("walletnotify received", "coin", n.Coin, "txid", n.TxID)
+}
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

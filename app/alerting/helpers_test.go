@@ -13,6 +13,7 @@ import (
 	"github.com/coinledger/coinledger/domain/alerts"
 	"github.com/coinledger/coinledger/domain/prices"
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/test/background"
 )
 
 var (
@@ -112,23 +113,7 @@ func start(tb testing.TB, store eventstore.Store) *running {
 	logs := &syncBuffer{}
 	e := alerting.NewEngine(store, slog.New(slog.NewTextHandler(logs, nil)))
 	alerting.SetRetry(e, 3, time.Millisecond)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	var once sync.Once
-	var err error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			err = <-done
-		})
-		return err
-	}
-	tb.Cleanup(func() {
-		if err := stop(); err != nil {
-			tb.Errorf("engine: %v", err)
-		}
-	})
+	stop := background.Run(tb, true, e.Run)
 	return &running{Engine: e, logs: logs, stop: stop}
 }
 

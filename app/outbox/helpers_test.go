@@ -11,6 +11,7 @@ import (
 	"github.com/coinledger/coinledger/domain/alerts"
 	"github.com/coinledger/coinledger/domain/prices"
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/test/background"
 )
 
 var (
@@ -168,23 +169,7 @@ func start(tb testing.TB, cfg outbox.Config) *running {
 		cfg.Clock = clock()
 	}
 	n := outbox.New(cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	var once sync.Once
-	var err error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			err = <-done
-		})
-		return err
-	}
-	tb.Cleanup(func() {
-		if err := stop(); err != nil {
-			tb.Errorf("notifier: %v", err)
-		}
-	})
+	stop := background.Run(tb, true, n.Run)
 	return &running{Notifier: n, stop: stop}
 }
 

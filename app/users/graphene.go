@@ -67,17 +67,7 @@ func (s *Service) ImportGraphene(ctx context.Context, meta eventstore.Metadata, 
 			continue
 		}
 		perms := e.Permissions()
-		err := s.update(ctx, meta, e.Username, func(u *identity.User) ([]identity.Event, error) {
-			events, err := identity.Register(u, e.Username, "", e.LegacyMarker(), nil)
-			if err != nil || len(perms) == 0 {
-				return events, err
-			}
-			for _, ev := range events {
-				identity.Evolve(u, ev)
-			}
-			grant, err := identity.Grant(u, wallet, perms)
-			return append(events, grant...), err
-		})
+		err := s.update(ctx, meta, e.Username, registerGranted(e.Username, e.LegacyMarker(), wallet, perms))
 		switch {
 		case errors.Is(err, identity.ErrUserExists):
 			r.Skipped = append(r.Skipped, Skipped{e.Username, SkipExists})
@@ -108,8 +98,18 @@ func (s *Service) importWildcard(ctx context.Context, meta eventstore.Metadata, 
 		hash = e.LegacyMarker()
 	}
 	perms := e.Permissions()
-	err := s.update(ctx, meta, Anonymous, func(u *identity.User) ([]identity.Event, error) {
-		events, err := identity.Register(u, Anonymous, "", hash, nil)
+	err := s.update(ctx, meta, Anonymous, registerGranted(Anonymous, hash, wallet, perms))
+	if err != nil && !errors.Is(err, identity.ErrUserExists) {
+		return fmt.Errorf("import graphene wildcard: %w", err)
+	}
+	return nil
+}
+
+// registerGranted decides the registration of username with password
+// hash, granted perms on wallet (none: no grant).
+func registerGranted(username, hash, wallet string, perms []string) func(*identity.User) ([]identity.Event, error) {
+	return func(u *identity.User) ([]identity.Event, error) {
+		events, err := identity.Register(u, username, "", hash, nil)
 		if err != nil || len(perms) == 0 {
 			return events, err
 		}
@@ -118,9 +118,5 @@ func (s *Service) importWildcard(ctx context.Context, meta eventstore.Metadata, 
 		}
 		grant, err := identity.Grant(u, wallet, perms)
 		return append(events, grant...), err
-	})
-	if err != nil && !errors.Is(err, identity.ErrUserExists) {
-		return fmt.Errorf("import graphene wildcard: %w", err)
 	}
-	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"slices"
 	"sync"
 	"time"
 
@@ -54,10 +53,7 @@ func benchNotify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("ratio against the baseline: %.1fx\n", f.rate/base.rate)
-	return printResult(benchResult{Scenario: "walletnotify", OpsPerSec: round(f.rate), P99ms: round(ms(f.p99)),
-		BaselineOpsPerSec: round(base.rate), Ratio: round(f.rate / base.rate),
-		Extra: map[string]float64{"p50_ms": round(ms(f.p50)), "baseline_p99_ms": round(ms(base.p99))}})
+	return report("walletnotify", base, f)
 }
 
 func runNotifyLoad(ctx context.Context, name string, clients, total, accounts int) (loadFigures, error) {
@@ -189,10 +185,7 @@ func runNotifyLoad(ctx context.Context, name string, clients, total, accounts in
 		lat = append(lat, visible[txid].Sub(sent[i]))
 	}
 	mu.Unlock()
-	slices.Sort(lat)
-	f := loadFigures{rate: float64(total) / elapsed.Seconds(), p50: lat[len(lat)/2], p99: lat[len(lat)*99/100]}
-	fmt.Printf("  %-42s %6d notifications %8.0f/s  p50 %6.2f ms  p99 %6.2f ms\n", name, total, f.rate, ms(f.p50), ms(f.p99))
-	return f, nil
+	return figuresOf(name, "notifications", lat, elapsed), nil
 }
 
 var errDone = errors.New("done")

@@ -47,15 +47,30 @@ func benchTransfers(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("ratio against the baseline: %.1fx\n", batched.rate/base.rate)
-	return printResult(benchResult{Scenario: "transfers", OpsPerSec: round(batched.rate), P99ms: round(ms(batched.p99)),
-		BaselineOpsPerSec: round(base.rate), Ratio: round(batched.rate / base.rate),
-		Extra: map[string]float64{"p50_ms": round(ms(batched.p50)), "baseline_p99_ms": round(ms(base.p99))}})
+	return report("transfers", base, batched)
 }
 
 type loadFigures struct {
 	rate     float64
 	p50, p99 time.Duration
+}
+
+// figuresOf computes and prints a run's rate and latency percentiles from
+// the latency of each of its operations (sorted in place).
+func figuresOf(name, unit string, lat []time.Duration, elapsed time.Duration) loadFigures {
+	slices.Sort(lat)
+	f := loadFigures{rate: float64(len(lat)) / elapsed.Seconds(), p50: lat[len(lat)/2], p99: lat[len(lat)*99/100]}
+	fmt.Printf("  %-42s %6d %-13s %8.0f/s  p50 %6.2f ms  p99 %6.2f ms\n", name, len(lat), unit, f.rate, ms(f.p50), ms(f.p99))
+	return f
+}
+
+// report prints the ratio of a run to its baseline, then the scenario's
+// JSON result line.
+func report(scenario string, base, f loadFigures) error {
+	fmt.Printf("ratio against the baseline: %.1fx\n", f.rate/base.rate)
+	return printResult(benchResult{Scenario: scenario, OpsPerSec: round(f.rate), P99ms: round(ms(f.p99)),
+		BaselineOpsPerSec: round(base.rate), Ratio: round(f.rate / base.rate),
+		Extra: map[string]float64{"p50_ms": round(ms(f.p50)), "baseline_p99_ms": round(ms(base.p99))}})
 }
 
 func runTransferLoad(ctx context.Context, name string, clients, total int, storeOpts sqlite.Options, maxBatch int) (loadFigures, error) {
@@ -115,10 +130,7 @@ func runTransferLoad(ctx context.Context, name string, clients, total int, store
 		return loadFigures{}, fmt.Errorf("%s: %w", name, err)
 	}
 	all := slices.Concat(lat...)
-	slices.Sort(all)
-	f := loadFigures{rate: float64(len(all)) / elapsed.Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}
-	fmt.Printf("  %-42s %6d transfers %8.0f/s  p50 %6.2f ms  p99 %6.2f ms\n", name, len(all), f.rate, ms(f.p50), ms(f.p99))
-	return f, nil
+	return figuresOf(name, "transfers", all, elapsed), nil
 }
 
 // startCPUProfile writes a CPU profile to path (none when empty) until

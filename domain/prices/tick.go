@@ -28,8 +28,8 @@ const (
 	// latest recorded tick, so a flat market still records one tick per
 	// source per CoalesceWithin (the read models see the price is fresh).
 	CoalesceWithin = time.Minute
-	// maxSourceLen bounds source names, in bytes.
-	maxSourceLen = 64
+	// MaxSourceLen bounds source names, in bytes (see ValidSource).
+	MaxSourceLen = 64
 )
 
 // Event is a fact of a price stream.
@@ -177,8 +177,8 @@ func Tick(s *State, c RecordTick) ([]Event, error) {
 		return nil, fmt.Errorf("prices: tick: %w: state has no pair (use NewState)", ErrValidation)
 	}
 	op := "prices: tick " + s.pair.String()
-	if !validSource(c.Source) {
-		return nil, fmt.Errorf("%s: %w: source %q: want 1 to %d bytes of printable ASCII without spaces", op, ErrValidation, clip(c.Source), maxSourceLen)
+	if !ValidSource(c.Source) {
+		return nil, fmt.Errorf("%s: %w: source %q: want 1 to %d bytes of printable ASCII without spaces", op, ErrValidation, clip(c.Source), MaxSourceLen)
 	}
 	if c.Price.IsZero() {
 		return nil, fmt.Errorf("%s from %s: %w: zero price", op, c.Source, ErrValidation)
@@ -209,8 +209,10 @@ func (s *State) seen(name string, t time.Time) bool {
 	return slices.ContainsFunc(src.times, t.Equal)
 }
 
-func validSource(s string) bool {
-	if s == "" || len(s) > maxSourceLen {
+// ValidSource reports whether s may name a price source: 1 to
+// MaxSourceLen bytes of printable ASCII without spaces.
+func ValidSource(s string) bool {
+	if s == "" || len(s) > MaxSourceLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

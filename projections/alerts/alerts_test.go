@@ -3,17 +3,17 @@ package alerts_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/coinledger/coinledger/domain/alerts"
 	"github.com/coinledger/coinledger/domain/prices"
 	"github.com/coinledger/coinledger/eventstore"
-	"github.com/coinledger/coinledger/eventstore/sqlite"
+	"github.com/coinledger/coinledger/eventstore/sqlite/sqlitetest"
 	"github.com/coinledger/coinledger/projections"
 	alertsrm "github.com/coinledger/coinledger/projections/alerts"
 	"github.com/coinledger/coinledger/projections/dbtest"
+	"github.com/coinledger/coinledger/test/background"
 )
 
 var (
@@ -41,20 +41,10 @@ type env struct {
 
 func newEnv(t *testing.T, open dbtest.NewDB) *env {
 	t.Helper()
-	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
-	must(t, err)
-	t.Cleanup(func() { store.Close() })
+	store := sqlitetest.Open(t)
 	db := open(t)
 	r := projections.NewRunner(db, store, projections.Options{}, alertsrm.New())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("runner: %v", err)
-		}
-	})
+	background.Run(t, true, r.Run)
 	return &env{store: store, db: db, runner: r, codec: eventstore.NewCodecOf(alerts.Events()...), states: map[alerts.ID]*alerts.Alert{}}
 }
 

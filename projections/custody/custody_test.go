@@ -2,7 +2,6 @@ package custody_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -10,10 +9,11 @@ import (
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
 	"github.com/coinledger/coinledger/eventstore"
-	"github.com/coinledger/coinledger/eventstore/sqlite"
+	"github.com/coinledger/coinledger/eventstore/sqlite/sqlitetest"
 	"github.com/coinledger/coinledger/projections"
 	"github.com/coinledger/coinledger/projections/custody"
 	"github.com/coinledger/coinledger/projections/dbtest"
+	"github.com/coinledger/coinledger/test/background"
 )
 
 var (
@@ -30,11 +30,7 @@ func TestCustody(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer store.Close()
+			store := sqlitetest.Open(t)
 			ws := wallets.New(store, wallets.Options{})
 			defer ws.Close()
 			var last uint64
@@ -62,10 +58,7 @@ func TestCustody(t *testing.T) {
 
 			db := open(t)
 			r := projections.NewRunner(db, store, projections.Options{}, custody.New())
-			rctx, cancel := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- r.Run(rctx) }()
-			defer func() { cancel(); <-done }()
+			background.Run(t, true, r.Run)
 			if err := r.WaitFor(ctx, "custody", last); err != nil {
 				t.Fatal(err)
 			}

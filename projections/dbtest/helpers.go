@@ -19,6 +19,7 @@ import (
 	"github.com/coinledger/coinledger/eventstore/sqlite"
 	"github.com/coinledger/coinledger/projections"
 	"github.com/coinledger/coinledger/projections/balance"
+	"github.com/coinledger/coinledger/test/background"
 )
 
 // NewStore opens the embedded event store in a temporary directory, closed
@@ -136,20 +137,7 @@ func Checkpoint(ctx context.Context, db projections.DB, name string) (uint64, er
 // start runs r in the background until the test ends or stop is called;
 // stop cancels it and returns Run's result.
 func start(tb testing.TB, r *projections.Runner) (stop func() error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	var err error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			err = <-done
-		})
-		return err
-	}
-	tb.Cleanup(func() { _ = stop() })
-	return stop
+	return background.Run(tb, false, r.Run)
 }
 
 // SmallBatches wraps a store so that Subscribe delivers batches of at most

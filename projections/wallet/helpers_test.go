@@ -14,6 +14,7 @@ import (
 	"github.com/coinledger/coinledger/eventstore/sqlite"
 	"github.com/coinledger/coinledger/projections"
 	"github.com/coinledger/coinledger/projections/wallet"
+	"github.com/coinledger/coinledger/test/background"
 )
 
 func must(tb testing.TB, err error) {
@@ -116,19 +117,7 @@ func startRunner(tb testing.TB, db projections.DB, store eventstore.Store, opts 
 func startRunnerWith(tb testing.TB, db projections.DB, store eventstore.Store, opts projections.Options, p projections.Projection) *runner {
 	tb.Helper()
 	r := projections.NewRunner(db, store, opts, p)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	var err error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			err = <-done
-		})
-		return err
-	}
-	tb.Cleanup(func() { _ = stop() })
+	stop := background.Run(tb, false, r.Run)
 	return &runner{Runner: r, stop: stop}
 }
 

@@ -107,9 +107,6 @@ type Signer interface {
 // package documentation for the checks and the errors.
 func (b *Backend) Send(ctx context.Context, address string, amount int64, subtractFee bool) (chain.Sent, error) {
 	op := fmt.Sprintf("blockio send %s to %s", FormatAmount(amount), address)
-	if b.signer == nil {
-		return chain.Sent{}, fmt.Errorf("%s: %w: no signer configured", op, chain.ErrUnavailable)
-	}
 	if amount <= 0 {
 		return chain.Sent{}, fmt.Errorf("%s: %w: amount must be positive", op, chain.ErrRejected)
 	}

@@ -185,7 +185,7 @@ func (s *Source) readLines(ctx context.Context, r io.Reader) error {
 		switch {
 		case errors.Is(err, bufio.ErrBufferFull):
 			if !skipping {
-				s.log.Warn("walletnotify malformed txid dropped", "line", truncate(string(line), 80),
+				s.log.Warn("walletnotify malformed txid dropped", "line", string(line[:80])+"…",
 					"error", fmt.Sprintf("line longer than %d bytes", maxLine))
 			}
 			skipping = true
@@ -204,21 +204,15 @@ func (s *Source) readLines(ctx context.Context, r io.Reader) error {
 	}
 }
 
-// notify hands one line to the sink.
+// notify hands one line (a txid) to the sink; blank lines are skipped.
 func (s *Source) notify(ctx context.Context, line string) {
 	if strings.TrimSpace(line) == "" {
 		return
 	}
-	txid, err := walletnotify.ParseTxID(line)
-	if err != nil {
-		s.log.Warn("walletnotify malformed txid dropped", "line", truncate(strings.TrimSpace(line), 80), "error", err)
-		return
-	}
-	if err := s.sink(ctx, walletnotify.Notification{Coin: s.cfg.Coin, TxID: txid, Source: "pipe"}); err != nil {
-		s.log.Error("walletnotify pipe sink failed", "txid", txid, "error", err)
-		return
-	}
-	s.log.Info("walletnotify received", "txid", txid)
+	walletnotify.Forward(ctx, s.log, s.sink, line, func(raw string) (walletnotify.Notification, error) {
+		txid, err := walletnotify.ParseTxID(raw)
+		return walletnotify.Notification{Coin: s.cfg.Coin, TxID: txid, Source: "pipe"}, err
+	})
 }
 
 // replaceStale removes a FIFO or regular file at the path, notifying the
@@ -252,11 +246,4 @@ func (s *Source) replaceStale(ctx context.Context) error {
 	}
 	s.log.Info("walletnotify pipe stale file removed", "mode", fi.Mode().String())
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

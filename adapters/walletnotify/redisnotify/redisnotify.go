@@ -250,16 +250,7 @@ func (s *Source) Run(ctx context.Context) error {
 
 // notify hands one message to the sink.
 func (s *Source) notify(ctx context.Context, log *slog.Logger, payload string) {
-	n, err := s.parse(payload)
-	if err != nil {
-		log.Warn("walletnotify malformed txid dropped", "payload", truncate(payload, 120), "error", err)
-		return
-	}
-	if err := s.sink(ctx, n); err != nil {
-		log.Error("walletnotify redis sink failed", "coin", n.Coin, "txid", n.TxID, "error", err)
-		return
-	}
-	log.Info("walletnotify received", "coin", n.Coin, "txid", n.TxID)
+	walletnotify.Forward(ctx, log, s.sink, payload, s.parse)
 }
 
 // parse reads a message: a txid, or JSON {"txid":…,"coin":…}.
@@ -291,11 +282,4 @@ func (s *Source) parse(payload string) (walletnotify.Notification, error) {
 		return n, fmt.Errorf("%w: no coin in the message and none configured", walletnotify.ErrInvalidCoin)
 	}
 	return n, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
