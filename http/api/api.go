@@ -98,7 +98,10 @@ func New(d Deps) *API {
 	v1.POST("/auth/login", h.login)
 	v1.POST("/auth/token", h.token)
 
-	v1.GET("/ws", h.websocket(hub)) // authenticates by header or first message
+	// The ws package speaks the protocol and authenticates by header or
+	// first message; wsPrincipal checks credentials and wallet
+	// permissions (IP allowlists too) as for every other endpoint.
+	v1.GET("/ws", echo.WrapHandler(hub))
 	in := v1.Group("", h.authenticate)
 	in.GET("/status", h.status)
 	in.GET("/me", h.me)

@@ -8,32 +8,20 @@ import (
 
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/http/ws"
-	"github.com/labstack/echo/v4"
 )
-
-type requestKey struct{}
-
-// websocket serves /api/v1/ws: the ws package speaks the protocol; the
-// caller's credentials and wallet permissions are checked here, as for
-// every other endpoint (the IP allowlists against the connecting client).
-func (h *handlers) websocket(hub *ws.Handler) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		r := c.Request()
-		hub.ServeHTTP(c.Response(), r.WithContext(context.WithValue(r.Context(), requestKey{}, r)))
-		return nil
-	}
-}
 
 // walletReadTTL is how long a websocket connection trusts a wallet read
 // check before asking again (a revoked grant stops events within it).
 const walletReadTTL = 5 * time.Second
 
-func (h *handlers) wsPrincipal(ctx context.Context, token string) (ws.Principal, time.Time, error) {
-	a, expires, err := h.access(ctx, token)
+// wsPrincipal authenticates a websocket's token like any request and
+// answers its wallet reads from the caller's current state, checked again
+// every walletReadTTL.
+func (h *handlers) wsPrincipal(r *http.Request, token string) (ws.Principal, time.Time, error) {
+	a, expires, err := h.access(r.Context(), token)
 	if err != nil {
 		return ws.Principal{}, time.Time{}, err
 	}
-	r, _ := ctx.Value(requestKey{}).(*http.Request)
 	type verdict struct {
 		ok bool
 		at time.Time
@@ -51,11 +39,10 @@ func (h *handlers) wsPrincipal(ctx context.Context, token string) (ws.Principal,
 		defer cancel()
 		// The credential and the user's state now, not at connect time.
 		cur, _, err := h.access(cctx, token)
-		ok = err == nil && r != nil
-		if ok {
+		if err == nil {
 			_, err = h.checkWallet(cctx, cur, wallet, ledger.PermRead, r)
-			ok = err == nil
 		}
+		ok = err == nil
 		mu.Lock()
 		seen[wallet] = verdict{ok, time.Now()}
 		mu.Unlock()

@@ -43,10 +43,11 @@ type Principal struct {
 type Config struct {
 	Store eventstore.Store
 	// Authenticate returns the caller a token belongs to and when the token
-	// expires (zero: never). Any error refuses the token: HTTP 401 for the
+	// expires (zero: never); r is the upgrade request (its context, the
+	// client's address). Any error refuses the token: HTTP 401 for the
 	// header, close 4401 for the first message. It must not put the token
 	// into its error.
-	Authenticate func(ctx context.Context, token string) (Principal, time.Time, error)
+	Authenticate func(r *http.Request, token string) (Principal, time.Time, error)
 	// AlertOwner returns the owner of an alert, "" if there is no such
 	// alert, for alert events that carry no owner (alerts.rearmed,
 	// alerts.deleted). An error closes the connection with 1011. Default:
@@ -114,7 +115,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var expiry time.Time
 	if header := r.Header.Get("Authorization"); header != "" {
 		var err error
-		if p, expiry, err = h.authenticate(r.Context(), header); err != nil {
+		if p, expiry, err = h.authenticate(r, header); err != nil {
 			h.cfg.Logger.Debug("websocket authentication failed", "err", err)
 			writeUnauthorized(w, r)
 			return
@@ -131,7 +132,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer conn.CloseNow()
 	conn.SetReadLimit(readLimit)
-	s := &session{h: h, conn: conn, out: newOutbox(h.cfg.MaxBehind), log: h.cfg.Logger, owners: map[string]string{}}
+	s := &session{h: h, req: r, conn: conn, out: newOutbox(h.cfg.MaxBehind), log: h.cfg.Logger, owners: map[string]string{}}
 	s.run(r.Context(), p, expiry)
 }
 
@@ -169,20 +170,20 @@ func (h *Handler) enter() bool {
 }
 
 // authenticate checks an Authorization header's bearer token.
-func (h *Handler) authenticate(ctx context.Context, header string) (*Principal, time.Time, error) {
+func (h *Handler) authenticate(r *http.Request, header string) (*Principal, time.Time, error) {
 	token, ok := auth.ParseBearer(header)
 	if !ok {
 		return nil, time.Time{}, fmt.Errorf("authorization header: not a bearer token")
 	}
-	return h.authenticateToken(ctx, token)
+	return h.authenticateToken(r, token)
 }
 
 // authenticateToken checks a token and its expiry.
-func (h *Handler) authenticateToken(ctx context.Context, token string) (*Principal, time.Time, error) {
+func (h *Handler) authenticateToken(r *http.Request, token string) (*Principal, time.Time, error) {
 	if token == "" {
 		return nil, time.Time{}, fmt.Errorf("empty token")
 	}
-	p, expiry, err := h.cfg.Authenticate(ctx, token)
+	p, expiry, err := h.cfg.Authenticate(r, token)
 	if err != nil {
 		return nil, time.Time{}, err
 	}

@@ -6,14 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/coinledger/coinledger/eventstore"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/coinledger/coinledger/eventstore"
 )
 
 // session is one connection. Its goroutines: the one running run (reads
@@ -21,6 +23,7 @@ import (
 // data frames) and at most one subscription at a time.
 type session struct {
 	h    *Handler
+	req  *http.Request // the upgrade request
 	conn *websocket.Conn
 	out  *outbox
 	log  *slog.Logger
@@ -126,7 +129,7 @@ func (s *session) authenticate(ctx context.Context) (*Principal, time.Time, bool
 		s.close(StatusUnauthorized, "unauthorized")
 		return nil, time.Time{}, false
 	}
-	p, expiry, err := s.h.authenticateToken(ctx, token)
+	p, expiry, err := s.h.authenticateToken(s.req, token)
 	if err != nil {
 		s.log.Debug("websocket authentication failed", "err", err)
 		s.close(StatusUnauthorized, "unauthorized")

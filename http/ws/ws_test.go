@@ -28,7 +28,7 @@ var errBadToken = errors.New("bad token")
 // authenticate maps the test tokens to principals: alice reads wallet
 // alice-main, bob reads bob-main, admin reads every wallet; "short" is
 // alice's token that expires 300 ms after it is checked.
-func authenticate(_ context.Context, token string) (Principal, time.Time, error) {
+func authenticate(_ *http.Request, token string) (Principal, time.Time, error) {
 	reads := func(wallets ...string) func(string) bool {
 		return func(w string) bool {
 			for _, x := range wallets {
