@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -62,7 +63,11 @@ func runNotifyLoad(ctx context.Context, name string, clients, total, accounts in
 		return loadFigures{}, err
 	}
 	defer os.RemoveAll(dir)
-	cfg := &Config{DataDir: dir, AdminPassword: "bench-admin-password", BcryptCost: 4, WalletnotifyListen: "127.0.0.1:0"}
+	notifyAddr, err := freeAddr()
+	if err != nil {
+		return loadFigures{}, err
+	}
+	cfg := &Config{DataDir: dir, AdminPassword: "bench-admin-password", BcryptCost: 4, WalletnotifyListen: notifyAddr}
 	cfg.setDefaults()
 	cfg.Walletnotify.Router.DedupeWindow = -1 // every txid is new here
 	svc, err := newService(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), wiring{})
@@ -93,7 +98,7 @@ func runNotifyLoad(ctx context.Context, name string, clients, total, accounts in
 		txids[i] = sim.Pay(addresses[i%len(addresses)], 1000+int64(i))
 	}
 	sim.Mine(1)
-	listener := "http://" + svc.notifyAddr()
+	listener := "http://" + notifyAddr
 
 	// Watch the log for the confirmations and stamp each once the read
 	// models show it.
@@ -221,4 +226,14 @@ func (c *benchClient) addresses(accounts int) ([]string, error) {
 		out[i] = a.Address
 	}
 	return out, nil
+}
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }

@@ -115,8 +115,8 @@ func (svc *service) wireChains(cfg *Config, reg *chainsync.Registry, bus *gochan
 	svc.workers = append(svc.workers, router.Run)
 	sink := walletnotify.Publish(bus)
 	if cfg.WalletnotifyListen != "off" {
-		svc.notify = httpnotify.New(httpnotify.Config{Listen: cfg.WalletnotifyListen, Coins: coins, DefaultCoin: coins[0], Logger: logger}, sink)
-		svc.workers = append(svc.workers, svc.notify.Serve)
+		srv := httpnotify.New(httpnotify.Config{Listen: cfg.WalletnotifyListen, Coins: coins, DefaultCoin: coins[0], Logger: logger}, sink)
+		svc.workers = append(svc.workers, srv.Serve)
 	}
 	for _, pc := range cfg.Walletnotify.Pipes {
 		pc.Logger = logger

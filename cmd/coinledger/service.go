@@ -11,7 +11,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
-	"github.com/coinledger/coinledger/adapters/walletnotify/httpnotify"
 	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/app/wallets"
@@ -34,21 +33,9 @@ type service struct {
 	// syncers, walletnotify listeners, ...).
 	workers []func(context.Context) error
 	chains  *chainsync.Registry
-	notify  *httpnotify.Server // the walletnotify HTTP listener, if on
-	hooks   http.Handler       // the block.io web-hook, if configured
+	hooks   http.Handler // the block.io web-hook, if configured
 	// shutdown runs when the HTTP server stops (closing websockets).
 	shutdown []func(context.Context) error
-}
-
-// notifyAddr is the walletnotify listener's address once it listens.
-func (s *service) notifyAddr() string {
-	for range 500 {
-		if a := s.notify.Addr(); a != "" {
-			return a
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return ""
 }
 
 // wiring options that only benchmarks change.
