@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,13 +10,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/coinledger/coinledger/adapters/chain/null"
 	"github.com/coinledger/coinledger/adapters/walletnotify/httpnotify"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/eventstore/loadgen"
 	"github.com/coinledger/coinledger/projections/custody"
 	"github.com/coinledger/coinledger/projections/wallet"
 )
@@ -28,8 +27,8 @@ import (
 // confirmed in the ledger and visible in the read models. Every payment is
 // mined before it is notified, so one notification credits one confirmed
 // deposit. Each client is a closed loop: it notifies, waits until the
-// deposit is visible, then notifies the next, so the latency is the
-// pipeline's, not a queue's. The baseline is one such client.
+// deposit is visible, then notifies the next, so the latency (notify to
+// visible) is the pipeline's, not a queue's. The baseline is one such client.
 func benchNotify(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench notify", flag.ContinueOnError)
 	clients := fs.Int("clients", 32, "concurrent notifying clients")
@@ -100,100 +99,63 @@ func runNotifyLoad(ctx context.Context, name string, clients, total, accounts in
 	sim.Mine(1)
 	listener := "http://" + notifyAddr
 
-	// Watch the log for the confirmations and stamp each once the read
+	// Watch the log for the confirmations and signal each once the read
 	// models show it.
 	head, err := svc.store.Head(ctx)
 	if err != nil {
 		return loadFigures{}, err
 	}
-	visible := make(map[string]time.Time, total)
-	done := make(map[string]chan struct{}, total)
-	for _, txid := range txids {
-		done[txid] = make(chan struct{})
+	// wait[i] closes once txids[i]'s deposit is visible; visible is the
+	// watcher's own from here on.
+	wait := make([]chan struct{}, total)
+	visible := make(map[string]chan struct{}, total)
+	for i, txid := range txids {
+		wait[i] = make(chan struct{})
+		visible[txid] = wait[i]
 	}
-	var mu sync.Mutex
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	watched := make(chan error, 1)
-	go func() {
-		err := svc.store.Subscribe(wctx, head, func(ctx context.Context, events []eventstore.Event) error {
-			for _, e := range events {
-				if e.Type != ledger.TypeDepositConfirmed {
-					continue
-				}
-				for _, m := range []string{wallet.New().Name(), custody.New().Name()} {
-					if err := svc.runner.WaitFor(ctx, m, e.Position); err != nil {
-						return err
-					}
-				}
-				var d struct {
-					TxID string `json:"txid"`
-				}
-				if err := json.Unmarshal(e.Data, &d); err != nil {
+	go svc.store.Subscribe(wctx, head, func(ctx context.Context, events []eventstore.Event) error {
+		for _, e := range events {
+			if e.Type != ledger.TypeDepositConfirmed {
+				continue
+			}
+			for _, m := range []string{wallet.New().Name(), custody.New().Name()} {
+				if err := svc.runner.WaitFor(ctx, m, e.Position); err != nil {
 					return err
 				}
-				mu.Lock()
-				_, again := visible[d.TxID]
-				visible[d.TxID] = time.Now()
-				n := len(visible)
-				mu.Unlock()
-				if ch, ok := done[d.TxID]; ok && !again {
-					close(ch)
-				}
-				if n == total {
-					return errDone
-				}
 			}
-			return nil
-		})
-		watched <- err
-	}()
+			var d struct {
+				TxID string `json:"txid"`
+			}
+			if err := json.Unmarshal(e.Data, &d); err != nil {
+				return err
+			}
+			if ch, ok := visible[d.TxID]; ok {
+				close(ch) // each deposit is confirmed once
+				delete(visible, d.TxID)
+			}
+		}
+		return nil
+	})
 
-	sent := make([]time.Time, total)
-	start := time.Now()
-	var wg sync.WaitGroup
-	errc := make(chan error, clients)
-	for w := range clients {
-		wg.Go(func() {
-			for i := w; i < total; i += clients {
-				sent[i] = time.Now()
-				if err := httpnotify.Post(ctx, c.http, listener, "BTC", txids[i]); err != nil {
-					errc <- err
-					return
-				}
-				select {
-				case <-done[txids[i]]:
-				case <-time.After(time.Minute):
-					errc <- fmt.Errorf("deposit %s not visible after a minute", txids[i])
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errc)
-	if err := <-errc; err != nil {
+	// Each operation: notify, then wait until the deposit is visible.
+	lat, elapsed, err := loadgen.Closed(clients, total, func(_, i int) error {
+		if err := httpnotify.Post(ctx, c.http, listener, "BTC", txids[i]); err != nil {
+			return err
+		}
+		select {
+		case <-wait[i]:
+			return nil
+		case <-time.After(time.Minute):
+			return fmt.Errorf("deposit %s not visible after a minute", txids[i])
+		}
+	})
+	if err != nil {
 		return loadFigures{}, fmt.Errorf("%s: notify: %w", name, err)
 	}
-	select {
-	case err := <-watched:
-		if !errors.Is(err, errDone) {
-			return loadFigures{}, fmt.Errorf("%s: watching the log: %w", name, err)
-		}
-	case <-time.After(time.Minute):
-		return loadFigures{}, fmt.Errorf("%s: the log watcher did not finish", name)
-	}
-	elapsed := time.Since(start)
-	lat := make([]time.Duration, 0, total)
-	mu.Lock()
-	for i, txid := range txids {
-		lat = append(lat, visible[txid].Sub(sent[i]))
-	}
-	mu.Unlock()
 	return figuresOf(name, "notifications", lat, elapsed), nil
 }
-
-var errDone = errors.New("done")
 
 // setUpDeposits creates wallet "deposits" (threshold 1) with accounts
 // acc0..accN-1.

@@ -14,9 +14,9 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
-	"sync"
 	"time"
 
+	"github.com/coinledger/coinledger/eventstore/loadgen"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
 )
 
@@ -100,37 +100,19 @@ func runTransferLoad(ctx context.Context, name string, clients, total int, store
 	if err := c.setUp(clients); err != nil {
 		return loadFigures{}, fmt.Errorf("%s: set-up: %w", name, err)
 	}
-	per := total / clients
-	lat := make([][]time.Duration, clients)
-	errc := make(chan error, clients)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := 0; w < clients; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			lat[w] = make([]time.Duration, 0, per)
-			for i := 0; i < per; i++ {
-				t0 := time.Now()
-				status, body, err := c.post("/wallets/bench/transfers",
-					map[string]string{"from": fmt.Sprintf("src%d", w), "to": "sink", "amount": "0.00000001"},
-					fmt.Sprintf("bench-%d-%d", w, i))
-				if err != nil || status != http.StatusCreated {
-					errc <- fmt.Errorf("transfer: %d %s %v", status, body, err)
-					return
-				}
-				lat[w] = append(lat[w], time.Since(t0))
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(errc)
-	if err := <-errc; err != nil {
+	lat, elapsed, err := loadgen.Closed(clients, total/clients*clients, func(w, i int) error {
+		status, body, err := c.post("/wallets/bench/transfers",
+			map[string]string{"from": fmt.Sprintf("src%d", w), "to": "sink", "amount": "0.00000001"},
+			fmt.Sprintf("bench-%d", i))
+		if err != nil || status != http.StatusCreated {
+			return fmt.Errorf("transfer: %d %s %v", status, body, err)
+		}
+		return nil
+	})
+	if err != nil {
 		return loadFigures{}, fmt.Errorf("%s: %w", name, err)
 	}
-	all := slices.Concat(lat...)
-	return figuresOf(name, "transfers", all, elapsed), nil
+	return figuresOf(name, "transfers", lat, elapsed), nil
 }
 
 // startCPUProfile writes a CPU profile to path (none when empty) until

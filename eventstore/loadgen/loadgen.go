@@ -33,40 +33,56 @@ func AppendLoad(ctx context.Context, s eventstore.Store, appenders, batch, total
 	prefix := "load-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:16]
 	data := json.RawMessage(`{"account":"acct-000001","amount":150000,"memo":"benchmark transfer"}`)
 	per := total / appenders / batch
-	lat := make([][]time.Duration, appenders)
+	events := make([][]eventstore.EventData, appenders)
+	for w := range events {
+		events[w] = make([]eventstore.EventData, batch)
+		for i := range events[w] {
+			events[w][i] = eventstore.EventData{Type: "bench.credited", Data: data}
+		}
+	}
+	lat, elapsed, err := Closed(appenders, appenders*per, func(w, i int) error {
+		k := i / appenders // this appender's k-th append
+		_, err := s.Append(ctx, fmt.Sprintf("%s-%d", prefix, w), eventstore.ExpectRevision(uint64(k*batch)), events[w]...)
+		if err != nil {
+			return fmt.Errorf("appender %d: %w", w, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return LoadResult{}, err
+	}
+	slices.Sort(lat)
+	return LoadResult{Appends: len(lat), Events: len(lat) * batch, Elapsed: elapsed,
+		P50: lat[len(lat)/2], P99: lat[len(lat)*99/100]}, nil
+}
+
+// Closed runs n operations from workers closed-loop workers: worker w runs
+// operations w, w+workers, w+2*workers, ..., each once its previous one
+// ended. It returns every operation's latency (in no order) and how long
+// the run took. A failing operation stops its worker; the first error is
+// returned.
+func Closed(workers, n int, op func(worker, i int) error) ([]time.Duration, time.Duration, error) {
+	lat := make([][]time.Duration, workers)
+	errc := make(chan error, workers)
 	var wg sync.WaitGroup
-	errc := make(chan error, appenders)
 	start := time.Now()
-	for w := 0; w < appenders; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			stream := fmt.Sprintf("%s-%d", prefix, w)
-			events := make([]eventstore.EventData, batch)
-			for i := range events {
-				events[i] = eventstore.EventData{Type: "bench.credited", Data: data}
-			}
-			lat[w] = make([]time.Duration, 0, per)
-			for i := 0; i < per; i++ {
+	for w := range workers {
+		wg.Go(func() {
+			lat[w] = make([]time.Duration, 0, n/workers+1)
+			for i := w; i < n; i += workers {
 				t0 := time.Now()
-				if _, err := s.Append(ctx, stream, eventstore.ExpectRevision(uint64(i*batch)), events...); err != nil {
-					errc <- fmt.Errorf("appender %d: %w", w, err)
+				if err := op(w, i); err != nil {
+					errc <- err
 					return
 				}
 				lat[w] = append(lat[w], time.Since(t0))
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	close(errc)
-	if err := <-errc; err != nil {
-		return LoadResult{}, err
-	}
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	return LoadResult{Appends: len(all), Events: len(all) * batch, Elapsed: elapsed,
-		P50: all[len(all)/2], P99: all[len(all)*99/100]}, nil
+	return slices.Concat(lat...), elapsed, <-errc
 }
 
 // ReadAllRate reads the whole log from the start in pages and returns the
