@@ -49,7 +49,7 @@ type PollerConfig struct {
 	// BaseURL replaces a preset's host (default https://api.coingecko.com,
 	// https://api.binance.com, https://api.coinbase.com); it may end in a
 	// path prefix.
-	BaseURL string `yaml:"base_url"`
+	BaseURL URL `yaml:"base_url"`
 	// CoinGeckoIDs maps base symbols to CoinGecko coin ids, over the
 	// defaults BTC: bitcoin, ETH: ethereum, LTC: litecoin, DOGE: dogecoin.
 	CoinGeckoIDs map[string]string `yaml:"coingecko_ids"`
@@ -59,7 +59,7 @@ type PollerConfig struct {
 
 	// URL is the generic definition's URL template: {base} and {quote}
 	// (and {base_lower}, {quote_lower}) are replaced by the pair's symbols.
-	URL string `yaml:"url"`
+	URL URL `yaml:"url"`
 	// PricePath is the JSON path of the price in the response, a dot path
 	// with array indexes ("data.rates.0.price"). The price may be a JSON
 	// number or a decimal string.

@@ -117,7 +117,7 @@ func TestCoinGecko(t *testing.T) {
 	})
 	p := mustPoller(t, pricefeed.PollerConfig{
 		Preset:  "coingecko",
-		BaseURL: srv.URL,
+		BaseURL: pricefeed.URL(srv.URL),
 		Pairs:   []string{"BTC/USD", "eth-usd", "BTC/EUR"},
 	})
 	c := newCollector()
@@ -141,7 +141,7 @@ func TestCoinGeckoCustomIDAndNoTime(t *testing.T) {
 	p := mustPoller(t, pricefeed.PollerConfig{
 		Name:         "cg-pro",
 		Preset:       "coingecko",
-		BaseURL:      srv.URL + "/",
+		BaseURL: pricefeed.URL(srv.URL + "/"),
 		Pairs:        []string{"SOL/USD"},
 		CoinGeckoIDs: map[string]string{"sol": "solana"},
 	})
@@ -158,7 +158,7 @@ func TestBinance(t *testing.T) {
 		"/api/v3/ticker/price?symbol=BTCUSDT": `{"symbol":"BTCUSDT","price":"97123.45678901"}`,
 		"/api/v3/ticker/price?symbol=ETHBTC":  `{"symbol":"ETHBTC","price":"0.03561000"}`,
 	})
-	p := mustPoller(t, pricefeed.PollerConfig{Preset: "binance", BaseURL: srv.URL, Pairs: []string{"BTC/USD", "ETH/BTC"}})
+	p := mustPoller(t, pricefeed.PollerConfig{Preset: "binance", BaseURL: pricefeed.URL(srv.URL), Pairs: []string{"BTC/USD", "ETH/BTC"}})
 	c := newCollector()
 	if err := p.Poll(context.Background(), c.sink); err != nil {
 		t.Fatal(err)
@@ -173,7 +173,7 @@ func TestBinanceWrongSymbol(t *testing.T) {
 	srv := serve(t, map[string]string{
 		"/api/v3/ticker/price?symbol=BTCEUR": `{"symbol":"BTCUSDT","price":"97123.45"}`,
 	})
-	p := mustPoller(t, pricefeed.PollerConfig{Preset: "binance", BaseURL: srv.URL, Pairs: []string{"BTC/EUR"}})
+	p := mustPoller(t, pricefeed.PollerConfig{Preset: "binance", BaseURL: pricefeed.URL(srv.URL), Pairs: []string{"BTC/EUR"}})
 	err := p.Poll(context.Background(), newCollector().sink)
 	if !errors.Is(err, pricefeed.ErrMalformed) || !strings.Contains(err.Error(), "BTCUSDT") {
 		t.Errorf("error %v, want ErrMalformed naming BTCUSDT", err)
@@ -185,7 +185,7 @@ func TestCoinbase(t *testing.T) {
 	srv := serve(t, map[string]string{
 		"/v2/prices/BTC-USD/spot": `{"data":{"amount":"97123.456789012345","base":"BTC","currency":"USD"}}`,
 	})
-	p := mustPoller(t, pricefeed.PollerConfig{Preset: "coinbase", BaseURL: srv.URL, Pairs: []string{"BTC/USD"}})
+	p := mustPoller(t, pricefeed.PollerConfig{Preset: "coinbase", BaseURL: pricefeed.URL(srv.URL), Pairs: []string{"BTC/USD"}})
 	c := newCollector()
 	if err := p.Poll(context.Background(), c.sink); err != nil {
 		t.Fatal(err)
@@ -225,7 +225,7 @@ func TestGeneric(t *testing.T) {
 			p := mustPoller(t, pricefeed.PollerConfig{
 				Name:       "rates",
 				Pairs:      []string{"BTC/USD"},
-				URL:        srv.URL + "/v1/rates/{base_lower}?quote={quote}",
+				URL:        pricefeed.URL(srv.URL + "/v1/rates/{base_lower}?quote={quote}"),
 				PricePath:  "data.rates.0.price",
 				TimePath:   "data.rates.0.ts",
 				TimeFormat: tt.format,
@@ -272,7 +272,7 @@ func TestPollErrors(t *testing.T) {
 				_, _ = w.Write([]byte(tt.body))
 			}))
 			t.Cleanup(srv.Close)
-			p := mustPoller(t, pricefeed.PollerConfig{Preset: "coinbase", BaseURL: srv.URL, Pairs: []string{"BTC/USD"}})
+			p := mustPoller(t, pricefeed.PollerConfig{Preset: "coinbase", BaseURL: pricefeed.URL(srv.URL), Pairs: []string{"BTC/USD"}})
 			c := newCollector()
 			err := p.Poll(context.Background(), c.sink)
 			if !errors.Is(err, tt.err) || !strings.Contains(err.Error(), tt.inMsg) {
@@ -294,7 +294,7 @@ func TestPollOnePairFailsOthersGoOn(t *testing.T) {
 		"/api/v3/ticker/price?symbol=BTCUSDT": `{"symbol":"BTCUSDT","price":"97123.45"}`,
 		"/api/v3/ticker/price?symbol=LTCUSDT": `{"symbol":"LTCUSDT","price":"88.12"}`,
 	})
-	p := mustPoller(t, pricefeed.PollerConfig{Preset: "binance", BaseURL: srv.URL, Pairs: []string{"BTC/USD", "XYZ/USD", "LTC/USD"}})
+	p := mustPoller(t, pricefeed.PollerConfig{Preset: "binance", BaseURL: pricefeed.URL(srv.URL), Pairs: []string{"BTC/USD", "XYZ/USD", "LTC/USD"}})
 	c := newCollector()
 	err := p.Poll(context.Background(), c.sink)
 	if !errors.Is(err, pricefeed.ErrHTTPStatus) || !strings.Contains(err.Error(), "XYZ-USD") || strings.Contains(err.Error(), "BTC-USD") {
@@ -309,7 +309,7 @@ func TestPollOnePairFailsOthersGoOn(t *testing.T) {
 func TestPollSinkError(t *testing.T) {
 	t.Parallel()
 	srv := serve(t, map[string]string{"/v2/prices/BTC-USD/spot": `{"data":{"amount":"1.5"}}`})
-	p := mustPoller(t, pricefeed.PollerConfig{Preset: "coinbase", BaseURL: srv.URL, Pairs: []string{"BTC/USD"}})
+	p := mustPoller(t, pricefeed.PollerConfig{Preset: "coinbase", BaseURL: pricefeed.URL(srv.URL), Pairs: []string{"BTC/USD"}})
 	c := newCollector()
 	c.fail = errors.New("bus down")
 	if err := p.Poll(context.Background(), c.sink); err == nil || !strings.Contains(err.Error(), "bus down") {
@@ -326,7 +326,7 @@ func TestRunPollsAtInterval(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	p := mustPoller(t, pricefeed.PollerConfig{
-		Preset: "coinbase", BaseURL: srv.URL, Pairs: []string{"BTC/USD", "ETH/USD"},
+		Preset: "coinbase", BaseURL: pricefeed.URL(srv.URL), Pairs: []string{"BTC/USD", "ETH/USD"},
 		Interval: pricefeed.MinInterval, Now: time.Now,
 	})
 	c := newCollector()
@@ -357,7 +357,7 @@ func TestRunStopsOnCancel(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	p := mustPoller(t, pricefeed.PollerConfig{
-		Preset: "coinbase", BaseURL: srv.URL, Pairs: []string{"BTC/USD", "ETH/USD"},
+		Preset: "coinbase", BaseURL: pricefeed.URL(srv.URL), Pairs: []string{"BTC/USD", "ETH/USD"},
 		Interval: time.Hour, Timeout: time.Hour,
 	})
 	c := newCollector()

@@ -42,12 +42,12 @@ func (c PollerConfig) preset(pairs []prices.Pair) ([]request, []error) {
 	}
 	base := presetHosts[c.Preset]
 	if c.BaseURL != "" {
-		if err := checkURL(c.BaseURL, "http", "https"); err != nil {
+		if err := checkURL(c.BaseURL.Reveal(), "http", "https"); err != nil {
 			errs = append(errs, fmt.Errorf("base_url: %w", err))
-		} else if u, _ := url.Parse(c.BaseURL); u.RawQuery != "" || u.Fragment != "" {
+		} else if u, _ := url.Parse(c.BaseURL.Reveal()); u.RawQuery != "" || u.Fragment != "" {
 			errs = append(errs, errors.New("base_url: want no query or fragment"))
 		}
-		base = c.BaseURL
+		base = c.BaseURL.Reveal()
 	}
 	base = strings.TrimRight(base, "/")
 	var reqs []request
@@ -207,9 +207,9 @@ func (c PollerConfig) generic(pairs []prices.Pair) ([]request, []error) {
 	}
 	if c.URL == "" {
 		errs = append(errs, errors.New("url: required without a preset"))
-	} else if err := checkURL(expand(c.URL, prices.MustPair("BTC-USD")), "http", "https"); err != nil {
+	} else if err := checkURL(expand(c.URL.Reveal(), prices.MustPair("BTC-USD")), "http", "https"); err != nil {
 		errs = append(errs, fmt.Errorf("url: %w", err))
-	} else if strings.ContainsAny(expand(c.URL, prices.MustPair("BTC-USD")), "{}") {
+	} else if strings.ContainsAny(expand(c.URL.Reveal(), prices.MustPair("BTC-USD")), "{}") {
 		errs = append(errs, errors.New("url: unknown placeholder (want {base}, {quote}, {base_lower}, {quote_lower})"))
 	}
 	var pricePath, timePath path
@@ -244,7 +244,7 @@ func (c PollerConfig) generic(pairs []prices.Pair) ([]request, []error) {
 	reqs := make([]request, 0, len(pairs))
 	byURL := map[string]prices.Pair{}
 	for _, p := range pairs {
-		u := expand(c.URL, p)
+		u := expand(c.URL.Reveal(), p)
 		if other, dup := byURL[u]; dup && c.URL != "" {
 			errs = append(errs, fmt.Errorf("url: %s and %s give the same URL (use {base} and {quote})", other, p))
 		}

@@ -64,6 +64,9 @@ var (
 // marshals (package secret), so configs holding it can be shown.
 type Secret = secret.String
 
+// URL is a feed URL that may carry an API key in its query (see package secret).
+type URL = secret.URL
+
 // Reveal returns the secret's value.
 
 // Time formats of a time path (TimeFormat in the configs).

@@ -32,7 +32,7 @@ type StreamConfig struct {
 	// ASCII without spaces.
 	Name string `yaml:"name"`
 	// URL is the ws:// or wss:// address of the stream.
-	URL string `yaml:"url"`
+	URL URL `yaml:"url"`
 	// Subscribe are text messages sent, in order, after every connect
 	// (e.g. {"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":1}).
 	Subscribe []string `yaml:"subscribe"`
@@ -117,7 +117,7 @@ func (c StreamConfig) build() (*Stream, error) {
 	}
 	s := &Stream{
 		name:        c.Name,
-		url:         c.URL,
+		url:         c.URL.Reveal(),
 		subscribe:   c.Subscribe,
 		symbols:     map[string]prices.Pair{},
 		timeFormat:  c.TimeFormat,
@@ -132,7 +132,7 @@ func (c StreamConfig) build() (*Stream, error) {
 	}
 	if c.URL == "" {
 		errs = append(errs, errors.New("url: required"))
-	} else if err := checkURL(c.URL, "ws", "wss"); err != nil {
+	} else if err := checkURL(c.URL.Reveal(), "ws", "wss"); err != nil {
 		errs = append(errs, fmt.Errorf("url: %w", err))
 	}
 	for i, m := range c.Subscribe {

@@ -67,7 +67,7 @@ func holdOpen(ctx context.Context, c *websocket.Conn) {
 func streamConfig(url string) pricefeed.StreamConfig {
 	return pricefeed.StreamConfig{
 		Name:       "binance-ws",
-		URL:        url,
+		URL:        pricefeed.URL(url),
 		Subscribe:  []string{subscribeMsg},
 		Symbols:    map[string]string{"BTCUSDT": "BTC/USD", "ethusdt": "ETH/USD"},
 		SymbolPath: "s",

@@ -101,9 +101,11 @@ func (s *Service) Register(ctx context.Context, meta eventstore.Metadata, userna
 
 // BootstrapAdmin makes sure user "admin" exists. With a password given, the
 // admin's password is set to it (registered or changed); without one, a
-// missing admin is registered with a generated password, which is returned
-// (shown once: only its hash is stored). generated is "" otherwise.
-func (s *Service) BootstrapAdmin(ctx context.Context, password string) (generated string, err error) {
+// missing admin is registered with a generated password, which is handed
+// to keep before the registration is written (only its hash is stored, so
+// keep is the one chance to deliver it; when keep fails nothing is
+// registered) and returned. generated is "" otherwise.
+func (s *Service) BootstrapAdmin(ctx context.Context, password string, keep func(generated string) error) (generated string, err error) {
 	meta := eventstore.Metadata{Actor: "system:bootstrap"}
 	u, err := s.repo.Load(ctx, Stream("admin"))
 	if err != nil {
@@ -116,6 +118,12 @@ func (s *Service) BootstrapAdmin(ctx context.Context, password string) (generate
 			return "", fmt.Errorf("generate admin password: %w", err)
 		}
 		generated = base64.RawURLEncoding.EncodeToString(b[:])
+		if keep == nil {
+			return "", errors.New("bootstrap admin: no password given and nowhere to keep a generated one")
+		}
+		if err := keep(generated); err != nil {
+			return "", fmt.Errorf("keep the generated admin password: %w", err)
+		}
 		return generated, s.Register(ctx, meta, "admin", "", generated, []string{identity.RoleAdmin})
 	case !u.State.Registered:
 		return "", s.Register(ctx, meta, "admin", "", password, []string{identity.RoleAdmin})

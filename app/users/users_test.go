@@ -553,14 +553,21 @@ func TestLegacyUpgradeRace(t *testing.T) {
 
 func TestBootstrapAdmin(t *testing.T) {
 	e := newEnv(t)
-	generated, err := e.svc.BootstrapAdmin(ctx, "")
-	if err != nil || len(generated) != 24 {
-		t.Fatalf("generated %q %v", generated, err)
+	if _, err := e.svc.BootstrapAdmin(ctx, "", func(string) error { return errors.New("disk full") }); err == nil {
+		t.Fatal("bootstrap went on although the generated password could not be kept")
+	}
+	if _, err := e.svc.Authenticate(ctx, "admin", ""); !errors.Is(err, users.ErrBadCredentials) {
+		t.Fatalf("admin registered although its password was lost: %v", err)
+	}
+	var kept string
+	generated, err := e.svc.BootstrapAdmin(ctx, "", func(p string) error { kept = p; return nil })
+	if err != nil || len(generated) != 24 || kept != generated {
+		t.Fatalf("generated %q kept %q %v", generated, kept, err)
 	}
 	if _, err := e.svc.Authenticate(ctx, "admin", generated); err != nil {
 		t.Fatal(err)
 	}
-	if g, err := e.svc.BootstrapAdmin(ctx, "new-password"); err != nil || g != "" {
+	if g, err := e.svc.BootstrapAdmin(ctx, "new-password", nil); err != nil || g != "" {
 		t.Fatal(g, err)
 	}
 	if u, err := e.svc.Authenticate(ctx, "admin", "new-password"); err != nil || !u.HasRole(identity.RoleAdmin) {

@@ -20,8 +20,8 @@ import (
 type Config struct {
 	Listen             string `yaml:"listen"`              // COINLEDGER_LISTEN, default 127.0.0.1:8080
 	DataDir            string `yaml:"data_dir"`            // COINLEDGER_DATA_DIR, default ./data
-	EventStore         string `yaml:"event_store"`         // COINLEDGER_EVENT_STORE: sqlite:PATH (default DATA_DIR/events.db) or esdb://...
-	ReadModels         string `yaml:"read_models"`         // COINLEDGER_READ_MODELS: sqlite:PATH (default DATA_DIR/readmodels.db) or postgres://...
+	EventStore         URL    `yaml:"event_store"`         // COINLEDGER_EVENT_STORE: sqlite:PATH (default DATA_DIR/events.db) or esdb://...
+	ReadModels         URL    `yaml:"read_models"`         // COINLEDGER_READ_MODELS: sqlite:PATH (default DATA_DIR/readmodels.db) or postgres://...
 	AdminPassword      Secret `yaml:"admin_password"`      // COINLEDGER_ADMIN_PASSWORD
 	WalletnotifyListen string `yaml:"walletnotify_listen"` // COINLEDGER_WALLETNOTIFY_LISTEN, default 127.0.0.1:28882
 	// JWTSecret signs tokens (COINLEDGER_JWT_SECRET, at least 32 bytes). Empty:
@@ -48,7 +48,22 @@ type Config struct {
 	PriceFeeds PriceFeedsConfig `yaml:"price_feeds"`
 	// Wallets and Users are created (or brought in line) at every start.
 	Wallets []WalletSeed `yaml:"wallets"`
-	Users   []users.Seed `yaml:"users"`
+	Users   []UserSeed   `yaml:"users"`
+}
+
+// UserSeed is a user the configuration declares (see users.Seed); its
+// password hash never prints.
+type UserSeed struct {
+	Username     string              `yaml:"username"`
+	Email        string              `yaml:"email"`
+	PasswordHash Secret              `yaml:"password_hash"` // bcrypt or argon2id, from `coinledger users hash-password`
+	Roles        []string            `yaml:"roles"`
+	Wallets      map[string][]string `yaml:"wallets"` // wallet → permissions
+}
+
+func (u UserSeed) seed() users.Seed {
+	return users.Seed{Username: u.Username, Email: u.Email, PasswordHash: u.PasswordHash.Reveal(), Roles: u.Roles,
+		Wallets: u.Wallets}
 }
 
 // WalletSeed is a wallet the configuration declares. A wallet that exists
@@ -64,6 +79,9 @@ type WalletSeed struct {
 // Secret is a configuration secret (see package secret).
 type Secret = secret.String
 
+// URL is a connection URL that may carry credentials (see package secret).
+type URL = secret.URL
+
 // Reveal returns the secret's value.
 
 func (c *Config) setDefaults() {
@@ -74,10 +92,10 @@ func (c *Config) setDefaults() {
 		c.DataDir = "data"
 	}
 	if c.EventStore == "" {
-		c.EventStore = "sqlite:" + filepath.Join(c.DataDir, "events.db")
+		c.EventStore = URL("sqlite:" + filepath.Join(c.DataDir, "events.db"))
 	}
 	if c.ReadModels == "" {
-		c.ReadModels = "sqlite:" + filepath.Join(c.DataDir, "readmodels.db")
+		c.ReadModels = URL("sqlite:" + filepath.Join(c.DataDir, "readmodels.db"))
 	}
 	if c.WalletnotifyListen == "" {
 		c.WalletnotifyListen = "127.0.0.1:28882"
@@ -95,13 +113,13 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %q is not host:port", name, addr))
 		}
 	}
-	if !strings.HasPrefix(c.EventStore, "sqlite:") && !strings.HasPrefix(c.EventStore, "esdb://") &&
-		!strings.HasPrefix(c.EventStore, "esdb+discover://") {
-		errs = append(errs, fmt.Errorf("event_store: %q: want sqlite:PATH or esdb://...", c.EventStore))
+	if es := c.EventStore.Reveal(); !strings.HasPrefix(es, "sqlite:") && !strings.HasPrefix(es, "esdb://") &&
+		!strings.HasPrefix(es, "esdb+discover://") {
+		errs = append(errs, fmt.Errorf("event_store: %q: want sqlite:PATH or esdb://...", c.EventStore.String()))
 	}
-	if !strings.HasPrefix(c.ReadModels, "sqlite:") && !strings.HasPrefix(c.ReadModels, "postgres://") &&
-		!strings.HasPrefix(c.ReadModels, "postgresql://") {
-		errs = append(errs, fmt.Errorf("read_models: %q: want sqlite:PATH or postgres://...", c.ReadModels))
+	if rm := c.ReadModels.Reveal(); !strings.HasPrefix(rm, "sqlite:") && !strings.HasPrefix(rm, "postgres://") &&
+		!strings.HasPrefix(rm, "postgresql://") {
+		errs = append(errs, fmt.Errorf("read_models: %q: want sqlite:PATH or postgres://...", c.ReadModels.String()))
 	}
 	for i := range c.Coins {
 		if err := c.Coins[i].validate(); err != nil {
@@ -145,8 +163,12 @@ func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
 	}
 	env("COINLEDGER_LISTEN", &c.Listen)
 	env("COINLEDGER_DATA_DIR", &c.DataDir)
-	env("COINLEDGER_EVENT_STORE", &c.EventStore)
-	env("COINLEDGER_READ_MODELS", &c.ReadModels)
+	if v, ok := os.LookupEnv("COINLEDGER_EVENT_STORE"); ok {
+		c.EventStore = URL(v)
+	}
+	if v, ok := os.LookupEnv("COINLEDGER_READ_MODELS"); ok {
+		c.ReadModels = URL(v)
+	}
 	env("COINLEDGER_WALLETNOTIFY_LISTEN", &c.WalletnotifyListen)
 	if v, ok := os.LookupEnv("COINLEDGER_ADMIN_PASSWORD"); ok {
 		c.AdminPassword = Secret(v)

@@ -186,6 +186,37 @@ func (p poster) PostWebhook(ctx context.Context, w outbox.Webhook) (int, error) 
 
 // keyFile returns secret, or a random key kept in DATA_DIR/name (created
 // at first start), for instances that share nothing but the data dir.
+// adminPasswordFile, in the data directory, receives the admin password
+// generated at first start.
+const adminPasswordFile = "admin-password"
+
+// writeSecretFile writes content to path readable by its owner only (mode
+// 0600, also when the file existed with a wider mode), creating the
+// directory, and syncs it: a secret the service hands out only this way
+// must be on disk before it is relied on.
+func writeSecretFile(path, content string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return f.Close()
+}
+
 func keyFile(cfg *Config, name string, secret Secret) ([]byte, error) {
 	if secret != "" {
 		return []byte(secret.Reveal()), nil
@@ -197,11 +228,8 @@ func keyFile(cfg *Config, name string, secret Secret) ([]byte, error) {
 		var key [32]byte
 		rand.Read(key[:])
 		b = []byte(hex.EncodeToString(key[:]))
-		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		if err := writeSecretFile(path, string(b)); err != nil {
 			return nil, err
-		}
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			return nil, fmt.Errorf("write %s: %w", name, err)
 		}
 	case err != nil:
 		return nil, fmt.Errorf("read %s: %w", name, err)

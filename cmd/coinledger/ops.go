@@ -51,7 +51,7 @@ func auditVerify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, closeStore, err := openEventStore(ctx, cfg.EventStore)
+	store, closeStore, err := openEventStore(ctx, cfg.EventStore.Reveal())
 	if err != nil {
 		return err
 	}

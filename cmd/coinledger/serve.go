@@ -19,7 +19,7 @@ func serve(ctx context.Context, logger *slog.Logger, args []string) error {
 		return err
 	}
 	logger.Info("starting", "version", version, "listen", cfg.Listen,
-		"event_store", redactURL(cfg.EventStore), "read_models", redactURL(cfg.ReadModels))
+		"event_store", cfg.EventStore, "read_models", cfg.ReadModels)
 	svc, err := newService(ctx, cfg, logger, wiring{})
 	if err != nil {
 		return err

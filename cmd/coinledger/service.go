@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -53,14 +54,14 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 		}
 	}()
 	if svc.store == nil {
-		store, closeStore, err := openEventStore(ctx, cfg.EventStore)
+		store, closeStore, err := openEventStore(ctx, cfg.EventStore.Reveal())
 		if err != nil {
 			return svc, err
 		}
 		svc.store = store
 		svc.closers = append(svc.closers, closeStore)
 	}
-	db, closeDB, err := openReadModels(ctx, cfg.ReadModels)
+	db, closeDB, err := openReadModels(ctx, cfg.ReadModels.Reveal())
 	if err != nil {
 		return svc, err
 	}
@@ -68,13 +69,17 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	svc.runner = projections.NewRunner(db, svc.store, projections.Options{}, readModels()...)
 
 	userSvc := users.New(svc.store, cfg.BcryptCost)
-	generated, err := userSvc.BootstrapAdmin(ctx, cfg.AdminPassword.Reveal())
+	passwordFile := filepath.Join(cfg.DataDir, adminPasswordFile)
+	generated, err := userSvc.BootstrapAdmin(ctx, cfg.AdminPassword.Reveal(), func(p string) error {
+		return writeSecretFile(passwordFile, p+"\n")
+	})
 	if err != nil {
 		return svc, fmt.Errorf("bootstrap admin: %w", err)
 	}
 	if generated != "" {
-		// Shown once, on the terminal only: only its hash is stored.
-		fmt.Printf("\n  admin password (shown once, store it now): %s\n\n", generated)
+		// Only the path is printed: stdout is a persistent log under
+		// Docker and systemd.
+		logger.Warn("admin password generated; read it from the file, then delete the file", "file", passwordFile)
 	}
 	issuer, err := tokenIssuer(cfg)
 	if err != nil {
@@ -152,7 +157,7 @@ func seed(ctx context.Context, cfg *Config, ws *wallets.Service, us *users.Servi
 		}
 	}
 	for _, u := range cfg.Users {
-		if err := us.Apply(ctx, meta, u); err != nil {
+		if err := us.Apply(ctx, meta, u.seed()); err != nil {
 			return fmt.Errorf("config: %w", err)
 		}
 	}

@@ -45,30 +45,14 @@ func openReadModels(ctx context.Context, url string) (projections.DB, func() err
 	return db, func() error { db.Close(); return nil }, nil
 }
 
-// redactURL hides a password in a connection URL for logs.
-func redactURL(url string) string {
-	scheme, rest, ok := strings.Cut(url, "://")
-	if !ok {
-		return url
-	}
-	creds, host, ok := strings.Cut(rest, "@")
-	if !ok {
-		return url
-	}
-	if user, _, hasPass := strings.Cut(creds, ":"); hasPass {
-		return scheme + "://" + user + ":[redacted]@" + host
-	}
-	return url
-}
-
 // openStores opens the event store and the read models cfg names; close
 // releases both.
 func openStores(ctx context.Context, cfg *Config) (eventstore.Store, projections.DB, func(), error) {
-	store, closeStore, err := openEventStore(ctx, cfg.EventStore)
+	store, closeStore, err := openEventStore(ctx, cfg.EventStore.Reveal())
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	db, closeDB, err := openReadModels(ctx, cfg.ReadModels)
+	db, closeDB, err := openReadModels(ctx, cfg.ReadModels.Reveal())
 	if err != nil {
 		closeStore()
 		return nil, nil, nil, err

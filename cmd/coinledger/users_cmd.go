@@ -71,7 +71,7 @@ func usersCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, closeStore, err := openEventStore(ctx, cfg.EventStore)
+	store, closeStore, err := openEventStore(ctx, cfg.EventStore.Reveal())
 	if err != nil {
 		return err
 	}
