@@ -92,6 +92,10 @@ notify:
     timeout: 5s
   webhook_secret: %q
   retry: [300ms, 500ms, 1s, 1s, 1s, 1s, 2s, 2s, 2s, 2s, 2s, 2s]
+  webhooks:
+    # The test's receivers listen on loopback over plain http.
+    allow_http: true
+    allow_cidrs: ["127.0.0.0/8", "::1/128"]
 `, host, port, w.webhookSecret)
 	if err := os.WriteFile(config, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
@@ -295,6 +299,66 @@ func TestAlertWebhook(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no redelivery")
 	}
+}
+
+// TestAlertChannelRefusals: on a server without SMTP or webhook
+// allowlist, an email channel is refused as unavailable (422
+// channel_unavailable naming it), a webhook at loopback, private,
+// link-local (metadata), CGNAT or IPv4-mapped addresses, behind a name
+// that resolves to loopback, over http or with user info is refused (422
+// webhook_target_forbidden), an email that is not a bare address is 400
+// validation_failed naming channels.email; none of them is stored.
+func TestAlertChannelRefusals(t *testing.T) {
+	srv, admin := adminServer(t, t.TempDir())
+	admin.expect(http.StatusCreated, "POST", "/users", map[string]any{"username": "alice", "email": "alice@example.test", "password": "password-alice"})
+	alice := newClient(t, srv)
+	alice.login("alice", "password-alice")
+	alert := func(ch map[string]any) map[string]any {
+		return map[string]any{"pair": "BTC-USD", "direction": "above", "target": "64000", "channels": ch}
+	}
+
+	r := alice.expect(http.StatusUnprocessableEntity, "POST", "/alerts", alert(map[string]any{"email": "alice@example.test"}))
+	if r.problemCode() != "channel_unavailable" || !strings.Contains(string(r.Body), "email") {
+		t.Fatalf("email alert without SMTP: %s, want channel_unavailable naming email", r.Body)
+	}
+	for _, hook := range []string{
+		"https://127.0.0.1/hook",
+		"https://localhost/hook", // resolves to loopback
+		"https://[::1]/hook",
+		"https://10.0.0.1/hook",
+		"https://192.168.0.1/hook",
+		"https://169.254.169.254/latest/meta-data/",
+		"https://[::ffff:169.254.169.254]/",
+		"https://[fe80::1]/hook",
+		"https://100.64.0.1/hook",
+		"https://0.0.0.0/hook",
+		"https://[fd00::1]/hook",
+		"http://93.184.216.34/hook",
+		"https://user:pw@93.184.216.34/hook",
+	} {
+		r := alice.expect(http.StatusUnprocessableEntity, "POST", "/alerts", alert(map[string]any{"webhook": hook}))
+		if r.problemCode() != "webhook_target_forbidden" {
+			t.Errorf("webhook %s: %s, want webhook_target_forbidden", hook, r.Body)
+		}
+	}
+	for _, email := range []string{"Alice <alice@example.test>", "alice@example.test\r\nBcc: all@example.test", "alice"} {
+		r := alice.do("POST", "/alerts", alert(map[string]any{"email": email}))
+		var p struct {
+			Code   string
+			Errors []struct{ Field string }
+		}
+		r.JSON(t, &p)
+		if r.Status != http.StatusBadRequest || p.Code != "validation_failed" || len(p.Errors) != 1 || p.Errors[0].Field != "channels.email" {
+			t.Errorf("email %q: %d %s, want 400 validation_failed naming channels.email", email, r.Status, r.Body)
+		}
+	}
+	var list struct{ Alerts []alertJSON }
+	alice.expect(http.StatusOK, "GET", "/alerts", nil).JSON(t, &list)
+	if len(list.Alerts) != 0 {
+		t.Fatalf("refused alerts were stored: %+v", list.Alerts)
+	}
+	// A websocket-only alert needs neither.
+	alice.expect(http.StatusCreated, "POST", "/alerts", alert(map[string]any{"websocket": true}))
 }
 
 // TestPriceFeed: a configured poller (the generic URL + JSON path source)

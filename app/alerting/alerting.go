@@ -13,19 +13,50 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/coinledger/coinledger/domain/alerts"
+	"github.com/coinledger/coinledger/domain/egress"
 	"github.com/coinledger/coinledger/eventstore"
 )
+
+// ErrChannelUnavailable: an alert names a notification channel this
+// service cannot deliver to (an email channel without an SMTP server).
+var ErrChannelUnavailable = errors.New("notification channel unavailable")
+
+// resolveTimeout bounds the look-up of a webhook's host at creation.
+const resolveTimeout = 5 * time.Second
+
+// Resolver looks up the addresses of a host name; *net.Resolver is one.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// Config is what a Service offers besides its store.
+type Config struct {
+	// Email says an SMTP server is configured. Without one, an alert with
+	// an email channel is refused (ErrChannelUnavailable) rather than
+	// accepted and never delivered.
+	Email bool
+	// Webhooks says where webhook channels may point. A webhook whose URL
+	// or any address its host resolves to the policy forbids is refused
+	// (egress.ErrForbidden). The notifier checks again when it connects.
+	Webhooks egress.Policy
+	// Resolver resolves webhook hosts (nil: net.DefaultResolver).
+	Resolver Resolver
+}
 
 // Service executes alert commands. It is safe for concurrent use.
 type Service struct {
 	store eventstore.Store
 	codec *eventstore.Codec[alerts.Event]
 	repo  *eventstore.Repository[*alerts.Alert, alerts.Event]
+	cfg   Config
 	now   func() time.Time
 	newID func() alerts.ID
 }
@@ -33,10 +64,14 @@ type Service struct {
 // aggregate folds an alert stream.
 var aggregate = eventstore.Aggregate[*alerts.Alert, alerts.Event]{Initial: alerts.New, Evolve: alerts.Evolve}
 
-// New returns a service over store. It does no I/O.
-func New(store eventstore.Store) *Service {
+// New returns a service over store that offers the channels cfg
+// describes. It does no I/O.
+func New(store eventstore.Store, cfg Config) *Service {
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
+	}
 	codec := eventstore.NewCodecOf(alerts.Events()...)
-	return &Service{store: store, codec: codec, repo: eventstore.NewRepository(store, codec, aggregate),
+	return &Service{store: store, codec: codec, repo: eventstore.NewRepository(store, codec, aggregate), cfg: cfg,
 		now: time.Now, newID: func() alerts.ID { return alerts.ID(uuid.NewString()) }}
 }
 
@@ -49,8 +84,13 @@ var idNamespace = uuid.MustParse("0b6f3c8e-2f0e-4d44-9a3e-5f3b4a1c7d21")
 // a retried request lands on the same stream and is answered with the
 // original id and position (a reuse of the key for a different alert is
 // alerts.ErrExists). c.At defaults to now. The stream must not exist
-// (alerts.ErrExists). Invalid input wraps alerts.ErrValidation.
+// (alerts.ErrExists). Invalid input wraps alerts.ErrValidation, a channel
+// the service does not offer ErrChannelUnavailable, and a webhook target
+// the policy forbids (scheme, user info, address) egress.ErrForbidden.
 func (s *Service) Create(ctx context.Context, meta eventstore.Metadata, c alerts.Create) (alerts.ID, uint64, error) {
+	if err := s.checkChannels(ctx, c.Channels); err != nil {
+		return "", 0, err
+	}
 	if c.ID == "" {
 		c.ID = s.newID()
 		if meta.IdempotencyKey != "" {
@@ -87,6 +127,42 @@ func (s *Service) Create(ctx context.Context, meta eventstore.Metadata, c alerts
 		return "", 0, fmt.Errorf("create alert %s: %w", c.ID, err)
 	}
 	return c.ID, res.Position, nil
+}
+
+// checkChannels refuses a channel the service does not offer and a webhook
+// URL the policy forbids, checking every address its host resolves to.
+func (s *Service) checkChannels(ctx context.Context, ch alerts.Channels) error {
+	const op = "alerts: create"
+	if ch.Email != "" && !s.cfg.Email {
+		return fmt.Errorf("%s: %w: email: no SMTP server is configured", op, ErrChannelUnavailable)
+	}
+	if ch.Webhook == "" {
+		return nil
+	}
+	u, err := url.Parse(ch.Webhook)
+	if err != nil {
+		return nil // not a URL: the domain's validation says so
+	}
+	host, err := s.cfg.Webhooks.CheckURL(u)
+	if err != nil {
+		return fmt.Errorf("%s: webhook: %w", op, err)
+	}
+	if host == "" {
+		return nil // an IP literal, checked
+	}
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	addrs, err := s.cfg.Resolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		// Fail closed: a name that cannot be checked is not accepted.
+		return fmt.Errorf("%s: webhook: %w: host %q does not resolve", op, egress.ErrForbidden, host)
+	}
+	for _, a := range addrs {
+		if err := s.cfg.Webhooks.CheckAddr(a); err != nil {
+			return fmt.Errorf("%s: webhook: host %q: %w", op, host, err)
+		}
+	}
+	return nil
 }
 
 // replayed looks for an earlier Create of c.ID under meta's idempotency

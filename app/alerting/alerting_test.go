@@ -17,7 +17,7 @@ import (
 func TestCreate(t *testing.T) {
 	ctx := context.Background()
 	store := sqlitetest.Open(t)
-	svc := alerting.New(store)
+	svc := alerting.New(store, alerting.Config{Email: true})
 	id, pos, err := svc.Create(ctx, eventstore.Metadata{Actor: "alice"}, above("alice", "64000"))
 	must(t, err)
 	if !id.Valid() || pos == 0 {
@@ -49,7 +49,7 @@ func TestCreate(t *testing.T) {
 func TestCreateIdempotent(t *testing.T) {
 	ctx := context.Background()
 	store := sqlitetest.Open(t)
-	svc := alerting.New(store)
+	svc := alerting.New(store, alerting.Config{Email: true})
 	meta := eventstore.Metadata{Actor: "alice", IdempotencyKey: "k1"}
 	id, pos, err := svc.Create(ctx, meta, above("alice", "64000"))
 	must(t, err)
@@ -75,7 +75,7 @@ func TestCreateIdempotent(t *testing.T) {
 func TestDelete(t *testing.T) {
 	ctx := context.Background()
 	store := sqlitetest.Open(t)
-	svc := alerting.New(store)
+	svc := alerting.New(store, alerting.Config{Email: true})
 	id, _, err := svc.Create(ctx, eventstore.Metadata{}, above("alice", "64000"))
 	must(t, err)
 

@@ -41,7 +41,7 @@ func newWorld(tb testing.TB, store eventstore.Store) *world {
 	tb.Helper()
 	m := market.New(store)
 	tb.Cleanup(m.Close)
-	return &world{store: store, market: m, alerts: alerting.New(store), at: t0}
+	return &world{store: store, market: m, alerts: alerting.New(store, alerting.Config{Email: true}), at: t0}
 }
 
 // tick records price for pair 10 seconds after the previous tick and

@@ -129,6 +129,9 @@ func (c *Config) Validate() error {
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		errs = append(errs, errors.New("jwt_secret: want at least 32 bytes"))
 	}
+	if _, err := c.Notify.Webhooks.policy(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.BcryptCost != 0 && (c.BcryptCost < 4 || c.BcryptCost > 31) {
 		errs = append(errs, fmt.Errorf("bcrypt_cost: %d is outside 4..31", c.BcryptCost))
 	}

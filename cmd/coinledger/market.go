@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"github.com/coinledger/coinledger/app/alerting"
 	"github.com/coinledger/coinledger/app/market"
 	"github.com/coinledger/coinledger/app/outbox"
+	"github.com/coinledger/coinledger/domain/egress"
 	"github.com/coinledger/coinledger/domain/prices"
 	"github.com/coinledger/coinledger/eventstore"
 )
@@ -47,6 +47,29 @@ type NotifyConfig struct {
 	// attempts in all): the waits after the 1st, 2nd, ... failed attempt; a
 	// delivery gives up when the list is exhausted.
 	Retry []time.Duration `yaml:"retry"`
+	// Webhooks says where alert webhooks may point.
+	Webhooks WebhooksConfig `yaml:"webhooks"`
+}
+
+// WebhooksConfig is the egress policy of alert webhooks, checked when an
+// alert is created and again on the address each delivery connects to.
+// By default webhooks go only to public addresses over https.
+type WebhooksConfig struct {
+	// AllowHTTP allows plain http webhook URLs.
+	AllowHTTP bool `yaml:"allow_http"`
+	// AllowCIDRs are ranges webhooks may reach although they are loopback,
+	// private, link-local etc. ("10.1.0.0/16"): internal receivers.
+	AllowCIDRs []string `yaml:"allow_cidrs"`
+}
+
+// policy returns the webhook egress policy (the ranges are checked by
+// Config.Validate).
+func (w WebhooksConfig) policy() (egress.Policy, error) {
+	allow, err := egress.ParseAllow(w.AllowCIDRs)
+	if err != nil {
+		return egress.Policy{}, fmt.Errorf("notify.webhooks.allow_cidrs: %w", err)
+	}
+	return egress.Policy{AllowHTTP: w.AllowHTTP, Allow: allow}, nil
 }
 
 // pricesTopic carries ticks from the feeds to the price streams.
@@ -58,11 +81,15 @@ const pricesTopic = "prices"
 func (svc *service) wireMarket(cfg *Config, bus *gochannel.GoChannel, logger *slog.Logger) (*market.Service, *alerting.Service, *outbox.Notifier, error) {
 	mkt := market.New(svc.store)
 	svc.closers = append(svc.closers, func() error { mkt.Close(); return nil })
-	alertSvc := alerting.New(svc.store)
+	hooks, err := cfg.Notify.Webhooks.policy()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	alertSvc := alerting.New(svc.store, alerting.Config{Email: cfg.Notify.SMTP != nil, Webhooks: hooks})
 	engine := alerting.NewEngine(svc.store, logger)
 	svc.workers = append(svc.workers, engine.Run)
 
-	n, err := newNotifier(cfg, svc.store, logger)
+	n, err := newNotifier(cfg, hooks, svc.store, logger)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -137,12 +164,12 @@ func recordTicks(mkt *market.Service, logger *slog.Logger) message.NoPublishHand
 	}
 }
 
-func newNotifier(cfg *Config, store eventstore.Store, logger *slog.Logger) (*outbox.Notifier, error) {
+func newNotifier(cfg *Config, hooks egress.Policy, store eventstore.Store, logger *slog.Logger) (*outbox.Notifier, error) {
 	secret, err := keyFile(cfg, "webhook.key", cfg.Notify.WebhookSecret)
 	if err != nil {
 		return nil, err
 	}
-	nc := outbox.Config{Store: store, Hooks: poster{webhook.New(&http.Client{Timeout: 30 * time.Second}, time.Now)},
+	nc := outbox.Config{Store: store, Hooks: poster{webhook.New(webhook.GuardedClient(hooks, 30*time.Second), time.Now)},
 		WebhookSecret: secret, Logger: logger, Permanent: permanent}
 	if s := cfg.Notify.SMTP; s != nil {
 		sender, err := email.New(*s)

@@ -292,12 +292,8 @@ func validChannels(ch Channels) error {
 		return fmt.Errorf("no channel: set an email, a webhook or websocket")
 	}
 	if ch.Email != "" {
-		if len(ch.Email) > maxEmailLen || !printable(ch.Email) {
-			return fmt.Errorf("email: want at most %d bytes of printable ASCII", maxEmailLen)
-		}
-		addr, err := mail.ParseAddress(ch.Email)
-		if err != nil || addr.Name != "" || addr.Address != ch.Email {
-			return fmt.Errorf("email %q: want a bare address such as a@example.com", clip(ch.Email))
+		if err := CheckEmail(ch.Email); err != nil {
+			return err
 		}
 	}
 	if ch.Webhook != "" {
@@ -317,6 +313,20 @@ func validChannels(ch Channels) error {
 		case strings.Contains(ch.Webhook, "#") || u.Opaque != "":
 			return fmt.Errorf("webhook %q: no fragment or opaque URL", clip(ch.Webhook))
 		}
+	}
+	return nil
+}
+
+// CheckEmail returns nil when s is a valid email channel: a bare address
+// such as a@example.com (no display name, no angle brackets, no spaces or
+// control characters, so no CR LF), at most 254 bytes of printable ASCII.
+func CheckEmail(s string) error {
+	if len(s) > maxEmailLen || !printable(s) {
+		return fmt.Errorf("email: want at most %d bytes of printable ASCII", maxEmailLen)
+	}
+	addr, err := mail.ParseAddress(s)
+	if err != nil || addr.Name != "" || addr.Address != s {
+		return fmt.Errorf("email %q: want a bare address such as a@example.com", clip(s))
 	}
 	return nil
 }

@@ -97,6 +97,9 @@ func alertCommand(req alertRequest) (alerts.Create, error) {
 	if !cmd.Direction.Valid() {
 		errs = append(errs, fieldError{Field: "direction", Message: "want above or below"})
 	}
+	if e := req.Channels.Email; e != "" && alerts.CheckEmail(e) != nil {
+		errs = append(errs, fieldError{Field: "channels.email", Message: "want a bare address such as a@example.com"})
+	}
 	if r := req.Rearm; r != nil {
 		cmd.Rearm = &alerts.Rearm{}
 		if r.Hysteresis != "" {

@@ -6,9 +6,11 @@ import (
 	"net/http"
 
 	"github.com/coinledger/coinledger/adapters/chain"
+	"github.com/coinledger/coinledger/app/alerting"
 	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/app/outbox"
 	"github.com/coinledger/coinledger/domain/alerts"
+	"github.com/coinledger/coinledger/domain/egress"
 	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
@@ -66,6 +68,8 @@ var statusOf = []struct {
 	{outbox.ErrNotFound, http.StatusNotFound, "not_found"},
 	{alerts.ErrExists, http.StatusConflict, "alert_exists"},
 	{alerts.ErrValidation, http.StatusUnprocessableEntity, "validation_failed"},
+	{alerting.ErrChannelUnavailable, http.StatusUnprocessableEntity, "channel_unavailable"},
+	{egress.ErrForbidden, http.StatusUnprocessableEntity, "webhook_target_forbidden"},
 	{pricemodel.ErrNotFound, http.StatusNotFound, "not_found"},
 	{pricemodel.ErrInvalidQuery, http.StatusBadRequest, "validation_failed"},
 	{pricemodel.ErrTooManyTicks, http.StatusUnprocessableEntity, "validation_failed"},

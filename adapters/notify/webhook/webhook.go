@@ -19,13 +19,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/coinledger/coinledger/adapters/notify"
+	"github.com/coinledger/coinledger/domain/egress"
 )
 
 // ErrTemporary and ErrPermanent are notify's: a failed Deliver wraps
@@ -89,11 +92,49 @@ func New(client *http.Client, clock func() time.Time) *Sender {
 	return &Sender{client: &c, clock: clock}
 }
 
+// GuardedClient returns a client for New that sends only where p allows:
+// every request's URL is checked (scheme, user info, an IP-literal host),
+// and every connection is checked at the moment it is made, on the address
+// actually dialled (net.Dialer.Control), so a host name that resolves to a
+// forbidden address, at any time, is never connected to (DNS rebinding).
+// It uses no proxy (a proxy would hide the real target from the check).
+// Requests refused by p fail with an error wrapping egress.ErrForbidden.
+func GuardedClient(p egress.Policy, timeout time.Duration) *http.Client {
+	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second,
+		Control: func(network, address string, _ syscall.RawConn) error {
+			return p.CheckDial(network, address)
+		}}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
+	t.DialContext = dialer.DialContext
+	t.DialTLSContext = nil
+	return &http.Client{Timeout: timeout, Transport: guard{p, t},
+		// New replaces it; a redirect is checked like any request anyway.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// guard checks each request's URL against a policy before sending it.
+type guard struct {
+	policy egress.Policy
+	next   http.RoundTripper
+}
+
+func (g guard) RoundTrip(req *http.Request) (*http.Response, error) {
+	if _, err := g.policy.CheckURL(req.URL); err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
+	return g.next.RoundTrip(req)
+}
+
 // Deliver posts r.Body to r.URL, signed with r.Secret, and reports the
 // receiver's answer. Any 2xx status is success. A 3xx (redirects are not
 // followed), 408, 429 or 5xx status, a network error or a timeout gives an
-// error wrapping ErrTemporary; any other status, or a Request that cannot
-// be sent, gives one wrapping ErrPermanent. Response is filled in as far as
+// error wrapping ErrTemporary; any other status, a Request that cannot
+// be sent, or a target the client's policy forbids (GuardedClient) gives
+// one wrapping ErrPermanent. Response is filled in as far as
 // the exchange got, also when there is an error.
 func (s *Sender) Deliver(ctx context.Context, r Request) (Response, error) {
 	u, err := checkRequest(r)
@@ -125,6 +166,9 @@ func (s *Sender) Deliver(ctx context.Context, r Request) (Response, error) {
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
 			err = uerr.Err
+		}
+		if errors.Is(err, egress.ErrForbidden) {
+			return res, fmt.Errorf("%s: %w: %w", op, ErrPermanent, err)
 		}
 		return res, fmt.Errorf("%s: %w: %v", op, ErrTemporary, err)
 	}
