@@ -200,11 +200,56 @@ func keyFile(cfg *Config, name string, secret Secret) ([]byte, error) {
 		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(path, b, 0o600); err != nil {
+		created, err := createSynced(path, b)
+		if err != nil {
 			return nil, fmt.Errorf("write %s: %w", name, err)
+		}
+		if !created { // another process created it first: use its key
+			if b, err = os.ReadFile(path); err != nil {
+				return nil, fmt.Errorf("read %s: %w", name, err)
+			}
 		}
 	case err != nil:
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	return []byte(strings.TrimSpace(string(b))), nil
+}
+
+// createSynced creates path with mode 0600 holding b, durably and only if
+// it does not exist (created false): the bytes are synced under a temporary
+// name, linked into place and the directory synced, so a crash leaves
+// either no file or the whole file. A key must not be lost after events
+// sealed or signed with it were acknowledged.
+func createSynced(path string, b []byte) (created bool, err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return false, err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return false, err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return false, err
+	}
+	if err := tmp.Close(); err != nil {
+		return false, err
+	}
+	if err := os.Link(tmp.Name(), path); errors.Is(err, os.ErrExist) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return true, err
+	}
+	defer dir.Close()
+	return true, dir.Sync()
 }
