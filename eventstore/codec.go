@@ -17,6 +17,8 @@ type Typed interface {
 type Codec[E Typed] struct {
 	decoders  map[string]func([]byte) (E, error)
 	upcasters map[string]Upcaster
+	sealer    sealer  // nil: nothing is sealed and boxes stay closed (see Seal)
+	sealing   Sealing // the fields sealer seals
 }
 
 // Upcaster rewrites the data of an event stored with an older schema
@@ -82,12 +84,18 @@ func (c *Codec[E]) Encode(meta Metadata, events []E) ([]EventData, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode %s: %w", e.EventType(), err)
 		}
+		if c.sealer != nil {
+			if data, err = c.sealing.seal(c.sealer, e.EventType(), data); err != nil {
+				return nil, fmt.Errorf("encode %s: %w", e.EventType(), err)
+			}
+		}
 		out[i] = EventData{Type: e.EventType(), Data: data, Metadata: meta}
 	}
 	return out, nil
 }
 
-// Decode turns a stored event into its domain event.
+// Decode turns a stored event into its domain event: sealed fields are
+// opened (see Seal), then old shapes upcast.
 func (c *Codec[E]) Decode(e Event) (E, error) {
 	dec, ok := c.decoders[e.Type]
 	if !ok {
@@ -95,6 +103,13 @@ func (c *Codec[E]) Decode(e Event) (E, error) {
 		return none, fmt.Errorf("decode %s: unknown event type %q", e, e.Type)
 	}
 	data := []byte(e.Data)
+	if c.sealer != nil {
+		var err error
+		if data, err = c.sealing.open(c.sealer, e.Type, data); err != nil {
+			var none E
+			return none, fmt.Errorf("decode %s: %w", e, err)
+		}
+	}
 	if up, ok := c.upcasters[e.Type]; ok {
 		var err error
 		if data, err = up(e.Metadata.SchemaVersion, data); err != nil {

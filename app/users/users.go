@@ -18,6 +18,7 @@ import (
 
 	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/eventstore/seal"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -36,6 +37,13 @@ type Options struct {
 	Now func() time.Time
 	// Random is the source of API key secrets and ids (default crypto/rand).
 	Random io.Reader
+	// Keyring seals the credential material of user events (password
+	// hashes, API key hashes, refresh token ids: identity.CredentialFields)
+	// in the log and opens it again when streams are loaded. It must be the
+	// same across restarts and instances: events sealed with a key the
+	// keyring lacks do not load. Default: a random key held in memory only
+	// (tests); the service passes the data directory's seal key.
+	Keyring *seal.Keyring
 }
 
 func (o *Options) setDefaults() {
@@ -47,6 +55,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Random == nil {
 		o.Random = rand.Reader
+	}
+	if o.Keyring == nil {
+		o.Keyring = seal.Random()
 	}
 }
 
@@ -71,6 +82,7 @@ func New(store eventstore.Store, cost int) *Service {
 func NewWithOptions(store eventstore.Store, opts Options) *Service {
 	opts.setDefaults()
 	c := eventstore.NewCodecOf(identity.Events()...)
+	c.Seal(opts.Keyring, eventstore.Sealing(identity.CredentialFields()))
 	repo := eventstore.NewRepository(store, c,
 		eventstore.Aggregate[*identity.User, identity.Event]{Initial: identity.New, Evolve: identity.Evolve})
 	return &Service{store: store, codec: c, cost: opts.BcryptCost, now: opts.Now, random: opts.Random,

@@ -17,6 +17,7 @@ import (
 	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/domain/identity/graphene"
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/eventstore/seal"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -41,6 +42,7 @@ type env struct {
 	store *sqlite.Store
 	svc   *users.Service
 	clock *clock
+	keys  *seal.Keyring // the seal key every service of the env shares
 }
 
 // newEnv returns a service over a fresh SQLite event store in a temp dir.
@@ -51,14 +53,15 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	c := &clock{now: t0}
-	return &env{store: store, clock: c, svc: users.NewWithOptions(store, users.Options{BcryptCost: bcrypt.MinCost, Now: c.Now})}
+	e := &env{store: store, clock: &clock{now: t0}, keys: seal.Random()}
+	e.svc = e.fresh()
+	return e
 }
 
 // fresh returns another service over the same store, as a restart or a
 // second instance would see it.
 func (e *env) fresh() *users.Service {
-	return users.NewWithOptions(e.store, users.Options{BcryptCost: bcrypt.MinCost, Now: e.clock.Now})
+	return users.NewWithOptions(e.store, users.Options{BcryptCost: bcrypt.MinCost, Now: e.clock.Now, Keyring: e.keys})
 }
 
 func (e *env) mustRegister(t testing.TB, name string, roles ...string) {

@@ -30,6 +30,14 @@ type Config struct {
 	// JWTPreviousSecrets still verify tokens (they sign none): keep a
 	// rotated-out secret here until its tokens have expired (4 h).
 	JWTPreviousSecrets []Secret `yaml:"jwt_previous_secrets"`
+	// SealKey seals the credential material of user events in the log
+	// (COINLEDGER_SEAL_KEY, at least 32 bytes). Empty: a random key kept in
+	// DATA_DIR/seal.key. Instances sharing stores must share it, and a store
+	// is unusable for logins without it: back it up apart from the store.
+	SealKey Secret `yaml:"seal_key"`
+	// SealPreviousKeys still open what they sealed (they seal nothing new):
+	// after a rotation, keep the old key here for good.
+	SealPreviousKeys []Secret `yaml:"seal_previous_keys"`
 	// BcryptCost is the cost of new password hashes (default 10; tests lower it).
 	BcryptCost int `yaml:"bcrypt_cost"`
 	// TrustedProxies are the addresses or CIDR ranges of reverse proxies
@@ -132,6 +140,9 @@ func (c *Config) Validate() error {
 	if _, err := c.Notify.Webhooks.policy(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.SealKey != "" && len(c.SealKey) < 32 {
+		errs = append(errs, errors.New("seal_key: want at least 32 bytes"))
+	}
 	if c.BcryptCost != 0 && (c.BcryptCost < 4 || c.BcryptCost > 31) {
 		errs = append(errs, fmt.Errorf("bcrypt_cost: %d is outside 4..31", c.BcryptCost))
 	}
@@ -186,6 +197,9 @@ func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
 	}
 	if v, ok := os.LookupEnv("COINLEDGER_JWT_SECRET"); ok {
 		c.JWTSecret = Secret(v)
+	}
+	if v, ok := os.LookupEnv("COINLEDGER_SEAL_KEY"); ok {
+		c.SealKey = Secret(v)
 	}
 	if v, ok := os.LookupEnv("COINLEDGER_BCRYPT_COST"); ok {
 		n, err := strconv.Atoi(v)

@@ -217,31 +217,22 @@ func (p poster) PostWebhook(ctx context.Context, w outbox.Webhook) (int, error) 
 // generated at first start.
 const adminPasswordFile = "admin-password"
 
-// writeSecretFile writes content to path readable by its owner only (mode
-// 0600, also when the file existed with a wider mode), creating the
-// directory, and syncs it: a secret the service hands out only this way
-// must be on disk before it is relied on.
-func writeSecretFile(path, content string) error {
+// keepAdminPassword writes a generated admin password to path (mode
+// 0600, synced) and refuses to replace a file already there: the
+// password is delivered only this way, so it must be on disk before the
+// admin is registered.
+func keepAdminPassword(path, password string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	created, err := createSynced(path, []byte(password+"\n"))
 	if err != nil {
-		return err
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.WriteString(content); err != nil {
-		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", path, err)
+	if !created {
+		return fmt.Errorf("%s exists already: move it away to let a new admin password be generated", path)
 	}
-	return f.Close()
+	return nil
 }
 
 func keyFile(cfg *Config, name string, secret Secret) ([]byte, error) {
@@ -255,11 +246,59 @@ func keyFile(cfg *Config, name string, secret Secret) ([]byte, error) {
 		var key [32]byte
 		rand.Read(key[:])
 		b = []byte(hex.EncodeToString(key[:]))
-		if err := writeSecretFile(path, string(b)); err != nil {
+		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 			return nil, err
+		}
+		created, err := createSynced(path, b)
+		if err != nil {
+			return nil, fmt.Errorf("write %s: %w", name, err)
+		}
+		if !created { // another process created it first: use its key
+			if b, err = os.ReadFile(path); err != nil {
+				return nil, fmt.Errorf("read %s: %w", name, err)
+			}
 		}
 	case err != nil:
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	return []byte(strings.TrimSpace(string(b))), nil
+}
+
+// createSynced creates path with mode 0600 holding b, durably and only if
+// it does not exist (created false): the bytes are synced under a temporary
+// name, linked into place and the directory synced, so a crash leaves
+// either no file or the whole file. A key must not be lost after events
+// sealed or signed with it were acknowledged.
+func createSynced(path string, b []byte) (created bool, err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return false, err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return false, err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return false, err
+	}
+	if err := tmp.Close(); err != nil {
+		return false, err
+	}
+	if err := os.Link(tmp.Name(), path); errors.Is(err, os.ErrExist) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return true, err
+	}
+	defer dir.Close()
+	return true, dir.Sync()
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/eventstore/seal"
 	"github.com/coinledger/coinledger/http/api"
 	"github.com/coinledger/coinledger/http/auth"
 	"github.com/coinledger/coinledger/projections"
@@ -68,10 +69,13 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	svc.closers = append(svc.closers, closeDB)
 	svc.runner = projections.NewRunner(db, svc.store, projections.Options{}, readModels()...)
 
-	userSvc := users.New(svc.store, cfg.BcryptCost)
+	userSvc, err := usersService(cfg, svc.store)
+	if err != nil {
+		return svc, err
+	}
 	passwordFile := filepath.Join(cfg.DataDir, adminPasswordFile)
 	generated, err := userSvc.BootstrapAdmin(ctx, cfg.AdminPassword.Reveal(), func(p string) error {
-		return writeSecretFile(passwordFile, p+"\n")
+		return keepAdminPassword(passwordFile, p)
 	})
 	if err != nil {
 		return svc, fmt.Errorf("bootstrap admin: %w", err)
@@ -133,6 +137,25 @@ func tokenIssuer(cfg *Config) (*auth.Issuer, error) {
 		keys = append(keys, auth.KeyOf([]byte(prev.Reveal())))
 	}
 	return auth.NewIssuer(keys...)
+}
+
+// usersService returns the users service over store, sealing credentials
+// with the configured key or with one kept in the data directory, created
+// at first start.
+func usersService(cfg *Config, store eventstore.Store) (*users.Service, error) {
+	secret, err := keyFile(cfg, "seal.key", cfg.SealKey)
+	if err != nil {
+		return nil, fmt.Errorf("seal key: %w", err)
+	}
+	secrets := [][]byte{secret}
+	for _, prev := range cfg.SealPreviousKeys {
+		secrets = append(secrets, []byte(prev.Reveal()))
+	}
+	keyring, err := seal.New(secrets...)
+	if err != nil {
+		return nil, fmt.Errorf("seal key: %w", err)
+	}
+	return users.NewWithOptions(store, users.Options{BcryptCost: cfg.BcryptCost, Keyring: keyring}), nil
 }
 
 // seed creates the wallets and users the configuration declares; run at

@@ -76,7 +76,10 @@ func usersCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeStore()
-	svc := users.New(store, cfg.BcryptCost)
+	svc, err := usersService(cfg, store)
+	if err != nil {
+		return err
+	}
 	meta := eventstore.Metadata{Actor: "cli:" + os.Getenv("USER")}
 	need := func(n int) error {
 		if len(pos) != n {

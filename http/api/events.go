@@ -12,13 +12,19 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/labstack/echo/v4"
 )
 
-// event is a stored event as auditors read it: with its chain hash, so
-// they can verify the log themselves.
+// event is a stored event as auditors read it: with its id, time,
+// metadata and chain hash, so they can recompute every hash themselves
+// (eventstore.ChainHash). Credential material is sealed in the stored data
+// and shows as a box; events stored before sealing hold it in the clear and
+// are shown with it redacted (Redacted): their own hash cannot be
+// recomputed, only linked (eventstore.Verifier.Link).
 type event struct {
+	ID       string          `json:"id"`
 	Position uint64          `json:"position"`
 	Stream   string          `json:"stream"`
 	Revision uint64          `json:"revision"`
@@ -27,7 +33,11 @@ type event struct {
 	Data     json.RawMessage `json:"data"`
 	Metadata json.RawMessage `json:"metadata"`
 	Hash     string          `json:"hash"`
+	Redacted bool            `json:"redacted,omitempty"`
 }
+
+// credentials are the event fields that never leave the service in the clear.
+var credentials = eventstore.Sealing(identity.CredentialFields())
 
 type eventPage struct {
 	Events []event `json:"events"`
@@ -40,10 +50,13 @@ type streamPage struct {
 	Next   uint64  `json:"next"`
 }
 
+// eventOf is e as readers of the log see it: with any credential that it
+// holds in the clear redacted.
 func eventOf(e eventstore.Event) event {
 	meta, _ := json.Marshal(e.Metadata) // a plain struct
-	return event{Position: e.Position, Stream: e.Stream, Revision: e.Revision, Type: e.Type, Time: e.Created,
-		Data: e.Data, Metadata: meta, Hash: e.Hash.String()}
+	data, redacted := credentials.Redact(e)
+	return event{ID: e.ID.String(), Position: e.Position, Stream: e.Stream, Revision: e.Revision, Type: e.Type,
+		Time: e.Created, Data: data, Metadata: meta, Hash: e.Hash.String(), Redacted: redacted}
 }
 
 // eventFilter selects events by stream prefix and type.
