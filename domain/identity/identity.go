@@ -111,7 +111,7 @@ type User struct {
 	Roles        []string
 
 	disabled          bool
-	wildcard          bool // WildcardDesignated
+	wildcard          bool                // WildcardDesignated
 	grants            map[string][]string // wallet → permissions, canonical order
 	sessionsRevokedAt time.Time
 	keys              []APIKey  // active keys in issue order, at most MaxAPIKeys
