@@ -7,13 +7,19 @@ import (
 	"github.com/coinledger/coinledger/eventstore"
 )
 
-// Disable disables username: logins, refreshes and API keys stop working.
-// Disabling a disabled user changes nothing.
+// Disable disables username and ends every credential it holds, at once
+// and for good (identity.Disable): its tokens, refresh families and API
+// keys stop working, and stay dead when it is enabled again. Disabling a
+// disabled user changes nothing.
 func (s *Service) Disable(ctx context.Context, meta eventstore.Metadata, username string) error {
-	return s.update(ctx, meta, username, identity.Disable)
+	return s.update(ctx, meta, username, func(u *identity.User) ([]identity.Event, error) {
+		return identity.Disable(u, s.now())
+	})
 }
 
-// Enable enables a disabled user. Enabling an enabled user changes nothing.
+// Enable enables a disabled user: it may log in again (with its password;
+// the credentials it held before it was disabled stay revoked). Enabling an
+// enabled user changes nothing.
 func (s *Service) Enable(ctx context.Context, meta eventstore.Metadata, username string) error {
 	return s.update(ctx, meta, username, identity.Enable)
 }

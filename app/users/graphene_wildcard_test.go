@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"testing"
 
+	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/domain/identity/graphene"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
@@ -32,7 +34,7 @@ func TestGrapheneWildcardFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ImportGraphene(ctx, eventstore.Metadata{}, m, "hot"); err != nil {
+	if _, err := s.ImportGraphene(ctx, eventstore.Metadata{}, m, ImportOptions{Wallet: "hot"}); err != nil {
 		t.Fatal(err)
 	}
 	// The known user with the right password logs in as itself.
@@ -53,7 +55,154 @@ func TestGrapheneWildcardFallback(t *testing.T) {
 		t.Fatalf("anonymous has no grant on hot")
 	}
 	// Re-running the import changes nothing.
-	if _, err := s.ImportGraphene(ctx, eventstore.Metadata{}, m, "hot"); err != nil {
+	if _, err := s.ImportGraphene(ctx, eventstore.Metadata{}, m, ImportOptions{Wallet: "hot"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func newWildcardService(t *testing.T) (*Service, eventstore.Store) {
+	t.Helper()
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "e.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return New(store, 4), store
+}
+
+// TestGrapheneWildcardLeastPrivilege: the "*" entry of the seed allows
+// network_broadcast_api, which maps to transfer and withdraw; imported
+// without a flag the "*" user reads only, with WildcardWrites it gets
+// what its API sets map to.
+func TestGrapheneWildcardLeastPrivilege(t *testing.T) {
+	ctx := context.Background()
+	m, err := graphene.Parse([]byte(seedMap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		writes bool
+		want   []string
+	}{
+		{false, []string{"read"}},
+		{true, []string{"read", "address", "transfer", "withdraw"}},
+	} {
+		s, _ := newWildcardService(t)
+		r, err := s.ImportGraphene(ctx, eventstore.Metadata{}, m, ImportOptions{Wallet: "hot", WildcardWrites: tc.writes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := s.Authenticate(ctx, "whoever", "anything")
+		if err != nil || u.Username != Anonymous {
+			t.Fatalf("writes=%v: unknown user: %v %v", tc.writes, u, err)
+		}
+		if got := u.WalletPermissions("hot"); !slices.Equal(got, tc.want) || !slices.Equal(r.WildcardPermissions, tc.want) {
+			t.Errorf("writes=%v: * user holds %v (report %v), want %v", tc.writes, got, r.WildcardPermissions, tc.want)
+		}
+		// Re-running the import brings the grant in line with the flag.
+		r, err = s.ImportGraphene(ctx, eventstore.Metadata{}, m, ImportOptions{Wallet: "hot"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u, _ := s.Get(ctx, Anonymous); !slices.Equal(u.WalletPermissions("hot"), []string{"read"}) {
+			t.Errorf("re-import without the flag leaves %v", u.WalletPermissions("hot"))
+		}
+	}
+}
+
+// TestHandMadeAnonymousIsNotTheWildcard: registering a user named
+// anonymous does not switch the fallback on, and an import does not take
+// such a user over.
+func TestHandMadeAnonymousIsNotTheWildcard(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newWildcardService(t)
+	if err := s.Register(ctx, eventstore.Metadata{}, Anonymous, "", "password-anon", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, password := range []string{"password-anon", "anything"} {
+		if _, err := s.Authenticate(ctx, "whoever", password); !errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("unknown user with %q falls back to a hand-made anonymous: %v", password, err)
+		}
+	}
+	if tg, err := s.LoginTarget(ctx, "whoever"); err != nil || tg != (LoginTarget{Account: "whoever"}) {
+		t.Fatalf("login target %+v %v", tg, err)
+	}
+	// The user itself logs in as usual.
+	if u, err := s.Authenticate(ctx, Anonymous, "password-anon"); err != nil || u.Wildcard() {
+		t.Fatalf("anonymous by name: %v %v", u, err)
+	}
+	m, err := graphene.Parse([]byte(seedMap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.ImportGraphene(ctx, eventstore.Metadata{}, m, ImportOptions{Wallet: "hot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Wildcard != nil || !slices.Contains(r.Skipped, Skipped{"*", SkipAnonymousTaken}) {
+		t.Fatalf("report %+v", r)
+	}
+	if _, err := s.Authenticate(ctx, "whoever", "anything"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("the import took the hand-made anonymous over: %v", err)
+	}
+}
+
+// TestWildcardImportedBeforeDesignation: an Anonymous user written by an
+// import that predates WildcardDesignated is no wildcard until the import
+// is run again, which designates it.
+func TestWildcardImportedBeforeDesignation(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newWildcardService(t)
+	old := func(u *identity.User) ([]identity.Event, error) {
+		return identity.Register(u, Anonymous, "", anyPassword, nil)
+	}
+	if err := s.update(ctx, eventstore.Metadata{}, Anonymous, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, "whoever", "anything"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("undesignated anonymous: %v", err)
+	}
+	m, err := graphene.Parse([]byte(seedMap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.ImportGraphene(ctx, eventstore.Metadata{}, m, ImportOptions{Wallet: "hot"}); err != nil || r.Wildcard == nil {
+		t.Fatalf("re-import: %+v %v", r, err)
+	}
+	if u, err := s.Authenticate(ctx, "whoever", "anything"); err != nil || u.Username != Anonymous {
+		t.Fatalf("after re-import: %v %v", u, err)
+	}
+}
+
+// TestWildcardLoginTarget: logins with made-up usernames count against
+// the wildcard user; a disabled wildcard user is no fallback.
+func TestWildcardLoginTarget(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newWildcardService(t)
+	m, err := graphene.Parse([]byte(seedMap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ImportGraphene(ctx, eventstore.Metadata{}, m, ImportOptions{Wallet: "hot"}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]LoginTarget{
+		"whoever":    {Account: Anonymous, Wildcard: true},
+		"Not Valid!": {Account: Anonymous, Wildcard: true},
+		Anonymous:    {Account: Anonymous, Wildcard: true},
+		"bytemaster": {Account: "bytemaster"},
+	} {
+		if got, err := s.LoginTarget(ctx, name); err != nil || got != want {
+			t.Errorf("%q: %+v %v, want %+v", name, got, err, want)
+		}
+	}
+	if err := s.Disable(ctx, eventstore.Metadata{}, Anonymous); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.LoginTarget(ctx, "whoever"); got != (LoginTarget{Account: "whoever"}) {
+		t.Errorf("disabled wildcard: %+v", got)
+	}
+	if _, err := s.Authenticate(ctx, "whoever", "anything"); !errors.Is(err, ErrBadCredentials) {
+		t.Errorf("disabled wildcard still a fallback: %v", err)
 	}
 }

@@ -43,7 +43,7 @@ func TestCredentialsAreSealedInTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.ImportGraphene(ctx, admin, m, "main"); err != nil {
+	if _, err := e.svc.ImportGraphene(ctx, admin, m, users.ImportOptions{Wallet: "main"}); err != nil {
 		t.Fatal(err)
 	}
 	legacyMarker := e.mustGet(t, "bytemaster").PasswordHash
@@ -56,7 +56,7 @@ func TestCredentialsAreSealedInTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.ImportGraphene(ctx, admin, lm, "main"); err != nil {
+	if _, err := e.svc.ImportGraphene(ctx, admin, lm, users.ImportOptions{Wallet: "main"}); err != nil {
 		t.Fatal(err)
 	}
 	longMarker := e.mustGet(t, "longpw").PasswordHash

@@ -25,8 +25,8 @@ import (
 // Stream returns the stream of user name.
 func Stream(name string) string { return "user-" + name }
 
-// ErrBadCredentials: unknown user, wrong password, disabled user or unknown,
-// revoked or malformed API key (callers must not tell which).
+// ErrBadCredentials: unknown user, wrong password, or unknown, revoked or
+// malformed API key or one of a disabled user (callers must not tell which).
 var ErrBadCredentials = errors.New("bad credentials")
 
 // Options tune a Service. The zero value is the production default.
@@ -153,8 +153,14 @@ func (s *Service) BootstrapAdmin(ctx context.Context, password string, keep func
 }
 
 // Authenticate checks a username and password and returns the user.
-// Unknown users, wrong passwords and disabled users are ErrBadCredentials,
-// each after a full password check so that timing tells little.
+// Unknown users and wrong passwords are ErrBadCredentials, each after a full
+// password check so that timing tells little. A disabled user with the
+// right password is an error wrapping identity.ErrUserDisabled (only a
+// caller who knows the password learns that the account is disabled).
+//
+// A username that is not registered falls back to the wildcard user
+// (Graphene's "*": see LoginTarget), if there is one; a registered user
+// with a wrong password never does.
 //
 // A user imported from Graphene (password hash "legacy-sha256$salt$hash")
 // is checked with graphene's salted SHA-256 once: on success the password
@@ -162,39 +168,23 @@ func (s *Service) BootstrapAdmin(ctx context.Context, password string, keep func
 // bytes) and PasswordChanged is appended, so later logins never use the
 // legacy scheme. The returned user reflects the upgrade.
 func (s *Service) Authenticate(ctx context.Context, username, password string) (*identity.User, error) {
-	var u *identity.User
-	if identity.ValidUsername(username) {
-		l, err := s.repo.Load(ctx, Stream(username))
-		if err != nil {
-			return nil, err
-		}
-		if l.State.Registered {
-			u = l.State
-		}
-	}
-	if u == nil && username != Anonymous {
-		// Graphene's rule: an unknown user falls back to the wildcard.
-		l, err := s.repo.Load(ctx, Stream(Anonymous))
-		if err != nil {
-			return nil, err
-		}
-		if l.State.Registered {
-			u = l.State
-		}
+	u, err := s.loginUser(ctx, username)
+	if err != nil {
+		return nil, err
 	}
 	if u == nil {
 		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
 		return nil, ErrBadCredentials
 	}
-	if u.Username == Anonymous && u.PasswordHash == anyPassword {
-		if u.Disabled() {
-			return nil, ErrBadCredentials
-		}
-		return u, nil
+	ok, legacy := true, false // the wildcard user may accept any password
+	if !u.Wildcard() || u.PasswordHash != anyPassword {
+		ok, legacy = verifyPassword(u.PasswordHash, password)
 	}
-	ok, legacy := verifyPassword(u.PasswordHash, password)
-	if !ok || u.Disabled() {
+	if !ok {
 		return nil, ErrBadCredentials
+	}
+	if u.Disabled() {
+		return nil, fmt.Errorf("login %s: %w", u.Username, identity.ErrUserDisabled)
 	}
 	if legacy {
 		if err := s.upgrade(ctx, u, password); err != nil {
@@ -202,6 +192,79 @@ func (s *Service) Authenticate(ctx context.Context, username, password string) (
 		}
 	}
 	return u, nil
+}
+
+// LoginTarget is the account a login is checked against.
+type LoginTarget struct {
+	// Account is the username whose password decides: the username given,
+	// or the wildcard user's for a username that is not registered.
+	Account string
+	// Wildcard is true when Account is the wildcard user: a successful
+	// login then proves nothing about who the caller is.
+	Wildcard bool
+}
+
+// LoginTarget tells which account a login as username would be checked
+// against, so that rate limits count attempts per account: logins with
+// made-up usernames that fall back to the wildcard user all count against
+// it. A username that is neither registered nor covered by a wildcard user
+// is its own account.
+//
+// It reads through the cache of user states that token checks use (a
+// catch-up read per stream), not a full load.
+func (s *Service) LoginTarget(ctx context.Context, username string) (LoginTarget, error) {
+	// lookup reports whether name is registered, whether it is the
+	// wildcard user and whether it is enabled.
+	lookup := func(name string) (registered, wildcard, enabled bool, err error) {
+		err = s.dir.current(ctx, name, func(u *identity.User) error {
+			registered, wildcard, enabled = u.Registered, u.Wildcard(), !u.Disabled()
+			return nil
+		})
+		return registered, wildcard, enabled, err
+	}
+	if identity.ValidUsername(username) {
+		registered, wildcard, _, err := lookup(username)
+		if err != nil || registered {
+			return LoginTarget{Account: username, Wildcard: wildcard}, err
+		}
+	}
+	if username != Anonymous {
+		registered, wildcard, enabled, err := lookup(Anonymous)
+		if err != nil {
+			return LoginTarget{Account: username}, err
+		}
+		if registered && wildcard && enabled {
+			return LoginTarget{Account: Anonymous, Wildcard: true}, nil
+		}
+	}
+	return LoginTarget{Account: username}, nil
+}
+
+// loginUser returns the user a login as username is checked against: the
+// registered user of that name, else the wildcard user (Anonymous, only if
+// WildcardDesignated made it one and it is enabled), else nil.
+func (s *Service) loginUser(ctx context.Context, username string) (*identity.User, error) {
+	if identity.ValidUsername(username) {
+		l, err := s.repo.Load(ctx, Stream(username))
+		if err != nil {
+			return nil, err
+		}
+		if l.State.Registered {
+			return l.State, nil
+		}
+	}
+	if username == Anonymous {
+		return nil, nil
+	}
+	// Graphene's rule: an unknown user falls back to the wildcard.
+	l, err := s.repo.Load(ctx, Stream(Anonymous))
+	if err != nil {
+		return nil, err
+	}
+	if u := l.State; u.Registered && u.Wildcard() && !u.Disabled() {
+		return u, nil
+	}
+	return nil, nil
 }
 
 // upgrade replaces u's legacy hash with a modern hash of password and

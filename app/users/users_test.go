@@ -127,14 +127,21 @@ func TestDisabledUserCannotLogIn(t *testing.T) {
 	if err := e.svc.StartSession(ctx, admin, "alice", "f1", "t1", t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+	e.clock.Advance(time.Minute)
 	if err := e.svc.Disable(ctx, admin, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	if !e.mustGet(t, "alice").Disabled() {
 		t.Fatal("not disabled")
 	}
-	if _, err := e.svc.Authenticate(ctx, "alice", "password-alice"); !errors.Is(err, users.ErrBadCredentials) {
+	// The right password learns that the user is disabled; a wrong one
+	// learns nothing.
+	if _, err := e.svc.Authenticate(ctx, "alice", "password-alice"); !errors.Is(err, identity.ErrUserDisabled) ||
+		errors.Is(err, users.ErrBadCredentials) {
 		t.Fatalf("disabled user logs in: %v", err)
+	}
+	if _, err := e.svc.Authenticate(ctx, "alice", "wrong-password"); !errors.Is(err, users.ErrBadCredentials) {
+		t.Fatalf("disabled user, wrong password: %v", err)
 	}
 	if _, _, err := e.svc.AuthenticateAPIKey(ctx, secret); !errors.Is(err, users.ErrBadCredentials) {
 		t.Fatalf("disabled user's api key works: %v", err)
@@ -156,6 +163,20 @@ func TestDisabledUserCannotLogIn(t *testing.T) {
 	}
 	if _, err := e.svc.Authenticate(ctx, "alice", "password-alice"); err != nil {
 		t.Fatalf("enabled user: %v", err)
+	}
+	// Disabling ended every credential for good: enabling brings back
+	// neither the API key, nor the refresh family, nor tokens issued before.
+	if _, _, err := e.svc.AuthenticateAPIKey(ctx, secret); !errors.Is(err, users.ErrBadCredentials) {
+		t.Fatalf("api key of before the disable works again: %v", err)
+	}
+	if err := e.svc.Rotate(ctx, admin, "alice", "f1", "t1", "t3", e.clock.Now().Add(time.Hour)); !errors.Is(err, identity.ErrRefreshInvalid) {
+		t.Fatalf("refresh family of before the disable works again: %v", err)
+	}
+	if _, err := e.svc.TokenAccess(ctx, "alice", t0, ""); !errors.Is(err, users.ErrBadCredentials) {
+		t.Fatalf("token of before the disable works again: %v", err)
+	}
+	if _, err := e.svc.TokenAccess(ctx, "alice", e.clock.Now(), ""); err != nil {
+		t.Fatalf("token issued after enabling: %v", err)
 	}
 	if err := e.svc.Disable(ctx, admin, "nobody"); !errors.Is(err, identity.ErrUserNotFound) {
 		t.Fatalf("disable unknown: %v", err)
@@ -436,10 +457,10 @@ func TestImportGrapheneAndLegacyUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	meta := eventstore.Metadata{Actor: "system:import"}
-	if _, err := e.svc.ImportGraphene(ctx, meta, m, "bad wallet"); !errors.Is(err, identity.ErrValidation) {
+	if _, err := e.svc.ImportGraphene(ctx, meta, m, users.ImportOptions{Wallet: "bad wallet"}); !errors.Is(err, identity.ErrValidation) {
 		t.Fatalf("bad wallet: %v", err)
 	}
-	r, err := e.svc.ImportGraphene(ctx, meta, m, "main")
+	r, err := e.svc.ImportGraphene(ctx, meta, m, users.ImportOptions{Wallet: "main"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,7 +478,7 @@ func TestImportGrapheneAndLegacyUpgrade(t *testing.T) {
 		t.Fatal("crypto_api granted something")
 	}
 	// Re-running the import skips what exists.
-	if r, err := e.svc.ImportGraphene(ctx, meta, m, "main"); err != nil || len(r.Imported) != 0 || len(r.Skipped) != 4 ||
+	if r, err := e.svc.ImportGraphene(ctx, meta, m, users.ImportOptions{Wallet: "main"}); err != nil || len(r.Imported) != 0 || len(r.Skipped) != 4 ||
 		r.Skipped[0] != (users.Skipped{"bytemaster", users.SkipExists}) {
 		t.Fatalf("re-import %+v %v", r, err)
 	}
@@ -503,7 +524,7 @@ func TestLegacyUpgradeOfLongAndShortPasswords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.ImportGraphene(ctx, admin, m, "main"); err != nil {
+	if _, err := e.svc.ImportGraphene(ctx, admin, m, users.ImportOptions{Wallet: "main"}); err != nil {
 		t.Fatal(err)
 	}
 	for user, password := range map[string]string{"long": long, "short": "abc"} {
@@ -531,7 +552,7 @@ func TestLegacyUpgradeRace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.ImportGraphene(ctx, admin, m, "main"); err != nil {
+	if _, err := e.svc.ImportGraphene(ctx, admin, m, users.ImportOptions{Wallet: "main"}); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/coinledger/coinledger/app/users"
+	"github.com/coinledger/coinledger/http/ws"
 	"gopkg.in/yaml.v3"
 )
 
@@ -54,6 +55,8 @@ type Config struct {
 	Notify NotifyConfig `yaml:"notify"`
 	// PriceFeeds are polled or streamed into the price streams.
 	PriceFeeds PriceFeedsConfig `yaml:"price_feeds"`
+	// Websocket bounds the realtime endpoint /api/v1/ws.
+	Websocket WebsocketConfig `yaml:"websocket"`
 	// Wallets and Users are created (or brought in line) at every start.
 	Wallets []WalletSeed `yaml:"wallets"`
 	Users   []UserSeed   `yaml:"users"`
@@ -84,6 +87,23 @@ type WalletSeed struct {
 	Confirmations int      `yaml:"confirmations"`
 }
 
+// WebsocketConfig bounds what websocket clients may hold on the server.
+type WebsocketConfig struct {
+	// MaxConnectionsPerUser caps the websockets one user holds at a time
+	// (COINLEDGER_WS_MAX_CONNECTIONS_PER_USER, default 8); one more is
+	// refused with 429 (header token) or closed with 4429.
+	MaxConnectionsPerUser int `yaml:"max_connections_per_user"`
+	// MaxBufferedEvents is how many events may wait for one slow
+	// connection before it is closed with 4408
+	// (COINLEDGER_WS_MAX_BUFFERED_EVENTS, default 10000; more than 4096, the
+	// largest batch the embedded store delivers).
+	MaxBufferedEvents int `yaml:"max_buffered_events"`
+}
+
+// minBufferedEvents: a connection must be able to take one whole batch of
+// the embedded store's subscription (4096 events) and then some.
+const minBufferedEvents = 4097
+
 // Secret is a configuration secret (see package secret).
 type Secret = secret.String
 
@@ -107,6 +127,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.WalletnotifyListen == "" {
 		c.WalletnotifyListen = "127.0.0.1:28882"
+	}
+	if c.Websocket.MaxConnectionsPerUser == 0 {
+		c.Websocket.MaxConnectionsPerUser = ws.DefaultMaxConnsPerUser
+	}
+	if c.Websocket.MaxBufferedEvents == 0 {
+		c.Websocket.MaxBufferedEvents = ws.DefaultMaxBehind
 	}
 }
 
@@ -145,6 +171,12 @@ func (c *Config) Validate() error {
 	}
 	if c.BcryptCost != 0 && (c.BcryptCost < 4 || c.BcryptCost > 31) {
 		errs = append(errs, fmt.Errorf("bcrypt_cost: %d is outside 4..31", c.BcryptCost))
+	}
+	if c.Websocket.MaxConnectionsPerUser < 1 {
+		errs = append(errs, fmt.Errorf("websocket.max_connections_per_user: %d: want at least 1", c.Websocket.MaxConnectionsPerUser))
+	}
+	if c.Websocket.MaxBufferedEvents < minBufferedEvents {
+		errs = append(errs, fmt.Errorf("websocket.max_buffered_events: %d: want at least %d", c.Websocket.MaxBufferedEvents, minBufferedEvents))
 	}
 	return errors.Join(errs...)
 }
@@ -201,12 +233,18 @@ func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
 	if v, ok := os.LookupEnv("COINLEDGER_SEAL_KEY"); ok {
 		c.SealKey = Secret(v)
 	}
-	if v, ok := os.LookupEnv("COINLEDGER_BCRYPT_COST"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return nil, nil, fmt.Errorf("COINLEDGER_BCRYPT_COST: %q is not a number", v)
+	for key, dst := range map[string]*int{
+		"COINLEDGER_BCRYPT_COST":                 &c.BcryptCost,
+		"COINLEDGER_WS_MAX_CONNECTIONS_PER_USER": &c.Websocket.MaxConnectionsPerUser,
+		"COINLEDGER_WS_MAX_BUFFERED_EVENTS":      &c.Websocket.MaxBufferedEvents,
+	} {
+		if v, ok := os.LookupEnv(key); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %q is not a number", key, v)
+			}
+			*dst = n
 		}
-		c.BcryptCost = n
 	}
 	if *listen != "" {
 		c.Listen = *listen

@@ -22,7 +22,14 @@ const usersUsage = `usage: coinledger users <command>
   revoke NAME WALLET                 revoke the user's grant on a wallet
   hash-password                      read a password from standard input, print its bcrypt hash
                                      (for password_hash in the configuration file)
-  import-graphene FILE -wallet W     import a Graphene api-access.json permission map
+  disable NAME                       disable a user: every token, refresh token, API key and
+                                     websocket of the user ends at once; logins are refused
+  enable NAME                        enable a disabled user (it logs in again; its old
+                                     credentials stay revoked)
+  import-graphene FILE -wallet W [-wildcard-writes]
+                                     import a Graphene api-access.json permission map; the *
+                                     entry becomes user "anonymous", read-only unless
+                                     -wildcard-writes grants what its API sets map to
 
 They write to the event store the configuration names. The embedded store is
 locked by a running server: stop it first, or use the HTTP API.
@@ -49,6 +56,8 @@ func usersCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("users "+cmd, flag.ContinueOnError)
 	email := fs.String("email", "", "e-mail address (add)")
 	wallet := fs.String("wallet", "", "wallet to grant imported permissions on (import-graphene)")
+	wildcardWrites := fs.Bool("wildcard-writes", false,
+		"give the * user every permission its API sets map to, not only read (import-graphene)")
 	var roles multiFlag
 	fs.Var(&roles, "role", "role: admin, auditor or price_feeder (add; repeatable)")
 	configPath := fs.String("config", os.Getenv("COINLEDGER_CONFIG"), "YAML configuration file")
@@ -116,6 +125,18 @@ func usersCmd(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Printf("revoked %s's grant on %s\n", pos[0], pos[1])
+	case "disable", "enable":
+		if err := need(1); err != nil {
+			return err
+		}
+		change, done := svc.Disable, "disabled"
+		if cmd == "enable" {
+			change, done = svc.Enable, "enabled"
+		}
+		if err := change(ctx, meta, pos[0]); err != nil {
+			return err
+		}
+		fmt.Printf("user %s %s\n", pos[0], done)
 	case "import-graphene":
 		if err := need(1); err != nil {
 			return err
@@ -131,7 +152,7 @@ func usersCmd(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", pos[0], err)
 		}
-		r, err := svc.ImportGraphene(ctx, meta, m, *wallet)
+		r, err := svc.ImportGraphene(ctx, meta, m, users.ImportOptions{Wallet: *wallet, WildcardWrites: *wildcardWrites})
 		for _, u := range r.Imported {
 			fmt.Printf("imported %s\n", u)
 		}
@@ -139,7 +160,8 @@ func usersCmd(ctx context.Context, args []string) error {
 			fmt.Printf("skipped %s: %s\n", sk.Username, sk.Reason)
 		}
 		if r.Wildcard != nil {
-			fmt.Printf("the * entry is user %q: unknown usernames log in as it\n", users.Anonymous)
+			fmt.Printf("the * entry is user %q: unknown usernames log in as it, with permissions %v on %s\n",
+				users.Anonymous, r.WildcardPermissions, *wallet)
 		}
 		return err
 	default:

@@ -82,15 +82,27 @@ func (u *User) TokenValid(issuedAt time.Time) bool {
 	return u.Registered && !u.disabled && !issuedAt.Before(u.sessionsRevokedAt)
 }
 
-// Disable decides disabling u; disabling a disabled user decides nothing.
-func Disable(u *User) ([]Event, error) {
-	if err := registered(u, "disable user"); err != nil {
+// Disable decides disabling u at now. Disabling ends every credential of
+// u at once and for good: UserDisabled (no login, refresh or API key works
+// while it lasts), SessionsRevoked at now (so no token issued before it
+// works again once u is enabled) and APIKeyRevoked for each active key (an
+// enabled user issues new keys). Disabling a disabled user decides nothing.
+func Disable(u *User, now time.Time) ([]Event, error) {
+	op := "disable user " + u.Username
+	if err := registered(u, op); err != nil {
 		return nil, err
 	}
 	if u.disabled {
 		return nil, nil
 	}
-	return []Event{UserDisabled{}}, nil
+	if now.IsZero() {
+		return nil, invalid(op, "no time")
+	}
+	events := []Event{UserDisabled{}, SessionsRevoked{At: now}}
+	for _, k := range u.keys {
+		events = append(events, APIKeyRevoked{ID: k.ID})
+	}
+	return events, nil
 }
 
 // Enable decides enabling u; enabling an enabled user decides nothing.
@@ -105,7 +117,8 @@ func Enable(u *User) ([]Event, error) {
 }
 
 // SetRoles decides replacing u's roles with roles (sorted, duplicates
-// removed). The same set of roles decides nothing. API keys keep their
+// removed). The same set of roles decides nothing; the wildcard user (see
+// DesignateWildcard) may hold none. API keys keep their
 // roles but only those their owner still holds are effective (see
 // EffectiveAPIKey).
 func SetRoles(u *User, roles []string) ([]Event, error) {
@@ -121,6 +134,9 @@ func SetRoles(u *User, roles []string) ([]Event, error) {
 	roles = normalizeRoles(roles)
 	if slices.Equal(roles, normalizeRoles(u.Roles)) {
 		return nil, nil
+	}
+	if u.wildcard && len(roles) > 0 {
+		return nil, invalid(op, "the wildcard user may hold no role")
 	}
 	return []Event{RolesChanged{Roles: roles}}, nil
 }

@@ -107,11 +107,23 @@ func runCases(t *testing.T, cases []decideCase) {
 
 func errs(e ...error) []error { return e }
 
+func disable(now time.Time) func(*User) ([]Event, error) {
+	return func(u *User) ([]Event, error) { return Disable(u, now) }
+}
+
+// TestDisableEnable: disabling ends every credential at once — the user
+// is disabled, every token issued before now is revoked and every active
+// API key is revoked — so that enabling the user again brings none of them
+// back.
 func TestDisableEnable(t *testing.T) {
+	k1, k2 := key("k1", hashA, nil), key("k2", hashB, nil)
 	runCases(t, []decideCase{
-		{"disable unknown user", nil, Disable, nil, errs(ErrUserNotFound)},
-		{"disable", []Event{alice}, Disable, []Event{UserDisabled{}}, nil},
-		{"disable disabled: nothing", []Event{alice, UserDisabled{}}, Disable, nil, nil},
+		{"disable unknown user", nil, disable(t0), nil, errs(ErrUserNotFound)},
+		{"disable", []Event{alice}, disable(at(5)), []Event{UserDisabled{}, SessionsRevoked{At: at(5)}}, nil},
+		{"disable revokes every api key", []Event{alice, issued(k1), issued(k2)}, disable(at(5)),
+			[]Event{UserDisabled{}, SessionsRevoked{At: at(5)}, APIKeyRevoked{ID: "k1"}, APIKeyRevoked{ID: "k2"}}, nil},
+		{"disable without time", []Event{alice}, disable(time.Time{}), nil, errs(ErrValidation)},
+		{"disable disabled: nothing", []Event{alice, UserDisabled{}}, disable(at(5)), nil, nil},
 		{"enable unknown user", nil, Enable, nil, errs(ErrUserNotFound)},
 		{"enable disabled", []Event{alice, UserDisabled{}}, Enable, []Event{UserEnabled{}}, nil},
 		{"enable enabled: nothing", []Event{alice}, Enable, nil, nil},
@@ -120,6 +132,45 @@ func TestDisableEnable(t *testing.T) {
 	u := given(alice, UserDisabled{})
 	if !u.Disabled() || given(alice, UserDisabled{}, UserEnabled{}).Disabled() {
 		t.Fatal("Disabled does not follow the events")
+	}
+	// Given a user with a session and a key, disabled and enabled again:
+	// neither the old tokens, the old family nor the old key work.
+	v := given(alice, session("f1"), issued(k1))
+	events, err := Disable(v, at(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range append(events, UserEnabled{}) {
+		Evolve(v, e)
+	}
+	if v.Disabled() || v.TokenValid(at(9)) || !v.TokenValid(at(10)) {
+		t.Fatalf("after disable and enable: disabled %v, old token %v, new token %v", v.Disabled(), v.TokenValid(at(9)), v.TokenValid(at(10)))
+	}
+	if f, _ := v.Family("f1"); f.Live(at(11)) {
+		t.Fatal("the refresh family survives disabling")
+	}
+	if _, ok := v.ActiveAPIKeyByHash(hashA); ok {
+		t.Fatal("the api key survives disabling")
+	}
+}
+
+// TestDesignateWildcard: only WildcardDesignated makes a user the "*"
+// user; it may hold no role, before or after.
+func TestDesignateWildcard(t *testing.T) {
+	anon := UserRegistered{Username: "anonymous", PasswordHash: "h"}
+	runCases(t, []decideCase{
+		{"unknown user", nil, DesignateWildcard, nil, errs(ErrUserNotFound)},
+		{"designate", []Event{anon}, DesignateWildcard, []Event{WildcardDesignated{}}, nil},
+		{"again: nothing", []Event{anon, WildcardDesignated{}}, DesignateWildcard, nil, nil},
+		{"a user with roles", []Event{root}, DesignateWildcard, nil, errs(ErrValidation)},
+		{"no roles for the wildcard user", []Event{anon, WildcardDesignated{}}, setRoles(RoleAdmin), nil, errs(ErrValidation)},
+		{"clearing roles is fine", []Event{anon, WildcardDesignated{}}, setRoles(), nil, nil},
+	})
+	if given(anon).Wildcard() {
+		t.Fatal("a registered user named anonymous is the wildcard user without WildcardDesignated")
+	}
+	if !given(anon, WildcardDesignated{}).Wildcard() {
+		t.Fatal("Wildcard does not follow WildcardDesignated")
 	}
 }
 
@@ -476,7 +527,7 @@ func TestEventsContract(t *testing.T) {
 			t.Errorf("%s: round trip %v", typ, err)
 		}
 	}
-	if len(seen) != 13 {
-		t.Errorf("%d event types, want 13", len(seen))
+	if len(seen) != 14 {
+		t.Errorf("%d event types, want 14", len(seen))
 	}
 }

@@ -97,6 +97,7 @@ func Events() []Event {
 		WalletGranted{}, WalletRevoked{}, SessionsRevoked{},
 		APIKeyIssued{}, APIKeyRevoked{},
 		RefreshIssued{}, RefreshRotated{}, RefreshFamilyRevoked{},
+		WildcardDesignated{},
 	}
 }
 
@@ -110,6 +111,7 @@ type User struct {
 	Roles        []string
 
 	disabled          bool
+	wildcard          bool                // WildcardDesignated
 	grants            map[string][]string // wallet → permissions, canonical order
 	sessionsRevokedAt time.Time
 	keys              []APIKey  // active keys in issue order, at most MaxAPIKeys
@@ -184,6 +186,8 @@ func Evolve(u *User, e Event) *User {
 		if f := u.family(e.Family); f != nil && f.RevokedReason == "" {
 			f.RevokedReason = e.Reason
 		}
+	case WildcardDesignated:
+		u.wildcard = true
 	}
 	return u
 }

@@ -34,16 +34,26 @@ type Deps struct {
 	Users    *users.Service
 	Issuer   *auth.Issuer
 	ClientIP *auth.ClientIP      // the caller's address, behind trusted proxies
-	Limiter  *auth.Limiter       // login attempts
+	Logins   *auth.LoginGuard    // login attempts
 	Chains   *chainsync.Registry // the coins' chain backends
 	Market   *market.Service     // price ticks
 	Alerts   *alerting.Service   // price alerts
 	Outbox   *outbox.Notifier    // alert deliveries
+	// Websocket limits the realtime endpoint (zero fields: ws defaults).
+	Websocket WebsocketLimits
 	// Hooks, when set, takes the notification POSTs of external services
 	// under /hooks/ (the block.io web-hook); it authenticates them itself.
 	Hooks   http.Handler
 	Logger  *slog.Logger
 	Version string
+}
+
+// WebsocketLimits bound the websocket endpoint's use of the server (see
+// ws.Config; zero: its default).
+type WebsocketLimits struct {
+	MaxConnsPerUser   int           // concurrent connections per user (default 8)
+	MaxBufferedEvents int           // events waiting for one connection before it is closed with 4408 (default 10000)
+	RecheckEvery      time.Duration // how often a connection's credential is checked again (default 2 s)
 }
 
 // Backend describes a coin's chain backend for the status endpoint.
@@ -80,7 +90,10 @@ func New(d Deps) *API {
 	e.HideBanner, e.HidePort = true, true
 	h := &handlers{d: d}
 	m := metrics.New(d.Version, scrape{d.Store, d.Runner})
-	hub := ws.New(ws.Config{Store: d.Store, Authenticate: h.wsPrincipal, Logger: d.Logger})
+	hub := ws.New(ws.Config{Store: d.Store, Authenticate: h.wsPrincipal, Logger: d.Logger,
+		MaxConnsPerUser: d.Websocket.MaxConnsPerUser, MaxBehind: d.Websocket.MaxBufferedEvents,
+		RecheckEvery: d.Websocket.RecheckEvery})
+	h.hub = hub
 	e.HTTPErrorHandler = h.errorHandler
 	e.Use(m.Middleware())
 	e.Use(middleware.Recover())
@@ -113,6 +126,8 @@ func New(d Deps) *API {
 	in.PUT("/users/:username/wallets/:wallet", h.grant, requireAdmin)
 	in.DELETE("/users/:username/wallets/:wallet", h.revokeGrant, requireAdmin)
 	in.POST("/users/:username/revoke-sessions", h.revokeSessions, requireAdmin)
+	in.POST("/users/:username/disable", h.disableUser, requireAdmin)
+	in.POST("/users/:username/enable", h.enableUser, requireAdmin)
 	in.POST("/prices", h.pushPrice, requireRole(identity.RolePriceFeeder))
 	in.GET("/prices/:pair", h.getPrice)
 	in.GET("/prices/:pair/history", h.priceHistory)
@@ -153,7 +168,10 @@ func New(d Deps) *API {
 	return &API{Echo: e, hub: hub}
 }
 
-type handlers struct{ d Deps }
+type handlers struct {
+	d   Deps
+	hub *ws.Handler
+}
 
 // scrape is what a metrics scrape reads: the store's head and the read
 // models' status.

@@ -59,6 +59,7 @@ var statusOf = []struct {
 	{ledger.ErrAccountNotFound, http.StatusNotFound, "not_found"},
 	{wallet.ErrNotFound, http.StatusNotFound, "not_found"},
 	{identity.ErrUserNotFound, http.StatusNotFound, "not_found"},
+	{identity.ErrUserDisabled, http.StatusForbidden, "user_disabled"},
 	{ledger.ErrHoldNotFound, http.StatusNotFound, "hold_not_found"},
 	{ledger.ErrDepositNotFound, http.StatusNotFound, "not_found"},
 	{ledger.ErrWithdrawalNotFound, http.StatusNotFound, "not_found"},

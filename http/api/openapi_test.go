@@ -72,6 +72,8 @@ var apiMD = []string{
 	"PUT /api/v1/users/{username}/wallets/{wallet}",
 	"DELETE /api/v1/users/{username}/wallets/{wallet}",
 	"POST /api/v1/users/{username}/revoke-sessions",
+	"POST /api/v1/users/{username}/disable",
+	"POST /api/v1/users/{username}/enable",
 	"POST /api/v1/wallets",
 	"GET /api/v1/wallets",
 	"GET /api/v1/wallets/{wallet}",

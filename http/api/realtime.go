@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -48,5 +49,15 @@ func (h *handlers) wsPrincipal(r *http.Request, token string) (ws.Principal, tim
 		mu.Unlock()
 		return ok
 	}
-	return ws.Principal{Username: a.Username, CanRead: canRead}, expires, nil
+	// Every topic, not only wallet ones: the socket lives only as long as
+	// the credential (logout, session revocation, key revocation and
+	// disabling end it; see ws.Principal.StillValid).
+	stillValid := func(ctx context.Context) (bool, error) {
+		_, _, err := h.access(ctx, token)
+		if errors.Is(err, errUnauthorized) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	return ws.Principal{Username: a.Username, CanRead: canRead, StillValid: stillValid}, expires, nil
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -16,37 +17,51 @@ import (
 var errBadCredentials = &apiError{status: http.StatusUnauthorized, code: "bad_credentials", detail: "unknown user or wrong password"}
 
 // login exchanges a username and password for an access token and a
-// refresh token that starts a new refresh family. Attempts are rate limited
-// per username and per client address, before the password is checked.
+// refresh token that starts a new refresh family.
+//
+// Attempts pass the login guard (auth.LoginGuard) before the password is
+// checked: per account and client address, per address, and an account
+// backoff that holds back only addresses that failed on the account, so a
+// stranger cannot lock a user out. The account is the one the password is
+// checked against (a made-up username falling back to the wildcard user
+// counts against it). Failed and refused logins are logged here, without
+// the password. A disabled user with the right password gets 403
+// user_disabled; with a wrong one, 401 bad_credentials like anyone.
 func (h *handlers) login(c echo.Context) error {
 	var req loginRequest
 	if _, err := bind(c, &req); err != nil {
 		return err
 	}
-	ip, _ := h.d.ClientIP.Of(c.Request().RemoteAddr, c.Request().Header.Values("X-Forwarded-For"))
-	// The address first: a caller refused for its address must not spend
-	// (and lock out) the user's attempts.
-	keys := []string{"ip:" + ip.String(), "user:" + req.Username}
-	for _, k := range keys {
-		if ok, retry := h.d.Limiter.Allow(k); !ok {
-			c.Response().Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+0.999)))
-			return &apiError{status: http.StatusTooManyRequests, code: "rate_limited",
-				detail: "too many login attempts; retry later"}
-		}
-	}
 	ctx := c.Request().Context()
-	u, err := h.d.Users.Authenticate(ctx, req.Username, req.Password)
-	if errors.Is(err, users.ErrBadCredentials) {
-		for _, k := range keys {
-			h.d.Limiter.Failure(k)
-		}
-		return errBadCredentials
-	}
+	ip, _ := h.d.ClientIP.Of(c.Request().RemoteAddr, c.Request().Header.Values("X-Forwarded-For"))
+	target, err := h.d.Users.LoginTarget(ctx, req.Username)
 	if err != nil {
 		return err
 	}
-	for _, k := range keys {
-		h.d.Limiter.Success(k)
+	attempt, retry, ok := h.d.Logins.Begin(target.Account, ip.String())
+	if !ok {
+		h.loginRefused(req.Username, ip, "rate_limited")
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+0.999)))
+		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited",
+			detail: "too many login attempts; retry later"}
+	}
+	u, err := h.d.Users.Authenticate(ctx, req.Username, req.Password)
+	switch {
+	case errors.Is(err, users.ErrBadCredentials):
+		attempt.Failed()
+		h.loginRefused(req.Username, ip, "bad_credentials")
+		return errBadCredentials
+	case errors.Is(err, identity.ErrUserDisabled):
+		attempt.Succeeded()
+		h.loginRefused(req.Username, ip, "user_disabled")
+		return err
+	case err != nil:
+		attempt.Abandoned()
+		return err
+	case u.Wildcard():
+		attempt.Unproven()
+	default:
+		attempt.Succeeded()
 	}
 	family, refreshID := auth.NewTokenID(), auth.NewTokenID()
 	if err := h.d.Users.StartSession(ctx, h.meta(c, u.Username), u.Username, family, refreshID,
@@ -54,6 +69,15 @@ func (h *handlers) login(c echo.Context) error {
 		return err
 	}
 	return h.issue(c, u.Username, u.Roles, family, refreshID)
+}
+
+// loginRefused logs a refused login: the username as given (clipped),
+// the client address and why. Never the password.
+func (h *handlers) loginRefused(username string, ip netip.Addr, reason string) {
+	if len(username) > 64 {
+		username = username[:64] + "…"
+	}
+	h.d.Logger.Warn("login refused", "username", username, "client_ip", ip.String(), "reason", reason)
 }
 
 // token rotates a refresh token into a new pair. The presented token is
@@ -99,6 +123,7 @@ func (h *handlers) logout(c echo.Context) error {
 	if err := h.d.Users.Logout(c.Request().Context(), h.meta(c, a.Username), a.Username, a.Family); err != nil {
 		return err
 	}
+	h.hub.Recheck(a.Username)
 	return c.NoContent(http.StatusNoContent)
 }
 

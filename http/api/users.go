@@ -92,6 +92,27 @@ func (h *handlers) revokeSessions(c echo.Context) error {
 	if err := h.d.Users.RevokeSessions(c.Request().Context(), h.meta(c, caller(c).Username), c.Param("username")); err != nil {
 		return err
 	}
+	h.hub.Recheck(c.Param("username"))
+	return c.NoContent(http.StatusNoContent)
+}
+
+// disableUser disables a user and ends every credential it holds at once:
+// access and refresh tokens, API keys and websockets (users.Service.Disable).
+// Disabling a disabled user changes nothing (204 again).
+func (h *handlers) disableUser(c echo.Context) error {
+	if err := h.d.Users.Disable(c.Request().Context(), h.meta(c, caller(c).Username), c.Param("username")); err != nil {
+		return err
+	}
+	h.hub.Recheck(c.Param("username"))
+	return c.NoContent(http.StatusNoContent)
+}
+
+// enableUser lets a disabled user log in again; its old credentials stay
+// revoked. Enabling an enabled user changes nothing (204 again).
+func (h *handlers) enableUser(c echo.Context) error {
+	if err := h.d.Users.Enable(c.Request().Context(), h.meta(c, caller(c).Username), c.Param("username")); err != nil {
+		return err
+	}
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -130,6 +151,7 @@ func (h *handlers) deleteAPIKey(c echo.Context) error {
 	if err := h.d.Users.RevokeAPIKey(c.Request().Context(), h.meta(c, a.Username), a.Username, c.Param("id")); err != nil {
 		return err
 	}
+	h.hub.Recheck(a.Username)
 	return c.NoContent(http.StatusNoContent)
 }
 

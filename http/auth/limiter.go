@@ -37,9 +37,10 @@ const (
 // count. Failure leaves the token spent. A refused Allow costs nothing, so
 // hammering a locked key does not extend the lockout.
 //
-// With several keys per login, check the client address first and the
-// username only when the address is allowed, so an attacker refused by
-// address does not spend the user's tokens.
+// A Limiter is one limit. Logins combine several (per account and
+// address, per address) with a per-account backoff in LoginGuard, whose
+// doc comment explains why no limit keyed by the username alone may refuse
+// a login: a stranger could then lock the user out.
 //
 // Memory is bounded: keys whose bucket has refilled are dropped, and at
 // most MaxKeys are kept; when full, the least recently used key goes first

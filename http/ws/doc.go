@@ -26,6 +26,17 @@
 // the server closes with 4401 ("token expired"): reconnect with a fresh
 // token and resume with "from".
 //
+// Revocation. The credential is checked again every few seconds (default
+// 2 s) and at once when its user's credentials change on this instance: a
+// logout, a session revocation, an API key revocation or disabling the user
+// closes the connection with 4401 ("credentials revoked"), whatever its
+// topics.
+//
+// Connections per user. A user holds at most a configured number of
+// connections at a time (default 8). One more is refused with HTTP 429
+// (problem code too_many_connections) before the upgrade when the token is
+// in the header, or closed with 4429 after the first message.
+//
 // Subscription.
 //
 //	{"type":"subscribe","topics":["deposits","prices"],"from":123}
@@ -86,9 +97,12 @@
 //
 // Close codes sent by the server:
 //
-//	4401  unauthorized, or the token expired: reconnect with a (fresh) token
+//	4401  unauthorized, the token expired or the credential was revoked:
+//	      reconnect with a (fresh) token
 //	4408  too slow: more events were waiting for the client than the server
-//	      buffers (default 10000); reconnect and resubscribe with from
+//	      buffers (default 10000, configurable); reconnect and resubscribe
+//	      with from
+//	4429  the user holds the most connections allowed
 //	1008  three bad messages in a row
 //	1009  a client message over 64 KiB
 //	1001  server shutting down: reconnect and resume with from

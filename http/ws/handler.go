@@ -21,6 +21,16 @@ const (
 	StatusUnauthorized websocket.StatusCode = 4401
 	// StatusTooSlow: the client fell more than Config.MaxBehind events behind.
 	StatusTooSlow websocket.StatusCode = 4408
+	// StatusTooManyConnections: the user already holds
+	// Config.MaxConnsPerUser connections (for a token sent in the first
+	// message; a header token is refused with HTTP 429 before the upgrade).
+	StatusTooManyConnections websocket.StatusCode = 4429
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxBehind       = 10000
+	DefaultMaxConnsPerUser = 8
 )
 
 const (
@@ -37,6 +47,13 @@ type Principal struct {
 	// read permission; true for admins). Nil: no wallet. Called from the
 	// connection's subscription goroutine, once per matching wallet event.
 	CanRead func(wallet string) bool
+	// StillValid reports whether the credential the caller authenticated
+	// with still works (not logged out, revoked, or its user disabled).
+	// The connection asks every Config.RecheckEvery and when
+	// Handler.Recheck names the user; false closes it with 4401. An error
+	// (the check could not be made) is logged and the connection stays
+	// until the next check. Nil: never rechecked.
+	StillValid func(ctx context.Context) (bool, error)
 }
 
 // Config configures a Handler. Store and Authenticate are required.
@@ -58,9 +75,18 @@ type Config struct {
 	// AuthTimeout bounds the wait for the first message's token (default 10 s).
 	AuthTimeout time.Duration
 	// MaxBehind is how many events may wait for one connection before it is
-	// closed with 4408 (default 10000). It must exceed the largest batch
-	// Store.Subscribe delivers (SQLite: 4096), or catching up always fails.
+	// closed with 4408 (default DefaultMaxBehind). It must exceed the
+	// largest batch Store.Subscribe delivers (SQLite: 4096), or catching up
+	// always fails.
 	MaxBehind int
+	// MaxConnsPerUser caps the connections one user holds at a time
+	// (default DefaultMaxConnsPerUser); one more is refused with HTTP 429
+	// before the upgrade (header token) or closed with 4429 (first-message
+	// token).
+	MaxConnsPerUser int
+	// RecheckEvery is how often a connection asks Principal.StillValid
+	// (default 2 s): a revoked credential loses its sockets within it.
+	RecheckEvery time.Duration
 	// Logger gets store and AlertOwner failures at error level and refused
 	// tokens at debug level, never a token (default: discard).
 	Logger *slog.Logger
@@ -77,7 +103,13 @@ func (c *Config) setDefaults() {
 		c.AuthTimeout = 10 * time.Second
 	}
 	if c.MaxBehind <= 0 {
-		c.MaxBehind = 10000
+		c.MaxBehind = DefaultMaxBehind
+	}
+	if c.MaxConnsPerUser <= 0 {
+		c.MaxConnsPerUser = DefaultMaxConnsPerUser
+	}
+	if c.RecheckEvery <= 0 {
+		c.RecheckEvery = 2 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -96,6 +128,7 @@ type Handler struct {
 	shutdown bool
 	done     chan struct{} // closed by Shutdown
 	conns    sync.WaitGroup
+	users    map[string]map[*session]struct{} // the authenticated connections per user
 }
 
 // New returns a Handler. It panics if cfg lacks Store or Authenticate.
@@ -104,7 +137,7 @@ func New(cfg Config) *Handler {
 		panic("ws.New: Config.Store and Config.Authenticate are required")
 	}
 	cfg.setDefaults()
-	return &Handler{cfg: cfg, done: make(chan struct{})}
+	return &Handler{cfg: cfg, done: make(chan struct{}), users: map[string]map[*session]struct{}{}}
 }
 
 // ServeHTTP authenticates the header token if there is one, upgrades the
@@ -126,14 +159,76 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.conns.Done()
+	s := &session{h: h, req: r, out: newOutbox(h.cfg.MaxBehind), log: h.cfg.Logger, owners: map[string]string{},
+		recheck: make(chan struct{}, 1)}
+	defer h.leave(s)
+	if p != nil && !h.admit(s, p.Username) {
+		h.cfg.Logger.Warn("websocket refused: too many connections", "username", p.Username)
+		writeTooMany(w, r, h.cfg.MaxConnsPerUser)
+		return
+	}
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.OriginPatterns})
 	if err != nil {
 		return // Accept has answered
 	}
 	defer conn.CloseNow()
 	conn.SetReadLimit(readLimit)
-	s := &session{h: h, req: r, conn: conn, out: newOutbox(h.cfg.MaxBehind), log: h.cfg.Logger, owners: map[string]string{}}
+	s.conn = conn
 	s.run(r.Context(), p, expiry)
+}
+
+// admit counts s in as a connection of username, unless the user holds
+// MaxConnsPerUser already.
+func (h *Handler) admit(s *session, username string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	set := h.users[username]
+	if len(set) >= h.cfg.MaxConnsPerUser {
+		return false
+	}
+	if set == nil {
+		set = map[*session]struct{}{}
+		h.users[username] = set
+	}
+	set[s] = struct{}{}
+	s.admittedAs = username
+	return true
+}
+
+// leave counts s out, if admit counted it in.
+func (h *Handler) leave(s *session) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.admittedAs == "" {
+		return
+	}
+	set := h.users[s.admittedAs]
+	delete(set, s)
+	if len(set) == 0 {
+		delete(h.users, s.admittedAs)
+	}
+}
+
+// Recheck makes every connection of username ask Principal.StillValid now,
+// rather than at its next periodic check: call it when a credential of the
+// user has been revoked (logout, session revocation, API key revocation,
+// disabling). Connections of other instances notice within RecheckEvery.
+func (h *Handler) Recheck(username string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.users[username] {
+		select {
+		case s.recheck <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Conns returns the number of authenticated connections of username.
+func (h *Handler) Conns(username string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.users[username])
 }
 
 // Shutdown closes every connection with 1001 (going away), refuses new
@@ -201,6 +296,19 @@ func writeUnauthorized(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"type": "https://coinledger.dev/problems/unauthorized", "title": http.StatusText(http.StatusUnauthorized),
 		"status": http.StatusUnauthorized, "code": "unauthorized", "detail": "a valid bearer token is required",
+		"instance": r.URL.Path,
+	})
+}
+
+// writeTooMany answers 429 with a problem document: the user holds max
+// connections already.
+func writeTooMany(w http.ResponseWriter, r *http.Request, max int) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(http.StatusTooManyRequests)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"type": "https://coinledger.dev/problems/too_many_connections", "title": http.StatusText(http.StatusTooManyRequests),
+		"status": http.StatusTooManyRequests, "code": "too_many_connections",
+		"detail":   fmt.Sprintf("the user holds %d websocket connections already, the most allowed", max),
 		"instance": r.URL.Path,
 	})
 }

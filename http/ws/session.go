@@ -30,6 +30,9 @@ type session struct {
 
 	user Principal // set once authenticated, before the writer starts
 
+	admittedAs string        // the user admit counted the session in as; under h.mu
+	recheck    chan struct{} // Handler.Recheck: ask StillValid now
+
 	closeOnce sync.Once
 	closing   atomic.Bool
 
@@ -65,11 +68,18 @@ func (s *session) run(ctx context.Context, p *Principal, expiry time.Time) {
 		if p, expiry, ok = s.authenticate(ctx); !ok {
 			return
 		}
+		if !s.h.admit(s, p.Username) {
+			s.log.Warn("websocket refused: too many connections", "username", p.Username)
+			s.close(StatusTooManyConnections, "too many connections")
+			return
+		}
 	}
 	s.user = *p
 	authed <- expiry
-	g.Go(func() error { return s.write(ctx) })
+	// Queued before the writer starts, so that it is the first message
+	// (not a heartbeat of a writer that ticked first).
 	s.out.put(item{msg: encode(authenticatedMessage{Type: msgAuthenticated, Username: p.Username, ExpiresAt: expiry})})
+	g.Go(func() error { return s.write(ctx) })
 	s.read(ctx)
 }
 
@@ -84,10 +94,13 @@ func (s *session) close(code websocket.StatusCode, reason string) {
 }
 
 // watch closes the connection when the handler shuts down, the first
-// message's token does not come in time (waitAuth), or the token expires
-// (its expiry comes on authed). It returns when ctx is done or it closed.
+// message's token does not come in time (waitAuth), the token expires (its
+// expiry comes on authed) or the credential no longer works (asked every
+// RecheckEvery and on Handler.Recheck). It returns when ctx is done or it
+// closed.
 func (s *session) watch(ctx context.Context, waitAuth bool, authed <-chan time.Time) {
-	var deadline, expired <-chan time.Time
+	var deadline, expired, recheckTick <-chan time.Time
+	var recheck <-chan struct{}
 	if waitAuth {
 		t := time.NewTimer(s.h.cfg.AuthTimeout)
 		defer t.Stop()
@@ -110,11 +123,45 @@ func (s *session) watch(ctx context.Context, waitAuth bool, authed <-chan time.T
 				defer t.Stop()
 				expired = t.C
 			}
+			if s.user.StillValid != nil {
+				t := time.NewTicker(s.h.cfg.RecheckEvery)
+				defer t.Stop()
+				recheckTick, recheck = t.C, s.recheck
+			}
 		case <-expired:
 			s.close(StatusUnauthorized, "token expired")
 			return
+		case <-recheckTick:
+			if !s.stillValid(ctx) {
+				return
+			}
+		case <-recheck:
+			if !s.stillValid(ctx) {
+				return
+			}
 		}
 	}
+}
+
+// stillValid asks Principal.StillValid and closes the connection with
+// 4401 when the credential no longer works. A check that fails keeps the
+// connection open until the next one.
+func (s *session) stillValid(ctx context.Context) bool {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ok, err := s.user.StillValid(cctx)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			s.log.Error("websocket credential check failed", "username", s.user.Username, "err", err)
+		}
+		return true
+	case !ok:
+		s.log.Info("websocket closed: credential revoked", "username", s.user.Username)
+		s.close(StatusUnauthorized, "credentials revoked")
+		return false
+	}
+	return true
 }
 
 // authenticate reads the first message, which must be an auth message with
@@ -313,9 +360,30 @@ func (s *session) alertOwner(ctx context.Context, id string, data json.RawMessag
 // write writes the outbox's messages and the heartbeats until ctx is done
 // or a write fails.
 func (s *session) write(ctx context.Context) error {
+	var progress uint64 // everything up to here has been written
+	flush := func() error {
+		for {
+			it, ok := s.out.next()
+			if !ok {
+				return nil
+			}
+			if it.msg != nil {
+				if err := s.send(it.msg); err != nil {
+					return err
+				}
+			}
+			if it.kind != kindMessage {
+				progress = it.pos
+			}
+		}
+	}
+	// What was queued before the writer started (the authenticated
+	// message) goes out before any heartbeat.
+	if err := flush(); err != nil {
+		return err
+	}
 	tick := time.NewTicker(s.h.cfg.Heartbeat)
 	defer tick.Stop()
-	var progress uint64 // everything up to here has been written
 	for {
 		select {
 		case <-ctx.Done():
@@ -325,19 +393,8 @@ func (s *session) write(ctx context.Context) error {
 				return err
 			}
 		case <-s.out.ready:
-			for {
-				it, ok := s.out.next()
-				if !ok {
-					break
-				}
-				if it.msg != nil {
-					if err := s.send(it.msg); err != nil {
-						return err
-					}
-				}
-				if it.kind != kindMessage {
-					progress = it.pos
-				}
+			if err := flush(); err != nil {
+				return err
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -737,4 +738,122 @@ func TestNewRequiresStoreAndAuthenticate(t *testing.T) {
 		}
 	}()
 	New(Config{Authenticate: authenticate})
+}
+
+// revocable returns an Authenticate that knows, besides the fixture's
+// tokens, "carol-token": carol's credential, valid while valid holds.
+func revocable(valid *atomic.Bool) func(*http.Request, string) (Principal, time.Time, error) {
+	return func(r *http.Request, token string) (Principal, time.Time, error) {
+		if token != "carol-token" {
+			return authenticate(r, token)
+		}
+		if !valid.Load() {
+			return Principal{}, time.Time{}, errBadToken
+		}
+		return Principal{Username: "carol", StillValid: func(context.Context) (bool, error) { return valid.Load(), nil }},
+			time.Time{}, nil
+	}
+}
+
+// TestRevokedCredentialClosesAtRecheck: Handler.Recheck closes the
+// sockets of a revoked credential with 4401 at once, whatever they
+// subscribe to (prices here: no wallet check is involved).
+func TestRevokedCredentialClosesAtRecheck(t *testing.T) {
+	var valid atomic.Bool
+	valid.Store(true)
+	f := newFixture(t, func(c *Config) {
+		c.Authenticate = revocable(&valid)
+		c.RecheckEvery = time.Hour // only Recheck can close it in time
+	})
+	header := f.connect("carol-token")
+	f.subscribe(header, `{"type":"subscribe","topics":["prices"]}`)
+	first, _, err := f.dial("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.write(first, `{"type":"auth","token":"carol-token"}`)
+	if m := f.read(first); m.Type != "authenticated" {
+		t.Fatalf("first-message auth: %v", m)
+	}
+	f.subscribe(first, `{"type":"subscribe","topics":["alerts"]}`)
+	other := f.connect("alice-token")
+	f.h.Recheck("carol") // still valid: nothing happens
+	f.write(header, `{"type":"ping"}`)
+	if m := f.readSkipping(header); m.Type != "pong" {
+		t.Fatalf("after a recheck of a valid credential: %v", m)
+	}
+	valid.Store(false)
+	start := time.Now()
+	f.h.Recheck("carol")
+	f.expectClose(header, StatusUnauthorized, false)
+	f.expectClose(first, StatusUnauthorized, false)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("closed %v after the recheck", d)
+	}
+	f.write(other, `{"type":"ping"}`)
+	if m := f.readSkipping(other); m.Type != "pong" {
+		t.Fatalf("another user's socket: %v", m)
+	}
+}
+
+// TestRevokedCredentialClosesWithinRecheckEvery: without a Recheck call
+// (a revocation on another instance), the periodic check closes the
+// socket.
+func TestRevokedCredentialClosesWithinRecheckEvery(t *testing.T) {
+	var valid atomic.Bool
+	valid.Store(true)
+	f := newFixture(t, func(c *Config) {
+		c.Authenticate = revocable(&valid)
+		c.RecheckEvery = 50 * time.Millisecond
+	})
+	c := f.connect("carol-token")
+	f.subscribe(c, `{"type":"subscribe","topics":["prices"]}`)
+	time.Sleep(150 * time.Millisecond) // a few checks pass
+	f.write(c, `{"type":"ping"}`)
+	if m := f.readSkipping(c); m.Type != "pong" {
+		t.Fatalf("valid credential: %v", m)
+	}
+	valid.Store(false)
+	f.expectClose(c, StatusUnauthorized, false)
+}
+
+// TestConnectionCapPerUser: a user holds at most MaxConnsPerUser sockets;
+// one more is refused with 429 before the upgrade (header token) or
+// closed with 4429 (first-message token); other users are not affected,
+// and a closed socket frees its place.
+func TestConnectionCapPerUser(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MaxConnsPerUser = 2 })
+	a1 := f.connect("alice-token")
+	f.connect("alice-token")
+	_, resp, err := f.dial("alice-token")
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("third header connection: %v %v", resp, err)
+	}
+	third, _, err := f.dial("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.write(third, `{"type":"auth","token":"alice-token"}`)
+	f.expectClose(third, StatusTooManyConnections, true)
+	f.connect("bob-token")
+	if n := f.h.Conns("alice"); n != 2 {
+		t.Fatalf("alice holds %d connections, want 2", n)
+	}
+	a1.Close(websocket.StatusNormalClosure, "")
+	deadline := time.Now().Add(5 * time.Second)
+	for f.h.Conns("alice") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a closed connection still counts")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	f.connect("alice-token")
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c := Config{Store: nil, Authenticate: authenticate}
+	c.setDefaults()
+	if c.MaxConnsPerUser != 8 || c.MaxBehind != 10000 || c.RecheckEvery != 2*time.Second {
+		t.Fatalf("defaults %+v", c)
+	}
 }

@@ -151,6 +151,23 @@ func (e Entry) AnyPassword() bool { return e.PasswordHashB64 == Wildcard }
 // Permissions returns the wallet permissions of the entry's API sets.
 func (e Entry) Permissions() []string { return Permissions(e.AllowedAPIs) }
 
+// WildcardPermissions returns the wallet permissions the "*" entry is
+// imported with. Least privilege: a login as "*" proves nothing about who
+// the caller is (usually any password is accepted), so the "*" user reads
+// only — read, if its API sets map to read — unless the import names
+// writes, the operator's explicit choice to give it every permission its
+// API sets map to (network_broadcast_api: address, transfer, withdraw).
+func (e Entry) WildcardPermissions(writes bool) []string {
+	perms := e.Permissions()
+	if writes {
+		return perms
+	}
+	if slices.Contains(perms, string(ledger.PermRead)) {
+		return []string{string(ledger.PermRead)}
+	}
+	return nil
+}
+
 // LegacyMarker returns the entry's password as a coinledger password hash
 // string, "legacy-sha256$<salt_b64>$<hash_b64>", which VerifyLegacyMarker
 // checks. An entry that accepts any password has no marker ("").

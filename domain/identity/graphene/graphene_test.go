@@ -319,3 +319,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestWildcardPermissionsLeastPrivilege: the "*" entry reads only, whatever
+// its API sets, unless the import asks for writes.
+func TestWildcardPermissionsLeastPrivilege(t *testing.T) {
+	for _, tc := range []struct {
+		apis   []string
+		writes bool
+		want   []string
+	}{
+		{[]string{DatabaseAPI, NetworkBroadcastAPI, HistoryAPI}, false, []string{"read"}},
+		{[]string{DatabaseAPI, NetworkBroadcastAPI, HistoryAPI}, true, []string{"read", "address", "transfer", "withdraw"}},
+		{[]string{NetworkBroadcastAPI, NetworkNodeAPI}, false, nil},
+		{[]string{NetworkBroadcastAPI, NetworkNodeAPI}, true, []string{"address", "transfer", "withdraw", "rescan"}},
+		{[]string{LoginAPI}, false, nil},
+	} {
+		e := Entry{Username: Wildcard, PasswordHashB64: Wildcard, PasswordSaltB64: Wildcard, AllowedAPIs: tc.apis}
+		if got := e.WildcardPermissions(tc.writes); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%v writes=%v: %v, want %v", tc.apis, tc.writes, got, tc.want)
+		}
+	}
+}
