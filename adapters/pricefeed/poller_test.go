@@ -141,7 +141,7 @@ func TestCoinGeckoCustomIDAndNoTime(t *testing.T) {
 	p := mustPoller(t, pricefeed.PollerConfig{
 		Name:         "cg-pro",
 		Preset:       "coingecko",
-		BaseURL: pricefeed.URL(srv.URL + "/"),
+		BaseURL:      pricefeed.URL(srv.URL + "/"),
 		Pairs:        []string{"SOL/USD"},
 		CoinGeckoIDs: map[string]string{"sol": "solana"},
 	})

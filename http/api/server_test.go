@@ -17,6 +17,7 @@ import (
 
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/app/wallets"
+	"github.com/coinledger/coinledger/eventstore/seal"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
 	"github.com/coinledger/coinledger/http/api"
 	"github.com/coinledger/coinledger/http/apitest"
@@ -43,6 +44,7 @@ type testServer struct {
 
 	wallets *wallets.Service
 	issuer  *auth.Issuer
+	keyring *seal.Keyring
 	logs    *syncBuffer
 }
 
@@ -84,7 +86,9 @@ func newTestServer(t *testing.T, configure func(*api.Deps)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{Store: store, DB: db, Runner: runner, Users: users.New(store, bcrypt.MinCost),
+	keyring := seal.Random() // one seal key for every instance, as the data directory's
+	ts := &testServer{Store: store, DB: db, Runner: runner, keyring: keyring,
+		Users:   users.NewWithOptions(store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: keyring}),
 		wallets: wallets.New(store, wallets.Options{}), issuer: issuer, logs: &syncBuffer{}}
 	t.Cleanup(func() { // after every instance's own cleanup
 		cancel()
@@ -110,7 +114,8 @@ func newTestServer(t *testing.T, configure func(*api.Deps)) *testServer {
 // would have.
 func (ts *testServer) instance(t *testing.T, configure func(*api.Deps)) *testServer {
 	t.Helper()
-	other := &testServer{Store: ts.Store, DB: ts.DB, Runner: ts.Runner, Users: users.New(ts.Store, bcrypt.MinCost),
+	other := &testServer{Store: ts.Store, DB: ts.DB, Runner: ts.Runner, keyring: ts.keyring,
+		Users:   users.NewWithOptions(ts.Store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: ts.keyring}),
 		wallets: ts.wallets, issuer: ts.issuer, logs: ts.logs}
 	other.serve(t, configure)
 	return other
