@@ -335,7 +335,7 @@ func TestHoldExpiry(t *testing.T) {
 				Postings: []ledger.Posting{{Account: "alice", Bucket: ledger.Available, Amount: -30}, {Account: "alice", Bucket: ledger.Held, Amount: 30}}}}},
 		{name: "expiry before 2000", given: funded(),
 			when: ledger.PlaceHold{ID: "h-2", Account: "alice", Amount: btc(1), ExpiresAt: time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC), Now: time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)},
-			err: []error{ledger.ErrValidation}},
+			err:  []error{ledger.ErrValidation}},
 	})
 	if err := ledger.CheckHoldExpiry(time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), t0); !errors.Is(err, ledger.ErrValidation) {
 		t.Errorf("CheckHoldExpiry(epoch) = %v", err)
