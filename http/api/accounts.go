@@ -41,7 +41,7 @@ func (h *handlers) listAccounts(c echo.Context) error {
 		return err
 	}
 	w := walletOf(c)
-	as, err := wallet.ListAccounts(c.Request().Context(), h.d.DB, w.Name)
+	as, err := wallet.ListAccountsAt(c.Request().Context(), h.d.DB, w.Name, h.now())
 	if err != nil {
 		return err
 	}
@@ -57,7 +57,7 @@ func (h *handlers) getAccount(c echo.Context) error {
 		return err
 	}
 	w := walletOf(c)
-	a, err := wallet.GetAccount(c.Request().Context(), h.d.DB, w.Name, c.Param("account"))
+	a, err := wallet.GetAccountAt(c.Request().Context(), h.d.DB, w.Name, c.Param("account"), h.now())
 	if err != nil {
 		return err
 	}
