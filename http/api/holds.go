@@ -27,6 +27,9 @@ func (h *handlers) placeHold(c echo.Context) error {
 			if req.ExpiresAt == nil {
 				return nil
 			}
+			if req.ExpiresAt.IsZero() { // sent, but the domain reads zero as "never"
+				return invalidFields(fieldError{Field: "expires_at", Message: "expires_at: the zero time is before the year 2000"})
+			}
 			if err := ledger.CheckHoldExpiry(*req.ExpiresAt, now); err != nil {
 				return invalidFields(fieldError{Field: "expires_at", Message: err.Error()})
 			}
