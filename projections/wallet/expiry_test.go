@@ -67,6 +67,9 @@ func TestExpiredHoldReadsAsReleased(t *testing.T) {
 		check("before expiry", expires.Add(-time.Microsecond), wallet.Balance{Available: 75_000, Held: 25_000}, wallet.HoldActive)
 		check("at expiry", expires, wallet.Balance{Available: 95_000, Held: 5_000}, wallet.HoldExpired)
 		check("stored", time.Time{}, wallet.Balance{Available: 75_000, Held: 25_000}, wallet.HoldActive)
+		if due, err := wallet.ExpiredHeld(ctx, db, "main", "alice", expires); err != nil || due != 20_000 {
+			t.Errorf("ExpiredHeld at expiry = %d, %v; want 20000", due, err)
+		}
 
 		recorded := l.do(t, "main", ledger.ExpireHold{ID: "h-1", Now: expires.Add(time.Second)})
 		r.waitFor(t, recorded)

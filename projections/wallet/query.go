@@ -434,16 +434,27 @@ func GetHold(ctx context.Context, db projections.DB, wallet, id string) (Hold, e
 // zero now reads the stored balances.
 func GetAccountAt(ctx context.Context, db projections.DB, wallet, account string, now time.Time) (Account, error) {
 	a, err := GetAccount(ctx, db, wallet, account)
-	if err != nil || now.IsZero() || a.Balance.Held == 0 {
+	if err != nil || a.Balance.Held == 0 {
 		return a, err
 	}
-	due, err := expiredHeld(ctx, db, wallet, account, now)
+	due, err := ExpiredHeld(ctx, db, wallet, account, now)
 	if err != nil {
 		return Account{}, err
 	}
-	a.Balance.Available += due[account]
-	a.Balance.Held -= due[account]
+	a.Balance.Available += due
+	a.Balance.Held -= due
 	return a, nil
+}
+
+// ExpiredHeld returns the sum of the account's active holds whose expiry
+// is at or before now (0 for a zero now): what its current Held includes
+// that already counts as Available.
+func ExpiredHeld(ctx context.Context, db projections.DB, wallet, account string, now time.Time) (int64, error) {
+	if now.IsZero() {
+		return 0, nil
+	}
+	due, err := expiredHeld(ctx, db, wallet, account, now)
+	return due[account], err
 }
 
 // ListAccountsAt is ListAccounts with the holds that expired by now
