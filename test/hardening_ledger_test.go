@@ -112,7 +112,9 @@ func TestHoldExpiresByItself(t *testing.T) {
 	// records the expiry (an entry of kind hold_expiry).
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		var page struct{ Entries []struct{ Kind, Reference string } }
+		var page struct {
+			Entries []struct{ Kind, Reference string }
+		}
 		c.expect(http.StatusOK, "GET", "/wallets/exp/accounts/alice/entries", nil).JSON(t, &page)
 		if len(page.Entries) > 0 && page.Entries[0].Kind == "hold_expiry" && page.Entries[0].Reference == h.ID {
 			break
