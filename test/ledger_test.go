@@ -166,8 +166,13 @@ func testQuickStart(t *testing.T, m readModels) {
 		t.Fatalf("transfer from a locked wallet: %s", r.Body)
 	}
 	c.expect(http.StatusOK, "POST", "/wallets/hot/unlock", nil)
+	// The refusal is the answer for its key for good; a new key goes ahead.
+	if r := c.expect(http.StatusConflict, "POST", "/wallets/hot/transfers", map[string]string{"from": "alice", "to": "bob", "amount": "0.01"},
+		"Idempotency-Key", "quick-3"); r.problemCode() != "wallet_locked" || r.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("retry of a refused key after unlocking: %s", r.Body)
+	}
 	c.expect(http.StatusCreated, "POST", "/wallets/hot/transfers", map[string]string{"from": "alice", "to": "bob", "amount": "0.01"},
-		"Idempotency-Key", "quick-3")
+		"Idempotency-Key", "quick-4")
 
 	// Bad input changes nothing.
 	for _, bad := range []struct {

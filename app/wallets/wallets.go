@@ -63,13 +63,24 @@ type Build func(s *ledger.State) (ledger.Command, error)
 
 // Execute runs the command that build makes for wallet. The wallet must
 // exist (ledger.ErrWalletNotFound otherwise); OpenWallet is the exception.
-// A command with an idempotency key that was already executed with the same
-// request hash is answered with the original result.
+//
+// The first outcome of a command with an idempotency key is its outcome
+// for good. A key already executed with the same request hash is answered
+// with the original result (Replayed). A keyed command the ledger refuses
+// for a business reason (ledger.Refusal: insufficient funds, a locked
+// wallet, ...) has the refusal appended as a ledger.CommandRefused event
+// before Execute returns the refusal error, so that a later replay, on
+// this instance or another, after a restart, and whatever changed in the
+// wallet meanwhile, returns the same refusal as a *ledger.RefusedError.
+// Should that append fail, its error is returned instead: the refusal
+// must not be answered before it is durable. Validation errors are not
+// recorded.
 func (s *Service) Execute(ctx context.Context, meta eventstore.Metadata, wallet string, build Build) (Result, error) {
 	var replay *ledger.Result
 	var id string
+	var refusal error
 	out, err := s.batcher.Do(ctx, Stream(wallet), meta, func(st *ledger.State) ([]ledger.Event, error) {
-		replay, id = nil, ""
+		replay, id, refusal = nil, "", nil
 		cmd, err := build(st)
 		if err != nil {
 			return nil, err
@@ -85,10 +96,18 @@ func (s *Service) Execute(ctx context.Context, meta eventstore.Metadata, wallet 
 			return nil, err
 		}
 		id = ledger.SubjectOf(cmd)
-		return ledger.Decide(st, cmd)
+		events, err := ledger.Decide(st, cmd)
+		if ev, ok := ledger.Refusal(cmd, err); ok {
+			refusal = err
+			return []ledger.Event{ev}, nil
+		}
+		return events, err
 	})
 	if err != nil {
 		return Result{}, err
+	}
+	if refusal != nil {
+		return Result{}, refusal
 	}
 	if replay != nil {
 		return s.replayed(ctx, wallet, *replay)

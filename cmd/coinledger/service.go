@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/coinledger/coinledger/app/chainsync"
+	"github.com/coinledger/coinledger/app/expiry"
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/app/wallets"
 	"github.com/coinledger/coinledger/domain/ledger"
@@ -98,6 +99,9 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	if err := seed(ctx, cfg, walletSvc, userSvc); err != nil {
 		return svc, err
 	}
+	// Holds end at their expires_at: the scheduler follows the log and
+	// appends hold_expired through the wallet writers.
+	svc.workers = append(svc.workers, expiry.New(svc.store, walletSvc, logger, expiry.Options{}).Run)
 	// The embedded default binds BTC to the simulated chain; /status
 	// describes exactly what is wired here.
 	bus := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, watermill.NewSlogLogger(logger))

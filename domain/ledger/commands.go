@@ -76,12 +76,17 @@ type OpenAccount struct {
 // Transfer moves Amount (positive, of the wallet's coin) from one user
 // account's available balance to another's. ID (1-128 of [A-Za-z0-9._:-])
 // is chosen by the caller, normally from an id generator.
+//
+// Now, when set, is the current time (the domain has no clock): holds of
+// From whose expiry is not after Now count as released, and the transfer
+// decides a HoldExpired for each before its FundsTransferred.
 type Transfer struct {
 	ID     string
 	From   string
 	To     string
 	Amount money.Amount
 	Memo   string
+	Now    time.Time
 	Idempotency
 }
 
@@ -96,8 +101,9 @@ type ImportBalance struct {
 }
 
 // PlaceHold moves Amount of a user account from available to held.
-// ExpiresAt zero means the hold never expires; otherwise it must be after
-// Now, which the caller supplies (the domain has no clock).
+// ExpiresAt zero means the hold never expires; otherwise it must pass
+// CheckHoldExpiry at Now, which the caller supplies (the domain has no
+// clock). Like Transfer, it first expires the account's holds due at Now.
 type PlaceHold struct {
 	ID        string
 	Account   string
@@ -109,10 +115,13 @@ type PlaceHold struct {
 }
 
 // ReleaseHold ends an active hold and returns its funds to available.
-// Allowed on a locked wallet (funds stay in the account).
+// Allowed on a locked wallet (funds stay in the account). A hold whose
+// expiry is not after Now (when set) has already ended: it cannot be
+// released (ErrHoldNotFound), only expired (ExpireHold).
 type ReleaseHold struct {
 	ID     string
 	Reason string
+	Now    time.Time
 	Idempotency
 }
 

@@ -212,15 +212,16 @@ func (s *State) transfer(c Transfer) ([]Event, error) {
 	if s.wallet.Locked {
 		return nil, fmt.Errorf("%s: %w", op, ErrWalletLocked)
 	}
+	expired, freed := s.expire(c.From, c.Now)
 	u := c.Amount.Units()
 	ps := []Posting{{c.From, Available, -u}, {c.To, Available, u}}
-	if err := s.checkPostings(op, ps); err != nil {
+	if err := s.checkPostings(op, append(freed, ps...)); err != nil {
 		return nil, err
 	}
-	return []Event{FundsTransferred{
+	return append(expired, FundsTransferred{
 		ID: c.ID, From: c.From, To: c.To, Amount: u, Memo: c.Memo, Postings: ps,
 		Idempotency: c.Idempotency,
-	}}, nil
+	}), nil
 }
 
 func (s *State) importBalance(c ImportBalance) ([]Event, error) {
@@ -265,17 +266,14 @@ func (s *State) placeHold(c PlaceHold) ([]Event, error) {
 	if err := checkText(op, "reason", c.Reason); err != nil {
 		return nil, err
 	}
+	if err := CheckHoldExpiry(c.ExpiresAt, c.Now); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
 	expires := c.ExpiresAt
 	if !expires.IsZero() {
-		if c.Now.IsZero() {
-			return nil, invalid(op, "an expiring hold needs the current time")
-		}
-		if !expires.After(c.Now) {
-			return nil, invalid(op, "expires_at %s is not after now %s", expires.UTC().Format(time.RFC3339Nano), c.Now.UTC().Format(time.RFC3339Nano))
-		}
 		expires = expires.UTC()
 	}
-	ps, err := s.reserve(op, c.Account, c.Amount, func() error {
+	expired, ps, err := s.reserve(op, c.Account, c.Amount, c.Now, func() error {
 		if _, ok := s.holds[c.ID]; ok {
 			return fmt.Errorf("%s: %w", op, ErrHoldExists)
 		}
@@ -285,10 +283,10 @@ func (s *State) placeHold(c PlaceHold) ([]Event, error) {
 		return nil, err
 	}
 	u := c.Amount.Units()
-	return []Event{HoldPlaced{
+	return append(expired, HoldPlaced{
 		ID: c.ID, Account: c.Account, Amount: u, Reason: c.Reason, ExpiresAt: expires, Postings: ps,
 		Idempotency: c.Idempotency,
-	}}, nil
+	}), nil
 }
 
 func (s *State) releaseHold(c ReleaseHold) ([]Event, error) {
@@ -302,6 +300,9 @@ func (s *State) releaseHold(c ReleaseHold) ([]Event, error) {
 	h, ok := s.holds[c.ID]
 	if !ok {
 		return nil, fmt.Errorf("%s: %w", op, ErrHoldNotFound)
+	}
+	if !c.Now.IsZero() && !h.ExpiresAt.IsZero() && !h.ExpiresAt.After(c.Now) {
+		return nil, fmt.Errorf("%s: %w: it expired at %s", op, ErrHoldNotFound, h.ExpiresAt.Format(time.RFC3339Nano))
 	}
 	ps := []Posting{{h.Account, Held, -h.Amount}, {h.Account, Available, h.Amount}}
 	if err := s.checkPostings(op, ps); err != nil {
@@ -331,14 +332,56 @@ func (s *State) expireHold(c ExpireHold) ([]Event, error) {
 	if h.ExpiresAt.After(c.Now) {
 		return nil, invalid(op, "the hold expires at %s, after now", h.ExpiresAt.Format(time.RFC3339Nano))
 	}
-	ps := []Posting{{h.Account, Held, -h.Amount}, {h.Account, Available, h.Amount}}
-	if err := s.checkPostings(op, ps); err != nil {
+	e := holdExpired(h)
+	if err := s.checkPostings(op, e.Postings); err != nil {
 		return nil, err
 	}
-	return []Event{HoldExpired{
-		ID: h.ID, Account: h.Account, Amount: h.Amount, ExpiresAt: h.ExpiresAt, Postings: ps,
-		Idempotency: c.Idempotency,
-	}}, nil
+	e.Idempotency = c.Idempotency
+	return []Event{e}, nil
+}
+
+// holdExpired returns the event that ends h at its expiry.
+func holdExpired(h *Hold) HoldExpired {
+	return HoldExpired{ID: h.ID, Account: h.Account, Amount: h.Amount, ExpiresAt: h.ExpiresAt,
+		Postings: []Posting{{h.Account, Held, -h.Amount}, {h.Account, Available, h.Amount}}}
+}
+
+// expire returns a HoldExpired for each hold of account due at now (none
+// when now is zero), and all of their postings: a command that spends the
+// account's available funds decides them first, so that funds of an
+// expired hold are available to it and the expiry is recorded with it.
+func (s *State) expire(account string, now time.Time) ([]Event, []Posting) {
+	var events []Event
+	var ps []Posting
+	for _, h := range s.dueHolds(account, now) {
+		e := holdExpired(h)
+		events = append(events, e)
+		ps = append(ps, e.Postings...)
+	}
+	return events, ps
+}
+
+// minHoldExpiry is the earliest expiry a hold may have: earlier times are
+// taken for a client's mistake (a zero or Unix-epoch time).
+var minHoldExpiry = time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC)
+
+// CheckHoldExpiry tells whether expiresAt may be the expiry of a hold
+// placed at now: zero (the hold never expires), or after now and not
+// before the year 2000. The error wraps ErrValidation and names
+// expires_at.
+func CheckHoldExpiry(expiresAt, now time.Time) error {
+	const field = "expires_at"
+	switch {
+	case expiresAt.IsZero():
+		return nil
+	case expiresAt.Before(minHoldExpiry):
+		return invalid(field, "%s is before the year 2000", expiresAt.UTC().Format(time.RFC3339Nano))
+	case now.IsZero():
+		return invalid(field, "an expiring hold needs the current time")
+	case !expiresAt.After(now):
+		return invalid(field, "%s is not after the current time %s", expiresAt.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 func (s *State) lock(c LockWallet) ([]Event, error) {
@@ -509,21 +552,24 @@ func alnum(c byte) bool {
 
 // reserve checks that account may move amount from available to held —
 // a user account, an unlocked wallet, unused (the caller's check) and
-// enough available — and returns the postings, in that order of checks.
-func (s *State) reserve(op, account string, amount money.Amount, unused func() error) ([]Posting, error) {
+// enough available once its holds due at now are expired — and returns
+// those expiries (to be decided before the reservation) and the postings,
+// in that order of checks.
+func (s *State) reserve(op, account string, amount money.Amount, now time.Time, unused func() error) ([]Event, []Posting, error) {
 	if err := s.userAccount(op, "account", account); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if s.wallet.Locked {
-		return nil, fmt.Errorf("%s: %w", op, ErrWalletLocked)
+		return nil, nil, fmt.Errorf("%s: %w", op, ErrWalletLocked)
 	}
 	if err := unused(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	expired, freed := s.expire(account, now)
 	u := amount.Units()
 	ps := []Posting{{account, Available, -u}, {account, Held, u}}
-	if err := s.checkPostings(op, ps); err != nil {
-		return nil, err
+	if err := s.checkPostings(op, append(freed, ps...)); err != nil {
+		return nil, nil, err
 	}
-	return ps, nil
+	return expired, ps, nil
 }

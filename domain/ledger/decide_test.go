@@ -294,6 +294,60 @@ func TestHolds(t *testing.T) {
 	})
 }
 
+// TestHoldExpiry: a hold counts as released from its expiry on. Commands
+// that carry the time expire due holds before spending, ExpireHold ends a
+// hold once, and a due hold cannot be released any more.
+func TestHoldExpiry(t *testing.T) {
+	later := t0.Add(time.Hour)
+	placed := holdPlaced("h-1", "alice", 100_000_000, later) // all of alice's funds
+	expired := ledger.HoldExpired{ID: "h-1", Account: "alice", Amount: 100_000_000, ExpiresAt: later, Postings: heldBack("alice", 100_000_000)}
+	other := holdPlaced("h-0", "bob", 5, later)
+	tr := func(now time.Time) ledger.Transfer {
+		return ledger.Transfer{ID: "t-1", From: "alice", To: "bob", Amount: btc(30), Now: now}
+	}
+	withKey := tr(later)
+	withKey.Idempotency = key("k", "h")
+	keyed := transferred("t-1", "alice", "bob", 30)
+	keyed.Idempotency = key("k", "h")
+	run(t, []scenario{
+		{name: "expire", given: funded(placed), when: ledger.ExpireHold{ID: "h-1", Now: later}, then: []ledger.Event{expired}},
+		{name: "expire twice", given: funded(placed, expired), when: ledger.ExpireHold{ID: "h-1", Now: later}, err: []error{ledger.ErrHoldNotFound}},
+		{name: "release after expire", given: funded(placed, expired), when: ledger.ReleaseHold{ID: "h-1", Now: later}, err: []error{ledger.ErrHoldNotFound}},
+		{name: "release when due, before the expiry is recorded", given: funded(placed), when: ledger.ReleaseHold{ID: "h-1", Now: later}, err: []error{ledger.ErrHoldNotFound}},
+		{name: "release before expiry", given: funded(placed), when: ledger.ReleaseHold{ID: "h-1", Now: later.Add(-time.Nanosecond)},
+			then: []ledger.Event{ledger.HoldReleased{ID: "h-1", Account: "alice", Amount: 100_000_000, Postings: heldBack("alice", 100_000_000)}}},
+		{name: "transfer spends the funds of an expired hold", given: funded(placed), when: tr(later),
+			then: []ledger.Event{expired, transferred("t-1", "alice", "bob", 30)}},
+		{name: "the transfer's key is on its own event", given: funded(placed), when: withKey, then: []ledger.Event{expired, keyed}},
+		{name: "transfer after the recorded expiry", given: funded(placed, expired), when: tr(later), then: []ledger.Event{transferred("t-1", "alice", "bob", 30)}},
+		{name: "transfer before expiry", given: funded(placed), when: tr(later.Add(-time.Nanosecond)), err: []error{ledger.ErrInsufficientFunds}},
+		{name: "transfer without the time", given: funded(placed), when: tr(time.Time{}), err: []error{ledger.ErrInsufficientFunds}},
+		{name: "only the payer's holds expire", given: funded(placed, imported("i-2", "bob", 5), other), when: tr(later),
+			then: []ledger.Event{expired, transferred("t-1", "alice", "bob", 30)}},
+		{name: "refused transfer expires nothing", given: funded(placed), when: ledger.Transfer{ID: "t-1", From: "alice", To: "bob", Amount: btc(100_000_001), Now: later},
+			err: []error{ledger.ErrInsufficientFunds}},
+		{name: "hold placed with the funds of an expired hold", given: funded(placed),
+			when: ledger.PlaceHold{ID: "h-2", Account: "alice", Amount: btc(30), Now: later},
+			then: []ledger.Event{expired, holdPlaced("h-2", "alice", 30, time.Time{})}},
+		{name: "withdrawal with the funds of an expired hold", given: funded(placed),
+			when: ledger.RequestWithdrawal{ID: "w-1", Account: "alice", Address: "out-1", Amount: btc(30), Now: later},
+			then: []ledger.Event{expired, ledger.WithdrawalRequested{ID: "w-1", Account: "alice", Address: "out-1", Amount: 30,
+				Postings: []ledger.Posting{{Account: "alice", Bucket: ledger.Available, Amount: -30}, {Account: "alice", Bucket: ledger.Held, Amount: 30}}}}},
+		{name: "expiry before 2000", given: funded(),
+			when: ledger.PlaceHold{ID: "h-2", Account: "alice", Amount: btc(1), ExpiresAt: time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC), Now: time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)},
+			err:  []error{ledger.ErrValidation}},
+	})
+	if err := ledger.CheckHoldExpiry(time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), t0); !errors.Is(err, ledger.ErrValidation) {
+		t.Errorf("CheckHoldExpiry(epoch) = %v", err)
+	}
+	if err := ledger.CheckHoldExpiry(later, t0); err != nil {
+		t.Errorf("CheckHoldExpiry(+1h) = %v", err)
+	}
+	if err := ledger.CheckHoldExpiry(time.Time{}, t0); err != nil {
+		t.Errorf("CheckHoldExpiry(zero) = %v", err)
+	}
+}
+
 func TestLock(t *testing.T) {
 	run(t, []scenario{
 		{name: "lock", given: []ledger.Event{opened}, when: ledger.LockWallet{Reason: "audit"}, then: []ledger.Event{locked}},
@@ -370,18 +424,19 @@ func TestReplay(t *testing.T) {
 	if s.Version() != 5 || s.IdempotencyKeys() != 1 {
 		t.Fatalf("Version %d, keys %d", s.Version(), s.IdempotencyKeys())
 	}
-	// A failed command is not remembered: its key may be retried.
-	big := ledger.Transfer{ID: "t-2", From: "bob", To: "alice", Amount: btc(50), Idempotency: key("k-2", "h-2")}
-	if _, err := ledger.Execute(s, big); !errors.Is(err, ledger.ErrInsufficientFunds) {
-		t.Fatalf("want insufficient funds, got %v", err)
+	// A command that failed validation is not remembered: its key may be
+	// retried (refusals are, once recorded: TestRefusalRecordedAndReplayed).
+	bad := ledger.Transfer{ID: "t 2", From: "bob", To: "alice", Amount: btc(50), Idempotency: key("k-2", "h-2")}
+	if _, err := ledger.Execute(s, bad); !errors.Is(err, ledger.ErrValidation) {
+		t.Fatalf("want a validation error, got %v", err)
+	}
+	if _, ok := ledger.Refusal(bad, ledger.ErrValidation); ok {
+		t.Fatal("validation error recorded as a refusal")
 	}
 	if _, seen, _ := s.Replay("k-2", "h-2"); seen {
 		t.Fatal("failed command remembered")
 	}
-	if _, err := ledger.Execute(s, ledger.ImportBalance{ID: "i-2", Account: "bob", Amount: btc(40)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ledger.Execute(s, big); err != nil {
+	if _, err := ledger.Execute(s, ledger.Transfer{ID: "t-2", From: "bob", To: "alice", Amount: btc(5), Idempotency: key("k-2", "h-2")}); err != nil {
 		t.Fatalf("retry with the key: %v", err)
 	}
 }

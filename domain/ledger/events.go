@@ -14,6 +14,7 @@ const (
 	TypeHoldExpired      = "ledger.hold_expired"
 	TypeWalletLocked     = "ledger.wallet_locked"
 	TypeWalletUnlocked   = "ledger.wallet_unlocked"
+	TypeCommandRefused   = "ledger.command_refused"
 )
 
 // Event is a fact of the wallet ledger. The set is closed: only the value
@@ -33,6 +34,7 @@ func Events() []Event {
 	return []Event{
 		WalletOpened{}, AccountOpened{}, FundsTransferred{}, BalanceImported{},
 		HoldPlaced{}, HoldReleased{}, HoldExpired{}, WalletLocked{}, WalletUnlocked{},
+		CommandRefused{},
 		AddressAssigned{},
 		DepositSeen{}, DepositConfirmed{}, DepositConfirmationsChanged{}, DepositReversed{},
 		WithdrawalRequested{}, WithdrawalBroadcastStarted{}, WithdrawalBroadcastAborted{}, WithdrawalBroadcast{},
@@ -152,7 +154,10 @@ type HoldReleased struct {
 }
 
 // HoldExpired returns held funds to available because the hold's expiry
-// passed, and ends the hold.
+// passed, and ends the hold. ExpireHold decides it, and so do commands
+// carrying a Now at or after the expiry that need the account's available
+// funds (Transfer, PlaceHold, RequestWithdrawal): they expire the due holds
+// first, in the same append, so replaying the log never needs a clock.
 type HoldExpired struct {
 	ID        string    `json:"id"`
 	Account   string    `json:"account"`
@@ -175,6 +180,17 @@ type WalletUnlocked struct {
 	Idempotency
 }
 
+// CommandRefused records that a command with an idempotency key was
+// refused for a business reason (Refusal), so that the refusal stays the
+// answer for that key: a replay is refused the same way even after the
+// funds arrived or the wallet was unlocked. It changes no balance.
+type CommandRefused struct {
+	Command string `json:"command"`      // what was refused: "transfer", "place_hold", ... (CommandName)
+	ID      string `json:"id,omitempty"` // the id the command would have created or acted on
+	Reason  string `json:"reason"`       // why, one of the Refusal reasons: "insufficient_funds", ...
+	Idempotency
+}
+
 func (WalletOpened) EventType() string     { return TypeWalletOpened }
 func (AccountOpened) EventType() string    { return TypeAccountOpened }
 func (FundsTransferred) EventType() string { return TypeFundsTransferred }
@@ -184,6 +200,7 @@ func (HoldReleased) EventType() string     { return TypeHoldReleased }
 func (HoldExpired) EventType() string      { return TypeHoldExpired }
 func (WalletLocked) EventType() string     { return TypeWalletLocked }
 func (WalletUnlocked) EventType() string   { return TypeWalletUnlocked }
+func (CommandRefused) EventType() string   { return TypeCommandRefused }
 
 func (e WalletOpened) subject() string     { return e.Wallet }
 func (e AccountOpened) subject() string    { return e.Account }
@@ -194,6 +211,7 @@ func (e HoldReleased) subject() string     { return e.ID }
 func (e HoldExpired) subject() string      { return e.ID }
 func (WalletLocked) subject() string       { return "" }
 func (WalletUnlocked) subject() string     { return "" }
+func (e CommandRefused) subject() string   { return e.ID }
 
 func (e FundsTransferred) postings() []Posting { return e.Postings }
 func (e BalanceImported) postings() []Posting  { return e.Postings }

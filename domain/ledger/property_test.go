@@ -222,7 +222,11 @@ func (g *commandGen) command() ledger.Command {
 		c = ledger.ImportBalance{ID: g.id("i"), Account: a, Amount: g.amount(a)}
 	case 6, 7, 8, 9, 10:
 		from := g.account()
-		c = ledger.Transfer{ID: g.id("t"), From: from, To: g.account(), Amount: g.amount(from)}
+		tr := ledger.Transfer{ID: g.id("t"), From: from, To: g.account(), Amount: g.amount(from)}
+		if g.r.IntN(2) == 0 {
+			tr.Now = g.now
+		}
+		c = tr
 	case 11, 12, 13:
 		a := g.account()
 		h := ledger.PlaceHold{ID: g.holdID(), Account: a, Amount: g.amount(a), Now: g.now}
@@ -232,7 +236,11 @@ func (g *commandGen) command() ledger.Command {
 		g.holds = append(g.holds, h.ID)
 		c = h
 	case 14, 15:
-		c = ledger.ReleaseHold{ID: g.holdID()}
+		r := ledger.ReleaseHold{ID: g.holdID()}
+		if g.r.IntN(2) == 0 {
+			r.Now = g.now
+		}
+		c = r
 	case 16:
 		g.now = g.now.Add(time.Duration(g.r.IntN(90)) * time.Minute)
 		if exp := g.s.ExpiredHolds(g.now); len(exp) > 0 && g.r.IntN(3) > 0 {
@@ -259,6 +267,9 @@ func (g *commandGen) command() ledger.Command {
 			addr = ""
 		}
 		w := ledger.RequestWithdrawal{ID: g.withdrawalID(), Account: a, Address: addr, Amount: g.amount(a), SubtractFee: g.r.IntN(3) == 0}
+		if g.r.IntN(2) == 0 {
+			w.Now = g.now
+		}
 		g.withdrawals = append(g.withdrawals, w.ID)
 		c = w
 	case 31:
@@ -412,10 +423,35 @@ func checkRandom(t *testing.T, seed uint64, steps int, seen tally) {
 			if !known {
 				t.Fatalf("seed %d step %d: %T: error matches no sentinel: %v", seed, i, c, err)
 			}
+			// A keyed refusal is recorded and then answers every replay.
+			if ev, ok := ledger.Refusal(c, err); ok {
+				seen["refusal recorded"]++
+				tallyEvent(s, ev, seen)
+				ledger.Evolve(s, ev)
+				log = append(log, ev)
+				if err := s.Verify(); err != nil {
+					t.Fatalf("seed %d step %d: after %+v: %v", seed, i, ev, err)
+				}
+				again, err2 := ledger.Decide(s, c)
+				var re *ledger.RefusedError
+				if again != nil || !errors.As(err2, &re) || re.Reason != ev.Reason || errors.Unwrap(err2) == nil {
+					t.Fatalf("seed %d step %d: %T refused with %v, replay decided %v, %v", seed, i, c, err, again, err2)
+				}
+				for _, o := range outcomes {
+					if errors.Is(err, o) != errors.Is(err2, o) {
+						t.Fatalf("seed %d step %d: refusal %v replayed as %v", seed, i, err, err2)
+					}
+				}
+			}
 			continue
 		}
 		if len(events) == 0 {
 			seen["no events"]++
+		}
+		if len(events) > 1 {
+			if _, ok := events[0].(ledger.HoldExpired); ok {
+				seen["hold expired by a spending command"]++
+			}
 		}
 		for _, e := range events {
 			var sum int64
@@ -504,6 +540,7 @@ func TestInvariantsUnderRandomCommands(t *testing.T) {
 		ledger.ErrWithdrawalNotFound.Error(), ledger.ErrWithdrawalExists.Error(), ledger.ErrWithdrawalState.Error(),
 		"deposit seen again", "deposit shortfall", "confirmed deposit reversed", "fee shortfall",
 		"fee out of the amount", "repeat decided nothing",
+		ledger.TypeCommandRefused, "refusal recorded", "hold expired by a spending command",
 	} {
 		if seen[want] == 0 {
 			t.Errorf("random commands never produced %q", want)

@@ -27,6 +27,7 @@ type State struct {
 	wallet    Wallet
 	accounts  map[string]*Balance
 	holds     map[string]*Hold
+	expiring  map[string]map[string]struct{} // account → ids of its active holds that expire
 	processed map[string]processed
 	version   uint64
 
@@ -38,8 +39,9 @@ type State struct {
 }
 
 type processed struct {
-	hash   string
-	result Result
+	hash    string
+	command string // of a refused command (CommandRefused.Command)
+	result  Result
 }
 
 // Wallet describes the wallet itself.
@@ -87,10 +89,14 @@ type Hold struct {
 // so that a replay can answer like the original: the type and subject id
 // of the command's last event and that event's revision in the wallet
 // stream (read the event at that revision for its global position).
+//
+// A command that was refused (CommandRefused) has Refused set to the
+// reason; Replay then answers with a *RefusedError.
 type Result struct {
 	EventType string
 	ID        string
 	Revision  uint64
+	Refused   string
 }
 
 // NewState returns the state of a wallet stream with no events.
@@ -98,6 +104,7 @@ func NewState() *State {
 	return &State{
 		accounts:  map[string]*Balance{},
 		holds:     map[string]*Hold{},
+		expiring:  map[string]map[string]struct{}{},
 		processed: map[string]processed{},
 
 		addresses:    map[string]string{},
@@ -138,10 +145,16 @@ func Evolve(s *State, e Event) *State {
 		}
 	case HoldPlaced:
 		s.holds[e.ID] = &Hold{ID: e.ID, Account: e.Account, Amount: e.Amount, Reason: e.Reason, ExpiresAt: e.ExpiresAt}
+		if !e.ExpiresAt.IsZero() {
+			if s.expiring[e.Account] == nil {
+				s.expiring[e.Account] = map[string]struct{}{}
+			}
+			s.expiring[e.Account][e.ID] = struct{}{}
+		}
 	case HoldReleased:
-		delete(s.holds, e.ID)
+		s.endHold(e.ID)
 	case HoldExpired:
-		delete(s.holds, e.ID)
+		s.endHold(e.ID)
 	case WalletLocked:
 		s.wallet.Locked = true
 	case WalletUnlocked:
@@ -170,10 +183,29 @@ func Evolve(s *State, e Event) *State {
 		}
 	}
 	if k := e.idempotency(); k.Key != "" {
-		s.processed[k.Key] = processed{hash: k.RequestHash, result: Result{EventType: e.EventType(), ID: e.subject(), Revision: s.version}}
+		p := processed{hash: k.RequestHash, result: Result{EventType: e.EventType(), ID: e.subject(), Revision: s.version}}
+		if r, ok := e.(CommandRefused); ok {
+			p.command, p.result.Refused = r.Command, r.Reason
+		}
+		s.processed[k.Key] = p
 	}
 	s.version++
 	return s
+}
+
+// endHold forgets an active hold.
+func (s *State) endHold(id string) {
+	h := s.holds[id]
+	if h == nil {
+		return
+	}
+	delete(s.holds, id)
+	if ids := s.expiring[h.Account]; ids != nil {
+		delete(ids, id)
+		if len(ids) == 0 {
+			delete(s.expiring, h.Account)
+		}
+	}
 }
 
 // Version returns the number of events evolved into s: the revision the
@@ -239,7 +271,8 @@ func (s *State) Holds() []Hold {
 }
 
 // ExpiredHolds returns the active holds whose expiry is not after now,
-// sorted by id: the ones ExpireHold{Now: now} accepts.
+// sorted by id: the ones ExpireHold{Now: now} accepts. A hold counts as
+// released from its expiry on, whether or not HoldExpired was recorded yet.
 func (s *State) ExpiredHolds(now time.Time) []Hold {
 	var out []Hold
 	for _, h := range s.holds {
@@ -251,12 +284,31 @@ func (s *State) ExpiredHolds(now time.Time) []Hold {
 	return out
 }
 
+// dueHolds returns the active holds of account whose expiry is not after
+// now, sorted by id; none when now is zero.
+func (s *State) dueHolds(account string, now time.Time) []*Hold {
+	if now.IsZero() {
+		return nil
+	}
+	var out []*Hold
+	for id := range s.expiring[account] {
+		if h := s.holds[id]; !h.ExpiresAt.After(now) {
+			out = append(out, h)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
 // Replay tells whether a command with this idempotency key was already
 // handled. Unknown or empty key: (Result{}, false, nil), decide as usual.
 // Known key, same request hash: (the original result, true, nil), answer
-// with it and append nothing. Known key, other hash: (Result{}, true, an
-// error wrapping ErrIdempotencyKeyReused). Only commands that produced
-// events are remembered: a command that failed may be retried with its key.
+// with it and append nothing — or, when the command was refused
+// (CommandRefused), (the result, true, a *RefusedError wrapping the
+// original refusal's sentinel): the refusal is the answer. Known key, other
+// hash: (Result{}, true, an error wrapping ErrIdempotencyKeyReused).
+// Commands that failed without a recorded refusal (validation errors, see
+// Refusal) are not remembered: they may be retried with their key.
 func (s *State) Replay(key, requestHash string) (Result, bool, error) {
 	if key == "" {
 		return Result{}, false, nil
@@ -267,6 +319,9 @@ func (s *State) Replay(key, requestHash string) (Result, bool, error) {
 	}
 	if p.hash != requestHash {
 		return Result{}, true, fmt.Errorf("idempotency key %q: %w", clip(key), ErrIdempotencyKeyReused)
+	}
+	if p.result.Refused != "" {
+		return p.result, true, &RefusedError{Command: p.command, ID: p.result.ID, Reason: p.result.Refused, Revision: p.result.Revision}
 	}
 	return p.result, true, nil
 }
@@ -282,6 +337,7 @@ func (s *State) Clone() *State {
 		wallet:    s.Wallet(),
 		accounts:  make(map[string]*Balance, len(s.accounts)),
 		holds:     make(map[string]*Hold, len(s.holds)),
+		expiring:  make(map[string]map[string]struct{}, len(s.expiring)),
 		processed: make(map[string]processed, len(s.processed)),
 		version:   s.version,
 
@@ -309,6 +365,9 @@ func (s *State) Clone() *State {
 	for k, v := range s.holds {
 		h := *v
 		c.holds[k] = &h
+	}
+	for k, v := range s.expiring {
+		c.expiring[k] = maps.Clone(v)
 	}
 	for k, v := range s.processed {
 		c.processed[k] = v
@@ -344,8 +403,19 @@ func (s *State) Verify() error {
 			errs = append(errs, fmt.Errorf("%s: sum for %s overflows", what, account))
 		}
 	}
+	expiring := 0
 	for _, h := range s.holds {
 		add(held, h.Account, h.Amount, "hold "+h.ID)
+		_, isExpiring := s.expiring[h.Account][h.ID]
+		if isExpiring != !h.ExpiresAt.IsZero() {
+			errs = append(errs, fmt.Errorf("hold %s: expires at %v, listed as expiring: %v", h.ID, h.ExpiresAt, isExpiring))
+		}
+		if isExpiring {
+			expiring++
+		}
+	}
+	if n := countNested(s.expiring); n != expiring {
+		errs = append(errs, fmt.Errorf("%d holds listed as expiring, %d active holds expire", n, expiring))
 	}
 	for _, w := range s.withdrawals {
 		if w.Status.holding() {
@@ -402,6 +472,14 @@ func (s *State) Verify() error {
 		errs = append(errs, fmt.Errorf("balances sum to %s, not zero", sum))
 	}
 	return errors.Join(errs...)
+}
+
+func countNested(m map[string]map[string]struct{}) int {
+	n := 0
+	for _, v := range m {
+		n += len(v)
+	}
+	return n
 }
 
 // Debt returns what an account owes the wallet: the parts of reversed

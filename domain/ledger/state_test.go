@@ -30,6 +30,7 @@ func examples() []ledger.Event {
 		ledger.HoldExpired{ID: "h-1", Account: "alice", Amount: 10, ExpiresAt: t0, Postings: heldBack("alice", 10), Idempotency: k},
 		ledger.WalletLocked{Reason: "audit", Idempotency: k},
 		ledger.WalletUnlocked{Reason: "done", Idempotency: k},
+		ledger.CommandRefused{Command: "transfer", ID: "t-1", Reason: "insufficient_funds", Idempotency: k},
 		ledger.AddressAssigned{Account: "alice", Address: addrA, Idempotency: k},
 		withKeyEvent(depositSeen(txA, 1, addrA, "alice", 500, 1, blk1), k),
 		withKeyEvent(depositConfirmed(txA, 1, "alice", 500, 6, blk1), k),
@@ -211,7 +212,7 @@ func TestQueries(t *testing.T) {
 
 func TestClone(t *testing.T) {
 	s := ledger.NewState()
-	for _, e := range funded(holdPlaced("h-1", "alice", 10, time.Time{})) {
+	for _, e := range funded(holdPlaced("h-1", "alice", 10, time.Time{}), holdPlaced("h-2", "alice", 10, t0)) {
 		ledger.Evolve(s, e)
 	}
 	c := s.Clone()
@@ -220,12 +221,19 @@ func TestClone(t *testing.T) {
 	}
 	ledger.Evolve(c, transferred("t-1", "alice", "bob", 5))
 	ledger.Evolve(c, ledger.HoldReleased{ID: "h-1", Account: "alice", Amount: 10, Postings: heldBack("alice", 10)})
+	ledger.Evolve(c, ledger.HoldExpired{ID: "h-2", Account: "alice", Amount: 10, ExpiresAt: t0, Postings: heldBack("alice", 10)})
 	ledger.Evolve(c, locked)
-	if b, _ := s.Balance("alice"); b.Available != 100_000_000-10 || b.Held != 10 {
+	if b, _ := s.Balance("alice"); b.Available != 100_000_000-20 || b.Held != 20 {
 		t.Errorf("original changed: %+v", b)
 	}
-	if _, ok := s.Hold("h-1"); !ok || s.Locked() || s.Version() != 5 {
+	if _, ok := s.Hold("h-1"); !ok || s.Locked() || s.Version() != 6 || len(s.ExpiredHolds(t0)) != 1 {
 		t.Error("original changed")
+	}
+	if err := s.Verify(); err != nil {
+		t.Errorf("original: %v", err)
+	}
+	if err := c.Verify(); err != nil {
+		t.Errorf("clone: %v", err)
 	}
 }
 

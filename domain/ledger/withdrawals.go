@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/coinledger/coinledger/domain/money"
 )
@@ -60,12 +61,16 @@ func (st WithdrawalStatus) holding() bool {
 // fee is paid out of Amount (the recipient gets Amount minus the fee, as
 // bitcoind's subtractfeefromamount); without it the recipient gets Amount
 // and the account pays the fee from its available balance.
+//
+// Now, when set, is the current time: like Transfer, the request first
+// expires the account's holds due at Now.
 type RequestWithdrawal struct {
 	ID          string
 	Account     string
 	Address     string
 	Amount      money.Amount
 	SubtractFee bool
+	Now         time.Time
 	Idempotency
 }
 
@@ -298,7 +303,7 @@ func (s *State) requestWithdrawal(c RequestWithdrawal) ([]Event, error) {
 	if err := checkAddress(op, c.Address); err != nil {
 		return nil, err
 	}
-	ps, err := s.reserve(op, c.Account, c.Amount, func() error {
+	expired, ps, err := s.reserve(op, c.Account, c.Amount, c.Now, func() error {
 		if _, ok := s.withdrawals[c.ID]; ok {
 			return fmt.Errorf("%s: %w", op, ErrWithdrawalExists)
 		}
@@ -308,10 +313,10 @@ func (s *State) requestWithdrawal(c RequestWithdrawal) ([]Event, error) {
 		return nil, err
 	}
 	u := c.Amount.Units()
-	return []Event{WithdrawalRequested{
+	return append(expired, WithdrawalRequested{
 		ID: c.ID, Account: c.Account, Address: c.Address, Amount: u, SubtractFee: c.SubtractFee,
 		Postings: ps, Idempotency: c.Idempotency,
-	}}, nil
+	}), nil
 }
 
 // withdrawal returns the withdrawal id and checks that its status is one

@@ -41,7 +41,7 @@ func (h *handlers) listAccounts(c echo.Context) error {
 		return err
 	}
 	w := walletOf(c)
-	as, err := wallet.ListAccounts(c.Request().Context(), h.d.DB, w.Name)
+	as, err := wallet.ListAccountsAt(c.Request().Context(), h.d.DB, w.Name, h.now())
 	if err != nil {
 		return err
 	}
@@ -57,7 +57,7 @@ func (h *handlers) getAccount(c echo.Context) error {
 		return err
 	}
 	w := walletOf(c)
-	a, err := wallet.GetAccount(c.Request().Context(), h.d.DB, w.Name, c.Param("account"))
+	a, err := wallet.GetAccountAt(c.Request().Context(), h.d.DB, w.Name, c.Param("account"), h.now())
 	if err != nil {
 		return err
 	}
@@ -115,6 +115,11 @@ func (h *handlers) balanceAt(c echo.Context) error {
 	switch pos, perr := strconv.ParseUint(at, 10, 64); {
 	case at == "":
 		b, out.Position, err = wallet.BalanceAtPosition(ctx, h.d.DB, w.Name, account, ^uint64(0)>>1)
+		var due int64 // the current balance counts holds past their expiry as released
+		if err == nil && b.Held > 0 {
+			due, err = wallet.ExpiredHeld(ctx, h.d.DB, w.Name, account, h.now())
+		}
+		b.Available, b.Held = b.Available+due, b.Held-due
 	case perr == nil:
 		b, out.Position, err = wallet.BalanceAtPosition(ctx, h.d.DB, w.Name, account, pos)
 	default:

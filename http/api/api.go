@@ -46,6 +46,9 @@ type Deps struct {
 	Hooks   http.Handler
 	Logger  *slog.Logger
 	Version string
+	// Now is the clock commands that depend on the time read (hold
+	// expiry); nil means time.Now.
+	Now func() time.Time
 }
 
 // WebsocketLimits bound the websocket endpoint's use of the server (see
@@ -153,6 +156,7 @@ func New(d Deps) *API {
 	w.GET("/accounts/:account/balance", h.balanceAt, h.walletAccess(ledger.PermRead))
 	w.POST("/accounts/:account/imports", h.importBalance, h.walletAccess(""), requireAdmin)
 	w.POST("/accounts/:account/holds", h.placeHold, h.walletAccess(ledger.PermFreeze))
+	w.GET("/holds/:id", h.getHold, h.walletAccess(ledger.PermRead))
 	w.POST("/holds/:id/release", h.releaseHold, h.walletAccess(ledger.PermFreeze))
 	w.POST("/transfers", h.createTransfer, h.walletAccess(ledger.PermTransfer))
 	w.GET("/transfers/:id", h.getTransfer, h.walletAccess(ledger.PermRead))
@@ -171,6 +175,14 @@ func New(d Deps) *API {
 type handlers struct {
 	d   Deps
 	hub *ws.Handler
+}
+
+// now returns the current time from the injected clock, in UTC.
+func (h *handlers) now() time.Time {
+	if h.d.Now != nil {
+		return h.d.Now().UTC()
+	}
+	return time.Now().UTC()
 }
 
 // scrape is what a metrics scrape reads: the store's head and the read

@@ -280,10 +280,11 @@ func (h *handlers) createWithdrawal(c echo.Context) error {
 		return err
 	}
 	var req withdrawalRequest
+	now := h.now()
 	res, err := h.executeAmount(c, &req, true, func() string { return req.Amount },
 		func(amount money.Amount, idem ledger.Idempotency) ledger.Command {
 			return ledger.RequestWithdrawal{ID: "wd-" + uuid.NewString(), Account: req.Account, Address: req.Address,
-				Amount: amount, SubtractFee: req.SubtractFee, Idempotency: idem}
+				Amount: amount, SubtractFee: req.SubtractFee, Now: now, Idempotency: idem}
 		})
 	if err != nil {
 		return err

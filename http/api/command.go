@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -21,12 +22,18 @@ const readYourWrites = 5 * time.Second
 
 // execute runs a wallet command for the caller and waits until the wallet
 // read model has applied it, so the caller's next read sees it. A replayed
-// idempotent request is marked with Idempotent-Replayed: true.
+// idempotent request is marked with Idempotent-Replayed: true, whether the
+// original succeeded or was refused (the refusal is answered again, with
+// its status and code).
 func (h *handlers) execute(c echo.Context, walletName, idemKey string, build wallets.Build) (wallets.Result, error) {
 	meta := eventstore.Metadata{Actor: "user:" + caller(c).Username, IdempotencyKey: idemKey,
 		CorrelationID: c.Response().Header().Get(echo.HeaderXRequestID)}
 	res, err := h.d.Wallets.Execute(c.Request().Context(), meta, walletName, build)
 	if err != nil {
+		var refused *ledger.RefusedError
+		if errors.As(err, &refused) {
+			c.Response().Header().Set("Idempotent-Replayed", "true")
+		}
 		return res, err
 	}
 	if res.Replayed {
@@ -97,15 +104,21 @@ func (h *handlers) waitForModels(ctx context.Context, position uint64, models []
 	return nil
 }
 
-// executeAmount runs a command that moves an amount: it binds req, takes
-// the caller-scoped Idempotency-Key (required when keyRequired, else
+// executeAmount runs a command that moves an amount: it binds req, runs
+// checks on it (request validation before anything is queued), takes the
+// caller-scoped Idempotency-Key (required when keyRequired, else
 // optional), and builds the command inside the wallet's writer, where the
 // amount string from amountOf is parsed in the wallet's coin.
 func (h *handlers) executeAmount(c echo.Context, req any, keyRequired bool, amountOf func() string,
-	build func(money.Amount, ledger.Idempotency) ledger.Command) (wallets.Result, error) {
+	build func(money.Amount, ledger.Idempotency) ledger.Command, checks ...func() error) (wallets.Result, error) {
 	body, err := bind(c, req)
 	if err != nil {
 		return wallets.Result{}, err
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return wallets.Result{}, err
+		}
 	}
 	key := ""
 	if keyRequired || c.Request().Header.Get("Idempotency-Key") != "" {

@@ -151,6 +151,17 @@ type holdCreated struct {
 	Position uint64 `json:"position"`
 }
 
+type holdResponse struct {
+	ID        string     `json:"id"`
+	Wallet    string     `json:"wallet"`
+	Account   string     `json:"account"`
+	Amount    string     `json:"amount"`
+	Reason    string     `json:"reason,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Status    string     `json:"status"`   // active, released or expired
+	Position  uint64     `json:"position"` // of the event that last changed the hold
+}
+
 type releaseRequest struct {
 	Reason string `json:"reason,omitempty"`
 }

@@ -292,7 +292,7 @@ var dtoSchemas = []any{
 	createAccountRequest{}, balance{}, accountResponse{}, accountList{},
 	entry{}, entryPage{}, balanceAt{},
 	transferRequest{}, transferCreated{}, transferResponse{}, importRequest{},
-	holdRequest{}, holdCreated{}, releaseRequest{}, positionResponse{},
+	holdRequest{}, holdCreated{}, holdResponse{}, releaseRequest{}, positionResponse{},
 	problem{}, fieldError{},
 	projectionStatus{}, Backend{},
 	createUserRequest{}, userResponse{}, userList{}, grantRequest{}, createAPIKeyRequest{}, apiKeyCreated{},

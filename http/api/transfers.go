@@ -12,10 +12,11 @@ import (
 
 func (h *handlers) createTransfer(c echo.Context) error {
 	var req transferRequest
+	now := h.now()
 	res, err := h.executeAmount(c, &req, true, func() string { return req.Amount },
 		func(amount money.Amount, idem ledger.Idempotency) ledger.Command {
 			return ledger.Transfer{ID: "tr-" + uuid.NewString(), From: req.From, To: req.To, Amount: amount, Memo: req.Memo,
-				Idempotency: idem}
+				Now: now, Idempotency: idem}
 		})
 	if err != nil {
 		return err

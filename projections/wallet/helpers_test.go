@@ -101,6 +101,24 @@ func (l *ledgers) do(tb testing.TB, name string, cmds ...ledger.Command) uint64 
 	return res.Position
 }
 
+// appendEvents appends events as they are to wallet's stream (evolving
+// them into its state) and returns the global position of the last one.
+func (l *ledgers) appendEvents(tb testing.TB, name string, events ...ledger.Event) uint64 {
+	tb.Helper()
+	s := l.states[name]
+	version := s.Version()
+	for _, e := range events {
+		ledger.Evolve(s, e)
+	}
+	data, err := l.codec.Encode(eventstore.Metadata{Actor: "test"}, events)
+	must(tb, err)
+	res, err := l.store.Append(context.Background(), wallet.StreamPrefix+name, eventstore.ExpectRevision(version), data...)
+	if err != nil {
+		tb.Fatalf("append to %s: %v", name, err)
+	}
+	return res.Position
+}
+
 // runner runs the wallet projection from store into db until the test ends
 // or stop is called.
 type runner struct {

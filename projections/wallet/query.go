@@ -423,6 +423,101 @@ func GetHold(ctx context.Context, db projections.DB, wallet, id string) (Hold, e
 	return h, nil
 }
 
+// A hold counts as released from its expiry on, before the ledger records
+// its HoldExpired (the hold expiry scheduler appends it moments later, and
+// any spending command does at once): the At queries below read the model
+// as of a time, counting the active holds whose expiry is at or before it
+// as released. The stored rows change only with the events.
+
+// GetAccountAt is GetAccount with the account's holds that expired by now
+// counted as released: their amounts move from Held back to Available. A
+// zero now reads the stored balances.
+func GetAccountAt(ctx context.Context, db projections.DB, wallet, account string, now time.Time) (Account, error) {
+	a, err := GetAccount(ctx, db, wallet, account)
+	if err != nil || a.Balance.Held == 0 {
+		return a, err
+	}
+	due, err := ExpiredHeld(ctx, db, wallet, account, now)
+	if err != nil {
+		return Account{}, err
+	}
+	a.Balance.Available += due
+	a.Balance.Held -= due
+	return a, nil
+}
+
+// ExpiredHeld returns the sum of the account's active holds whose expiry
+// is at or before now (0 for a zero now): what its current Held includes
+// that already counts as Available.
+func ExpiredHeld(ctx context.Context, db projections.DB, wallet, account string, now time.Time) (int64, error) {
+	if now.IsZero() {
+		return 0, nil
+	}
+	due, err := expiredHeld(ctx, db, wallet, account, now)
+	return due[account], err
+}
+
+// ListAccountsAt is ListAccounts with the holds that expired by now
+// counted as released (see GetAccountAt).
+func ListAccountsAt(ctx context.Context, db projections.DB, wallet string, now time.Time) ([]Account, error) {
+	as, err := ListAccounts(ctx, db, wallet)
+	if err != nil || now.IsZero() {
+		return as, err
+	}
+	due, err := expiredHeld(ctx, db, wallet, "", now)
+	if err != nil {
+		return nil, err
+	}
+	for i := range as {
+		as[i].Balance.Available += due[as[i].Name]
+		as[i].Balance.Held -= due[as[i].Name]
+	}
+	return as, nil
+}
+
+// GetHoldAt is GetHold with an active hold whose expiry is at or before
+// now reported as HoldExpired (its Position stays that of the placement
+// until the ledger records the expiry).
+func GetHoldAt(ctx context.Context, db projections.DB, wallet, id string, now time.Time) (Hold, error) {
+	h, err := GetHold(ctx, db, wallet, id)
+	if err == nil && h.Status == HoldActive && !h.ExpiresAt.IsZero() && !now.IsZero() && !h.ExpiresAt.After(now) {
+		h.Status = HoldExpired
+	}
+	return h, err
+}
+
+// expiredHeld sums, per account of wallet (or of account only, if not
+// empty), the active holds whose expiry is at or before now. Expiries are
+// stored in microseconds: a hold expires in the microsecond of its expiry.
+func expiredHeld(ctx context.Context, db projections.DB, wallet, account string, now time.Time) (map[string]int64, error) {
+	op := fmt.Sprintf("expired holds of %s at %s", wallet, now.UTC().Format(time.RFC3339Nano))
+	query := `SELECT account, CAST(SUM(amount) AS BIGINT) FROM wallet_holds
+		WHERE wallet = ? AND status = ? AND expires_at > 0 AND expires_at <= ?`
+	args := []any{wallet, HoldActive, now.UnixMicro()}
+	if account != "" {
+		query += ` AND account = ?`
+		args = append(args, account)
+	}
+	rows, err := db.Query(ctx, query+` GROUP BY account`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var name string
+		var sum int64
+		if err := rows.Scan(&name, &sum); err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		out[name] = sum
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return out, nil
+}
+
 // SumBalances sums each bucket over all accounts of a wallet, system
 // accounts included. Strict double entry makes the Total of the sum zero in
 // a consistent wallet; single buckets need not be (a hold moves available

@@ -56,8 +56,9 @@ func TestRebuildIdentical(t *testing.T) {
 		r = startRunnerWith(t, rebuilt, store, projections.Options{}, sizes)
 		r.waitHead(t, store)
 		must(t, r.stop())
-		if n := sizes.largest(); n < 1500 {
-			t.Errorf("the rebuild's largest batch has %d events, want at least 1500", n)
+		// Two decoders need 2*parallelMin (1024) events in a batch.
+		if n := sizes.largest(); n < 1024 {
+			t.Errorf("the rebuild's largest batch has %d events, want at least 1024", n)
 		}
 
 		a, b := dump(t, live), dump(t, rebuilt)

@@ -170,5 +170,7 @@ func (*Projection) Migrations(d projections.Dialect) []string {
 			position   BIGINT NOT NULL,
 			PRIMARY KEY (wallet, id)
 		)`,
+		// Holds expired but not yet recorded as such (GetAccountAt).
+		`CREATE INDEX wallet_holds_expiry ON wallet_holds (wallet, status, expires_at)`,
 	}
 }
