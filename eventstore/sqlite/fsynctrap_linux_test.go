@@ -32,9 +32,9 @@ type fsyncTrap struct {
 	root, snap string
 
 	mu    sync.Mutex
-	fail  bool // answer EIO instead of syncing
+	fail  bool           // answer EIO instead of syncing
 	syncs map[string]int // fsyncs let through per file under root
-	fails int  // fsyncs of files under root failed
+	fails int            // fsyncs of files under root failed
 	err   error
 }
 
