@@ -25,7 +25,7 @@ var (
 	// kernel still shows, so no later write can be trusted) and refuses
 	// every append until the process restarts and recovers from its log.
 	// Reads keep working.
-	ErrStoreFailed = errors.New("event store failed: it refuses appends until restarted")
+	ErrStoreFailed = errors.New("event store failed")
 )
 
 // FailStopper is an optional capability of a Store that stops for good

@@ -194,7 +194,7 @@ func (s *Store) Failed() error {
 // fail stops the store for good because of err and returns the error
 // appends get from now on (the first failure's, if it had failed before).
 func (s *Store) fail(err error) error {
-	ferr := fmt.Errorf("%w (a restart recovers from the WAL): %s: %w", eventstore.ErrStoreFailed, s.path, err)
+	ferr := fmt.Errorf("%w: it refuses appends until a restart recovers from the WAL: %s: %w", eventstore.ErrStoreFailed, s.path, err)
 	s.failed.CompareAndSwap(nil, &ferr)
 	return *s.failed.Load()
 }
