@@ -20,7 +20,30 @@ var (
 	ErrInvalidEvent = errors.New("invalid event")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("event store closed")
+	// ErrStoreFailed: the store met an error it cannot recover from in
+	// process (an I/O error on commit: a failed fsync may have lost data the
+	// kernel still shows, so no later write can be trusted) and refuses
+	// every append until the process restarts and recovers from its log.
+	// Reads keep working.
+	ErrStoreFailed = errors.New("event store failed")
 )
+
+// FailStopper is an optional capability of a Store that stops for good
+// after an unrecoverable write error (fail-stop). Failed returns nil while
+// the store accepts appends, and afterwards the error (wrapping
+// ErrStoreFailed) that every append now gets.
+type FailStopper interface {
+	Failed() error
+}
+
+// Failure reports why s refuses appends for good: s.Failed() when s is a
+// FailStopper, else nil.
+func Failure(s Store) error {
+	if f, ok := s.(FailStopper); ok {
+		return f.Failed()
+	}
+	return nil
+}
 
 // Store is the event store contract.
 //

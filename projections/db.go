@@ -69,7 +69,10 @@ func (d Dialect) UpdatedInPlace() string {
 // SET col = excluded.col. Portable scan destinations are *int64, *int,
 // *string, *[]byte and their sql.Null* and pointer-to-pointer forms;
 // aggregates such as SUM should be CAST(... AS BIGINT) since Postgres
-// returns NUMERIC for a sum of BIGINTs.
+// returns NUMERIC for a sum of BIGINTs. Text may hold any bytes (NUL,
+// invalid UTF-8, as events may): every implementation stores string
+// parameters and returns them to string destinations unchanged, and an =
+// comparison with a parameter matches them.
 //
 // All methods are safe for concurrent use. Readers never block the writer and
 // see only committed transactions; on SQLite writers are serialized.

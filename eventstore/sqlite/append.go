@@ -10,6 +10,8 @@ import (
 
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/google/uuid"
+	sqlitedriver "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 type appendReq struct {
@@ -33,6 +35,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	}
 	if s.closed.Load() {
 		return eventstore.AppendResult{}, eventstore.ErrClosed
+	}
+	if err := s.Failed(); err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
 	}
 	req := &appendReq{stream: stream, expected: expected, events: prepared,
 		retryable: eventstore.Retryable(events), result: make(chan appendResult, 1)}
@@ -160,11 +165,22 @@ func (w *batchWriter) close() {
 }
 
 // commit writes a group of appends in one transaction and answers each.
+// Once the store has failed it writes nothing and answers the failure.
 func (w *batchWriter) commit(batch []*appendReq) {
+	if err := w.s.Failed(); err != nil {
+		for _, req := range batch {
+			req.result <- appendResult{err: fmt.Errorf("append %s: %w", req.stream, err)}
+		}
+		return
+	}
 	b := &txBatch{w: w, ctx: context.Background(), pending: make(map[string]streamHead)}
 	results, err := b.write(batch)
 	if err != nil {
-		// Nothing of this batch was written: forget cached heads and tell everyone.
+		// Nothing of this batch was acknowledged: forget cached heads and
+		// tell everyone. After an I/O error the store stops for good.
+		if unrecoverable(err) {
+			err = w.s.fail(err)
+		}
 		clear(w.heads)
 		for i := range results {
 			results[i] = appendResult{err: fmt.Errorf("append %s: %w", batch[i].stream, err)}
@@ -218,9 +234,36 @@ func (b *txBatch) write(batch []*appendReq) ([]appendResult, error) {
 		return results, err
 	}
 	if err := b.tx.Commit(); err != nil {
-		return results, fmt.Errorf("commit: %w", err)
+		return results, &commitError{err}
 	}
 	return results, nil
+}
+
+// commitError is a failed COMMIT. Its outcome is unknown: the batch's WAL
+// frames may be on disk (a restart then recovers them: a retry with the
+// same event ids is recognised) or lost with a failed fsync.
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return "commit: " + e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
+
+// unrecoverable reports whether err, which failed a group commit, must stop
+// the store: any failed COMMIT, and any I/O, disk-full, corruption or
+// not-a-database error from SQLite. Other errors (a statement the writer
+// built wrongly, say) fail that batch only.
+func unrecoverable(err error) bool {
+	if ce := (*commitError)(nil); errors.As(err, &ce) {
+		return true
+	}
+	var se *sqlitedriver.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff { // the primary result code of an extended one
+	case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+		return true
+	}
+	return false
 }
 
 // plan decides one append: a conflict, a recognised retry, or new rows.

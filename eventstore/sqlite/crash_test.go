@@ -105,34 +105,42 @@ func TestCrashLosesNoAcknowledgedAppend(t *testing.T) {
 		if err != nil {
 			t.Fatalf("reopen after kill: %v", err)
 		}
-		v := eventstore.NewVerifier()
-		stored := map[string]string{}
-		var after uint64
-		for {
-			events, err := s.ReadAll(context.Background(), after, 4096)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(events) == 0 {
-				break
-			}
-			for _, e := range events {
-				if e.Position != after+1 {
-					t.Fatalf("gap in global order: %d after %d", e.Position, after)
-				}
-				after = e.Position
-				if err := v.Verify(e); err != nil {
-					t.Fatal(err)
-				}
-				stored[e.ID.String()] = e.Stream
-			}
-		}
+		stored, streams := readVerified(t, s)
 		for id, stream := range acked {
 			if stored[id] != stream {
 				t.Fatalf("round %d: acknowledged event %s of %s lost", round, id, stream)
 			}
 		}
-		t.Logf("round %d: %d acknowledged, %d stored, chains of %d streams verify", round, len(acked), len(stored), v.Streams())
+		t.Logf("round %d: %d acknowledged, %d stored, chains of %d streams verify", round, len(acked), len(stored), streams)
 		s.Close()
+	}
+}
+
+// readVerified reads the whole log of s, checks that positions have no gap
+// and that every stream's hash chain verifies, and returns the stream of
+// every event by id, and the number of streams.
+func readVerified(tb testing.TB, s eventstore.Store) (stored map[string]string, streams int) {
+	tb.Helper()
+	v := eventstore.NewVerifier()
+	stored = map[string]string{}
+	var after uint64
+	for {
+		events, err := s.ReadAll(context.Background(), after, 4096)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if len(events) == 0 {
+			return stored, v.Streams()
+		}
+		for _, e := range events {
+			if e.Position != after+1 {
+				tb.Fatalf("gap in global order: %d after %d", e.Position, after)
+			}
+			after = e.Position
+			if err := v.Verify(e); err != nil {
+				tb.Fatal(err)
+			}
+			stored[e.ID.String()] = e.Stream
+		}
 	}
 }

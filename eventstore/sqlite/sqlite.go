@@ -6,6 +6,13 @@
 // one's expected version on its own (a conflict fails that append only), and
 // writes the survivors in one transaction with one fsync. One writer also
 // gives the log a gap-free global order: positions are 1, 2, 3, ...
+//
+// The store is fail-stop: after an I/O error on commit (a failed fsync, a
+// failed write of the WAL, a full disk) it refuses every further append with
+// eventstore.ErrStoreFailed. A failed fsync may have dropped pages the
+// kernel still shows as written, so a later successful fsync proves nothing
+// ("fsyncgate"); only a restart, which recovers the file from the WAL on
+// disk, makes writing safe again. Reads keep working meanwhile.
 package sqlite
 
 import (
@@ -61,7 +68,8 @@ type Store struct {
 	wg     sync.WaitGroup
 	w      *batchWriter
 
-	head    atomic.Uint64 // position of the newest committed event
+	head    atomic.Uint64         // position of the newest committed event
+	failed  atomic.Pointer[error] // set once by the writer: see fail
 	notifyM sync.Mutex
 	notify  chan struct{} // closed and replaced after each commit
 }
@@ -171,6 +179,24 @@ func (s *Store) Head(ctx context.Context) (uint64, error) {
 		return 0, eventstore.ErrClosed
 	}
 	return s.head.Load(), nil
+}
+
+// Failed implements eventstore.FailStopper: nil while the store accepts
+// appends; after an I/O error on commit, the error (wrapping
+// eventstore.ErrStoreFailed) every append gets until the process restarts.
+func (s *Store) Failed() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail stops the store for good because of err and returns the error
+// appends get from now on (the first failure's, if it had failed before).
+func (s *Store) fail(err error) error {
+	ferr := fmt.Errorf("%w: it refuses appends until a restart recovers from the WAL: %s: %w", eventstore.ErrStoreFailed, s.path, err)
+	s.failed.CompareAndSwap(nil, &ferr)
+	return *s.failed.Load()
 }
 
 // committed returns a channel closed at the next commit.

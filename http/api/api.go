@@ -198,11 +198,15 @@ func (h *handlers) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz answers 200 when the event store answers and every read model is
-// running; 503 otherwise.
+// readyz answers 200 when the event store answers and accepts appends and
+// every read model is running; 503 otherwise.
 func (h *handlers) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
+	if err := eventstore.Failure(h.d.Store); err != nil {
+		h.d.Logger.Error("readiness: event store failed", "err", err)
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "event store failed: restart the service"})
+	}
 	if _, err := h.d.Store.Head(ctx); err != nil {
 		h.d.Logger.Warn("readiness: event store", "err", err)
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "event store unavailable"})
@@ -244,7 +248,7 @@ func (h *handlers) status(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, map[string]any{
 		"version":     h.d.Version,
-		"store":       map[string]any{"head": head},
+		"store":       map[string]any{"head": head, "failed": eventstore.Failure(h.d.Store) != nil},
 		"projections": ps,
 		"backends":    h.backends(),
 		"time":        time.Now().UTC(),

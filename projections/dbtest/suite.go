@@ -44,6 +44,8 @@ func Run(t *testing.T, newDB NewDB) {
 		{"ReadersDuringWrites", testReaders},
 		{"TwoRunnersOneProjection", testTwoRunners},
 		{"SelectiveSkipsUnwanted", testSelective},
+		{"HostileTextRoundTrips", testHostileText},
+		{"HostileEventTextsCatchUp", testHostileEvents},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

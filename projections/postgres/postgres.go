@@ -1,5 +1,7 @@
 // Package postgres implements projections.DB on PostgreSQL with a pgx
-// connection pool.
+// connection pool. Text parameters and scanned text pass through a
+// reversible escape (see escChar), so that text Postgres refuses (NUL
+// bytes, invalid UTF-8) is stored and read back like any other.
 package postgres
 
 import (
@@ -103,7 +105,7 @@ func (db *DB) Update(ctx context.Context, fn func(projections.Tx) error) error {
 
 // Query runs a query on a pooled connection, outside any transaction.
 func (db *DB) Query(ctx context.Context, query string, args ...any) (projections.Rows, error) {
-	r, err := db.pool.Query(ctx, db.sql.rewrite(query), args...)
+	r, err := db.pool.Query(ctx, db.sql.rewrite(query), text(args)...)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +114,7 @@ func (db *DB) Query(ctx context.Context, query string, args ...any) (projections
 
 // QueryRow runs a query for at most one row on a pooled connection.
 func (db *DB) QueryRow(ctx context.Context, query string, args ...any) projections.Row {
-	return row{db.pool.QueryRow(ctx, db.sql.rewrite(query), args...)}
+	return row{db.pool.QueryRow(ctx, db.sql.rewrite(query), text(args)...)}
 }
 
 // Migrate runs owner's missing steps; see projections.DB. A transaction-level
@@ -127,7 +129,22 @@ func (db *DB) Migrate(ctx context.Context, owner string, steps []string) error {
 	})
 }
 
+// text escapes the text parameters of a statement; see escChar.
+func text(args []any) []any {
+	out, _ := escapeArgs(args)
+	return out
+}
+
+// rows and row unescape the text they scan; see escChar.
 type rows struct{ pgx.Rows }
+
+func (r rows) Scan(dest ...any) error {
+	if err := r.Rows.Scan(dest...); err != nil {
+		return err
+	}
+	unescapeDest(dest)
+	return nil
+}
 
 func (r rows) Close() error {
 	r.Rows.Close()
@@ -141,6 +158,9 @@ func (r row) Scan(dest ...any) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return projections.ErrNoRows
 	}
+	if err == nil {
+		unescapeDest(dest)
+	}
 	return err
 }
 
@@ -151,7 +171,7 @@ type tx struct {
 }
 
 func (t *tx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	tag, err := t.tx.Exec(ctx, t.sql.rewrite(query), args...)
+	tag, err := t.tx.Exec(ctx, t.sql.rewrite(query), text(args)...)
 	if err != nil {
 		return 0, err
 	}
@@ -159,7 +179,7 @@ func (t *tx) Exec(ctx context.Context, query string, args ...any) (int64, error)
 }
 
 func (t *tx) Query(ctx context.Context, query string, args ...any) (projections.Rows, error) {
-	r, err := t.tx.Query(ctx, t.sql.rewrite(query), args...)
+	r, err := t.tx.Query(ctx, t.sql.rewrite(query), text(args)...)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +187,7 @@ func (t *tx) Query(ctx context.Context, query string, args ...any) (projections.
 }
 
 func (t *tx) QueryRow(ctx context.Context, query string, args ...any) projections.Row {
-	return row{t.tx.QueryRow(ctx, t.sql.rewrite(query), args...)}
+	return row{t.tx.QueryRow(ctx, t.sql.rewrite(query), text(args)...)}
 }
 
 // copyUpsertMin is the row count from which an upsert goes through COPY into
@@ -191,6 +211,7 @@ func (t *tx) Insert(ctx context.Context, b projections.Bulk, rs [][]any) error {
 			return fmt.Errorf("insert into %s: row %d has %d values for %d columns", b.Table, i, len(r), cols)
 		}
 	}
+	rs = escapeRows(rs)
 	switch {
 	case b.OnConflict == "":
 		if _, err := t.tx.CopyFrom(ctx, pgx.Identifier(strings.Split(b.Table, ".")), b.Columns, pgx.CopyFromRows(rs)); err != nil {
