@@ -57,10 +57,7 @@ func scanBody(body []byte) error {
 		case json.Delim:
 			switch t {
 			case '{', '[':
-				stack = append(stack, &scanFrame{object: t == '{', index: -1})
-				if t == '[' {
-					stack[len(stack)-1].index = 0
-				}
+				stack = append(stack, &scanFrame{object: t == '{'})
 				continue // the value ends with its closing delimiter
 			case '}', ']':
 				stack = stack[:len(stack)-1]
@@ -73,18 +70,18 @@ func scanBody(body []byte) error {
 		case string:
 			lit := seg[bytes.IndexByte(seg, '"'):]
 			if top.object && !top.haveKey {
-				if err := checkText(lit, t); err != "" {
-					return invalidText(pathOf(stack, t, true), err)
+				if why := checkText(lit, t); why != "" {
+					return invalidText(pathOf(stack, t, true), why)
 				}
-				if err := top.addKey(t); err != "" {
+				if why := top.addKey(t); why != "" {
+					field := pathOf(stack, t, true)
 					return &apiError{status: http.StatusBadRequest, code: "malformed_json",
-						detail: fmt.Sprintf("duplicate key %s: %s", pathOf(stack, t, true), err),
-						fields: []fieldError{{Field: pathOf(stack, t, true), Message: err}}}
+						detail: fmt.Sprintf("duplicate key %s: %s", field, why), fields: []fieldError{{Field: field, Message: why}}}
 				}
 				continue
 			}
-			if err := checkText(lit, t); err != "" {
-				return invalidText(pathOf(stack, "", false), err)
+			if why := checkText(lit, t); why != "" {
+				return invalidText(pathOf(stack, "", false), why)
 			}
 		}
 		top.valueDone()
