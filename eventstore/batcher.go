@@ -18,12 +18,20 @@ import (
 // Another process appending to the same stream makes the append conflict:
 // the batcher reloads the stream and decides the whole batch again, so
 // optimistic concurrency still holds across processes.
+//
+// One command's bad events never fail the others of its batch: each
+// command's events are checked as the store would check them (Prepare:
+// type, JSON, size with metadata) before they join the batch, and a bad
+// command fails alone. Should the store still refuse the batch as a whole
+// (ErrInvalidEvent, e.g. a limit on one append's total size), every command
+// of it is run again on its own.
 type Batcher[S any, E Typed] struct {
 	repo     *Repository[S, E]
 	store    Store
 	codec    *Codec[E]
 	evolve   func(S, E) S
 	maxBatch int
+	maxEvent int // the store's per-event size limit
 	idle     time.Duration
 
 	mu      sync.Mutex
@@ -38,7 +46,7 @@ type Batcher[S any, E Typed] struct {
 // states and reloads one whenever an append fails.
 func NewBatcher[S any, E Typed](store Store, codec *Codec[E], agg Aggregate[S, E]) *Batcher[S, E] {
 	return &Batcher[S, E]{repo: NewRepository(store, codec, agg), store: store, codec: codec, evolve: agg.Evolve,
-		maxBatch: 512, idle: time.Minute, writers: map[string]*streamWriter[S, E]{}, done: make(chan struct{})}
+		maxBatch: 512, maxEvent: MaxEventSizeOf(store), idle: time.Minute, writers: map[string]*streamWriter[S, E]{}, done: make(chan struct{})}
 }
 
 // SetMaxBatch sets how many commands one append may carry (default 512; 1
@@ -209,6 +217,14 @@ func (w *streamWriter[S, E]) execute(batch []*command[S, E]) {
 			break
 		}
 	}
+	if err != nil && errors.Is(err, ErrInvalidEvent) && len(batch) > 1 {
+		// Nothing was written and each command's events passed Prepare:
+		// the refusal is of the combination. Decisions may run again.
+		for _, c := range batch {
+			w.execute([]*command[S, E]{c})
+		}
+		return
+	}
 	for i, c := range batch {
 		r := results[i]
 		if err != nil && r.err == nil {
@@ -248,6 +264,11 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 			continue
 		}
 		encoded, err := w.b.codec.Encode(c.meta, events)
+		if err == nil {
+			// The store's own checks, for this command alone: a bad event
+			// fails its command, not the batch.
+			_, err = Prepare(w.stream, encoded, w.b.maxEvent)
+		}
 		if err != nil {
 			results[i].err = err
 			continue

@@ -3,9 +3,11 @@ package eventstore_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/sqlite/sqlitetest"
@@ -120,5 +122,112 @@ func TestBatcherClosed(t *testing.T) {
 	b.Close()
 	if _, err := b.Do(context.Background(), "counter-3", eventstore.Metadata{}, add(1)); !errors.Is(err, eventstore.ErrBatcherClosed) {
 		t.Fatalf("err %v, want ErrBatcherClosed", err)
+	}
+}
+
+// lineUp runs gate as the only command of a batch and, while it is being
+// decided, queues the commands made by each of cmds behind it, so that all
+// of them are decided and appended as one batch. It returns their errors in
+// order.
+func lineUp(t *testing.T, b *eventstore.Batcher[*counter, counterEvent], stream string,
+	cmds ...func() (eventstore.Metadata, eventstore.Decision[*counter, counterEvent])) []error {
+	t.Helper()
+	ctx := context.Background()
+	deciding, release := make(chan struct{}), make(chan struct{})
+	gateDone := make(chan error, 1)
+	go func() {
+		_, err := b.Do(ctx, stream, eventstore.Metadata{}, func(s *counter) ([]counterEvent, error) {
+			select {
+			case deciding <- struct{}{}:
+				<-release
+			default: // decided again after a conflict
+			}
+			return []counterEvent{added{1}}, nil
+		})
+		gateDone <- err
+	}()
+	<-deciding
+	errs := make([]error, len(cmds))
+	var wg sync.WaitGroup
+	for i, cmd := range cmds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			meta, decide := cmd()
+			_, errs[i] = b.Do(ctx, stream, meta, decide)
+		}()
+	}
+	for b.Queued(stream) < len(cmds) {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	if err := <-gateDone; err != nil {
+		t.Fatalf("gate command: %v", err)
+	}
+	return errs
+}
+
+// TestBatcherBadEventFailsOnlyItsCommand: in one batch of concurrent
+// commands, one whose event is too large for the store (a 1 MiB
+// correlation id) fails alone; every other command is appended.
+func TestBatcherBadEventFailsOnlyItsCommand(t *testing.T) {
+	store := sqlitetest.Open(t)
+	b := eventstore.NewBatcher(store, counterCodec(), counterAgg)
+	defer b.Close()
+	const good = 20
+	cmds := make([]func() (eventstore.Metadata, eventstore.Decision[*counter, counterEvent]), 0, good+1)
+	for i := 0; i < good; i++ {
+		cmds = append(cmds, func() (eventstore.Metadata, eventstore.Decision[*counter, counterEvent]) {
+			return eventstore.Metadata{Actor: "test", CorrelationID: "ok"}, add(1)
+		})
+		if i == good/2 {
+			cmds = append(cmds, func() (eventstore.Metadata, eventstore.Decision[*counter, counterEvent]) {
+				return eventstore.Metadata{CorrelationID: strings.Repeat("x", eventstore.DefaultMaxEventSize)}, add(1000)
+			})
+		}
+	}
+	errs := lineUp(t, b, "counter-bad", cmds...)
+	failed := 0
+	for i, err := range errs {
+		switch {
+		case i == good/2+1:
+			if !errors.Is(err, eventstore.ErrInvalidEvent) {
+				t.Errorf("oversized command: err %v, want ErrInvalidEvent", err)
+			}
+		case err != nil:
+			failed++
+			t.Errorf("command %d: %v", i, err)
+		}
+	}
+	l, err := eventstore.NewRepository(store, counterCodec(), counterAgg).Load(context.Background(), "counter-bad")
+	if err != nil || l.State.Total != 1+good || l.Next != 1+good {
+		t.Fatalf("stream total %d in %d events (err %v), want %d in %d: %d good commands failed",
+			l.State.Total, l.Next, err, 1+good, 1+good, failed)
+	}
+}
+
+// TestBatcherRunsARefusedBatchCommandByCommand: the store refuses a batch
+// as a whole although each command's events are fine on their own (here:
+// two commands that reuse one idempotency key make the same event id
+// twice in one append); the batcher runs the commands one by one, so the
+// other commands are appended whatever becomes of the repeated key.
+func TestBatcherRunsARefusedBatchCommandByCommand(t *testing.T) {
+	store := sqlitetest.Open(t)
+	b := eventstore.NewBatcher(store, counterCodec(), counterAgg)
+	defer b.Close()
+	same := func() (eventstore.Metadata, eventstore.Decision[*counter, counterEvent]) {
+		return eventstore.Metadata{IdempotencyKey: "k"}, add(5)
+	}
+	other := func() (eventstore.Metadata, eventstore.Decision[*counter, counterEvent]) {
+		return eventstore.Metadata{}, add(7)
+	}
+	errs := lineUp(t, b, "counter-dup", same, other, same)
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("commands failed with the batch: %v", errs)
+	}
+	l, err := eventstore.NewRepository(store, counterCodec(), counterAgg).Load(context.Background(), "counter-dup")
+	if err != nil || l.State.Total < 1+5+7 {
+		t.Fatalf("total %d (err %v), want at least 13: errs %v", l.State.Total, err, errs)
 	}
 }

@@ -12,6 +12,22 @@ import (
 // DefaultMaxEventSize is the default limit on one event's data plus metadata.
 const DefaultMaxEventSize = 1 << 20
 
+// SizeLimited is implemented by stores whose Append may apply another
+// per-event limit than DefaultMaxEventSize: MaxEventSize returns the limit
+// it passes to Prepare. Callers that check events before an append (the
+// Batcher) ask for it.
+type SizeLimited interface {
+	MaxEventSize() int
+}
+
+// MaxEventSizeOf returns the per-event size limit of store.
+func MaxEventSizeOf(store Store) int {
+	if l, ok := store.(SizeLimited); ok && l.MaxEventSize() > 0 {
+		return l.MaxEventSize()
+	}
+	return DefaultMaxEventSize
+}
+
 // idNamespace is the UUIDv5 namespace of deterministic event ids.
 var idNamespace = uuid.MustParse("6f1d8c1e-3b51-4c59-9a51-6f0a43c6a0d1")
 

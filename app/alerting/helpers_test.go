@@ -39,7 +39,7 @@ type world struct {
 
 func newWorld(tb testing.TB, store eventstore.Store) *world {
 	tb.Helper()
-	m := market.New(store)
+	m := market.New(store, nil)
 	tb.Cleanup(m.Close)
 	return &world{store: store, market: m, alerts: alerting.New(store, alerting.Config{Email: true}), at: t0}
 }

@@ -12,6 +12,7 @@ package market
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/coinledger/coinledger/domain/prices"
 	"github.com/coinledger/coinledger/eventstore"
@@ -20,11 +21,16 @@ import (
 // Service records price ticks. It is safe for concurrent use.
 type Service struct {
 	batcher *eventstore.Batcher[*prices.State, prices.Event]
+	now     func() time.Time
 }
 
-// New returns a service over store. It does no I/O; Close stops its
-// writers.
-func New(store eventstore.Store) *Service {
+// New returns a service over store that reads the time from now (nil:
+// time.Now): a tick may be at most prices.MaxAhead ahead of it. It does no
+// I/O; Close stops its writers.
+func New(store eventstore.Store, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
 	// A stream's state is made before its pair is known (the aggregate's
 	// Initial has no argument): an empty state has the zero pair, Evolve
 	// takes the pair from the first event, and Record decides on
@@ -33,7 +39,7 @@ func New(store eventstore.Store) *Service {
 		Initial: func() *prices.State { return &prices.State{} },
 		Evolve:  prices.Evolve,
 	}
-	return &Service{batcher: eventstore.NewBatcher(store, eventstore.NewCodecOf(prices.Events()...), agg)}
+	return &Service{batcher: eventstore.NewBatcher(store, eventstore.NewCodecOf(prices.Events()...), agg), now: now}
 }
 
 // Close stops the per-pair writers after the ticks already queued.
@@ -52,12 +58,13 @@ type Result struct {
 
 // Record decides cmd on the price stream of pair and appends its
 // PriceTicked, batched with the other ticks of the pair waiting. It returns
-// when the event is durable. Invalid input is an error wrapping
-// prices.ErrValidation.
+// when the event is durable. cmd.Now is set from the service's clock.
+// Invalid input is an error wrapping prices.ErrValidation.
 func (s *Service) Record(ctx context.Context, meta eventstore.Metadata, pair prices.Pair, cmd prices.RecordTick) (Result, error) {
 	if pair.IsZero() {
 		return Result{}, fmt.Errorf("record tick: %w: no pair", prices.ErrValidation)
 	}
+	cmd.Now = s.now()
 	out, err := s.batcher.Do(ctx, pair.Stream(), meta, func(st *prices.State) ([]prices.Event, error) {
 		if st.Pair().IsZero() { // empty stream
 			st = prices.NewState(pair)

@@ -23,7 +23,7 @@ var (
 func newService(tb testing.TB) (*market.Service, *sqlite.Store) {
 	tb.Helper()
 	store := sqlitetest.Open(tb)
-	svc := market.New(store)
+	svc := market.New(store, nil)
 	tb.Cleanup(svc.Close)
 	return svc, store
 }
@@ -96,7 +96,7 @@ func TestDuplicateDropped(t *testing.T) {
 	}
 	// A new service (fresh writer state, loaded from the store) still
 	// knows the tick.
-	svc2 := market.New(store)
+	svc2 := market.New(store, nil)
 	defer svc2.Close()
 	if r := record(t, svc2, "binance", "64000", t0); r.Recorded {
 		t.Fatal("duplicate recorded after reload")
@@ -221,5 +221,30 @@ func TestClosed(t *testing.T) {
 		prices.RecordTick{Source: "x", Price: prices.MustParse("1"), At: t0})
 	if !errors.Is(err, eventstore.ErrBatcherClosed) {
 		t.Fatalf("err = %v, want ErrBatcherClosed", err)
+	}
+}
+
+// TestRecordRefusesTicksFromTheFuture: a tick more than prices.MaxAhead
+// ahead of the service's clock is refused (it would pin "latest" until its
+// time comes); one within it is recorded.
+func TestRecordRefusesTicksFromTheFuture(t *testing.T) {
+	store := sqlitetest.Open(t)
+	svc := market.New(store, func() time.Time { return t0 })
+	t.Cleanup(svc.Close)
+	ctx := context.Background()
+	tick := func(at time.Time) error {
+		_, err := svc.Record(ctx, eventstore.Metadata{}, btcusd, prices.RecordTick{Source: "x", Price: prices.MustParse("1"), At: at})
+		return err
+	}
+	for _, at := range []time.Time{t0.Add(prices.MaxAhead + time.Second), t0.AddDate(100, 0, 0)} {
+		if err := tick(at); !errors.Is(err, prices.ErrValidation) {
+			t.Fatalf("tick at %s with the clock at %s: err %v, want ErrValidation", at, t0, err)
+		}
+	}
+	if head, _ := store.Head(ctx); head != 0 {
+		t.Fatalf("future ticks appended %d events", head)
+	}
+	if err := tick(t0.Add(4 * time.Minute)); err != nil {
+		t.Fatalf("tick 4 minutes ahead: %v", err)
 	}
 }

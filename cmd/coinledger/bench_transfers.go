@@ -141,7 +141,7 @@ func startBenchService(ctx context.Context, svc *service, clients int) (*benchCl
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- runService(sctx, svc, ln) }()
+	go func() { done <- runService(sctx, svc, ln, HTTPConfig{}) }()
 	c := &benchClient{base: "http://" + ln.Addr().String() + "/api/v1",
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: time.Minute}}
 	return c, func() { cancel(); <-done }, nil

@@ -25,6 +25,8 @@ type Config struct {
 	ReadModels         URL    `yaml:"read_models"`         // COINLEDGER_READ_MODELS: sqlite:PATH (default DATA_DIR/readmodels.db) or postgres://...
 	AdminPassword      Secret `yaml:"admin_password"`      // COINLEDGER_ADMIN_PASSWORD
 	WalletnotifyListen string `yaml:"walletnotify_listen"` // COINLEDGER_WALLETNOTIFY_LISTEN, default 127.0.0.1:28882
+	// HTTP holds the API listener's timeouts.
+	HTTP HTTPConfig `yaml:"http"`
 	// JWTSecret signs tokens (COINLEDGER_JWT_SECRET, at least 32 bytes). Empty:
 	// a random key kept in DATA_DIR/jwt.key. Instances sharing stores must share it.
 	JWTSecret Secret `yaml:"jwt_secret"`
@@ -134,6 +136,7 @@ func (c *Config) setDefaults() {
 	if c.Websocket.MaxBufferedEvents == 0 {
 		c.Websocket.MaxBufferedEvents = ws.DefaultMaxBehind
 	}
+	c.HTTP = c.HTTP.withDefaults()
 }
 
 // Validate reports every problem at once.
@@ -168,6 +171,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SealKey != "" && len(c.SealKey) < 32 {
 		errs = append(errs, errors.New("seal_key: want at least 32 bytes"))
+	}
+	if err := c.HTTP.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.BcryptCost != 0 && (c.BcryptCost < 4 || c.BcryptCost > 31) {
 		errs = append(errs, fmt.Errorf("bcrypt_cost: %d is outside 4..31", c.BcryptCost))

@@ -79,7 +79,7 @@ const pricesTopic = "prices"
 // service that records ticks, the alert service and engine, the outbox
 // notifier with its SMTP and webhook senders, and the price feeds.
 func (svc *service) wireMarket(cfg *Config, bus *gochannel.GoChannel, logger *slog.Logger) (*market.Service, *alerting.Service, *outbox.Notifier, error) {
-	mkt := market.New(svc.store)
+	mkt := market.New(svc.store, time.Now)
 	svc.closers = append(svc.closers, func() error { mkt.Close(); return nil })
 	hooks, err := cfg.Notify.Webhooks.policy()
 	if err != nil {

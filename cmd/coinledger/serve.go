@@ -30,15 +30,15 @@ func serve(ctx context.Context, logger *slog.Logger, args []string) error {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	logger.Info("listening", "addr", ln.Addr().String())
-	err = runService(ctx, svc, ln)
+	err = runService(ctx, svc, ln, cfg.HTTP)
 	logger.Info("stopped", "err", err)
 	return err
 }
 
-// runService serves HTTP on ln and runs the projections until ctx is done or
-// either fails.
-func runService(ctx context.Context, svc *service, ln net.Listener) error {
-	srv := &http.Server{Handler: svc.handler, ReadHeaderTimeout: 10 * time.Second}
+// runService serves HTTP on ln with the timeouts of hc and runs the
+// projections until ctx is done or either fails.
+func runService(ctx context.Context, svc *service, ln net.Listener, hc HTTPConfig) error {
+	srv := hc.server(svc.handler)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		err := svc.runner.Run(gctx)

@@ -16,6 +16,7 @@ package identity
 import (
 	"errors"
 	"fmt"
+	"net/mail"
 	"regexp"
 	"slices"
 	"time"
@@ -197,12 +198,28 @@ var usernameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 // ValidUsername reports whether name is a valid user name.
 func ValidUsername(name string) bool { return usernameRE.MatchString(name) }
 
+// MaxEmail bounds e-mail addresses, in bytes (RFC 5321's path limit).
+const MaxEmail = 254
+
+// ValidEmail reports whether s is a bare e-mail address, local@domain, as
+// net/mail parses it: no display name, no angle brackets, no comments, no
+// quoted local part, nothing before or after, at most MaxEmail bytes.
+func ValidEmail(s string) bool {
+	if s == "" || len(s) > MaxEmail {
+		return false
+	}
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Name == "" && a.Address == s
+}
+
 // ValidRole reports whether role is one of the roles.
 func ValidRole(role string) bool {
 	return role == RoleAdmin || role == RoleAuditor || role == RolePriceFeeder
 }
 
-// Register decides the registration of a user.
+// Register decides the registration of a user. The e-mail address is
+// optional (imported Graphene users have none); one that is given must be
+// a bare address (ValidEmail).
 func Register(u *User, username, email, hash string, roles []string) ([]Event, error) {
 	if u.Registered {
 		return nil, fmt.Errorf("register %s: %w", username, ErrUserExists)
@@ -212,6 +229,9 @@ func Register(u *User, username, email, hash string, roles []string) ([]Event, e
 	}
 	if hash == "" {
 		return nil, fmt.Errorf("register %s: %w: empty password hash", username, ErrValidation)
+	}
+	if email != "" && !ValidEmail(email) {
+		return nil, fmt.Errorf("register %s: %w: email %q is not a bare address like name@example.com", username, ErrValidation, clip(email))
 	}
 	for _, r := range roles {
 		if !ValidRole(r) {

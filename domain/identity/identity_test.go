@@ -2,6 +2,7 @@ package identity
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -35,6 +36,26 @@ func TestRegister(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRegisterEmail: an e-mail address, when given, is a bare address;
+// display names, brackets, control characters and the like are refused.
+func TestRegisterEmail(t *testing.T) {
+	for _, email := range []string{"", "alice@example.com", "a.b+tag@sub.example.org", "x@localhost", "jörg@example.de"} {
+		if _, err := Register(New(), "alice", email, "hash", nil); err != nil {
+			t.Errorf("email %q refused: %v", email, err)
+		}
+	}
+	for _, email := range []string{
+		"alice", "@example.com", "alice@", "Alice <alice@example.com>", "<alice@example.com>", "alice@example.com (Alice)",
+		" alice@example.com", "alice@example.com ", "alice@example.com\x00", "a\x00b@example.com", "alice@exa\nmple.com",
+		"a@b@c", `"alice smith"@example.com`, "alice@example.com, bob@example.com", "alice@@example.com",
+		"al..ice@example.com", "alice@" + strings.Repeat("a", MaxEmail) + ".com",
+	} {
+		if _, err := Register(New(), "alice", email, "hash", nil); !errors.Is(err, ErrValidation) {
+			t.Errorf("email %q: err %v, want ErrValidation", email, err)
+		}
 	}
 }
 

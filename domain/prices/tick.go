@@ -30,6 +30,10 @@ const (
 	CoalesceWithin = time.Minute
 	// MaxSourceLen bounds source names, in bytes (see ValidSource).
 	MaxSourceLen = 64
+	// MaxAhead is how far a tick's time may lie ahead of the recorder's
+	// clock (RecordTick.Now): clocks drift, but a tick from further in the
+	// future would stay the "latest" price until that time comes.
+	MaxAhead = 5 * time.Minute
 )
 
 // Event is a fact of a price stream.
@@ -52,11 +56,13 @@ func Events() []Event { return []Event{PriceTicked{}} }
 // names the feed ("coingecko", "binance", "push:alice"): 1 to 64 bytes of
 // printable ASCII without spaces. Price must be positive (a zero price is a
 // broken feed). At is the time the source gives for the price, not the time
-// it arrived; it is part of the deduplication key.
+// it arrived; it is part of the deduplication key. Now is the recorder's
+// clock when it decides, required: At may be at most MaxAhead after it.
 type RecordTick struct {
 	Source string
 	Price  Price
 	At     time.Time
+	Now    time.Time
 }
 
 // State is the state of one price stream (price-<BASE>-<QUOTE>). Make it
@@ -185,6 +191,13 @@ func Tick(s *State, c RecordTick) ([]Event, error) {
 	}
 	if c.At.IsZero() {
 		return nil, fmt.Errorf("%s from %s: %w: no time", op, c.Source, ErrValidation)
+	}
+	if c.Now.IsZero() {
+		return nil, fmt.Errorf("%s from %s: %w: no clock reading (Now)", op, c.Source, ErrValidation)
+	}
+	if ahead := c.At.Sub(c.Now); ahead > MaxAhead {
+		return nil, fmt.Errorf("%s from %s: %w: time %s is %s in the future, more than %s", op, c.Source, ErrValidation,
+			c.At.UTC().Format(time.RFC3339), ahead.Round(time.Second), MaxAhead)
 	}
 	if s.seen(c.Source, c.At) {
 		return nil, nil

@@ -20,8 +20,14 @@ func ticked(src, price string, at time.Time) PriceTicked {
 	return PriceTicked{Pair: btcusd, Price: MustParse(price), Source: src, At: at}
 }
 
+// record is a tick decided at its own time.
 func record(src, price string, at time.Time) RecordTick {
-	return RecordTick{Source: src, Price: MustParse(price), At: at}
+	return RecordTick{Source: src, Price: MustParse(price), At: at, Now: at}
+}
+
+// recordAt is a tick decided when the recorder's clock reads now.
+func recordAt(src, price string, at, now time.Time) RecordTick {
+	return RecordTick{Source: src, Price: MustParse(price), At: at, Now: now}
 }
 
 func givenTicks(events ...Event) *State {
@@ -120,7 +126,14 @@ func TestTick(t *testing.T) {
 		{"source with a space", nil, record("co gecko", "1", sec(0)), nil, ErrValidation},
 		{"source too long", nil, record(string(make([]byte, 65)), "1", sec(0)), nil, ErrValidation},
 		{"zero price", nil, record("a", "0", sec(0)), nil, ErrValidation},
-		{"no time", nil, RecordTick{Source: "a", Price: MustParse("1")}, nil, ErrValidation},
+		{"no time", nil, RecordTick{Source: "a", Price: MustParse("1"), Now: sec(0)}, nil, ErrValidation},
+		{"no clock reading", nil, RecordTick{Source: "a", Price: MustParse("1"), At: sec(0)}, nil, ErrValidation},
+		{"more than MaxAhead in the future", nil, recordAt("a", "1", sec(0).Add(MaxAhead+time.Second), sec(0)), nil, ErrValidation},
+		{"far in the future", nil, recordAt("a", "1", sec(0).AddDate(10, 0, 0), sec(0)), nil, ErrValidation},
+		{"MaxAhead in the future recorded", nil, recordAt("a", "1", sec(0).Add(MaxAhead), sec(0)),
+			[]Event{ticked("a", "1", sec(0).Add(MaxAhead))}, nil},
+		{"in the past recorded", nil, recordAt("a", "1", sec(0), sec(0).AddDate(0, 0, 1)),
+			[]Event{ticked("a", "1", sec(0))}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,6 +20,9 @@ const (
 	raceRetryMax = 50 * time.Millisecond
 )
 
+// MaxEventSize is the per-event size limit Append applies (eventstore.SizeLimited).
+func (s *Store) MaxEventSize() int { return s.opts.MaxEventSize }
+
 // Append stores events at the end of stream if the stream matches expected.
 // It reads the stream's newest event, chains the new events' hashes to it
 // and appends with that exact revision; see the package documentation.

@@ -27,6 +27,9 @@ type appendResult struct {
 	err error
 }
 
+// MaxEventSize is the per-event size limit Append applies (eventstore.SizeLimited).
+func (s *Store) MaxEventSize() int { return s.opts.MaxEventSize }
+
 // Append queues the append for the writer and waits until it is durable.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.EventData) (eventstore.AppendResult, error) {
 	prepared, err := eventstore.Prepare(stream, events, s.opts.MaxEventSize)

@@ -100,7 +100,7 @@ func New(d Deps) *API {
 	e.HTTPErrorHandler = h.errorHandler
 	e.Use(m.Middleware())
 	e.Use(middleware.Recover())
-	e.Use(middleware.RequestID())
+	e.Use(requestID)
 	e.Use(middleware.BodyLimit("1M"))
 	RegisterDocs(e)
 	e.GET("/healthz", h.healthz)

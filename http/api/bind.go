@@ -18,9 +18,8 @@ import (
 // maxBody is the largest request body accepted.
 const maxBody = 64 << 10
 
-// bind decodes the JSON body into v strictly: the media type must be JSON,
-// unknown fields, wrong types and trailing data are errors. It returns the
-// raw body for request hashing.
+// bind decodes the JSON body into v strictly (see decode); the media type
+// must be JSON. It returns the raw body for request hashing.
 func bind(c echo.Context, v any) ([]byte, error) {
 	req := c.Request()
 	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
@@ -34,25 +33,39 @@ func bind(c echo.Context, v any) ([]byte, error) {
 	if err != nil {
 		return nil, badRequest("malformed_json", "reading the body: %v", err)
 	}
+	if err := decode(body, v); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// decode is the strict decoder of request bodies: at most maxBody bytes of
+// one JSON object (scanBody: no duplicate or case-variant keys, text valid
+// UTF-8 without control characters), no unknown fields, no wrong types, no
+// trailing data. Every error is an *apiError.
+func decode(body []byte, v any) error {
 	if len(body) > maxBody {
-		return nil, &apiError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
+		return &apiError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
 			detail: fmt.Sprintf("the body exceeds %d bytes", maxBody)}
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, badRequest("malformed_json", "the body is empty; a JSON object is required")
+		return badRequest("malformed_json", "the body is empty; a JSON object is required")
+	}
+	if err := scanBody(body); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return nil, jsonError(err)
+		return jsonError(err)
 	}
 	if dec.More() {
-		return nil, badRequest("malformed_json", "trailing data after the JSON object")
+		return badRequest("malformed_json", "trailing data after the JSON object")
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, badRequest("malformed_json", "trailing data after the JSON object")
+		return badRequest("malformed_json", "trailing data after the JSON object")
 	}
-	return body, nil
+	return nil
 }
 
 func jsonError(err error) error {
@@ -92,6 +105,10 @@ func idempotencyKey(c echo.Context, caller string) (string, error) {
 	}
 	if len(key) > 200 {
 		return "", badRequest("validation_failed", "Idempotency-Key must have at most 200 characters")
+	}
+	if !visibleASCII(key, 200) {
+		// It is stored with the events: no spaces, controls or other bytes.
+		return "", invalidText("Idempotency-Key", "must be visible ASCII (0x21-0x7E)")
 	}
 	return caller + ":" + key, nil
 }

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/coinledger/coinledger/adapters/chain"
 	"github.com/coinledger/coinledger/app/alerting"
 	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/app/outbox"
+	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/domain/alerts"
 	"github.com/coinledger/coinledger/domain/egress"
 	"github.com/coinledger/coinledger/domain/identity"
@@ -126,12 +128,37 @@ func problemOf(err error) (problem, bool) {
 	return problem{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal error; it has been logged"}, false
 }
 
+// balanceRevealing are the outcomes whose text tells balances ("alice has
+// 0.50000000 available, needs 0.70000000").
+var balanceRevealing = []error{ledger.ErrInsufficientFunds}
+
+// withholdBalances cuts the detail of a balance-revealing outcome down to
+// the outcome itself ("insufficient funds") unless the caller may read the
+// wallet: a caller with transfer or withdraw but without read learns that
+// the funds do not suffice, never how much there is.
+func withholdBalances(c echo.Context, err error, p *problem) {
+	for _, e := range balanceRevealing {
+		if errors.Is(err, e) && !mayReadWallet(c) {
+			p.Detail = e.Error()
+		}
+	}
+}
+
+// mayReadWallet reports whether the caller holds the effective read
+// permission on the wallet of a wallet-scoped request.
+func mayReadWallet(c echo.Context) bool {
+	a, ok := c.Get(accessKey).(users.Access)
+	w, ok2 := c.Get(walletKey).(ledger.Wallet)
+	return ok && ok2 && slices.Contains(effective(a, w.Name, w.Permissions), string(ledger.PermRead))
+}
+
 // errorHandler writes every error as application/problem+json.
 func (h *handlers) errorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
 	p, known := problemOf(err)
+	withholdBalances(c, err, &p)
 	if !known || p.Status >= 500 {
 		h.d.Logger.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
 	}

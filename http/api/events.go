@@ -156,6 +156,10 @@ func (h *handlers) getStream(c echo.Context) error {
 // proxies keep it open.
 const sseHeartbeat = 15 * time.Second
 
+// sseWriteTimeout bounds one write of an event stream: a client that stops
+// reading is dropped.
+const sseWriteTimeout = 30 * time.Second
+
 // streamEvents follows the log as server-sent events: id = position, event
 // = type, data = the event as JSON; it resumes after Last-Event-ID (or
 // from), first with the stored events, then live.
@@ -174,6 +178,13 @@ func (h *handlers) streamEvents(c echo.Context) error {
 	}
 	f := filterOf(c)
 	w := c.Response()
+	// The server's ReadTimeout and WriteTimeout bound whole requests; a
+	// stream lasts as long as its client. No read deadline (its expiry
+	// would cancel the request's context), and a deadline per write
+	// rather than one for the whole response. (A writer without deadlines
+	// answers ErrNotSupported: nothing to clear then.)
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
 	w.Header().Set(echo.HeaderContentType, "text/event-stream")
 	w.Header().Set(echo.HeaderCacheControl, "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -184,6 +195,7 @@ func (h *handlers) streamEvents(c echo.Context) error {
 	send := func(write func()) {
 		mu.Lock()
 		defer mu.Unlock()
+		_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 		write()
 		w.Flush()
 	}

@@ -33,6 +33,9 @@ func (h *handlers) createUser(c echo.Context) error {
 	if _, err := bind(c, &req); err != nil {
 		return err
 	}
+	if !identity.ValidEmail(req.Email) {
+		return invalidFields(fieldError{Field: "email", Message: "want a bare address like name@example.com"})
+	}
 	if err := h.d.Users.Register(c.Request().Context(), h.meta(c, caller(c).Username), req.Username, req.Email,
 		req.Password, req.Roles); err != nil {
 		return err

@@ -1,0 +1,59 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/coinledger/coinledger/app/users"
+	"github.com/coinledger/coinledger/domain/identity"
+	"github.com/coinledger/coinledger/domain/ledger"
+	"github.com/labstack/echo/v4"
+)
+
+// TestInsufficientFundsDetailNeedsRead: the 409 insufficient_funds
+// problem tells the balance only to callers with the effective read
+// permission on the wallet; others learn the outcome, not the amounts.
+func TestInsufficientFundsDetailNeedsRead(t *testing.T) {
+	h := &handlers{d: Deps{Logger: slog.New(slog.DiscardHandler)}}
+	refusal := fmt.Errorf("transfer tr-1: %w: alice has 0.50000000 available, needs 0.70000000", ledger.ErrInsufficientFunds)
+	hot := ledger.Wallet{Name: "hot", Permissions: []ledger.Permission{ledger.PermRead, ledger.PermTransfer}}
+	noRead := ledger.Wallet{Name: "hot", Permissions: []ledger.Permission{ledger.PermTransfer}}
+	for _, tc := range []struct {
+		name    string
+		access  *users.Access
+		wallet  *ledger.Wallet
+		reveals bool
+	}{
+		{"transfer without read", &users.Access{Username: "bot", Grants: map[string][]string{"hot": {"transfer"}}}, &hot, false},
+		{"read and transfer", &users.Access{Username: "ann", Grants: map[string][]string{"hot": {"read", "transfer"}}}, &hot, true},
+		{"read on another wallet", &users.Access{Username: "ann", Grants: map[string][]string{"cold": {"read"}, "hot": {"transfer"}}}, &hot, false},
+		{"read granted, not allowed by the wallet", &users.Access{Username: "ann", Grants: map[string][]string{"hot": {"read", "transfer"}}}, &noRead, false},
+		{"admin", &users.Access{Username: "root", Roles: []string{identity.RoleAdmin}}, &hot, true},
+		{"no wallet in the request", &users.Access{Username: "ann", Grants: map[string][]string{"hot": {"read"}}}, nil, false},
+		{"no caller", nil, &hot, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			c := echo.New().NewContext(httptest.NewRequest(http.MethodPost, "/api/v1/wallets/hot/transfers", nil), rec)
+			if tc.access != nil {
+				c.Set(accessKey, *tc.access)
+			}
+			if tc.wallet != nil {
+				c.Set(walletKey, *tc.wallet)
+			}
+			h.errorHandler(refusal, c)
+			var p problem
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || rec.Code != http.StatusConflict || p.Code != "insufficient_funds" {
+				t.Fatalf("%d %s (%v)", rec.Code, rec.Body, err)
+			}
+			if shown := strings.Contains(p.Detail, "0.5"); shown != tc.reveals || !strings.Contains(p.Detail, "insufficient funds") {
+				t.Fatalf("detail %q: amounts shown %v, want %v", p.Detail, shown, tc.reveals)
+			}
+		})
+	}
+}
