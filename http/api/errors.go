@@ -52,55 +52,59 @@ var (
 )
 
 // statusOf is the one table from domain outcomes to HTTP status and code.
+// A row with a detail answers it instead of the error's text.
 var statusOf = []struct {
 	err    error
 	status int
 	code   string
+	detail string
 }{
-	{ledger.ErrWalletNotFound, http.StatusNotFound, "not_found"},
-	{ledger.ErrAccountNotFound, http.StatusNotFound, "not_found"},
-	{wallet.ErrNotFound, http.StatusNotFound, "not_found"},
-	{identity.ErrUserNotFound, http.StatusNotFound, "not_found"},
-	{identity.ErrUserDisabled, http.StatusForbidden, "user_disabled"},
-	{ledger.ErrHoldNotFound, http.StatusNotFound, "hold_not_found"},
-	{ledger.ErrDepositNotFound, http.StatusNotFound, "not_found"},
-	{ledger.ErrWithdrawalNotFound, http.StatusNotFound, "not_found"},
-	{ledger.ErrUnknownAddress, http.StatusNotFound, "not_found"},
-	{custody.ErrNotFound, http.StatusNotFound, "not_found"},
-	{alerts.ErrNotFound, http.StatusNotFound, "not_found"},
-	{outbox.ErrNotFound, http.StatusNotFound, "not_found"},
-	{alerts.ErrExists, http.StatusConflict, "alert_exists"},
-	{alerts.ErrValidation, http.StatusUnprocessableEntity, "validation_failed"},
-	{alerting.ErrChannelUnavailable, http.StatusUnprocessableEntity, "channel_unavailable"},
-	{egress.ErrForbidden, http.StatusUnprocessableEntity, "webhook_target_forbidden"},
-	{pricemodel.ErrNotFound, http.StatusNotFound, "not_found"},
-	{pricemodel.ErrInvalidQuery, http.StatusBadRequest, "validation_failed"},
-	{pricemodel.ErrTooManyTicks, http.StatusUnprocessableEntity, "validation_failed"},
-	{prices.ErrValidation, http.StatusUnprocessableEntity, "validation_failed"},
-	{chainsync.ErrUnknownCoin, http.StatusConflict, "backend_not_configured"},
-	{chain.ErrUnavailable, http.StatusServiceUnavailable, "backend_unavailable"},
-	{ledger.ErrAddressExists, http.StatusConflict, "address_exists"},
-	{ledger.ErrWithdrawalExists, http.StatusConflict, "withdrawal_exists"},
-	{ledger.ErrWithdrawalState, http.StatusConflict, "withdrawal_state"},
-	{ledger.ErrWalletExists, http.StatusConflict, "wallet_exists"},
-	{ledger.ErrAccountExists, http.StatusConflict, "account_exists"},
-	{ledger.ErrHoldExists, http.StatusConflict, "hold_exists"},
-	{identity.ErrUserExists, http.StatusConflict, "user_exists"},
-	{ledger.ErrInsufficientFunds, http.StatusConflict, "insufficient_funds"},
-	{ledger.ErrWalletLocked, http.StatusConflict, "wallet_locked"},
-	{eventstore.ErrConflict, http.StatusConflict, "wrong_expected_version"},
-	{ledger.ErrIdempotencyKeyReused, http.StatusUnprocessableEntity, "idempotency_key_reused"},
-	{money.ErrInvalidAmount, http.StatusBadRequest, "invalid_amount"},
-	{money.ErrAssetMismatch, http.StatusBadRequest, "invalid_amount"},
-	{money.ErrOverflow, http.StatusBadRequest, "invalid_amount"},
-	{money.ErrZero, http.StatusBadRequest, "invalid_amount"},
-	{money.ErrNegative, http.StatusBadRequest, "invalid_amount"},
-	{ledger.ErrValidation, http.StatusUnprocessableEntity, "validation_failed"},
-	{identity.ErrValidation, http.StatusUnprocessableEntity, "validation_failed"},
-	{auth.ErrInvalidToken, http.StatusUnauthorized, "unauthorized"},
-	{identity.ErrExceedsOwner, http.StatusForbidden, "permission_denied"},
-	{identity.ErrAPIKeyNotFound, http.StatusNotFound, "not_found"},
-	{identity.ErrAPIKeyExists, http.StatusConflict, "api_key_exists"},
+	{ledger.ErrWalletNotFound, http.StatusNotFound, "not_found", ""},
+	{ledger.ErrAccountNotFound, http.StatusNotFound, "not_found", ""},
+	{wallet.ErrNotFound, http.StatusNotFound, "not_found", ""},
+	{identity.ErrUserNotFound, http.StatusNotFound, "not_found", ""},
+	{identity.ErrUserDisabled, http.StatusForbidden, "user_disabled", ""},
+	{ledger.ErrHoldNotFound, http.StatusNotFound, "hold_not_found", ""},
+	{ledger.ErrDepositNotFound, http.StatusNotFound, "not_found", ""},
+	{ledger.ErrWithdrawalNotFound, http.StatusNotFound, "not_found", ""},
+	{ledger.ErrUnknownAddress, http.StatusNotFound, "not_found", ""},
+	{custody.ErrNotFound, http.StatusNotFound, "not_found", ""},
+	{alerts.ErrNotFound, http.StatusNotFound, "not_found", ""},
+	{outbox.ErrNotFound, http.StatusNotFound, "not_found", ""},
+	{alerts.ErrExists, http.StatusConflict, "alert_exists", ""},
+	{alerts.ErrValidation, http.StatusUnprocessableEntity, "validation_failed", ""},
+	{alerting.ErrChannelUnavailable, http.StatusUnprocessableEntity, "channel_unavailable", ""},
+	{egress.ErrForbidden, http.StatusUnprocessableEntity, "webhook_target_forbidden", ""},
+	{pricemodel.ErrNotFound, http.StatusNotFound, "not_found", ""},
+	{pricemodel.ErrInvalidQuery, http.StatusBadRequest, "validation_failed", ""},
+	{pricemodel.ErrTooManyTicks, http.StatusUnprocessableEntity, "validation_failed", ""},
+	{prices.ErrValidation, http.StatusUnprocessableEntity, "validation_failed", ""},
+	{chainsync.ErrUnknownCoin, http.StatusConflict, "backend_not_configured", ""},
+	{chain.ErrUnavailable, http.StatusServiceUnavailable, "backend_unavailable", ""},
+	{ledger.ErrAddressExists, http.StatusConflict, "address_exists", ""},
+	{ledger.ErrWithdrawalExists, http.StatusConflict, "withdrawal_exists", ""},
+	{ledger.ErrWithdrawalState, http.StatusConflict, "withdrawal_state", ""},
+	{ledger.ErrWalletExists, http.StatusConflict, "wallet_exists", ""},
+	{ledger.ErrAccountExists, http.StatusConflict, "account_exists", ""},
+	{ledger.ErrHoldExists, http.StatusConflict, "hold_exists", ""},
+	{identity.ErrUserExists, http.StatusConflict, "user_exists", ""},
+	{ledger.ErrInsufficientFunds, http.StatusConflict, "insufficient_funds", ""},
+	{ledger.ErrWalletLocked, http.StatusConflict, "wallet_locked", ""},
+	{eventstore.ErrConflict, http.StatusConflict, "wrong_expected_version", ""},
+	{ledger.ErrIdempotencyKeyReused, http.StatusUnprocessableEntity, "idempotency_key_reused", ""},
+	{money.ErrInvalidAmount, http.StatusBadRequest, "invalid_amount", ""},
+	{money.ErrAssetMismatch, http.StatusBadRequest, "invalid_amount", ""},
+	{money.ErrOverflow, http.StatusBadRequest, "invalid_amount", ""},
+	{money.ErrZero, http.StatusBadRequest, "invalid_amount", ""},
+	{money.ErrNegative, http.StatusBadRequest, "invalid_amount", ""},
+	{ledger.ErrValidation, http.StatusUnprocessableEntity, "validation_failed", ""},
+	{identity.ErrValidation, http.StatusUnprocessableEntity, "validation_failed", ""},
+	{auth.ErrInvalidToken, http.StatusUnauthorized, "unauthorized", ""},
+	{identity.ErrExceedsOwner, http.StatusForbidden, "permission_denied", ""},
+	{identity.ErrAPIKeyNotFound, http.StatusNotFound, "not_found", ""},
+	{identity.ErrAPIKeyExists, http.StatusConflict, "api_key_exists", ""},
+	{eventstore.ErrStoreFailed, http.StatusServiceUnavailable, "store_failed",
+		"the event store refuses writes after an I/O error; an operator must restart the service"},
 }
 
 // problemOf turns any error into a problem document; unknown errors are 500
@@ -122,7 +126,11 @@ func problemOf(err error) (problem, bool) {
 	}
 	for _, s := range statusOf {
 		if errors.Is(err, s.err) {
-			return problem{Status: s.status, Code: s.code, Detail: err.Error()}, true
+			detail := s.detail
+			if detail == "" {
+				detail = err.Error()
+			}
+			return problem{Status: s.status, Code: s.code, Detail: detail}, true
 		}
 	}
 	return problem{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal error; it has been logged"}, false

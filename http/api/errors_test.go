@@ -12,6 +12,7 @@ import (
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/domain/ledger"
+	"github.com/coinledger/coinledger/eventstore"
 	"github.com/labstack/echo/v4"
 )
 
@@ -55,5 +56,31 @@ func TestInsufficientFundsDetailNeedsRead(t *testing.T) {
 				t.Fatalf("detail %q: amounts shown %v, want %v", p.Detail, shown, tc.reveals)
 			}
 		})
+	}
+}
+
+// TestFailedStoreAnswers503: a write refused by a fail-stopped event store
+// is 503 store_failed with a fixed text (not the store's path or cause),
+// and the cause goes to the log.
+func TestFailedStoreAnswers503(t *testing.T) {
+	var logs strings.Builder
+	h := &handlers{d: Deps{Logger: slog.New(slog.NewTextHandler(&logs, nil))}}
+	e := echo.New()
+	rec := httptest.NewRecorder()
+	c := e.NewContext(httptest.NewRequest(http.MethodPost, "/api/v1/wallets/hot/transfers", nil), rec)
+	h.errorHandler(fmt.Errorf("append wallet-hot: %w: it refuses appends until a restart: /srv/data/events.db: disk I/O error",
+		eventstore.ErrStoreFailed), c)
+	var p problem
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != http.StatusServiceUnavailable || p.Code != "store_failed" {
+		t.Fatalf("answered %d %+v, want 503 store_failed", rec.Code, p)
+	}
+	if strings.Contains(p.Detail, "/srv/data") || strings.Contains(p.Detail, "disk I/O") {
+		t.Fatalf("detail tells the store's internals: %q", p.Detail)
+	}
+	if !strings.Contains(logs.String(), "disk I/O error") {
+		t.Fatalf("the cause is not logged: %s", logs.String())
 	}
 }
