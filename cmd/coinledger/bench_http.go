@@ -218,7 +218,7 @@ func (o *httpBenchOpts) measure(ctx context.Context, spec serverSpec, load httpL
 	c := newBenchClient(p.base, max(o.clients, 1024))
 	defer c.http.CloseIdleConnections()
 	if err := load.setUp(c, o.clients); err != nil {
-		return loadFigures{}, fmt.Errorf("%s: set-up: %w", spec.label, err)
+		return loadFigures{}, fmt.Errorf("%s: set-up: %w\nserver log: %s", spec.label, err, p.logTail())
 	}
 	cpu0, err := p.cpuTime()
 	if err != nil {
@@ -234,7 +234,7 @@ func (o *httpBenchOpts) measure(ctx context.Context, spec serverSpec, load httpL
 		lat, elapsed, err = loadgen.Closed(o.clients, o.total/o.clients*o.clients, func(w, i int) error { return load.op(c, w, i) })
 	}
 	if err != nil {
-		return loadFigures{}, fmt.Errorf("%s: %w", spec.label, err)
+		return loadFigures{}, fmt.Errorf("%s: %w\nserver log: %s", spec.label, err, p.logTail())
 	}
 	cpu1, err := p.settledCPUTime(ctx)
 	if err != nil {
@@ -321,10 +321,14 @@ type benchClient struct {
 	http        *http.Client
 }
 
-// newBenchClient keeps up to idle connections open to base.
+// newBenchClient keeps up to idle connections open to base. It opens at
+// most maxConns: beyond, an open-loop run's requests wait for a connection
+// (and that wait counts in their latency) rather than exhaust ports and
+// file descriptors.
 func newBenchClient(base string, idle int) *benchClient {
-	return &benchClient{base: base,
-		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: idle, MaxIdleConns: idle}, Timeout: time.Minute}}
+	const maxConns = 2048
+	return &benchClient{base: base, http: &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+		MaxIdleConnsPerHost: idle, MaxIdleConns: idle, MaxConnsPerHost: max(idle, maxConns)}}}
 }
 
 // login logs the bench admin in.
