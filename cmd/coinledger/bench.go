@@ -19,12 +19,15 @@ import (
 
 // benchResult is the last line of every bench scenario.
 type benchResult struct {
-	Scenario          string             `json:"scenario"`
-	OpsPerSec         float64            `json:"ops_per_sec"`
-	P99ms             float64            `json:"p99_ms"`
-	BaselineOpsPerSec float64            `json:"baseline_ops_per_sec"`
-	Ratio             float64            `json:"ratio"`
-	Extra             map[string]float64 `json:"extra,omitempty"`
+	Scenario          string  `json:"scenario"`
+	OpsPerSec         float64 `json:"ops_per_sec"`
+	P99ms             float64 `json:"p99_ms"`
+	BaselineOpsPerSec float64 `json:"baseline_ops_per_sec"`
+	Ratio             float64 `json:"ratio"`
+	// ServerCPUusPerOp is the server process's CPU time (user + system)
+	// per operation, in µs, where the server runs as its own process.
+	ServerCPUusPerOp float64            `json:"server_cpu_us_per_op,omitempty"`
+	Extra            map[string]float64 `json:"extra,omitempty"`
 }
 
 func printResult(r benchResult) error {

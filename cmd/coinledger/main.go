@@ -2,6 +2,7 @@
 //
 //	coinledger serve                 run the service (embedded stores in ./data by default)
 //	coinledger bench store           measure the event store
+//	coinledger bench transfers       measure transfers over HTTP (bench reads: account reads)
 //	coinledger projections status    show each read model's checkpoint and lag
 //	coinledger audit verify          verify every stream's hash chain
 //
@@ -28,6 +29,8 @@ commands:
   serve                  run the service
   bench store            measure the event store (durable appends, reads, projection catch-up)
   bench transfers        measure internal transfers over HTTP against a per-request-commit baseline
+                         (server as its own process; -against OTHER_BINARY, -rounds K, -rate R for open loop)
+  bench reads            measure account reads over HTTP (server as its own process; same flags)
   bench notify           measure walletnotify ingestion to a confirmed deposit in the read models (null backend)
   projections status     checkpoint and lag of every read model
   audit verify           verify the hash chain of every stream
@@ -77,6 +80,10 @@ func run(ctx context.Context, args []string) error {
 		return benchStore(ctx, rest[1:])
 	case cmd == "bench" && sub == "transfers":
 		return benchTransfers(ctx, rest[1:])
+	case cmd == "bench" && sub == "reads":
+		return benchReads(ctx, rest[1:])
+	case cmd == "bench" && sub == "server":
+		return benchServer(ctx, logger, rest[1:])
 	case cmd == "bench" && sub == "notify":
 		return benchNotify(ctx, rest[1:])
 	case cmd == "projections" && sub == "status":

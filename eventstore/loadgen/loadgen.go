@@ -1,5 +1,7 @@
-// Package loadgen drives an event store with load for benchmarks (go test
-// -bench and coinledger bench). It holds no test code.
+// Package loadgen drives load for benchmarks (go test -bench and
+// coinledger bench): an event store directly, or any operation closed-loop
+// (Closed) or open-loop at a constant arrival rate (Open). It holds no test
+// code.
 package loadgen
 
 import (
@@ -83,6 +85,44 @@ func Closed(workers, n int, op func(worker, i int) error) ([]time.Duration, time
 	elapsed := time.Since(start)
 	close(errc)
 	return slices.Concat(lat...), elapsed, <-errc
+}
+
+// Open runs n operations open-loop at a constant arrival rate: operation i
+// is due at start + i/rate whether or not earlier ones have answered, and
+// runs in its own goroutine. Its latency is measured from when it was due,
+// not from when it was sent, so a server that falls behind shows its
+// queueing in the latency (no coordinated omission). It returns every
+// operation's latency (in no order) and how long the run took, from the
+// start to the last answer. Operations go on after one fails; the first
+// error is returned.
+func Open(rate float64, n int, op func(i int) error) ([]time.Duration, time.Duration, error) {
+	lat := make([]time.Duration, n)
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	for i := 0; i < n; {
+		// Start every operation due by now, then sleep until the next one
+		// is due: sleeping per operation would drift at high rates.
+		now := time.Since(start)
+		for ; i < n && time.Duration(i)*interval <= now; i++ {
+			k, due := i, start.Add(time.Duration(i)*interval)
+			wg.Go(func() {
+				if err := op(k); err != nil {
+					errOnce.Do(func() { firstErr = err })
+				}
+				lat[k] = time.Since(due)
+			})
+		}
+		if i < n {
+			time.Sleep(time.Duration(i)*interval - time.Since(start))
+		}
+	}
+	wg.Wait()
+	return lat, time.Since(start), firstErr
 }
 
 // ReadAllRate reads the whole log from the start in pages and returns the
