@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/coinledger/coinledger/adapters/chain"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
 )
@@ -19,7 +18,7 @@ const sendTimeout = 2 * time.Minute
 // first, each at most once:
 //
 //   - the node is asked for its height first: unreachable, the withdrawal
-//     stays requested and the round ends (chain.ErrUnavailable);
+//     stays requested and the round ends (ErrUnavailable);
 //   - BeginBroadcast is recorded before the send, so a crash during the
 //     send leaves it broadcasting and the restart marks it unknown;
 //   - sent: RecordBroadcast with the txid and fee; rejected: the
@@ -72,12 +71,12 @@ func (s *Syncer) send(ctx context.Context, wallet string, w ledger.Withdrawal) e
 	case err == nil:
 		s.log.Info("withdrawal broadcast", "wallet", wallet, "id", w.ID, "txid", sent.TxID, "fee", sent.Fee)
 		return s.record(ctx, op, wallet, w, sent)
-	case errors.Is(err, chain.ErrUnavailable):
+	case errors.Is(err, ErrUnavailable):
 		if aerr := do(ledger.AbortBroadcast{ID: w.ID, Reason: reason(err)}); aerr != nil {
 			return fmt.Errorf("%s: %w (abort: %v)", op, err, aerr)
 		}
 		return fmt.Errorf("%s: %w", op, err)
-	case errors.Is(err, chain.ErrRejected):
+	case errors.Is(err, ErrRejected):
 		s.log.Warn("withdrawal rejected by the node", "wallet", wallet, "id", w.ID, "err", err)
 		return do(ledger.FailWithdrawal{ID: w.ID, Reason: reason(err)})
 	default:
@@ -89,7 +88,7 @@ func (s *Syncer) send(ctx context.Context, wallet string, w ledger.Withdrawal) e
 // record records a send, retrying a few times: the transaction is out,
 // the ledger must learn it. Should it still fail, the withdrawal stays
 // broadcasting and the next start marks it unknown: never sent twice.
-func (s *Syncer) record(ctx context.Context, op, wallet string, w ledger.Withdrawal, sent chain.Sent) error {
+func (s *Syncer) record(ctx context.Context, op, wallet string, w ledger.Withdrawal, sent Sent) error {
 	var err error
 	for attempt := range 5 {
 		_, err = s.execute(context.WithoutCancel(ctx), "broadcast:"+w.ID, wallet, func(st *ledger.State) (ledger.Command, error) {

@@ -19,7 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coinledger/coinledger/adapters/chain"
 	"github.com/coinledger/coinledger/app/wallets"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
@@ -55,7 +54,7 @@ type Options struct {
 }
 
 // Add binds coin to backend. Call it before Run.
-func (r *Registry) Add(coin string, b chain.Backend, opts Options) *Syncer {
+func (r *Registry) Add(coin string, b Backend, opts Options) *Syncer {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 5 * time.Second
 	}
@@ -99,7 +98,7 @@ func (r *Registry) Run(ctx context.Context) {
 // Syncer follows one coin's node.
 type Syncer struct {
 	coin    string
-	backend chain.Backend
+	backend Backend
 	reg     *Registry
 	opts    Options
 	log     *slog.Logger
@@ -125,7 +124,7 @@ func (s *Syncer) Coin() string { return s.coin }
 func (s *Syncer) Kind() string { return s.opts.Kind }
 
 // Backend returns the syncer's backend.
-func (s *Syncer) Backend() chain.Backend { return s.backend }
+func (s *Syncer) Backend() Backend { return s.backend }
 
 // meta is the metadata of the events the syncer causes.
 func (s *Syncer) meta(cause string) eventstore.Metadata {
@@ -157,7 +156,7 @@ func (o *Observed) add(r wallets.Result) { o.Position = max(o.Position, r.Positi
 // no longer knows are reversed as reorged, of a conflicted one as double
 // spent, and a broadcast withdrawal is confirmed at the threshold. It is
 // idempotent: the same txid any number of times changes nothing more. An
-// unreachable node is chain.ErrUnavailable (retry later).
+// unreachable node is ErrUnavailable (retry later).
 func (s *Syncer) Notify(ctx context.Context, txid string) (Observed, error) {
 	if err := s.reg.idx.catchUp(ctx); err != nil {
 		return Observed{}, err
@@ -170,7 +169,7 @@ func (s *Syncer) notify(ctx context.Context, txid string) (Observed, error) {
 	var obs Observed
 	tx, err := s.backend.Transaction(ctx, txid)
 	switch {
-	case errors.Is(err, chain.ErrTxNotFound):
+	case errors.Is(err, ErrTxNotFound):
 		return obs, s.reverse(ctx, &obs, txid, ledger.ReasonReorg)
 	case err != nil:
 		return obs, fmt.Errorf("notify %s %s: %w", s.coin, txid, err)

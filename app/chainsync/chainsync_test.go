@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coinledger/coinledger/adapters/chain"
 	"github.com/coinledger/coinledger/adapters/chain/null"
 	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/app/wallets"
@@ -26,7 +25,7 @@ type fixture struct {
 	store   *sqlite.Store
 	wallets *wallets.Service
 	chain   *null.Chain
-	backend chain.Backend
+	backend chainsync.Backend
 	reg     *chainsync.Registry
 	sync    *chainsync.Syncer
 }
@@ -34,7 +33,7 @@ type fixture struct {
 // newFixture opens a store with wallet "w" of BTC (threshold 3) holding
 // account "alice", bound to a simulated chain. backend wraps the chain
 // when a test needs to inject faults.
-func newFixture(t *testing.T, wrap func(*null.Chain) chain.Backend) *fixture {
+func newFixture(t *testing.T, wrap func(*null.Chain) chainsync.Backend) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
@@ -220,10 +219,10 @@ type faulty struct {
 	sends   int   // sends that reached the chain
 }
 
-func (b *faulty) Send(ctx context.Context, address string, amount int64, subtractFee bool) (chain.Sent, error) {
+func (b *faulty) Send(ctx context.Context, address string, amount int64, subtractFee bool) (chainsync.Sent, error) {
 	if err := b.sendErr; err != nil {
 		b.sendErr = nil
-		return chain.Sent{}, err
+		return chainsync.Sent{}, err
 	}
 	b.sends++
 	return b.Chain.Send(ctx, address, amount, subtractFee)
@@ -233,7 +232,7 @@ func (b *faulty) Send(ctx context.Context, address string, amount int64, subtrac
 // the coins to send.
 func funded(t *testing.T) (*fixture, *faulty) {
 	var fb *faulty
-	f := newFixture(t, func(c *null.Chain) chain.Backend { fb = &faulty{Chain: c}; return fb })
+	f := newFixture(t, func(c *null.Chain) chainsync.Backend { fb = &faulty{Chain: c}; return fb })
 	txid := f.chain.Pay(f.address(), 100_000)
 	f.chain.Mine(3)
 	f.notify(txid)
@@ -270,7 +269,7 @@ func TestWithdrawalNodeDownIsRetriedNotResent(t *testing.T) {
 	f.do(ledger.RequestWithdrawal{ID: "w1", Account: "alice", Address: "ext1out", Amount: money.New(money.BTC, 30_000)})
 
 	f.chain.SetDown(true) // down before the send: nothing recorded, nothing sent
-	if err := f.sync.Broadcast(f.ctx); !errors.Is(err, chain.ErrUnavailable) {
+	if err := f.sync.Broadcast(f.ctx); !errors.Is(err, chainsync.ErrUnavailable) {
 		t.Fatalf("broadcast while down: %v", err)
 	}
 	if w := f.withdrawal("w1"); w.Status != ledger.WithdrawalStatusRequested || fb.sends != 0 {
@@ -279,8 +278,8 @@ func TestWithdrawalNodeDownIsRetriedNotResent(t *testing.T) {
 	f.chain.SetDown(false)
 
 	// Down at the send itself (refused: it never got there): back to requested.
-	fb.sendErr = chain.ErrUnavailable
-	if err := f.sync.Broadcast(f.ctx); !errors.Is(err, chain.ErrUnavailable) {
+	fb.sendErr = chainsync.ErrUnavailable
+	if err := f.sync.Broadcast(f.ctx); !errors.Is(err, chainsync.ErrUnavailable) {
 		t.Fatalf("broadcast refused: %v", err)
 	}
 	if w := f.withdrawal("w1"); w.Status != ledger.WithdrawalStatusRequested || fb.sends != 0 {
@@ -297,7 +296,7 @@ func TestWithdrawalNodeDownIsRetriedNotResent(t *testing.T) {
 func TestWithdrawalAmbiguousOutcomeIsNeverResent(t *testing.T) {
 	f, fb := funded(t)
 	f.do(ledger.RequestWithdrawal{ID: "w1", Account: "alice", Address: "ext1out", Amount: money.New(money.BTC, 30_000)})
-	fb.sendErr = chain.ErrAmbiguous
+	fb.sendErr = chainsync.ErrAmbiguous
 	if err := f.sync.Broadcast(f.ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/coinledger/coinledger/app/wallets"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/eventstore"
 )
@@ -57,7 +56,7 @@ func (x *index) catchUp(ctx context.Context) error {
 }
 
 func (x *index) add(e eventstore.Event) error {
-	wallet, ok := strings.CutPrefix(e.Stream, wallets.StreamPrefix)
+	wallet, ok := strings.CutPrefix(e.Stream, ledger.StreamPrefix)
 	if !ok {
 		return nil
 	}

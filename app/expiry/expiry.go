@@ -161,7 +161,7 @@ func (s *Scheduler) follow(_ context.Context, events []eventstore.Event) error {
 		if ev.Type != ledger.TypeHoldPlaced && ev.Type != ledger.TypeHoldReleased && ev.Type != ledger.TypeHoldExpired {
 			continue
 		}
-		wallet, ok := strings.CutPrefix(ev.Stream, wallets.StreamPrefix)
+		wallet, ok := strings.CutPrefix(ev.Stream, ledger.StreamPrefix)
 		if !ok {
 			continue
 		}

@@ -91,7 +91,7 @@ func hold(id string, units int64, expires time.Time) ledger.PlaceHold {
 // checks that each was appended by the scheduler.
 func expiries(t *testing.T, store eventstore.Store) map[string]int {
 	t.Helper()
-	events, err := store.ReadStream(context.Background(), wallets.Stream("main"), 0, 10_000)
+	events, err := store.ReadStream(context.Background(), ledger.Stream("main"), 0, 10_000)
 	if err != nil {
 		t.Fatal(err)
 	}

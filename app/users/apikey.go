@@ -150,7 +150,7 @@ func (x *keyIndex) lookup(ctx context.Context, s *Service, hash string) (string,
 		}
 		for _, e := range events {
 			x.after = e.Position
-			name, ok := strings.CutPrefix(e.Stream, Stream(""))
+			name, ok := strings.CutPrefix(e.Stream, identity.StreamPrefix)
 			if !ok || e.Type != identity.TypeAPIKeyIssued {
 				continue
 			}

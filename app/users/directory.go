@@ -69,7 +69,7 @@ func (d *directory) current(ctx context.Context, username string, fn func(*ident
 	d.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	l, err := d.repo.CatchUp(ctx, Stream(username), c.l)
+	l, err := d.repo.CatchUp(ctx, identity.Stream(username), c.l)
 	if err != nil {
 		// The state may hold part of the events read: start over next time.
 		c.l = eventstore.Loaded[*identity.User]{State: identity.New()}

@@ -154,7 +154,7 @@ func TestClearCredentialsWrittenBeforeSealingStillWork(t *testing.T) {
 			`","roles":[],"wallets":[],"at":"` + at + `"}`)},
 		{Type: identity.TypeRefreshIssued, Data: []byte(`{"family":"f1","token_id":"t1","at":"` + at + `","expires_at":"` + exp + `"}`)},
 	}
-	if _, err := e.store.Append(ctx, users.Stream("olga"), eventstore.NoStream, old...); err != nil {
+	if _, err := e.store.Append(ctx, identity.Stream("olga"), eventstore.NoStream, old...); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.svc.Authenticate(ctx, "olga", "password-olga"); err != nil {

@@ -28,7 +28,7 @@ func (s *Service) Apply(ctx context.Context, meta eventstore.Metadata, seed Seed
 		return fmt.Errorf("seed user %s: %w: password_hash must be a bcrypt or argon2id hash (coinledger users hash-password)",
 			seed.Username, identity.ErrValidation)
 	}
-	_, _, err := s.repo.Update(ctx, Stream(seed.Username), meta, func(u *identity.User) ([]identity.Event, error) {
+	_, _, err := s.repo.Update(ctx, identity.Stream(seed.Username), meta, func(u *identity.User) ([]identity.Event, error) {
 		var all []identity.Event
 		step := func(events []identity.Event, err error) error {
 			if err != nil {

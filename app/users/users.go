@@ -22,9 +22,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// Stream returns the stream of user name.
-func Stream(name string) string { return "user-" + name }
-
 // ErrBadCredentials: unknown user, wrong password, or unknown, revoked or
 // malformed API key or one of a disabled user (callers must not tell which).
 var ErrBadCredentials = errors.New("bad credentials")
@@ -105,7 +102,7 @@ func (s *Service) Register(ctx context.Context, meta eventstore.Metadata, userna
 	if err != nil {
 		return err
 	}
-	_, _, err = s.repo.Update(ctx, Stream(username), meta, func(u *identity.User) ([]identity.Event, error) {
+	_, _, err = s.repo.Update(ctx, identity.Stream(username), meta, func(u *identity.User) ([]identity.Event, error) {
 		return identity.Register(u, username, email, hash, roles)
 	})
 	return err
@@ -119,7 +116,7 @@ func (s *Service) Register(ctx context.Context, meta eventstore.Metadata, userna
 // registered) and returned. generated is "" otherwise.
 func (s *Service) BootstrapAdmin(ctx context.Context, password string, keep func(generated string) error) (generated string, err error) {
 	meta := eventstore.Metadata{Actor: "system:bootstrap"}
-	u, err := s.repo.Load(ctx, Stream("admin"))
+	u, err := s.repo.Load(ctx, identity.Stream("admin"))
 	if err != nil {
 		return "", err
 	}
@@ -144,7 +141,7 @@ func (s *Service) BootstrapAdmin(ctx context.Context, password string, keep func
 		if err != nil {
 			return "", err
 		}
-		_, _, err = s.repo.Update(ctx, Stream("admin"), meta, func(u *identity.User) ([]identity.Event, error) {
+		_, _, err = s.repo.Update(ctx, identity.Stream("admin"), meta, func(u *identity.User) ([]identity.Event, error) {
 			return identity.ChangePassword(u, hash)
 		})
 		return "", err
@@ -245,7 +242,7 @@ func (s *Service) LoginTarget(ctx context.Context, username string) (LoginTarget
 // WildcardDesignated made it one and it is enabled), else nil.
 func (s *Service) loginUser(ctx context.Context, username string) (*identity.User, error) {
 	if identity.ValidUsername(username) {
-		l, err := s.repo.Load(ctx, Stream(username))
+		l, err := s.repo.Load(ctx, identity.Stream(username))
 		if err != nil {
 			return nil, err
 		}
@@ -257,7 +254,7 @@ func (s *Service) loginUser(ctx context.Context, username string) (*identity.Use
 		return nil, nil
 	}
 	// Graphene's rule: an unknown user falls back to the wildcard.
-	l, err := s.repo.Load(ctx, Stream(Anonymous))
+	l, err := s.repo.Load(ctx, identity.Stream(Anonymous))
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +274,7 @@ func (s *Service) upgrade(ctx context.Context, u *identity.User, password string
 	}
 	legacy := u.PasswordHash
 	meta := eventstore.Metadata{Actor: "user:" + u.Username}
-	_, events, err := s.repo.Update(ctx, Stream(u.Username), meta, func(cur *identity.User) ([]identity.Event, error) {
+	_, events, err := s.repo.Update(ctx, identity.Stream(u.Username), meta, func(cur *identity.User) ([]identity.Event, error) {
 		if cur.PasswordHash != legacy {
 			return nil, nil
 		}
@@ -297,7 +294,7 @@ func (s *Service) Get(ctx context.Context, username string) (*identity.User, err
 	if !identity.ValidUsername(username) {
 		return nil, identity.ErrUserNotFound
 	}
-	l, err := s.repo.Load(ctx, Stream(username))
+	l, err := s.repo.Load(ctx, identity.Stream(username))
 	if err != nil {
 		return nil, err
 	}
@@ -314,7 +311,7 @@ func (s *Service) update(ctx context.Context, meta eventstore.Metadata, username
 	if !identity.ValidUsername(username) {
 		return fmt.Errorf("user %q: %w", clip(username), identity.ErrUserNotFound)
 	}
-	_, _, err := s.repo.Update(ctx, Stream(username), meta, decide)
+	_, _, err := s.repo.Update(ctx, identity.Stream(username), meta, decide)
 	return err
 }
 

@@ -83,7 +83,7 @@ func (e *env) mustGet(t testing.TB, name string) *identity.User {
 // stream returns the stored events of user name.
 func (e *env) stream(t testing.TB, name string) []eventstore.Event {
 	t.Helper()
-	events, err := e.store.ReadStream(ctx, users.Stream(name), 0, 1000)
+	events, err := e.store.ReadStream(ctx, identity.Stream(name), 0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}

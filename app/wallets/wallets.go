@@ -12,12 +12,6 @@ import (
 	"github.com/coinledger/coinledger/eventstore"
 )
 
-// StreamPrefix prefixes every wallet's stream name.
-const StreamPrefix = "wallet-"
-
-// Stream returns the stream of wallet.
-func Stream(wallet string) string { return StreamPrefix + wallet }
-
 // Service executes wallet commands.
 type Service struct {
 	store   eventstore.Store
@@ -79,7 +73,7 @@ func (s *Service) Execute(ctx context.Context, meta eventstore.Metadata, wallet 
 	var replay *ledger.Result
 	var id string
 	var refusal error
-	out, err := s.batcher.Do(ctx, Stream(wallet), meta, func(st *ledger.State) ([]ledger.Event, error) {
+	out, err := s.batcher.Do(ctx, ledger.Stream(wallet), meta, func(st *ledger.State) ([]ledger.Event, error) {
 		replay, id, refusal = nil, "", nil
 		cmd, err := build(st)
 		if err != nil {
@@ -117,12 +111,12 @@ func (s *Service) Execute(ctx context.Context, meta eventstore.Metadata, wallet 
 
 // replayed answers a repeated command with the original's id and position.
 func (s *Service) replayed(ctx context.Context, wallet string, r ledger.Result) (Result, error) {
-	events, err := s.store.ReadStream(ctx, Stream(wallet), r.Revision, 1)
+	events, err := s.store.ReadStream(ctx, ledger.Stream(wallet), r.Revision, 1)
 	if err != nil {
-		return Result{}, fmt.Errorf("replay %s@%d: %w", Stream(wallet), r.Revision, err)
+		return Result{}, fmt.Errorf("replay %s@%d: %w", ledger.Stream(wallet), r.Revision, err)
 	}
 	if len(events) == 0 {
-		return Result{}, fmt.Errorf("replay %s@%d: %w", Stream(wallet), r.Revision, errors.New("original event missing"))
+		return Result{}, fmt.Errorf("replay %s@%d: %w", ledger.Stream(wallet), r.Revision, errors.New("original event missing"))
 	}
 	return Result{ID: r.ID, Position: events[0].Position, Replayed: true}, nil
 }
@@ -143,7 +137,7 @@ func (s *Service) Info(ctx context.Context, wallet string) (ledger.Wallet, error
 // the last append), between commands; fn must not keep the state. A wallet
 // that does not exist is ledger.ErrWalletNotFound.
 func (s *Service) View(ctx context.Context, wallet string, fn func(*ledger.State) error) error {
-	_, err := s.batcher.Do(ctx, Stream(wallet), eventstore.Metadata{}, func(st *ledger.State) ([]ledger.Event, error) {
+	_, err := s.batcher.Do(ctx, ledger.Stream(wallet), eventstore.Metadata{}, func(st *ledger.State) ([]ledger.Event, error) {
 		if !st.Opened() {
 			return nil, fmt.Errorf("wallet %s: %w", wallet, ledger.ErrWalletNotFound)
 		}

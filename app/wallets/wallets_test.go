@@ -67,7 +67,7 @@ func TestRefusalIsTheAnswerForItsKey(t *testing.T) {
 	if !errors.Is(err, ledger.ErrInsufficientFunds) || errors.As(err, &re) {
 		t.Fatalf("first transfer: %v; want insufficient funds, not a replay", err)
 	}
-	events, err := store.ReadStream(ctx, wallets.Stream("main"), 0, 100)
+	events, err := store.ReadStream(ctx, ledger.Stream("main"), 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
-	"github.com/coinledger/coinledger/adapters/chain"
 	"github.com/coinledger/coinledger/adapters/chain/bitcoind"
 	"github.com/coinledger/coinledger/adapters/chain/blockio"
 	"github.com/coinledger/coinledger/adapters/chain/null"
@@ -147,7 +146,7 @@ func (svc *service) wireChains(cfg *Config, reg *chainsync.Registry, bus *gochan
 	return nil
 }
 
-func openBackend(cc CoinConfig) (chain.Backend, error) {
+func openBackend(cc CoinConfig) (chainsync.Backend, error) {
 	switch cc.Backend {
 	case backendBitcoind:
 		b, err := bitcoind.Open(cc.Bitcoind)

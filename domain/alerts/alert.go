@@ -28,6 +28,9 @@ const (
 	TypeAlertDeleted   = "alerts.deleted"
 )
 
+// TypePrefix starts the name of every event type of this package.
+const TypePrefix = "alerts."
+
 // StreamPrefix starts the name of every alert stream: "alert-<id>".
 const StreamPrefix = "alert-"
 

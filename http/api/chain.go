@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/coinledger/coinledger/adapters/chain/null"
 	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
@@ -88,14 +87,32 @@ func (h *handlers) createAddress(c echo.Context) error {
 	return c.JSON(http.StatusCreated, addressResponse{Wallet: w.Name, Account: account, Address: address, Position: res.Position})
 }
 
+// simulator is what the simulate endpoints need of a coin's backend
+// besides chainsync.Backend: a chain whose payments and blocks are
+// injected (the null adapter's simulated chain implements it). A backend
+// of a real node does not, and its coin answers 409 backend_not_simulated.
+type simulator interface {
+	// Pay pays amount minor units to address in a new mempool transaction
+	// and returns its txid.
+	Pay(address string, amount int64) string
+	// Mine mines n blocks and returns the new height.
+	Mine(n int) int
+	// Reorg replaces the newest depth blocks by depth+1 new ones, re-mining
+	// their transactions when keep is set and dropping them otherwise; it
+	// returns the new height.
+	Reorg(depth int, keep bool) int
+	// DoubleSpend makes txid conflict with a transaction of the best chain.
+	DoubleSpend(txid string) error
+}
+
 // simulated returns the syncer of the wallet's coin when it is bound to
-// the simulated chain.
-func (h *handlers) simulated(c echo.Context) (*chainsync.Syncer, *null.Chain, error) {
+// a simulated chain.
+func (h *handlers) simulated(c echo.Context) (*chainsync.Syncer, simulator, error) {
 	s, err := h.syncer(c)
 	if err != nil {
 		return nil, nil, errNotSimulated
 	}
-	sim, ok := s.Backend().(*null.Chain)
+	sim, ok := s.Backend().(simulator)
 	if !ok {
 		return nil, nil, errNotSimulated
 	}

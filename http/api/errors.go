@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/coinledger/coinledger/adapters/chain"
 	"github.com/coinledger/coinledger/app/alerting"
 	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/app/outbox"
@@ -80,7 +79,7 @@ var statusOf = []struct {
 	{pricemodel.ErrTooManyTicks, http.StatusUnprocessableEntity, "validation_failed", ""},
 	{prices.ErrValidation, http.StatusUnprocessableEntity, "validation_failed", ""},
 	{chainsync.ErrUnknownCoin, http.StatusConflict, "backend_not_configured", ""},
-	{chain.ErrUnavailable, http.StatusServiceUnavailable, "backend_unavailable", ""},
+	{chainsync.ErrUnavailable, http.StatusServiceUnavailable, "backend_unavailable", ""},
 	{ledger.ErrAddressExists, http.StatusConflict, "address_exists", ""},
 	{ledger.ErrWithdrawalExists, http.StatusConflict, "withdrawal_exists", ""},
 	{ledger.ErrWithdrawalState, http.StatusConflict, "withdrawal_state", ""},

@@ -17,9 +17,6 @@ const (
 	TopicPrices      = "prices"
 )
 
-// walletStreamPrefix starts the name of every ledger stream: "wallet-<name>".
-const walletStreamPrefix = "wallet-"
-
 // knownTopic reports whether topic is one of the topics.
 func knownTopic(topic string) bool {
 	switch topic {
@@ -51,22 +48,22 @@ type route struct {
 // zero route) are never sent.
 func routeOf(stream, eventType string) route {
 	switch {
-	case strings.HasPrefix(stream, walletStreamPrefix):
-		w := strings.TrimPrefix(stream, walletStreamPrefix)
+	case strings.HasPrefix(stream, ledger.StreamPrefix):
+		w := strings.TrimPrefix(stream, ledger.StreamPrefix)
 		if w == "" {
 			return route{}
 		}
 		switch {
-		case strings.HasPrefix(eventType, "ledger.deposit_"):
+		case strings.HasPrefix(eventType, ledger.DepositTypePrefix):
 			return route{TopicDeposits, walletReaders, w}
-		case strings.HasPrefix(eventType, "ledger.withdrawal_"):
+		case strings.HasPrefix(eventType, ledger.WithdrawalTypePrefix):
 			return route{TopicWithdrawals, walletReaders, w}
 		case eventType == ledger.TypeFundsTransferred:
 			return route{TopicTransfers, walletReaders, w}
 		}
 	case strings.HasPrefix(stream, alerts.StreamPrefix):
 		id := strings.TrimPrefix(stream, alerts.StreamPrefix)
-		if id != "" && strings.HasPrefix(eventType, "alerts.") {
+		if id != "" && strings.HasPrefix(eventType, alerts.TypePrefix) {
 			return route{TopicAlerts, alertOwner, id}
 		}
 	case strings.HasPrefix(stream, prices.StreamPrefix):

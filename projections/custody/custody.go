@@ -30,9 +30,6 @@ import (
 // projection may lag behind the event store).
 var ErrNotFound = errors.New("not found")
 
-// StreamPrefix starts the name of every wallet ledger stream.
-const StreamPrefix = "wallet-"
-
 // Projection is the custody projection; safe for concurrent use.
 type Projection struct {
 	codec *eventstore.Codec[ledger.Event]
@@ -103,14 +100,14 @@ var _ projections.Selective = (*Projection)(nil)
 // Wants implements projections.Selective: the chain events of wallet
 // streams.
 func (p *Projection) Wants(e eventstore.Event) bool {
-	return strings.HasPrefix(e.Stream, StreamPrefix) && chainEvent(e.Type)
+	return strings.HasPrefix(e.Stream, ledger.StreamPrefix) && chainEvent(e.Type)
 }
 
 // Apply implements projections.Projection. Events of other streams and
 // other types are ignored.
 func (p *Projection) Apply(ctx context.Context, tx projections.Tx, events []eventstore.Event) error {
 	for _, e := range events {
-		wallet, ok := strings.CutPrefix(e.Stream, StreamPrefix)
+		wallet, ok := strings.CutPrefix(e.Stream, ledger.StreamPrefix)
 		if !ok || !p.codec.Knows(e.Type) || !chainEvent(e.Type) {
 			continue
 		}
@@ -126,7 +123,7 @@ func (p *Projection) Apply(ctx context.Context, tx projections.Tx, events []even
 }
 
 func chainEvent(t string) bool {
-	return t == ledger.TypeAddressAssigned || strings.HasPrefix(t, "ledger.deposit_") || strings.HasPrefix(t, "ledger.withdrawal_")
+	return t == ledger.TypeAddressAssigned || strings.HasPrefix(t, ledger.DepositTypePrefix) || strings.HasPrefix(t, ledger.WithdrawalTypePrefix)
 }
 
 func apply(ctx context.Context, tx projections.Tx, wallet string, e eventstore.Event, ev ledger.Event) error {

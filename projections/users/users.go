@@ -46,14 +46,14 @@ var _ projections.Selective = (*Projection)(nil)
 
 // Wants implements projections.Selective: the events of user streams.
 func (p *Projection) Wants(e eventstore.Event) bool {
-	return strings.HasPrefix(e.Stream, "user-") && p.codec.Knows(e.Type)
+	return strings.HasPrefix(e.Stream, identity.StreamPrefix) && p.codec.Knows(e.Type)
 }
 
 // Apply implements projections.Projection. User events are rare: one
 // statement per event is plenty.
 func (p *Projection) Apply(ctx context.Context, tx projections.Tx, events []eventstore.Event) error {
 	for _, e := range events {
-		name, ok := strings.CutPrefix(e.Stream, "user-")
+		name, ok := strings.CutPrefix(e.Stream, identity.StreamPrefix)
 		if !ok || !p.codec.Knows(e.Type) {
 			continue
 		}

@@ -50,7 +50,7 @@ var _ projections.Selective = (*Projection)(nil)
 // Wants implements projections.Selective: the ledger events of wallet
 // streams.
 func (p *Projection) Wants(e eventstore.Event) bool {
-	return strings.HasPrefix(e.Stream, StreamPrefix) && p.codec.Knows(e.Type)
+	return strings.HasPrefix(e.Stream, ledger.StreamPrefix) && p.codec.Knows(e.Type)
 }
 
 // Apply implements projections.Projection. Events of other streams and of
@@ -145,7 +145,7 @@ func (p *Projection) decode(ctx context.Context, events []eventstore.Event) ([]d
 	decodeRange := func(lo, hi int) error {
 		for i := lo; i < hi; i++ {
 			e := &events[i]
-			name, ok := strings.CutPrefix(e.Stream, StreamPrefix)
+			name, ok := strings.CutPrefix(e.Stream, ledger.StreamPrefix)
 			if !ok || name == "" || !p.codec.Knows(e.Type) {
 				continue
 			}
@@ -414,7 +414,7 @@ func describe(d decoded, v *eventVals) (kind any) {
 	if g.Memo == "" {
 		v.memo = g.Reason
 	}
-	return strings.TrimPrefix(d.e.Type, "ledger.")
+	return strings.TrimPrefix(d.e.Type, ledger.TypePrefix)
 }
 
 func jsonList(s []string) string {

@@ -107,7 +107,7 @@ func (l *ledgers) doEdited(tb testing.TB, name string, edit func(data []byte) []
 			data[i].Data = edit(data[i].Data)
 		}
 	}
-	res, err := l.store.Append(context.Background(), wallet.StreamPrefix+name, eventstore.ExpectRevision(version), data...)
+	res, err := l.store.Append(context.Background(), ledger.Stream(name), eventstore.ExpectRevision(version), data...)
 	if err != nil {
 		tb.Fatalf("append to %s: %v", name, err)
 	}
@@ -125,7 +125,7 @@ func (l *ledgers) appendEvents(tb testing.TB, name string, events ...ledger.Even
 	}
 	data, err := l.codec.Encode(eventstore.Metadata{Actor: "test"}, events)
 	must(tb, err)
-	res, err := l.store.Append(context.Background(), wallet.StreamPrefix+name, eventstore.ExpectRevision(version), data...)
+	res, err := l.store.Append(context.Background(), ledger.Stream(name), eventstore.ExpectRevision(version), data...)
 	if err != nil {
 		tb.Fatalf("append to %s: %v", name, err)
 	}

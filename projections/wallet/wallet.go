@@ -42,10 +42,6 @@ import (
 // in the read model (yet: the projection may lag behind the event store).
 var ErrNotFound = errors.New("not found")
 
-// StreamPrefix starts the name of every wallet ledger stream; the rest of
-// the name is the wallet's name.
-const StreamPrefix = "wallet-"
-
 // Entry kinds. An event type this package does not name (a movement added to
 // the ledger later) gets its type name without the "ledger." prefix.
 const (

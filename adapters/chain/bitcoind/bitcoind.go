@@ -1,4 +1,4 @@
-// Package bitcoind is the chain.Backend of bitcoind, its forks and
+// Package bitcoind is the chainsync.Backend of bitcoind, its forks and
 // btcd+btcwallet: it speaks bitcoind's wallet JSON-RPC over HTTP POST.
 //
 // The calls: getnewaddress; gettransaction (include_watchonly false) for
@@ -8,16 +8,16 @@
 //
 // Errors of Send tell the ledger whether the coins may have left:
 //
-//	chain.ErrUnavailable  nothing reached the node: refused, DNS, timed out
+//	chainsync.ErrUnavailable  nothing reached the node: refused, DNS, timed out
 //	                      before the request was written, bad credentials
 //	                      (HTTP 401), node warming up (-28), wallet locked (-13)
-//	chain.ErrRejected     the node answered with an RPC error (-6 insufficient
+//	chainsync.ErrRejected     the node answered with an RPC error (-6 insufficient
 //	                      funds, -5 invalid address, -3 invalid amount, ...)
-//	chain.ErrAmbiguous    the request was written, then timeout, reset, HTTP
+//	chainsync.ErrAmbiguous    the request was written, then timeout, reset, HTTP
 //	                      5xx without a JSON-RPC body, or an unreadable reply
 //
-// Other calls report any transport failure as chain.ErrUnavailable and
-// error replies as *RPCError (gettransaction's -5 as chain.ErrTxNotFound).
+// Other calls report any transport failure as chainsync.ErrUnavailable and
+// error replies as *RPCError (gettransaction's -5 as chainsync.ErrTxNotFound).
 // They go through btcd's rpcclient in HTTP POST mode, which re-sends a
 // request that got no HTTP response until Config.Timeout (so a refused
 // connection takes that long to report). The sends (sendtoaddress,
@@ -46,7 +46,7 @@ import (
 
 	"github.com/btcsuite/btcd/chaincfg"
 
-	"github.com/coinledger/coinledger/adapters/chain"
+	"github.com/coinledger/coinledger/app/chainsync"
 )
 
 // Backend is a node's wallet. Safe for concurrent use.
@@ -65,7 +65,7 @@ type Backend struct {
 	buildMu sync.Mutex
 }
 
-var _ chain.Backend = (*Backend)(nil)
+var _ chainsync.Backend = (*Backend)(nil)
 
 // Open checks cfg and returns a Backend for it; it does not contact the
 // node.
@@ -122,34 +122,34 @@ type txReply struct {
 // Received are its "receive" details (coinbase "generate"/"immature" and
 // watch-only ones are left out), Fee the absolute fee of a transaction the
 // wallet sent. A txid the wallet does not know, or that is not 64 hex
-// digits, is chain.ErrTxNotFound.
-func (b *Backend) Transaction(ctx context.Context, txid string) (chain.Tx, error) {
+// digits, is chainsync.ErrTxNotFound.
+func (b *Backend) Transaction(ctx context.Context, txid string) (chainsync.Tx, error) {
 	txid = strings.ToLower(txid)
 	if !isHash(txid) {
-		return chain.Tx{}, fmt.Errorf("bitcoind: transaction %q: not a txid: %w", txid, chain.ErrTxNotFound)
+		return chainsync.Tx{}, fmt.Errorf("bitcoind: transaction %q: not a txid: %w", txid, chainsync.ErrTxNotFound)
 	}
 	var r txReply
 	err := b.rpc.call(ctx, read, "gettransaction", &r, txid, false)
 	if rpcErr := (*RPCError)(nil); errors.As(err, &rpcErr) && rpcErr.Code == codeInvalidAddressOrKey {
-		return chain.Tx{}, fmt.Errorf("bitcoind: transaction %s: %w: %w", txid, chain.ErrTxNotFound, err)
+		return chainsync.Tx{}, fmt.Errorf("bitcoind: transaction %s: %w: %w", txid, chainsync.ErrTxNotFound, err)
 	}
 	if err != nil {
-		return chain.Tx{}, fmt.Errorf("bitcoind: transaction %s: %w", txid, err)
+		return chainsync.Tx{}, fmt.Errorf("bitcoind: transaction %s: %w", txid, err)
 	}
 	tx, err := r.tx(txid)
 	if err != nil {
-		return chain.Tx{}, fmt.Errorf("bitcoind: transaction %s: %w", txid, err)
+		return chainsync.Tx{}, fmt.Errorf("bitcoind: transaction %s: %w", txid, err)
 	}
 	return tx, nil
 }
 
 // tx converts the reply.
-func (r txReply) tx(txid string) (chain.Tx, error) {
-	tx := chain.Tx{TxID: txid, Confirmations: int(r.Confirmations), BlockHash: r.BlockHash}
+func (r txReply) tx(txid string) (chainsync.Tx, error) {
+	tx := chainsync.Tx{TxID: txid, Confirmations: int(r.Confirmations), BlockHash: r.BlockHash}
 	if r.Fee != "" {
 		fee, err := satoshis(r.Fee)
 		if err != nil {
-			return chain.Tx{}, fmt.Errorf("fee: %w", err)
+			return chainsync.Tx{}, fmt.Errorf("fee: %w", err)
 		}
 		tx.Fee = max(fee, -fee) // bitcoind: negative; btcwallet: positive
 	}
@@ -159,9 +159,9 @@ func (r txReply) tx(txid string) (chain.Tx, error) {
 		}
 		amount, err := satoshis(d.Amount)
 		if err != nil {
-			return chain.Tx{}, fmt.Errorf("output %d: %w", d.Vout, err)
+			return chainsync.Tx{}, fmt.Errorf("output %d: %w", d.Vout, err)
 		}
-		tx.Received = append(tx.Received, chain.Output{Vout: d.Vout, Address: d.Address, Amount: amount})
+		tx.Received = append(tx.Received, chainsync.Output{Vout: d.Vout, Address: d.Address, Amount: amount})
 	}
 	return tx, nil
 }
@@ -179,11 +179,11 @@ func (b *Backend) Height(ctx context.Context) (int64, error) {
 // SinceBlock lists the wallet's transactions since blockHash, all of them
 // when it is empty (listsinceblock): each txid once, in the node's order,
 // sends included. LastBlock is the node's lastblock.
-func (b *Backend) SinceBlock(ctx context.Context, blockHash string) (chain.Since, error) {
+func (b *Backend) SinceBlock(ctx context.Context, blockHash string) (chainsync.Since, error) {
 	var params []any
 	if blockHash != "" {
 		if !isHash(strings.ToLower(blockHash)) {
-			return chain.Since{}, fmt.Errorf("bitcoind: since block %q: not a block hash", blockHash)
+			return chainsync.Since{}, fmt.Errorf("bitcoind: since block %q: not a block hash", blockHash)
 		}
 		params = append(params, strings.ToLower(blockHash))
 	}
@@ -194,9 +194,9 @@ func (b *Backend) SinceBlock(ctx context.Context, blockHash string) (chain.Since
 		LastBlock string `json:"lastblock"`
 	}
 	if err := b.rpc.call(ctx, read, "listsinceblock", &r, params...); err != nil {
-		return chain.Since{}, fmt.Errorf("bitcoind: since block %q: %w", blockHash, err)
+		return chainsync.Since{}, fmt.Errorf("bitcoind: since block %q: %w", blockHash, err)
 	}
-	since := chain.Since{TxIDs: []string{}, LastBlock: r.LastBlock}
+	since := chainsync.Since{TxIDs: []string{}, LastBlock: r.LastBlock}
 	seen := make(map[string]bool, len(r.Transactions))
 	for _, t := range r.Transactions {
 		if !seen[t.TxID] {
@@ -208,7 +208,7 @@ func (b *Backend) SinceBlock(ctx context.Context, blockHash string) (chain.Since
 }
 
 // Send pays amount satoshis to address (sendtoaddress) and reads the fee
-// back (gettransaction). Errors wrap chain.ErrUnavailable, ErrRejected or
+// back (gettransaction). Errors wrap chainsync.ErrUnavailable, ErrRejected or
 // ErrAmbiguous as the package documentation says.
 //
 // With subtractFee the recipient gets amount minus the fee. Nodes whose
@@ -222,9 +222,9 @@ func (b *Backend) SinceBlock(ctx context.Context, blockHash string) (chain.Since
 // are held in the wallet's memory until it restarts.
 //
 // When the coins left but the fee could not be read back, Send returns the
-// Sent with its TxID and an error wrapping chain.ErrAmbiguous: never send
+// Sent with its TxID and an error wrapping chainsync.ErrAmbiguous: never send
 // again; the fee is in Transaction later.
-func (b *Backend) Send(ctx context.Context, address string, amount int64, subtractFee bool) (chain.Sent, error) {
+func (b *Backend) Send(ctx context.Context, address string, amount int64, subtractFee bool) (chainsync.Sent, error) {
 	sent, err := b.send(ctx, address, amount, subtractFee)
 	if err != nil {
 		return sent, fmt.Errorf("bitcoind: send %d to %s: %w", amount, address, err)
@@ -232,15 +232,15 @@ func (b *Backend) Send(ctx context.Context, address string, amount int64, subtra
 	return sent, nil
 }
 
-func (b *Backend) send(ctx context.Context, address string, amount int64, subtractFee bool) (chain.Sent, error) {
+func (b *Backend) send(ctx context.Context, address string, amount int64, subtractFee bool) (chainsync.Sent, error) {
 	if amount <= 0 {
-		return chain.Sent{}, fmt.Errorf("amount must be positive: %w", chain.ErrRejected)
+		return chainsync.Sent{}, fmt.Errorf("amount must be positive: %w", chainsync.ErrRejected)
 	}
 	params := []any{address, coins(amount)}
 	if subtractFee {
 		native, err := b.subtractsFee(ctx)
 		if err != nil {
-			return chain.Sent{}, nothingSent(err)
+			return chainsync.Sent{}, nothingSent(err)
 		}
 		if !native {
 			return b.sendBuilt(ctx, address, amount)
@@ -249,16 +249,16 @@ func (b *Backend) send(ctx context.Context, address string, amount int64, subtra
 	}
 	var txid string
 	if err := b.rpc.call(ctx, write, "sendtoaddress", &txid, params...); err != nil {
-		return chain.Sent{}, err
+		return chainsync.Sent{}, err
 	}
 	if txid = strings.ToLower(txid); !isHash(txid) {
-		return chain.Sent{}, fmt.Errorf("sendtoaddress: reply %q is not a txid: %w", txid, chain.ErrAmbiguous)
+		return chainsync.Sent{}, fmt.Errorf("sendtoaddress: reply %q is not a txid: %w", txid, chainsync.ErrAmbiguous)
 	}
 	fee, err := b.fee(ctx, txid)
 	if err != nil {
-		return chain.Sent{TxID: txid}, fmt.Errorf("%s sent, fee unknown: %w: %w", txid, chain.ErrAmbiguous, err)
+		return chainsync.Sent{TxID: txid}, fmt.Errorf("%s sent, fee unknown: %w: %w", txid, chainsync.ErrAmbiguous, err)
 	}
-	return chain.Sent{TxID: txid, Fee: fee}, nil
+	return chainsync.Sent{TxID: txid, Fee: fee}, nil
 }
 
 // fee reads the fee of a transaction the wallet just sent, trying a few
@@ -269,11 +269,11 @@ func (b *Backend) fee(ctx context.Context, txid string) (int64, error) {
 	defer cancel()
 	var err error
 	for wait := 100 * time.Millisecond; wait < 2*time.Second; wait *= 2 {
-		var tx chain.Tx
+		var tx chainsync.Tx
 		if tx, err = b.Transaction(ctx, txid); err == nil {
 			return tx.Fee, nil
 		}
-		if !errors.Is(err, chain.ErrUnavailable) && !errors.Is(err, chain.ErrTxNotFound) {
+		if !errors.Is(err, chainsync.ErrUnavailable) && !errors.Is(err, chainsync.ErrTxNotFound) {
 			return 0, err
 		}
 		select {
@@ -306,13 +306,13 @@ func (b *Backend) subtractsFee(ctx context.Context) (bool, error) {
 // for sending: unavailable stays so, and so is a locked wallet (as for
 // sendtoaddress); anything else is a rejection.
 func nothingSent(err error) error {
-	if errors.Is(err, chain.ErrUnavailable) || errors.Is(err, chain.ErrRejected) {
+	if errors.Is(err, chainsync.ErrUnavailable) || errors.Is(err, chainsync.ErrRejected) {
 		return err
 	}
 	if rpcErr := (*RPCError)(nil); errors.As(err, &rpcErr) && rpcErr.Code == codeWalletUnlockNeeded {
-		return fmt.Errorf("%w: %w", chain.ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", chainsync.ErrUnavailable, err)
 	}
-	return fmt.Errorf("%w: %w", chain.ErrRejected, err)
+	return fmt.Errorf("%w: %w", chainsync.ErrRejected, err)
 }
 
 // isHash reports whether s is 64 lower-case hex digits.

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coinledger/coinledger/adapters/chain"
 	"github.com/coinledger/coinledger/adapters/chain/chaintest"
+	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/test/btcnode"
 )
 
@@ -84,7 +84,7 @@ func TestBtcwallet(t *testing.T) {
 				}
 				break
 			}
-			if !errors.Is(err, chain.ErrTxNotFound) || time.Now().After(deadline) {
+			if !errors.Is(err, chainsync.ErrTxNotFound) || time.Now().After(deadline) {
 				t.Fatal(err)
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -106,7 +106,7 @@ func TestBtcwallet(t *testing.T) {
 			"too much":        func() error { _, err := b.Send(ctx, node.ExternalAddress(t), 1<<62, true); return err },
 			"below the fee":   func() error { _, err := b.Send(ctx, node.ExternalAddress(t), 600, true); return err },
 		} {
-			if err := send(); !errors.Is(err, chain.ErrRejected) {
+			if err := send(); !errors.Is(err, chainsync.ErrRejected) {
 				t.Errorf("%s: %v, want ErrRejected", name, err)
 			}
 		}
@@ -134,7 +134,7 @@ func TestBtcwallet(t *testing.T) {
 		for name, call := range calls {
 			wg.Go(func() {
 				began := time.Now()
-				if err := call(); !errors.Is(err, chain.ErrUnavailable) {
+				if err := call(); !errors.Is(err, chainsync.ErrUnavailable) {
 					t.Errorf("%s while the wallet is down: %v, want ErrUnavailable", name, err)
 				}
 				if d := time.Since(began); d > timeout+2*time.Second {

@@ -15,7 +15,7 @@ import (
 	"github.com/btcsuite/btcd/txscript"
 	"github.com/btcsuite/btcd/wire"
 
-	"github.com/coinledger/coinledger/adapters/chain"
+	"github.com/coinledger/coinledger/app/chainsync"
 )
 
 // dustLimit: change below it is left to the fee (546 satoshis is the
@@ -40,21 +40,21 @@ type outpoint struct {
 // sendBuilt pays amount minus the fee to address with a transaction built
 // here (see Send): for wallets whose sendtoaddress cannot subtract the
 // fee.
-func (b *Backend) sendBuilt(ctx context.Context, address string, amount int64) (chain.Sent, error) {
+func (b *Backend) sendBuilt(ctx context.Context, address string, amount int64) (chainsync.Sent, error) {
 	dest, err := btcutil.DecodeAddress(address, b.params)
 	if err != nil || !dest.IsForNet(b.params) {
-		return chain.Sent{}, fmt.Errorf("not a %s address: %w", b.cfg.Network, chain.ErrRejected)
+		return chainsync.Sent{}, fmt.Errorf("not a %s address: %w", b.cfg.Network, chainsync.ErrRejected)
 	}
 	destScript, err := txscript.PayToAddrScript(dest)
 	if err != nil {
-		return chain.Sent{}, fmt.Errorf("address: %w: %w", chain.ErrRejected, err)
+		return chainsync.Sent{}, fmt.Errorf("address: %w: %w", chainsync.ErrRejected, err)
 	}
 
 	b.buildMu.Lock()
 	defer b.buildMu.Unlock()
 	picked, sum, err := b.pickCoins(ctx, amount)
 	if err != nil {
-		return chain.Sent{}, nothingSent(err)
+		return chainsync.Sent{}, nothingSent(err)
 	}
 	inputs := make([]outpoint, len(picked))
 	for i, u := range picked {
@@ -62,7 +62,7 @@ func (b *Backend) sendBuilt(ctx context.Context, address string, amount int64) (
 	}
 	var locked bool
 	if err := b.rpc.call(ctx, read, "lockunspent", &locked, false, inputs); err != nil {
-		return chain.Sent{}, nothingSent(err)
+		return chainsync.Sent{}, nothingSent(err)
 	}
 	handedOver := false
 	defer func() {
@@ -75,37 +75,37 @@ func (b *Backend) sendBuilt(ctx context.Context, address string, amount int64) (
 	}()
 	var change string
 	if err := b.rpc.call(ctx, read, "getrawchangeaddress", &change); err != nil {
-		return chain.Sent{}, nothingSent(err)
+		return chainsync.Sent{}, nothingSent(err)
 	}
 	tx, signed, err := b.build(ctx, inputs, sum, address, destScript, amount, change)
 	if err != nil {
-		return chain.Sent{}, nothingSent(err)
+		return chainsync.Sent{}, nothingSent(err)
 	}
 	var out int64
 	for _, o := range tx.TxOut {
 		out += o.Value
 	}
-	sent := chain.Sent{TxID: tx.TxHash().String(), Fee: sum - out}
+	sent := chainsync.Sent{TxID: tx.TxHash().String(), Fee: sum - out}
 
 	err = b.rpc.call(ctx, write, "sendrawtransaction", nil, signed)
 	switch {
 	case err == nil:
-	case errors.Is(err, chain.ErrRejected):
+	case errors.Is(err, chainsync.ErrRejected):
 		// btcwallet passes sendrawtransaction on to btcd and reports a
 		// failure of that connection as an RPC error too: check.
 		known, kerr := b.knows(ctx, sent.TxID)
 		if kerr != nil {
 			handedOver = true
-			return sent, fmt.Errorf("%s: %w: %w (checking: %w)", sent.TxID, chain.ErrAmbiguous, err, kerr)
+			return sent, fmt.Errorf("%s: %w: %w (checking: %w)", sent.TxID, chainsync.ErrAmbiguous, err, kerr)
 		}
 		if !known {
-			return chain.Sent{}, err
+			return chainsync.Sent{}, err
 		}
-	case errors.Is(err, chain.ErrAmbiguous):
+	case errors.Is(err, chainsync.ErrAmbiguous):
 		handedOver = true
 		return sent, fmt.Errorf("%s: %w", sent.TxID, err)
 	default:
-		return chain.Sent{}, err
+		return chainsync.Sent{}, err
 	}
 	handedOver = true
 	return sent, nil
@@ -140,7 +140,7 @@ func (b *Backend) pickCoins(ctx context.Context, amount int64) ([]unspent, int64
 			return spendable[:i+1], sum, nil
 		}
 	}
-	return nil, 0, fmt.Errorf("insufficient funds: %d satoshis spendable: %w", sum, chain.ErrRejected)
+	return nil, 0, fmt.Errorf("insufficient funds: %d satoshis spendable: %w", sum, chainsync.ErrRejected)
 }
 
 // build creates and signs the transaction spending inputs (worth sum):
@@ -156,7 +156,7 @@ func (b *Backend) build(ctx context.Context, inputs []outpoint, sum int64, addre
 	for range 4 {
 		pay := amount - fee
 		if pay < dustLimit {
-			return nil, "", fmt.Errorf("amount %d does not cover the fee %d: %w", amount, fee, chain.ErrRejected)
+			return nil, "", fmt.Errorf("amount %d does not cover the fee %d: %w", amount, fee, chainsync.ErrRejected)
 		}
 		outputs := map[string]json.Number{address: coins(pay)}
 		if rest > 0 {

@@ -40,7 +40,7 @@ type Config struct {
 	// builds a transaction itself.
 	Network string `yaml:"network"`
 	// Timeout of one RPC call (default 30s). A send that times out after
-	// reaching the node is chain.ErrAmbiguous. Other calls are retried
+	// reaching the node is chainsync.ErrAmbiguous. Other calls are retried
 	// (by rpcclient) while the node cannot be reached, until Timeout.
 	Timeout time.Duration `yaml:"timeout"`
 	// FeeRate in satoshis per 1000 virtual bytes of the transactions the

@@ -13,8 +13,8 @@
 // net/http client below, which never re-sends: rpcclient's retry after a
 // reset or timeout would be a second sendtoaddress, paying twice. It also
 // notes whether the request was fully written, which separates "nothing
-// reached the node" (chain.ErrUnavailable) from "the coins may have left"
-// (chain.ErrAmbiguous).
+// reached the node" (chainsync.ErrUnavailable) from "the coins may have left"
+// (chainsync.ErrAmbiguous).
 //
 // rpcclient takes no context and its HTTP client has no timeout, so a read
 // waits for the reply, ctx and Config.Timeout, whichever comes first.
@@ -45,7 +45,7 @@ import (
 	"github.com/btcsuite/btcd/btcjson"
 	"github.com/btcsuite/btcd/rpcclient"
 
-	"github.com/coinledger/coinledger/adapters/chain"
+	"github.com/coinledger/coinledger/app/chainsync"
 )
 
 // Error codes of bitcoind's JSON-RPC (src/rpc/protocol.h) that the adapter
@@ -77,13 +77,13 @@ type mode int
 
 const (
 	// read calls move no coins and go through rpcclient, retried: any
-	// failure to get an answer is chain.ErrUnavailable, an error reply an
+	// failure to get an answer is chainsync.ErrUnavailable, an error reply an
 	// *RPCError.
 	read mode = iota
 	// write calls may move coins and are sent once. A failure before the
-	// request was fully written is chain.ErrUnavailable; after it
-	// (timeout, reset, a reply that is not JSON-RPC) chain.ErrAmbiguous; an
-	// error reply chain.ErrRejected, or chain.ErrUnavailable for "warming
+	// request was fully written is chainsync.ErrUnavailable; after it
+	// (timeout, reset, a reply that is not JSON-RPC) chainsync.ErrAmbiguous; an
+	// error reply chainsync.ErrRejected, or chainsync.ErrUnavailable for "warming
 	// up" and "wallet locked".
 	write
 )
@@ -181,7 +181,7 @@ func (c *client) call(ctx context.Context, m mode, method string, result any, pa
 	}
 	if err := json.Unmarshal(raw, result); err != nil {
 		if m == write {
-			return fmt.Errorf("%s: unreadable result %.200s: %w: %w", method, raw, chain.ErrAmbiguous, err)
+			return fmt.Errorf("%s: unreadable result %.200s: %w: %w", method, raw, chainsync.ErrAmbiguous, err)
 		}
 		return fmt.Errorf("%s: unreadable result %.200s: %w", method, raw, err)
 	}
@@ -277,7 +277,7 @@ func (c *client) send(ctx context.Context, method string, params []any) (json.Ra
 	}
 	user, pass, err := c.credentials()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", method, chain.ErrUnavailable, err)
+		return nil, fmt.Errorf("%s: %w: %w", method, chainsync.ErrUnavailable, err)
 	}
 	// Whether the whole request left: from then on a write may have
 	// happened whatever becomes of the reply.
@@ -334,18 +334,18 @@ func (c *client) send(ctx context.Context, method string, params []any) (json.Ra
 // for a write that may have reached the node, unavailable otherwise.
 func transportError(m mode, method string, reached bool, err error) error {
 	if m == write && reached {
-		return fmt.Errorf("%s: %w: %w", method, chain.ErrAmbiguous, err)
+		return fmt.Errorf("%s: %w: %w", method, chainsync.ErrAmbiguous, err)
 	}
-	return fmt.Errorf("%s: %w: %w", method, chain.ErrUnavailable, err)
+	return fmt.Errorf("%s: %w: %w", method, chainsync.ErrUnavailable, err)
 }
 
 // rpcError classifies an error reply: the node ran the call and refused.
 func rpcError(m mode, e *RPCError) error {
 	switch {
 	case e.Code == codeInWarmup, m == write && e.Code == codeWalletUnlockNeeded:
-		return fmt.Errorf("%w: %w", chain.ErrUnavailable, e)
+		return fmt.Errorf("%w: %w", chainsync.ErrUnavailable, e)
 	case m == write:
-		return fmt.Errorf("%w: %w", chain.ErrRejected, e)
+		return fmt.Errorf("%w: %w", chainsync.ErrRejected, e)
 	default:
 		return e
 	}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coinledger/coinledger/adapters/chain"
+	"github.com/coinledger/coinledger/app/chainsync"
 )
 
 const txid1 = "1111111111111111111111111111111111111111111111111111111111111111"
@@ -90,7 +90,7 @@ func TestRefusedIsUnavailable(t *testing.T) {
 			t.Parallel()
 			began := time.Now()
 			err := call(context.Background())
-			if !errors.Is(err, chain.ErrUnavailable) || errors.Is(err, chain.ErrAmbiguous) {
+			if !errors.Is(err, chainsync.ErrUnavailable) || errors.Is(err, chainsync.ErrAmbiguous) {
 				t.Errorf("%v, want ErrUnavailable only", err)
 			}
 			// A send is not retried; reads are, by rpcclient, until the
@@ -109,7 +109,7 @@ func TestRefusedIsUnavailable(t *testing.T) {
 func TestUnknownHostIsUnavailable(t *testing.T) {
 	t.Parallel()
 	b := openURL(t, "http://u:p@node.invalid:8332", time.Second)
-	if _, err := b.Send(context.Background(), "x", 1000, false); !errors.Is(err, chain.ErrUnavailable) {
+	if _, err := b.Send(context.Background(), "x", 1000, false); !errors.Is(err, chainsync.ErrUnavailable) {
 		t.Fatalf("send: %v, want ErrUnavailable", err)
 	}
 }
@@ -130,9 +130,9 @@ func TestTimeoutAfterWriting(t *testing.T) {
 	for name, call := range calls(b) {
 		began := time.Now()
 		err := call(context.Background())
-		want := chain.ErrUnavailable
+		want := chainsync.ErrUnavailable
 		if name == "Send" {
-			want = chain.ErrAmbiguous
+			want = chainsync.ErrAmbiguous
 		}
 		if !errors.Is(err, want) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("%s: %v, want %v and a deadline", name, err, want)
@@ -144,7 +144,7 @@ func TestTimeoutAfterWriting(t *testing.T) {
 	// The caller's own deadline counts the same.
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if _, err := openURL(t, url, time.Minute).Send(ctx, "x", 1000, false); !errors.Is(err, chain.ErrAmbiguous) {
+	if _, err := openURL(t, url, time.Minute).Send(ctx, "x", 1000, false); !errors.Is(err, chainsync.ErrAmbiguous) {
 		t.Errorf("send past the caller's deadline: %v, want ErrAmbiguous", err)
 	}
 }
@@ -173,9 +173,9 @@ func TestConnectionResetAfterWriting(t *testing.T) {
 			t.Run(how+"/"+name, func(t *testing.T) {
 				t.Parallel()
 				err := call(context.Background())
-				want := chain.ErrUnavailable
+				want := chainsync.ErrUnavailable
 				if name == "Send" {
-					want = chain.ErrAmbiguous
+					want = chainsync.ErrAmbiguous
 				}
 				if !errors.Is(err, want) {
 					t.Errorf("%v, want %v", err, want)
@@ -245,7 +245,7 @@ func TestSendFeeUnknown(t *testing.T) {
 	b := openURL(t, url, timeout)
 	began := time.Now()
 	sent, err := b.Send(context.Background(), "bcrt1qdest", 1000, false)
-	if !errors.Is(err, chain.ErrAmbiguous) || sent.TxID != txid1 {
+	if !errors.Is(err, chainsync.ErrAmbiguous) || sent.TxID != txid1 {
 		t.Fatalf("sent %+v, %v; want the txid and ErrAmbiguous", sent, err)
 	}
 	if d := time.Since(began); d > timeout+time.Second {
@@ -263,23 +263,23 @@ func TestErrorReplies(t *testing.T) {
 		want   error
 		code   int // of the *RPCError, when one
 	}{
-		{"insufficient funds (btcwallet, 200)", 200, rpcErr(-6, "Insufficient funds"), "Send", chain.ErrRejected, -6},
-		{"invalid address (bitcoind, 500)", 500, rpcErr(-5, "Invalid address"), "Send", chain.ErrRejected, -5},
-		{"invalid amount", 500, rpcErr(-3, "Invalid amount"), "Send", chain.ErrRejected, -3},
-		{"wallet error", 200, rpcErr(-4, "cannot decode address"), "Send", chain.ErrRejected, -4},
-		{"internal error", 200, rpcErr(-32603, "insufficient funds available"), "Send", chain.ErrRejected, -32603},
-		{"wallet locked", 500, rpcErr(-13, "Please enter the wallet passphrase"), "Send", chain.ErrUnavailable, -13},
-		{"warming up, send", 500, rpcErr(-28, "Loading wallet"), "Send", chain.ErrUnavailable, -28},
-		{"warming up, height", 500, rpcErr(-28, "Loading wallet"), "Height", chain.ErrUnavailable, -28},
-		{"unknown transaction", 500, rpcErr(-5, "Invalid or non-wallet transaction id"), "Transaction", chain.ErrTxNotFound, -5},
-		{"502 without body, send", 502, "Bad Gateway", "Send", chain.ErrAmbiguous, 0},
-		{"502 without body, height", 502, "Bad Gateway", "Height", chain.ErrUnavailable, 0},
-		{"401, send", 401, "", "Send", chain.ErrUnavailable, 0},
-		{"429, send", 429, "429 Too Many Requests", "Send", chain.ErrUnavailable, 0},
-		{"garbled 200, send", 200, "<html>", "Send", chain.ErrAmbiguous, 0},
-		{"garbled 200, new address", 200, "<html>", "NewAddress", chain.ErrUnavailable, 0},
-		{"no txid, send", 200, result("null"), "Send", chain.ErrAmbiguous, 0},
-		{"not a string, send", 200, result("42"), "Send", chain.ErrAmbiguous, 0},
+		{"insufficient funds (btcwallet, 200)", 200, rpcErr(-6, "Insufficient funds"), "Send", chainsync.ErrRejected, -6},
+		{"invalid address (bitcoind, 500)", 500, rpcErr(-5, "Invalid address"), "Send", chainsync.ErrRejected, -5},
+		{"invalid amount", 500, rpcErr(-3, "Invalid amount"), "Send", chainsync.ErrRejected, -3},
+		{"wallet error", 200, rpcErr(-4, "cannot decode address"), "Send", chainsync.ErrRejected, -4},
+		{"internal error", 200, rpcErr(-32603, "insufficient funds available"), "Send", chainsync.ErrRejected, -32603},
+		{"wallet locked", 500, rpcErr(-13, "Please enter the wallet passphrase"), "Send", chainsync.ErrUnavailable, -13},
+		{"warming up, send", 500, rpcErr(-28, "Loading wallet"), "Send", chainsync.ErrUnavailable, -28},
+		{"warming up, height", 500, rpcErr(-28, "Loading wallet"), "Height", chainsync.ErrUnavailable, -28},
+		{"unknown transaction", 500, rpcErr(-5, "Invalid or non-wallet transaction id"), "Transaction", chainsync.ErrTxNotFound, -5},
+		{"502 without body, send", 502, "Bad Gateway", "Send", chainsync.ErrAmbiguous, 0},
+		{"502 without body, height", 502, "Bad Gateway", "Height", chainsync.ErrUnavailable, 0},
+		{"401, send", 401, "", "Send", chainsync.ErrUnavailable, 0},
+		{"429, send", 429, "429 Too Many Requests", "Send", chainsync.ErrUnavailable, 0},
+		{"garbled 200, send", 200, "<html>", "Send", chainsync.ErrAmbiguous, 0},
+		{"garbled 200, new address", 200, "<html>", "NewAddress", chainsync.ErrUnavailable, 0},
+		{"no txid, send", 200, result("null"), "Send", chainsync.ErrAmbiguous, 0},
+		{"not a string, send", 200, result("42"), "Send", chainsync.ErrAmbiguous, 0},
 	} {
 		url := fakeNode(t, func(w http.ResponseWriter, _ *http.Request, _ string, _ []json.RawMessage) {
 			reply(w, c.status, c.body)
@@ -288,7 +288,7 @@ func TestErrorReplies(t *testing.T) {
 		if !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
-		for _, other := range []error{chain.ErrUnavailable, chain.ErrRejected, chain.ErrAmbiguous} {
+		for _, other := range []error{chainsync.ErrUnavailable, chainsync.ErrRejected, chainsync.ErrAmbiguous} {
 			if other != c.want && errors.Is(err, other) {
 				t.Errorf("%s: %v is also %v", c.name, err, other)
 			}
@@ -326,7 +326,7 @@ func TestSendReadsTheFee(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sent != (chain.Sent{TxID: txid1, Fee: 2260}) {
+	if sent != (chainsync.Sent{TxID: txid1, Fee: 2260}) {
 		t.Fatalf("sent %+v", sent)
 	}
 	got, _ := json.Marshal(sendParams)
@@ -339,20 +339,20 @@ func TestTransactionReplies(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
 		name, reply string
-		want        chain.Tx
+		want        chainsync.Tx
 	}{
 		{
 			name: "btcwallet receive, Go floats",
 			reply: `{"amount":1e-05,"confirmations":0,"txid":"` + txid1 + `","walletconflicts":[],"time":1,"timereceived":1,
 				"details":[{"account":"default","address":"Sabc","amount":1e-05,"category":"receive","vout":1},
 				{"account":"","address":"Swatch","amount":2,"category":"receive","involveswatchonly":true,"vout":2}]}`,
-			want: chain.Tx{TxID: txid1, Received: []chain.Output{{Vout: 1, Address: "Sabc", Amount: 1000}}},
+			want: chainsync.Tx{TxID: txid1, Received: []chainsync.Output{{Vout: 1, Address: "Sabc", Amount: 1000}}},
 		},
 		{
 			name: "btcwallet send: amount 0, one send line without address, positive fee",
 			reply: `{"amount":0,"fee":0.0000226,"confirmations":2,"blockhash":"00ab","txid":"` + txid1 + `",
 				"details":[{"account":"","amount":-1.5000226,"category":"send","fee":0.0000226,"vout":0}]}`,
-			want: chain.Tx{TxID: txid1, Confirmations: 2, BlockHash: "00ab", Fee: 2260},
+			want: chainsync.Tx{TxID: txid1, Confirmations: 2, BlockHash: "00ab", Fee: 2260},
 		},
 		{
 			name: "bitcoind, conflicted, coinbase lines ignored",
@@ -360,7 +360,7 @@ func TestTransactionReplies(t *testing.T) {
 				{"address":"bcrt1qa","category":"receive","amount":0.50000000,"vout":0},
 				{"address":"bcrt1qb","category":"immature","amount":50.00000000,"vout":1},
 				{"address":"bcrt1qc","category":"generate","amount":50.00000000,"vout":2}]}`,
-			want: chain.Tx{TxID: txid1, Confirmations: -3, Received: []chain.Output{{Vout: 0, Address: "bcrt1qa", Amount: 50_000_000}}},
+			want: chainsync.Tx{TxID: txid1, Confirmations: -3, Received: []chainsync.Output{{Vout: 0, Address: "bcrt1qa", Amount: 50_000_000}}},
 		},
 	} {
 		url := fakeNode(t, func(w http.ResponseWriter, _ *http.Request, method string, params []json.RawMessage) {
@@ -427,7 +427,7 @@ func TestCookieFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if _, err := b.Height(context.Background()); !errors.Is(err, chain.ErrUnavailable) {
+	if _, err := b.Height(context.Background()); !errors.Is(err, chainsync.ErrUnavailable) {
 		t.Fatalf("without a cookie: %v, want ErrUnavailable", err)
 	}
 	for _, c := range []string{"__cookie__:first\n", "__cookie__:second"} { // the node restarted

@@ -1,4 +1,4 @@
-// Package blockio is a chain.Backend over block.io's REST API v2 for one
+// Package blockio is a chainsync.Backend over block.io's REST API v2 for one
 // wallet (one API key, one network: BTC, BTCTEST, LTC, LTCTEST, DOGE,
 // DOGETEST).
 //
@@ -55,17 +55,17 @@
 // low R and low S); block.io adds its own signature and broadcasts.
 //
 // Errors: a failure before submit_transaction was written is
-// chain.ErrUnavailable (block.io unreachable, 5xx, rate limit, API key or
-// IP refused, no PIN, a wrong one: ErrWrongPIN) or chain.ErrRejected
+// chainsync.ErrUnavailable (block.io unreachable, 5xx, rate limit, API key or
+// IP refused, no PIN, a wrong one: ErrWrongPIN) or chainsync.ErrRejected
 // (block.io refused to prepare the send: invalid address, insufficient
 // balance, below the minimum; or the signer refused the prepared
 // transaction: addresses that do not match their keys, another txid);
 // anything that goes wrong once submit_transaction was written, including
-// a "fail" answer, is chain.ErrAmbiguous: the transaction may be on the
+// a "fail" answer, is chainsync.ErrAmbiguous: the transaction may be on the
 // network. get_raw_transaction refused with HTTP 404 or a message saying
 // the transaction is unknown ("not found", "does not exist", "invalid
-// txid"...) is chain.ErrTxNotFound; any other refusal of it is
-// chain.ErrUnavailable, since "not found" makes the ledger reverse
+// txid"...) is chainsync.ErrTxNotFound; any other refusal of it is
+// chainsync.ErrUnavailable, since "not found" makes the ledger reverse
 // deposits.
 package blockio
 
@@ -81,7 +81,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coinledger/coinledger/adapters/chain"
+	"github.com/coinledger/coinledger/app/chainsync"
 )
 
 // DefaultBaseURL is block.io's API v2.
@@ -100,8 +100,8 @@ var (
 	ErrMalformed = errors.New("blockio: malformed response")
 	// ErrNoHeight: the wallet has no confirmed transaction yet, and
 	// block.io offers no other way to learn the best block. It wraps
-	// chain.ErrUnavailable.
-	ErrNoHeight = fmt.Errorf("%w: blockio: no confirmed wallet transaction to derive the height from", chain.ErrUnavailable)
+	// chainsync.ErrUnavailable.
+	ErrNoHeight = fmt.Errorf("%w: blockio: no confirmed wallet transaction to derive the height from", chainsync.ErrUnavailable)
 )
 
 // Secret is a credential (package secret): it never prints, logs or
@@ -177,7 +177,7 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// Backend is a chain.Backend over block.io. Safe for concurrent use.
+// Backend is a chainsync.Backend over block.io. Safe for concurrent use.
 type Backend struct {
 	cfg    Config
 	client *http.Client
@@ -194,11 +194,11 @@ type Backend struct {
 	blocks         map[string]int64 // block hash → height, learned from get_raw_transaction
 }
 
-var _ chain.Backend = (*Backend)(nil)
+var _ chainsync.Backend = (*Backend)(nil)
 
 // New returns a Backend for cfg (validated, see Config.Validate) that signs
 // withdrawals with signer (nil: PINSigner, which decrypts the wallet's key
-// with cfg.PIN; without a PIN, Send fails with chain.ErrUnavailable). It
+// with cfg.PIN; without a PIN, Send fails with chainsync.ErrUnavailable). It
 // does no I/O.
 func New(cfg Config, signer Signer) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {

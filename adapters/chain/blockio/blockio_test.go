@@ -13,10 +13,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/coinledger/coinledger/adapters/chain"
 	"github.com/coinledger/coinledger/adapters/chain/blockio"
 	"github.com/coinledger/coinledger/adapters/chain/blockio/blockiotest"
 	"github.com/coinledger/coinledger/adapters/chain/chaintest"
+	"github.com/coinledger/coinledger/app/chainsync"
 )
 
 func TestConformance(t *testing.T) {
@@ -144,7 +144,7 @@ func TestErrorMapping(t *testing.T) {
 			"since":       func() error { _, err := b.SinceBlock(ctx, ""); return err },
 			"send":        func() error { _, err := b.Send(ctx, s.ExternalAddress(), 50_000, false); return err },
 		} {
-			if err := call(); !errors.Is(err, chain.ErrUnavailable) {
+			if err := call(); !errors.Is(err, chainsync.ErrUnavailable) {
 				t.Errorf("%s while down: %v, want ErrUnavailable", name, err)
 			}
 		}
@@ -159,10 +159,10 @@ func TestErrorMapping(t *testing.T) {
 		cfg := s.Config()
 		s.Close()
 		b := mustBackend(t, cfg, blockiotest.Signer{})
-		if _, err := b.Send(ctx, "2MxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxX", 50_000, false); !errors.Is(err, chain.ErrUnavailable) {
+		if _, err := b.Send(ctx, "2MxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxX", 50_000, false); !errors.Is(err, chainsync.ErrUnavailable) {
 			t.Fatalf("send to a closed server: %v", err)
 		}
-		if _, err := b.Height(ctx); !errors.Is(err, chain.ErrUnavailable) {
+		if _, err := b.Height(ctx); !errors.Is(err, chainsync.ErrUnavailable) {
 			t.Fatalf("height from a closed server: %v", err)
 		}
 	})
@@ -174,7 +174,7 @@ func TestErrorMapping(t *testing.T) {
 		cfg.APIKey = "wrong-key-abcd-1234"
 		b := mustBackend(t, cfg, blockiotest.Signer{})
 		_, err := b.Height(ctx)
-		if !errors.Is(err, chain.ErrUnavailable) {
+		if !errors.Is(err, chainsync.ErrUnavailable) {
 			t.Fatalf("wrong key: %v, want ErrUnavailable", err)
 		}
 		var api *blockio.APIError
@@ -196,7 +196,7 @@ func TestErrorMapping(t *testing.T) {
 		t.Parallel()
 		s, b := newFixture(t, blockiotest.Options{})
 		s.FailNext("get_transactions", http.StatusTooManyRequests, "Too many requests, slow down.")
-		if _, err := b.Height(ctx); !errors.Is(err, chain.ErrUnavailable) {
+		if _, err := b.Height(ctx); !errors.Is(err, chainsync.ErrUnavailable) {
 			t.Fatalf("rate limited: %v", err)
 		}
 	})
@@ -209,16 +209,16 @@ func TestErrorMapping(t *testing.T) {
 			t.Fatal(err)
 		}
 		txid := s.Pay(addr, 9_000)
-		if _, err := b.Transaction(ctx, "not-a-txid"); !errors.Is(err, chain.ErrTxNotFound) {
+		if _, err := b.Transaction(ctx, "not-a-txid"); !errors.Is(err, chainsync.ErrTxNotFound) {
 			t.Fatalf("invalid txid: %v", err)
 		}
-		if _, err := b.Transaction(ctx, strings.Repeat("ab", 32)); !errors.Is(err, chain.ErrTxNotFound) {
+		if _, err := b.Transaction(ctx, strings.Repeat("ab", 32)); !errors.Is(err, chainsync.ErrTxNotFound) {
 			t.Fatalf("unknown txid: %v", err)
 		}
 		// A refusal that does not say "unknown" must not pass for it (the
 		// ledger reverses deposits of transactions not found).
 		s.FailNext("get_raw_transaction", http.StatusOK, "An unexpected error occurred.")
-		if _, err := b.Transaction(ctx, txid); !errors.Is(err, chain.ErrUnavailable) || errors.Is(err, chain.ErrTxNotFound) {
+		if _, err := b.Transaction(ctx, txid); !errors.Is(err, chainsync.ErrUnavailable) || errors.Is(err, chainsync.ErrTxNotFound) {
 			t.Fatalf("odd refusal: %v, want ErrUnavailable", err)
 		}
 		if tx, err := b.Transaction(ctx, txid); err != nil || len(tx.Received) != 1 {
@@ -236,7 +236,7 @@ func TestErrorMapping(t *testing.T) {
 			"list address":  func() error { _, err := b.Send(ctx, "a,b", 50_000, false); return err },
 			"too much, fee": func() error { _, err := b.Send(ctx, s.ExternalAddress(), 1<<50, true); return err },
 		} {
-			if err := send(); !errors.Is(err, chain.ErrRejected) {
+			if err := send(); !errors.Is(err, chainsync.ErrRejected) {
 				t.Errorf("%s: %v, want ErrRejected", name, err)
 			}
 		}
@@ -253,7 +253,7 @@ func TestErrorMapping(t *testing.T) {
 		b := mustBackend(t, cfg, blockiotest.Signer{})
 		s.HangSubmit(true)
 		_, err := b.Send(ctx, s.ExternalAddress(), 50_000, false)
-		if !errors.Is(err, chain.ErrAmbiguous) {
+		if !errors.Is(err, chainsync.ErrAmbiguous) {
 			t.Fatalf("hung submit: %v, want ErrAmbiguous", err)
 		}
 		if n := len(s.Submitted()); n != 1 {
@@ -265,7 +265,7 @@ func TestErrorMapping(t *testing.T) {
 		t.Parallel()
 		s, b := newFixture(t, blockiotest.Options{})
 		s.FailNext("submit_transaction", http.StatusInternalServerError, "Internal error, please contact support.")
-		if _, err := b.Send(ctx, s.ExternalAddress(), 50_000, false); !errors.Is(err, chain.ErrAmbiguous) {
+		if _, err := b.Send(ctx, s.ExternalAddress(), 50_000, false); !errors.Is(err, chainsync.ErrAmbiguous) {
 			t.Fatalf("failed submit: %v, want ErrAmbiguous", err)
 		}
 	})
@@ -276,18 +276,18 @@ func TestErrorMapping(t *testing.T) {
 		// nil: the PINSigner, which cannot decrypt the simulation's
 		// stand-in user key (nor sign without a PIN).
 		_, err := mustBackend(t, s.Config(), nil).Send(ctx, s.ExternalAddress(), 50_000, false)
-		if !errors.Is(err, blockio.ErrWrongPIN) || !errors.Is(err, chain.ErrUnavailable) || strings.Contains(err.Error(), s.PIN()) {
+		if !errors.Is(err, blockio.ErrWrongPIN) || !errors.Is(err, chainsync.ErrUnavailable) || strings.Contains(err.Error(), s.PIN()) {
 			t.Fatalf("default signer: %v", err)
 		}
 		noPIN := s.Config()
 		noPIN.PIN = ""
-		if _, err := mustBackend(t, noPIN, nil).Send(ctx, s.ExternalAddress(), 50_000, false); !errors.Is(err, chain.ErrUnavailable) {
+		if _, err := mustBackend(t, noPIN, nil).Send(ctx, s.ExternalAddress(), 50_000, false); !errors.Is(err, chainsync.ErrUnavailable) {
 			t.Fatalf("no PIN: %v", err)
 		}
 		cfg := s.Config()
 		cfg.PIN = "wrong-pin-5555"
 		_, err = mustBackend(t, cfg, blockiotest.Signer{}).Send(ctx, s.ExternalAddress(), 50_000, false)
-		if !errors.Is(err, chain.ErrUnavailable) || strings.Contains(err.Error(), "wrong-pin-5555") {
+		if !errors.Is(err, chainsync.ErrUnavailable) || strings.Contains(err.Error(), "wrong-pin-5555") {
 			t.Fatalf("wrong PIN: %v", err)
 		}
 		if n := len(s.Submitted()); n != 0 {
@@ -309,7 +309,7 @@ func TestErrorMapping(t *testing.T) {
 			"network": func(p *blockio.PreparedTx) { p.Network = "BTC" },
 		} {
 			s.TamperNextPrepare(tamper)
-			if _, err := b.Send(ctx, s.ExternalAddress(), 50_000, false); !errors.Is(err, chain.ErrRejected) {
+			if _, err := b.Send(ctx, s.ExternalAddress(), 50_000, false); !errors.Is(err, chainsync.ErrRejected) {
 				t.Errorf("%s tampered: %v, want ErrRejected", name, err)
 			}
 		}
@@ -345,7 +345,7 @@ func TestHeightWithoutHistory(t *testing.T) {
 	t.Parallel()
 	s, b := newFixture(t, blockiotest.Options{Funding: -1})
 	ctx := ctxT(t)
-	if _, err := b.Height(ctx); !errors.Is(err, blockio.ErrNoHeight) || !errors.Is(err, chain.ErrUnavailable) {
+	if _, err := b.Height(ctx); !errors.Is(err, blockio.ErrNoHeight) || !errors.Is(err, chainsync.ErrUnavailable) {
 		t.Fatalf("height of an empty wallet: %v", err)
 	}
 	since, err := b.SinceBlock(ctx, "")
@@ -447,7 +447,7 @@ func TestTransactionSeesAddressesOfOtherClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tx.Received) != 1 || tx.Received[0] != (chain.Output{Vout: 0, Address: other, Amount: 123_456_789}) {
+	if len(tx.Received) != 1 || tx.Received[0] != (chainsync.Output{Vout: 0, Address: other, Amount: 123_456_789}) {
 		t.Fatalf("received %+v", tx.Received)
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/coinledger/coinledger/adapters/chain"
+	"github.com/coinledger/coinledger/app/chainsync"
 )
 
 const (
@@ -169,7 +169,7 @@ func (b *Backend) redact(s string) string {
 
 // classify maps an error of call to the chain sentinels: transport
 // failures, HTTP errors, malformed answers and transient refusals are
-// chain.ErrUnavailable; other refusals are onFail (nil: the *APIError
+// chainsync.ErrUnavailable; other refusals are onFail (nil: the *APIError
 // alone).
 func classify(err error, onFail error) error {
 	var api *APIError
@@ -182,20 +182,20 @@ func classify(err error, onFail error) error {
 		}
 		return fmt.Errorf("%w: %w", onFail, err)
 	default:
-		return fmt.Errorf("%w: %w", chain.ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", chainsync.ErrUnavailable, err)
 	}
 }
 
 // classifySubmit maps an error of the call that broadcasts: only a request
-// that was never completely written is chain.ErrUnavailable; anything
-// after that, a refusal included, is chain.ErrAmbiguous.
+// that was never completely written is chainsync.ErrUnavailable; anything
+// after that, a refusal included, is chainsync.ErrAmbiguous.
 func classifySubmit(err error) error {
 	var te *transportError
 	if err == nil {
 		return nil
 	}
 	if errors.As(err, &te) && !te.written {
-		return fmt.Errorf("%w: %w", chain.ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", chainsync.ErrUnavailable, err)
 	}
-	return fmt.Errorf("%w: %w", chain.ErrAmbiguous, err)
+	return fmt.Errorf("%w: %w", chainsync.ErrAmbiguous, err)
 }

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/coinledger/coinledger/adapters/chain"
+	"github.com/coinledger/coinledger/app/chainsync"
 )
 
 // Output categories of a prepared transaction.
@@ -96,7 +96,7 @@ type Signature struct {
 // decrypts tx.UserKey. The Backend has checked tx's outputs before; the
 // signer must check that its transaction matches tx (ExpectedUnsignedTxID).
 // An error sends nothing: one wrapping a chain sentinel is passed on, any
-// other becomes chain.ErrUnavailable. Implementations must be safe for
+// other becomes chainsync.ErrUnavailable. Implementations must be safe for
 // concurrent use.
 type Signer interface {
 	Sign(ctx context.Context, pin Secret, tx PreparedTx) (SignedTx, error)
@@ -105,20 +105,20 @@ type Signer interface {
 // Send pays amount minor units to address (out of amount when subtractFee)
 // through prepare_transaction, the Signer and submit_transaction; see the
 // package documentation for the checks and the errors.
-func (b *Backend) Send(ctx context.Context, address string, amount int64, subtractFee bool) (chain.Sent, error) {
+func (b *Backend) Send(ctx context.Context, address string, amount int64, subtractFee bool) (chainsync.Sent, error) {
 	op := fmt.Sprintf("blockio send %s to %s", FormatAmount(amount), address)
 	if amount <= 0 {
-		return chain.Sent{}, fmt.Errorf("%s: %w: amount must be positive", op, chain.ErrRejected)
+		return chainsync.Sent{}, fmt.Errorf("%s: %w: amount must be positive", op, chainsync.ErrRejected)
 	}
 	if address == "" || strings.ContainsAny(address, ", \t\r\n") {
-		return chain.Sent{}, fmt.Errorf("%s: %w: invalid address", op, chain.ErrRejected)
+		return chainsync.Sent{}, fmt.Errorf("%s: %w: invalid address", op, chainsync.ErrRejected)
 	}
 
 	value := amount
 	if subtractFee {
 		fee, err := b.estimateFee(ctx, address, amount)
 		if err != nil {
-			return chain.Sent{}, fmt.Errorf("%s: %w", op, err)
+			return chainsync.Sent{}, fmt.Errorf("%s: %w", op, err)
 		}
 		value = amount - fee
 	}
@@ -128,20 +128,20 @@ func (b *Backend) Send(ctx context.Context, address string, amount int64, subtra
 	)
 	for round := 1; ; round++ {
 		if value <= 0 {
-			return chain.Sent{}, fmt.Errorf("%s: %w: the network fee takes the whole amount", op, chain.ErrRejected)
+			return chainsync.Sent{}, fmt.Errorf("%s: %w: the network fee takes the whole amount", op, chainsync.ErrRejected)
 		}
 		var err error
 		if prepared, err = b.prepare(ctx, address, value); err != nil {
-			return chain.Sent{}, fmt.Errorf("%s: %w", op, err)
+			return chainsync.Sent{}, fmt.Errorf("%s: %w", op, err)
 		}
 		if fee, err = b.checkPrepared(ctx, prepared, address, value); err != nil {
-			return chain.Sent{}, fmt.Errorf("%s: %w", op, err)
+			return chainsync.Sent{}, fmt.Errorf("%s: %w", op, err)
 		}
 		if !subtractFee || value+fee == amount {
 			break
 		}
 		if round == feeRounds {
-			return chain.Sent{}, fmt.Errorf("%s: %w: the network fee did not settle (%s last)", op, chain.ErrRejected, FormatAmount(fee))
+			return chainsync.Sent{}, fmt.Errorf("%s: %w: the network fee did not settle (%s last)", op, chainsync.ErrRejected, FormatAmount(fee))
 		}
 		value = amount - fee
 	}
@@ -149,22 +149,22 @@ func (b *Backend) Send(ctx context.Context, address string, amount int64, subtra
 	signed, err := b.signer.Sign(ctx, b.cfg.PIN, prepared)
 	if err != nil {
 		err = b.redactErr(err)
-		if !errors.Is(err, chain.ErrRejected) && !errors.Is(err, chain.ErrUnavailable) {
-			err = fmt.Errorf("%w: %w", chain.ErrUnavailable, err)
+		if !errors.Is(err, chainsync.ErrRejected) && !errors.Is(err, chainsync.ErrUnavailable) {
+			err = fmt.Errorf("%w: %w", chainsync.ErrUnavailable, err)
 		}
-		return chain.Sent{}, fmt.Errorf("%s: sign: %w", op, err)
+		return chainsync.Sent{}, fmt.Errorf("%s: sign: %w", op, err)
 	}
 	var d struct {
 		TxID string `json:"txid"`
 	}
 	if err := b.call(ctx, "submit_transaction", map[string]any{"transaction_data": signed}, &d); err != nil {
-		return chain.Sent{}, fmt.Errorf("%s: %w", op, classifySubmit(err))
+		return chainsync.Sent{}, fmt.Errorf("%s: %w", op, classifySubmit(err))
 	}
 	txid, ok := parseHash(d.TxID)
 	if !ok {
-		return chain.Sent{}, fmt.Errorf("%s: %w: %w: txid %q", op, chain.ErrAmbiguous, ErrMalformed, d.TxID)
+		return chainsync.Sent{}, fmt.Errorf("%s: %w: %w: txid %q", op, chainsync.ErrAmbiguous, ErrMalformed, d.TxID)
 	}
-	return chain.Sent{TxID: txid, Fee: fee}, nil
+	return chainsync.Sent{TxID: txid, Fee: fee}, nil
 }
 
 // redactErr keeps an error (a signer's) but removes the credentials from
@@ -191,7 +191,7 @@ func (b *Backend) estimateFee(ctx context.Context, address string, value int64) 
 	}
 	params := map[string]any{"amounts": FormatAmount(value), "to_addresses": address}
 	if err := b.call(ctx, "get_network_fee_estimate", params, &d); err != nil {
-		return 0, fmt.Errorf("fee estimate: %w", classify(err, chain.ErrRejected))
+		return 0, fmt.Errorf("fee estimate: %w", classify(err, chainsync.ErrRejected))
 	}
 	return int64(d.EstimatedNetworkFee), nil
 }
@@ -201,11 +201,11 @@ func (b *Backend) prepare(ctx context.Context, address string, value int64) (Pre
 	var raw json.RawMessage
 	params := map[string]any{"to_address": address, "amounts": FormatAmount(value)}
 	if err := b.call(ctx, "prepare_transaction", params, &raw); err != nil {
-		return PreparedTx{}, fmt.Errorf("prepare: %w", classify(err, chain.ErrRejected))
+		return PreparedTx{}, fmt.Errorf("prepare: %w", classify(err, chainsync.ErrRejected))
 	}
 	var p PreparedTx
 	if err := json.Unmarshal(raw, &p); err != nil {
-		return PreparedTx{}, fmt.Errorf("prepare: %w: %w: %s", chain.ErrUnavailable, ErrMalformed, b.redact(err.Error()))
+		return PreparedTx{}, fmt.Errorf("prepare: %w: %w: %s", chainsync.ErrUnavailable, ErrMalformed, b.redact(err.Error()))
 	}
 	p.Raw = raw
 	return p, nil
@@ -213,10 +213,10 @@ func (b *Backend) prepare(ctx context.Context, address string, value int64) (Pre
 
 // checkPrepared checks that p pays value to address and nothing else
 // leaves the wallet but the network fee, which it returns. A prepared
-// transaction that does anything else is refused (chain.ErrRejected).
+// transaction that does anything else is refused (chainsync.ErrRejected).
 func (b *Backend) checkPrepared(ctx context.Context, p PreparedTx, address string, value int64) (int64, error) {
 	reject := func(format string, args ...any) (int64, error) {
-		return 0, fmt.Errorf("prepared transaction: %w: "+format, append([]any{chain.ErrRejected}, args...)...)
+		return 0, fmt.Errorf("prepared transaction: %w: "+format, append([]any{chainsync.ErrRejected}, args...)...)
 	}
 	if !strings.EqualFold(p.Network, b.cfg.Network) {
 		return reject("network %q, want %s", p.Network, b.cfg.Network)

@@ -16,14 +16,14 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcec/v2/ecdsa"
 
-	"github.com/coinledger/coinledger/adapters/chain"
+	"github.com/coinledger/coinledger/app/chainsync"
 )
 
 // ErrWrongPIN: the PIN does not decrypt the wallet's key (the decryption
 // fails, or gives a key other than the user key block.io announced). It
-// wraps chain.ErrUnavailable: nothing was sent, and withdrawals go through
+// wraps chainsync.ErrUnavailable: nothing was sent, and withdrawals go through
 // once the configured PIN is corrected.
-var ErrWrongPIN = fmt.Errorf("%w: blockio: the secret PIN does not decrypt the wallet's key", chain.ErrUnavailable)
+var ErrWrongPIN = fmt.Errorf("%w: blockio: the secret PIN does not decrypt the wallet's key", chainsync.ErrUnavailable)
 
 // KeyAlgorithm is how block.io encrypted the passphrase of the wallet's
 // key with the PIN (user_key.algorithm of prepare_transaction): the AES
@@ -98,19 +98,19 @@ type PINSigner struct{}
 var _ Signer = PINSigner{}
 
 // Sign implements Signer. A wrong PIN is ErrWrongPIN, a missing one or a
-// user key it cannot read chain.ErrUnavailable; a transaction it will not
+// user key it cannot read chainsync.ErrUnavailable; a transaction it will not
 // sign (addresses it cannot read or that do not match their keys, a txid
 // other than block.io expects, an input the user key cannot sign)
-// chain.ErrRejected.
+// chainsync.ErrRejected.
 func (PINSigner) Sign(ctx context.Context, pin Secret, tx PreparedTx) (SignedTx, error) {
 	if tx.UserKey == nil {
-		return SignedTx{}, fmt.Errorf("blockio sign: %w: %w: prepared transaction without user_key", chain.ErrUnavailable, ErrMalformed)
+		return SignedTx{}, fmt.Errorf("blockio sign: %w: %w: prepared transaction without user_key", chainsync.ErrUnavailable, ErrMalformed)
 	}
 	if pin.Reveal() == "" {
-		return SignedTx{}, fmt.Errorf("blockio sign: %w: no PIN configured", chain.ErrUnavailable)
+		return SignedTx{}, fmt.Errorf("blockio sign: %w: no PIN configured", chainsync.ErrUnavailable)
 	}
 	if err := ctx.Err(); err != nil {
-		return SignedTx{}, fmt.Errorf("blockio sign: %w: %w", chain.ErrUnavailable, err)
+		return SignedTx{}, fmt.Errorf("blockio sign: %w: %w", chainsync.ErrUnavailable, err)
 	}
 	key, err := decryptUserKey(pin.Reveal(), *tx.UserKey)
 	if err != nil {
@@ -133,7 +133,7 @@ func decryptUserKey(pin string, uk UserKey) (*btcec.PrivateKey, error) {
 	}
 	want, err := hex.DecodeString(uk.PublicKey)
 	if err != nil || len(want) != 33 {
-		return nil, fmt.Errorf("%w: %w: user key's public key %q", chain.ErrUnavailable, ErrMalformed, uk.PublicKey)
+		return nil, fmt.Errorf("%w: %w: user key's public key %q", chainsync.ErrUnavailable, ErrMalformed, uk.PublicKey)
 	}
 	aesKey, err := pinKey(pin, alg)
 	if err != nil {
@@ -159,7 +159,7 @@ func decryptUserKey(pin string, uk UserKey) (*btcec.PrivateKey, error) {
 // pinKey derives the AES key from the PIN as alg says.
 func pinKey(pin string, alg KeyAlgorithm) ([]byte, error) {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %w: user key algorithm: "+format, append([]any{chain.ErrUnavailable, ErrMalformed}, args...)...)
+		return fmt.Errorf("%w: %w: user key algorithm: "+format, append([]any{chainsync.ErrUnavailable, ErrMalformed}, args...)...)
 	}
 	if !strings.EqualFold(alg.PBKDF2HashFunction, "SHA256") {
 		return nil, bad("unsupported pbkdf2 hash function %q", alg.PBKDF2HashFunction)
@@ -191,7 +191,7 @@ func pinKey(pin string, alg KeyAlgorithm) ([]byte, error) {
 // A failed decryption (padding, GCM tag) is ErrWrongPIN.
 func decryptPassphrase(b64 string, key []byte, alg KeyAlgorithm) ([]byte, error) {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %w: user key: "+format, append([]any{chain.ErrUnavailable, ErrMalformed}, args...)...)
+		return fmt.Errorf("%w: %w: user key: "+format, append([]any{chainsync.ErrUnavailable, ErrMalformed}, args...)...)
 	}
 	ct, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil || len(ct) == 0 {
@@ -269,7 +269,7 @@ func keyFromPassphrase(hexPassphrase []byte) (*btcec.PrivateKey, error) {
 	defer clear(sum[:])
 	var k btcec.ModNScalar
 	if overflow := k.SetByteSlice(sum[:]); overflow || k.IsZero() {
-		return nil, fmt.Errorf("%w: blockio: the passphrase gives no valid private key", chain.ErrUnavailable)
+		return nil, fmt.Errorf("%w: blockio: the passphrase gives no valid private key", chainsync.ErrUnavailable)
 	}
 	k.Zero()
 	key, _ := btcec.PrivKeyFromBytes(sum[:])

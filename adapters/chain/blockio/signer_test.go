@@ -23,7 +23,7 @@ import (
 	"github.com/btcsuite/btcd/txscript"
 	"github.com/btcsuite/btcd/wire"
 
-	"github.com/coinledger/coinledger/adapters/chain"
+	"github.com/coinledger/coinledger/app/chainsync"
 )
 
 // The vectors below (PINs, keys, ciphertexts, signatures) are the values
@@ -79,8 +79,8 @@ func TestPINKey(t *testing.T) {
 		"iterations": {PBKDF2HashFunction: "SHA256", PBKDF2Iterations: 1 << 40, PBKDF2Phase1KeyLength: 16, PBKDF2Phase2KeyLength: 32},
 		"key length": {PBKDF2HashFunction: "SHA256", PBKDF2Iterations: 2048, PBKDF2Phase1KeyLength: 16, PBKDF2Phase2KeyLength: 16},
 	} {
-		if _, err := pinKey("123456", alg); !errors.Is(err, ErrMalformed) || !errors.Is(err, chain.ErrUnavailable) {
-			t.Errorf("%s: %v, want ErrMalformed and chain.ErrUnavailable", name, err)
+		if _, err := pinKey("123456", alg); !errors.Is(err, ErrMalformed) || !errors.Is(err, chainsync.ErrUnavailable) {
+			t.Errorf("%s: %v, want ErrMalformed and chainsync.ErrUnavailable", name, err)
 		}
 	}
 }
@@ -150,7 +150,7 @@ func TestDecryptUserKey(t *testing.T) {
 				t.Fatalf("public key %s, want %s", pubHex(key), uk.PublicKey)
 			}
 			_, err = decryptUserKey("deadbeee", uk)
-			if !errors.Is(err, ErrWrongPIN) || !errors.Is(err, chain.ErrUnavailable) || strings.Contains(err.Error(), "deadbee") {
+			if !errors.Is(err, ErrWrongPIN) || !errors.Is(err, chainsync.ErrUnavailable) || strings.Contains(err.Error(), "deadbee") {
 				t.Fatalf("wrong PIN: %v, want ErrWrongPIN without the PIN", err)
 			}
 		})
@@ -360,12 +360,12 @@ func TestSignPreparedRejects(t *testing.T) {
 	} {
 		p := prepared()
 		change(&p)
-		if _, err := signPrepared(p, user); !errors.Is(err, chain.ErrRejected) {
-			t.Errorf("%s: %v, want chain.ErrRejected", what, err)
+		if _, err := signPrepared(p, user); !errors.Is(err, chainsync.ErrRejected) {
+			t.Errorf("%s: %v, want chainsync.ErrRejected", what, err)
 		}
 	}
-	if _, err := signPrepared(prepared(), other); !errors.Is(err, chain.ErrRejected) {
-		t.Errorf("no input of the key: %v, want chain.ErrRejected", err)
+	if _, err := signPrepared(prepared(), other); !errors.Is(err, chainsync.ErrRejected) {
+		t.Errorf("no input of the key: %v, want chainsync.ErrRejected", err)
 	}
 }
 
@@ -407,8 +407,8 @@ func TestPINSignerRoundTrip(t *testing.T) {
 			if _, err := (PINSigner{}).Sign(context.Background(), Secret(pin+"!"), p); !errors.Is(err, ErrWrongPIN) {
 				t.Fatalf("wrong PIN: %v, want ErrWrongPIN", err)
 			}
-			if _, err := (PINSigner{}).Sign(context.Background(), "", p); !errors.Is(err, chain.ErrUnavailable) {
-				t.Fatalf("no PIN: %v, want chain.ErrUnavailable", err)
+			if _, err := (PINSigner{}).Sign(context.Background(), "", p); !errors.Is(err, chainsync.ErrUnavailable) {
+				t.Fatalf("no PIN: %v, want chainsync.ErrUnavailable", err)
 			}
 
 			// block.io's part: its signature too, then the scripts must run.
@@ -459,8 +459,8 @@ func TestPINSignerRoundTrip(t *testing.T) {
 			p.Inputs = append(p.Inputs, PreparedInput{InputIndex: 3, PreviousTxID: p.Inputs[0].PreviousTxID, InputValue: "0.00010000", SpendingAddress: addr})
 			p.InputAddressData = append(p.InputAddressData, InputAddress{Address: addr, AddressType: AddressWitnessV0, RequiredSignatures: 2, PublicKeys: []string{pubHex(bio), pubHex(stranger)}})
 			p.ExpectedUnsignedTxID = ""
-			if _, err := (PINSigner{}).Sign(context.Background(), Secret(pin), p); !errors.Is(err, chain.ErrRejected) {
-				t.Fatalf("input without the wallet's key: %v, want chain.ErrRejected", err)
+			if _, err := (PINSigner{}).Sign(context.Background(), Secret(pin), p); !errors.Is(err, chainsync.ErrRejected) {
+				t.Fatalf("input without the wallet's key: %v, want chainsync.ErrRejected", err)
 			}
 		})
 	}

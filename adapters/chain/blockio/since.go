@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/coinledger/coinledger/adapters/chain"
+	"github.com/coinledger/coinledger/app/chainsync"
 )
 
 const (
@@ -55,7 +55,7 @@ func (l *listing) next(ctx context.Context) ([]listedTx, error) {
 	for _, t := range d.Txs {
 		id, ok := parseHash(t.TxID)
 		if !ok {
-			return nil, fmt.Errorf("get_transactions %s: %w: %w: txid %q", l.kind, chain.ErrUnavailable, ErrMalformed, t.TxID)
+			return nil, fmt.Errorf("get_transactions %s: %w: %w: txid %q", l.kind, chainsync.ErrUnavailable, ErrMalformed, t.TxID)
 		}
 		if id == l.before { // some answers to before_tx repeat that transaction
 			continue
@@ -126,16 +126,16 @@ func (b *Backend) Height(ctx context.Context) (int64, error) {
 // backend cannot place). LastBlock is the hash of the newest block holding
 // a wallet transaction (blockHash again while the wallet has no confirmed
 // transaction): a real block hash, but not the tip's.
-func (b *Backend) SinceBlock(ctx context.Context, blockHash string) (chain.Since, error) {
+func (b *Backend) SinceBlock(ctx context.Context, blockHash string) (chainsync.Since, error) {
 	from := int64(-1) // list everything
 	if blockHash != "" {
 		hash, ok := parseHash(blockHash)
 		if !ok {
-			return chain.Since{}, fmt.Errorf("blockio since %q: not a block hash", blockHash)
+			return chainsync.Since{}, fmt.Errorf("blockio since %q: not a block hash", blockHash)
 		}
 		h, err := b.blockHeight(ctx, hash)
 		if err != nil {
-			return chain.Since{}, fmt.Errorf("blockio since %s: %w", hash, err)
+			return chainsync.Since{}, fmt.Errorf("blockio since %s: %w", hash, err)
 		}
 		from = h
 	}
@@ -148,14 +148,14 @@ func (b *Backend) SinceBlock(ctx context.Context, blockHash string) (chain.Since
 	for i, l := range lists {
 		page, err := l.next(ctx)
 		if err != nil {
-			return chain.Since{}, fmt.Errorf("blockio since: %w", err)
+			return chainsync.Since{}, fmt.Errorf("blockio since: %w", err)
 		}
 		first[i] = page
 		all = append(all, page...)
 	}
 	t, known, err := b.tipFrom(ctx, all)
 	if err != nil {
-		return chain.Since{}, fmt.Errorf("blockio since: %w", err)
+		return chainsync.Since{}, fmt.Errorf("blockio since: %w", err)
 	}
 
 	// A transaction with c confirmations is in block tip-c+1, tip as
@@ -168,7 +168,7 @@ func (b *Backend) SinceBlock(ctx context.Context, blockHash string) (chain.Since
 		}
 		return tip-int64(tx.Confirmations)+1 > from
 	}
-	var since chain.Since
+	var since chainsync.Since
 	listed := map[string]bool{}
 	for i, l := range lists {
 		page, pageTip := first[i], int64(-1)
@@ -191,13 +191,13 @@ func (b *Backend) SinceBlock(ctx context.Context, blockHash string) (chain.Since
 				break
 			}
 			if page, err = l.next(ctx); err != nil {
-				return chain.Since{}, fmt.Errorf("blockio since: %w", err)
+				return chainsync.Since{}, fmt.Errorf("blockio since: %w", err)
 			}
 			pageTip = -1
 			if from >= 0 || !known {
 				pt, ok, err := b.tipFrom(ctx, page)
 				if err != nil {
-					return chain.Since{}, fmt.Errorf("blockio since: %w", err)
+					return chainsync.Since{}, fmt.Errorf("blockio since: %w", err)
 				}
 				if ok {
 					pageTip = pt.height

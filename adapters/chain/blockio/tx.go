@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coinledger/coinledger/adapters/chain"
+	"github.com/coinledger/coinledger/app/chainsync"
 )
 
 const (
@@ -59,7 +59,7 @@ func (b *Backend) NewAddress(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("blockio new address: %w", classify(err, nil))
 	}
 	if d.Address == "" {
-		return "", fmt.Errorf("blockio new address: %w: %w: no address", chain.ErrUnavailable, ErrMalformed)
+		return "", fmt.Errorf("blockio new address: %w: %w: no address", chainsync.ErrUnavailable, ErrMalformed)
 	}
 	b.mu.Lock()
 	b.addrs[d.Address] = true
@@ -68,14 +68,14 @@ func (b *Backend) NewAddress(ctx context.Context) (string, error) {
 }
 
 // Transaction reports what block.io knows of txid (get_raw_transaction).
-func (b *Backend) Transaction(ctx context.Context, txid string) (chain.Tx, error) {
+func (b *Backend) Transaction(ctx context.Context, txid string) (chainsync.Tx, error) {
 	id, ok := parseHash(txid)
 	if !ok {
-		return chain.Tx{}, fmt.Errorf("blockio transaction %q: %w: not a txid", txid, chain.ErrTxNotFound)
+		return chainsync.Tx{}, fmt.Errorf("blockio transaction %q: %w: not a txid", txid, chainsync.ErrTxNotFound)
 	}
 	raw, err := b.rawTransaction(ctx, id)
 	if err != nil {
-		return chain.Tx{}, fmt.Errorf("blockio transaction %s: %w", id, err)
+		return chainsync.Tx{}, fmt.Errorf("blockio transaction %s: %w", id, err)
 	}
 	var seen []string
 	for _, in := range raw.Inputs {
@@ -86,7 +86,7 @@ func (b *Backend) Transaction(ctx context.Context, txid string) (chain.Tx, error
 	}
 	ours, complete, err := b.knownAddresses(ctx, seen)
 	if err != nil {
-		return chain.Tx{}, fmt.Errorf("blockio transaction %s: %w", id, err)
+		return chainsync.Tx{}, fmt.Errorf("blockio transaction %s: %w", id, err)
 	}
 	sent := slices.ContainsFunc(raw.Inputs, func(in rawInput) bool { return ours[in.Address] })
 	if !sent && !complete {
@@ -94,10 +94,10 @@ func (b *Backend) Transaction(ctx context.Context, txid string) (chain.Tx, error
 		// if block.io lists it as received (another client of the
 		// account made the address), else learnt from a reload.
 		if ours, err = b.resolveRecipients(ctx, id, seen); err != nil {
-			return chain.Tx{}, fmt.Errorf("blockio transaction %s: %w", id, err)
+			return chainsync.Tx{}, fmt.Errorf("blockio transaction %s: %w", id, err)
 		}
 	}
-	tx := chain.Tx{TxID: id, Confirmations: max(raw.Confirmations, 0)}
+	tx := chainsync.Tx{TxID: id, Confirmations: max(raw.Confirmations, 0)}
 	if raw.Confirmations > 0 {
 		tx.BlockHash = strings.ToLower(raw.BlockHash)
 	}
@@ -107,7 +107,7 @@ func (b *Backend) Transaction(ctx context.Context, txid string) (chain.Tx, error
 	}
 	for _, out := range raw.Outputs {
 		if ours[out.Address] && out.Amount > 0 {
-			tx.Received = append(tx.Received, chain.Output{Vout: out.OutputNo, Address: out.Address, Amount: int64(out.Amount)})
+			tx.Received = append(tx.Received, chainsync.Output{Vout: out.OutputNo, Address: out.Address, Amount: int64(out.Amount)})
 		}
 	}
 	return tx, nil
@@ -120,19 +120,19 @@ func (b *Backend) rawTransaction(ctx context.Context, txid string) (rawTx, error
 	if err := b.call(ctx, "get_raw_transaction", map[string]any{"txid": txid}, &raw); err != nil {
 		var api *APIError
 		if errors.As(err, &api) && api.notFound() {
-			return rawTx{}, fmt.Errorf("%w: %w", chain.ErrTxNotFound, err)
+			return rawTx{}, fmt.Errorf("%w: %w", chainsync.ErrTxNotFound, err)
 		}
 		// Any other refusal is not taken for "not found": that reverses
 		// deposits, while "unavailable" only delays.
-		return rawTx{}, classify(err, chain.ErrUnavailable)
+		return rawTx{}, classify(err, chainsync.ErrUnavailable)
 	}
 	if !strings.EqualFold(raw.TxID, txid) {
-		return rawTx{}, fmt.Errorf("%w: %w: asked for %s, got %q", chain.ErrUnavailable, ErrMalformed, txid, raw.TxID)
+		return rawTx{}, fmt.Errorf("%w: %w: asked for %s, got %q", chainsync.ErrUnavailable, ErrMalformed, txid, raw.TxID)
 	}
 	if raw.Confirmations > 0 {
 		hash, ok := parseHash(raw.BlockHash)
 		if !ok || raw.BlockNo == nil || *raw.BlockNo < 0 {
-			return rawTx{}, fmt.Errorf("%w: %w: confirmed transaction %s without block", chain.ErrUnavailable, ErrMalformed, txid)
+			return rawTx{}, fmt.Errorf("%w: %w: confirmed transaction %s without block", chainsync.ErrUnavailable, ErrMalformed, txid)
 		}
 		raw.BlockHash = hash
 		b.rememberBlock(hash, *raw.BlockNo)

@@ -15,7 +15,7 @@ import (
 	"github.com/btcsuite/btcd/txscript"
 	"github.com/btcsuite/btcd/wire"
 
-	"github.com/coinledger/coinledger/adapters/chain"
+	"github.com/coinledger/coinledger/app/chainsync"
 )
 
 // Address types of prepare_transaction's input_address_data.
@@ -172,10 +172,10 @@ func newSpend(n addressParams, a InputAddress, value int64) (spend, error) {
 // with those of keys among its public keys, as block.io's libraries'
 // create_and_sign_transaction does: complete when the keys meet every
 // input's required signatures, else unsigned with the signatures. Every
-// input must get a signature. Errors wrap chain.ErrRejected.
+// input must get a signature. Errors wrap chainsync.ErrRejected.
 func signPrepared(p PreparedTx, keys ...*btcec.PrivateKey) (SignedTx, error) {
 	reject := func(format string, args ...any) (SignedTx, error) {
-		return SignedTx{}, fmt.Errorf("%w: prepared transaction: "+format, append([]any{chain.ErrRejected}, args...)...)
+		return SignedTx{}, fmt.Errorf("%w: prepared transaction: "+format, append([]any{chainsync.ErrRejected}, args...)...)
 	}
 	n, ok := networkAddresses[strings.ToUpper(p.Network)]
 	if !ok {
@@ -268,7 +268,7 @@ func signPrepared(p PreparedTx, keys ...*btcec.PrivateKey) (SignedTx, error) {
 			}
 			der, err := signLowR(key, hash)
 			if err != nil {
-				return SignedTx{}, fmt.Errorf("%w: input %d: %w", chain.ErrUnavailable, i, err)
+				return SignedTx{}, fmt.Errorf("%w: input %d: %w", chainsync.ErrUnavailable, i, err)
 			}
 			ders[i] = append(ders[i], der)
 			sigs = append(sigs, Signature{InputIndex: i, PublicKey: hex.EncodeToString(pk), Signature: hex.EncodeToString(der)})
@@ -335,7 +335,7 @@ func serialize(tx *wire.MsgTx) (string, error) {
 	var buf bytes.Buffer
 	buf.Grow(tx.SerializeSize())
 	if err := tx.Serialize(&buf); err != nil {
-		return "", fmt.Errorf("%w: serialize transaction: %v", chain.ErrUnavailable, err)
+		return "", fmt.Errorf("%w: serialize transaction: %v", chainsync.ErrUnavailable, err)
 	}
 	return hex.EncodeToString(buf.Bytes()), nil
 }

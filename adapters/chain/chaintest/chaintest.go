@@ -1,4 +1,4 @@
-// Package chaintest is the conformance suite every chain.Backend passes:
+// Package chaintest is the conformance suite every chainsync.Backend passes:
 // the simulated null chain, bitcoind (against btcd+btcwallet on simnet) and
 // block.io (against recorded responses).
 package chaintest
@@ -13,12 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coinledger/coinledger/adapters/chain"
+	"github.com/coinledger/coinledger/app/chainsync"
 )
 
 // Fixture is a backend with the means to move its chain from outside.
 type Fixture struct {
-	Backend chain.Backend
+	Backend chainsync.Backend
 	// Pay sends amount minor units from outside the wallet to address and
 	// returns the txid; the payment is in the mempool when Pay returns and
 	// the backend can see it.
@@ -57,7 +57,7 @@ func Run(t *testing.T, newFixture func(t *testing.T) Fixture) {
 		var r [32]byte
 		_, _ = rand.Read(r[:])
 		_, err := b.Transaction(ctx, hex.EncodeToString(r[:]))
-		if !errors.Is(err, chain.ErrTxNotFound) {
+		if !errors.Is(err, chainsync.ErrTxNotFound) {
 			t.Fatalf("unknown txid: %v, want ErrTxNotFound", err)
 		}
 	})
@@ -68,12 +68,12 @@ func Run(t *testing.T, newFixture func(t *testing.T) Fixture) {
 		if tx.TxID != txid || tx.Confirmations != 0 || tx.BlockHash != "" {
 			t.Fatalf("mempool tx: %+v", tx)
 		}
-		want := chain.Output{Address: addr, Amount: f.Amount}
-		if i := slices.IndexFunc(tx.Received, func(o chain.Output) bool { return o.Address == want.Address && o.Amount == want.Amount }); i < 0 {
+		want := chainsync.Output{Address: addr, Amount: f.Amount}
+		if i := slices.IndexFunc(tx.Received, func(o chainsync.Output) bool { return o.Address == want.Address && o.Amount == want.Amount }); i < 0 {
 			t.Fatalf("received %+v, want an output %+v", tx.Received, want)
 		}
 	})
-	var since chain.Since
+	var since chainsync.Since
 	t.Run("SinceBlockListsMempool", func(t *testing.T) {
 		var err error
 		since, err = b.SinceBlock(ctx, "")
@@ -112,7 +112,7 @@ func Run(t *testing.T, newFixture func(t *testing.T) Fixture) {
 			t.Fatalf("since the tip: %+v still lists %s", now, txid)
 		}
 	})
-	var sent chain.Sent
+	var sent chainsync.Sent
 	t.Run("Send", func(t *testing.T) {
 		var err error
 		sent, err = b.Send(ctx, f.External(t), f.Amount/4, false)
@@ -144,7 +144,7 @@ func Run(t *testing.T, newFixture func(t *testing.T) Fixture) {
 			"invalid address": func() error { _, err := b.Send(ctx, "not-an-address!", f.Amount/4, false); return err },
 			"too much":        func() error { _, err := b.Send(ctx, f.External(t), 1<<62, false); return err },
 		} {
-			if err := send(); !errors.Is(err, chain.ErrRejected) {
+			if err := send(); !errors.Is(err, chainsync.ErrRejected) {
 				t.Errorf("%s: %v, want ErrRejected", name, err)
 			}
 		}

@@ -1,5 +1,5 @@
 // Package null is the simulated chain of the embedded default and of
-// tests: no node, no network. It implements chain.Backend. Addresses are
+// tests: no node, no network. It implements chainsync.Backend. Addresses are
 // deterministic, payments and blocks are injected (the admin simulate
 // endpoints, tests), confirmations advance with blocks, and reorgs, double
 // spends and node outages can be simulated. The chain lives in memory: a
@@ -15,7 +15,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/coinledger/coinledger/adapters/chain"
+	"github.com/coinledger/coinledger/app/chainsync"
 )
 
 // DefaultFee is the network fee of every simulated send, in minor units.
@@ -42,8 +42,8 @@ type Chain struct {
 }
 
 type tx struct {
-	outputs    []chain.Output // every output (to us or not)
-	sent       bool           // sent by the wallet
+	outputs    []chainsync.Output // every output (to us or not)
+	sent       bool               // sent by the wallet
 	fee        int64
 	height     int // block that holds it; 0 in the mempool
 	conflicted bool
@@ -70,7 +70,7 @@ func (c *Chain) hash(kind string, n ...uint64) string {
 }
 
 // SetDown simulates an unreachable node: every Backend call fails with
-// chain.ErrUnavailable until SetDown(false).
+// chainsync.ErrUnavailable until SetDown(false).
 func (c *Chain) SetDown(down bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -79,10 +79,10 @@ func (c *Chain) SetDown(down bool) {
 
 func (c *Chain) check(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("null %s: %w: %v", c.coin, chain.ErrUnavailable, err)
+		return fmt.Errorf("null %s: %w: %v", c.coin, chainsync.ErrUnavailable, err)
 	}
 	if c.down {
-		return fmt.Errorf("null %s: %w (simulated outage)", c.coin, chain.ErrUnavailable)
+		return fmt.Errorf("null %s: %w (simulated outage)", c.coin, chainsync.ErrUnavailable)
 	}
 	return nil
 }
@@ -107,7 +107,7 @@ func (c *Chain) NewAddress(ctx context.Context) (string, error) {
 func (c *Chain) Pay(address string, amount int64) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.add(&tx{outputs: []chain.Output{{Vout: 0, Address: address, Amount: amount}}})
+	return c.add(&tx{outputs: []chainsync.Output{{Vout: 0, Address: address, Amount: amount}}})
 }
 
 func (c *Chain) add(t *tx) string {
@@ -162,7 +162,7 @@ func (c *Chain) DoubleSpend(txid string) error {
 	defer c.mu.Unlock()
 	t, ok := c.txs[txid]
 	if !ok {
-		return fmt.Errorf("null %s: double spend %s: %w", c.coin, txid, chain.ErrTxNotFound)
+		return fmt.Errorf("null %s: double spend %s: %w", c.coin, txid, chainsync.ErrTxNotFound)
 	}
 	t.conflicted, t.height = true, 0
 	c.blocks = append(c.blocks, c.hash("block", uint64(len(c.blocks)), c.epoch))
@@ -170,17 +170,17 @@ func (c *Chain) DoubleSpend(txid string) error {
 }
 
 // Transaction reports what the chain knows of txid.
-func (c *Chain) Transaction(ctx context.Context, txid string) (chain.Tx, error) {
+func (c *Chain) Transaction(ctx context.Context, txid string) (chainsync.Tx, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.check(ctx); err != nil {
-		return chain.Tx{}, err
+		return chainsync.Tx{}, err
 	}
 	t, ok := c.txs[txid]
 	if !ok || t.dropped {
-		return chain.Tx{}, fmt.Errorf("null %s: %s: %w", c.coin, txid, chain.ErrTxNotFound)
+		return chainsync.Tx{}, fmt.Errorf("null %s: %s: %w", c.coin, txid, chainsync.ErrTxNotFound)
 	}
-	out := chain.Tx{TxID: txid, Fee: t.fee}
+	out := chainsync.Tx{TxID: txid, Fee: t.fee}
 	for _, o := range t.outputs {
 		if c.mine[o.Address] {
 			out.Received = append(out.Received, o)
@@ -227,27 +227,27 @@ func (c *Chain) balance() int64 {
 
 // Send pays amount to address from the wallet's confirmed balance, with
 // DefaultFee (out of the amount when subtractFee is set).
-func (c *Chain) Send(ctx context.Context, address string, amount int64, subtractFee bool) (chain.Sent, error) {
+func (c *Chain) Send(ctx context.Context, address string, amount int64, subtractFee bool) (chainsync.Sent, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.check(ctx); err != nil {
-		return chain.Sent{}, err
+		return chainsync.Sent{}, err
 	}
 	if !validAddress(address) {
-		return chain.Sent{}, fmt.Errorf("null %s: send to %q: %w: invalid address", c.coin, address, chain.ErrRejected)
+		return chainsync.Sent{}, fmt.Errorf("null %s: send to %q: %w: invalid address", c.coin, address, chainsync.ErrRejected)
 	}
 	pay, cost := amount, amount+DefaultFee
 	if subtractFee {
 		pay, cost = amount-DefaultFee, amount
 	}
 	if amount <= 0 || pay <= 0 {
-		return chain.Sent{}, fmt.Errorf("null %s: send %d: %w: amount too small", c.coin, amount, chain.ErrRejected)
+		return chainsync.Sent{}, fmt.Errorf("null %s: send %d: %w: amount too small", c.coin, amount, chainsync.ErrRejected)
 	}
 	if b := c.balance(); cost > b {
-		return chain.Sent{}, fmt.Errorf("null %s: send %d: %w: insufficient funds (balance %d)", c.coin, cost, chain.ErrRejected, b)
+		return chainsync.Sent{}, fmt.Errorf("null %s: send %d: %w: insufficient funds (balance %d)", c.coin, cost, chainsync.ErrRejected, b)
 	}
-	txid := c.add(&tx{outputs: []chain.Output{{Vout: 0, Address: address, Amount: pay}}, sent: true, fee: DefaultFee})
-	return chain.Sent{TxID: txid, Fee: DefaultFee}, nil
+	txid := c.add(&tx{outputs: []chainsync.Output{{Vout: 0, Address: address, Amount: pay}}, sent: true, fee: DefaultFee})
+	return chainsync.Sent{TxID: txid, Fee: DefaultFee}, nil
 }
 
 func validAddress(a string) bool {
@@ -272,11 +272,11 @@ func (c *Chain) Height(ctx context.Context) (int64, error) {
 // SinceBlock lists the wallet's transactions in blocks after the one with
 // hash blockHash, in the mempool, or conflicted; all of them when the hash
 // is empty or no longer in the best chain (a reorg replaced it).
-func (c *Chain) SinceBlock(ctx context.Context, blockHash string) (chain.Since, error) {
+func (c *Chain) SinceBlock(ctx context.Context, blockHash string) (chainsync.Since, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.check(ctx); err != nil {
-		return chain.Since{}, err
+		return chainsync.Since{}, err
 	}
 	from := 0
 	for h, b := range c.blocks {
@@ -284,7 +284,7 @@ func (c *Chain) SinceBlock(ctx context.Context, blockHash string) (chain.Since, 
 			from = h
 		}
 	}
-	var out chain.Since
+	var out chainsync.Since
 	for _, txid := range c.order {
 		t := c.txs[txid]
 		if t.dropped || !c.touches(t) {
@@ -310,4 +310,4 @@ func (c *Chain) touches(t *tx) bool {
 	return false
 }
 
-var _ chain.Backend = (*Chain)(nil)
+var _ chainsync.Backend = (*Chain)(nil)

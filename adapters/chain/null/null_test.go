@@ -5,8 +5,8 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/coinledger/coinledger/adapters/chain"
 	"github.com/coinledger/coinledger/adapters/chain/chaintest"
+	"github.com/coinledger/coinledger/app/chainsync"
 )
 
 func TestConformance(t *testing.T) {
@@ -46,7 +46,7 @@ func TestReorg(t *testing.T) {
 	if tip := c.Reorg(2, false); tip != 4 {
 		t.Fatalf("tip %d after reorg, want 4", tip)
 	}
-	if _, err := c.Transaction(ctx, dropped); !errors.Is(err, chain.ErrTxNotFound) {
+	if _, err := c.Transaction(ctx, dropped); !errors.Is(err, chainsync.ErrTxNotFound) {
 		t.Fatalf("dropped tx: %v", err)
 	}
 	after, _ := c.Transaction(ctx, kept)
@@ -74,7 +74,7 @@ func TestDoubleSpendAndOutage(t *testing.T) {
 		t.Fatalf("conflicted tx: %+v", tx)
 	}
 	c.SetDown(true)
-	if _, err := c.Height(ctx); !errors.Is(err, chain.ErrUnavailable) {
+	if _, err := c.Height(ctx); !errors.Is(err, chainsync.ErrUnavailable) {
 		t.Fatalf("height while down: %v", err)
 	}
 	c.SetDown(false)

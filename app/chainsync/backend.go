@@ -1,8 +1,10 @@
-// Package chain is the contract between the ledger and a coin's node: one
-// Backend per coin (bitcoind and its forks, block.io, the simulated null
-// chain). Backends speak in minor units and the documented bitcoind
-// fields; each keeps its node's quirks to itself.
-package chain
+package chainsync
+
+// This file is the port to a coin's node, declared here where it is used:
+// one Backend per coin, implemented by the adapters under adapters/chain
+// (bitcoind and its forks, block.io, the simulated null chain). Backends
+// speak in minor units and the documented bitcoind fields; each keeps its
+// node's quirks to itself.
 
 import (
 	"context"
