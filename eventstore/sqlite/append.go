@@ -18,7 +18,7 @@ type appendReq struct {
 	stream    string
 	expected  eventstore.ExpectedVersion
 	events    []eventstore.EventData
-	retryable bool // ids chosen by the caller: may repeat an earlier append
+	retryable bool               // ids chosen by the caller: may repeat an earlier append
 	imported  []eventstore.Event // an Import: events kept as they are (events is empty)
 	result    chan appendResult
 }
