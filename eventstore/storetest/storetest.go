@@ -278,7 +278,7 @@ func chained(stream string, from uint64, n int, prev eventstore.Hash, t0 time.Ti
 	out := make([]eventstore.Event, n)
 	for i := range out {
 		e := eventstore.Event{ID: uuid.New(), Stream: stream, Revision: from + uint64(i), Type: "t.import",
-			Data: json.RawMessage(fmt.Sprintf(`{ "n" : %d, "sealed":"seal1:abc" }`, i)),
+			Data:     json.RawMessage(fmt.Sprintf(`{ "n" : %d, "sealed":"seal1:abc" }`, i)),
 			Metadata: eventstore.Metadata{CorrelationID: "corr", Actor: "user:bob", SchemaVersion: 3},
 			Created:  t0.Add(time.Duration(i) * time.Microsecond)}
 		e.Hash = eventstore.ChainHash(prev, e)
