@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -32,8 +35,8 @@ import (
 
 // populate fills store with what the service writes: two wallets with
 // accounts, opening balances and transfers, and users whose credentials
-// are sealed.
-func populate(t *testing.T, store eventstore.Store) {
+// are sealed (by us, else by a random key).
+func populate(t *testing.T, store eventstore.Store, us *users.Service) {
 	t.Helper()
 	ctx := context.Background()
 	ws := wallets.New(store, wallets.Options{})
@@ -58,7 +61,9 @@ func populate(t *testing.T, store eventstore.Store) {
 		exec(w, ledger.Transfer{ID: fmt.Sprintf("t-%d", i), From: names[i%3], To: names[(i+1)%3],
 			Amount: money.New(money.BTC, int64(100+i)), Memo: "transfer \"quoted\" ü\t"})
 	}
-	us := users.NewWithOptions(store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: seal.Random()})
+	if us == nil {
+		us = users.NewWithOptions(store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: seal.Random()})
+	}
 	if err := us.Register(ctx, meta, "alice", "alice@example.com", "password-alice-1", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +104,7 @@ func sourceStore(t *testing.T, dir string) string {
 	t.Helper()
 	path := filepath.Join(dir, "src.db")
 	s := openSQLite(t, path)
-	populate(t, s)
+	populate(t, s, nil)
 	s.Close()
 	return path
 }
@@ -334,4 +339,94 @@ func balances(t *testing.T, store eventstore.Store) map[string]wallet.Balance {
 		}
 	}
 	return out
+}
+
+// TestEventsImportIntoESDBDoubleServesIdenticalBalances: the service run on
+// a SQLite store (wallets, transfers, users) is exported, imported into the
+// EventStoreDB double and served from it with new read models: the admin
+// logs in (its sealed password hash came along) and every account shows the
+// balances the SQLite-backed service showed.
+func TestEventsImportIntoESDBDoubleServesIdenticalBalances(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	config := func() *Config {
+		cfg := &Config{DataDir: t.TempDir(), AdminPassword: "bench-admin-password", BcryptCost: 4,
+			SealKey: "0123456789abcdef0123456789abcdef", JWTSecret: "jwt-secret-jwt-secret-jwt-secret-0123"}
+		cfg.setDefaults()
+		return cfg
+	}
+	// serveBalances serves store and returns every account's answer.
+	serveBalances := func(cfg *Config, store eventstore.Store) map[string]string {
+		t.Helper()
+		svc, err := newService(ctx, cfg, logger, wiring{store: store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer svc.close()
+		c, stop, err := startBenchService(ctx, svc, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+		head, err := store.Head(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.runner.WaitFor(ctx, "wallet", head); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.login(); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, w := range []string{"main", "second"} {
+			for _, a := range []string{"alice", "bob", "carol"} {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/wallets/"+w+"/accounts/"+a, nil)
+				req.Header.Set("Authorization", "Bearer "+c.token)
+				resp, err := c.http.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var body struct {
+					Balance json.RawMessage `json:"balance"`
+				}
+				err = json.NewDecoder(resp.Body).Decode(&body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusOK {
+					t.Fatalf("GET %s/%s: %d %v", w, a, resp.StatusCode, err)
+				}
+				out[w+"/"+a] = string(body.Balance)
+			}
+		}
+		return out
+	}
+
+	srcCfg := config()
+	srcPath := filepath.Join(srcCfg.DataDir, "events.db")
+	src := openSQLite(t, srcPath)
+	us, err := usersService(srcCfg, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	populate(t, src, us)
+	want := serveBalances(srcCfg, src)
+	src.Close()
+	out := filepath.Join(t.TempDir(), "events.ndjson")
+	if err := cli(t, "sqlite:"+srcPath, "events", "export", "-o", out); err != nil {
+		t.Fatal(err)
+	}
+	srv := esdbtest.Start(t, esdbtest.Options{})
+	if err := cli(t, srv.URL(), "events", "import", out); err != nil {
+		t.Fatal(err)
+	}
+	dst, err := esdb.Open(ctx, srv.URL(), esdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	got := serveBalances(config(), dst)
+	if !reflect.DeepEqual(got, want) || !strings.Contains(want["main/alice"], "available") {
+		t.Fatalf("balances served from the double:\n got  %v\n want %v", got, want)
+	}
 }
