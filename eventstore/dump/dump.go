@@ -379,8 +379,16 @@ func Import(ctx context.Context, store eventstore.Store, r io.Reader, opts Impor
 			return ctx.Err()
 		}
 	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		// A broken file: stop appending what was queued before it.
+		cancel()
+	}
 	close(batches)
-	if aerr := <-appendErr; aerr != nil {
+	aerr := <-appendErr
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return h, end, err
+	}
+	if aerr != nil {
 		return h, end, aerr
 	}
 	return h, end, err
