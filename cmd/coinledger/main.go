@@ -5,6 +5,7 @@
 //	coinledger bench transfers       measure transfers over HTTP (bench reads: account reads)
 //	coinledger projections status    show each read model's checkpoint and lag
 //	coinledger audit verify          verify every stream's hash chain
+//	coinledger events export|import  move the event log between stores (NDJSON)
 //
 // Configuration: a YAML file named by COINLEDGER_CONFIG (or -config), then
 // COINLEDGER_* environment variables; see config.go.
@@ -34,6 +35,7 @@ commands:
   bench notify           measure walletnotify ingestion to a confirmed deposit in the read models (null backend)
   projections status     checkpoint and lag of every read model
   audit verify           verify the hash chain of every stream
+  events export|import   write the event log as NDJSON; import such a file into an empty store
   notify [-coin C] TXID  post a walletnotify to the running service (bitcoin.conf: walletnotify=coinledger notify %s)
   users ...              add users, grant and revoke, hash passwords, import Graphene maps
   config show            print the effective configuration (secrets redacted)
@@ -90,6 +92,8 @@ func run(ctx context.Context, args []string) error {
 		return projectionsStatus(ctx, rest[1:])
 	case cmd == "audit" && sub == "verify":
 		return auditVerify(ctx, rest[1:])
+	case cmd == "events":
+		return eventsCmd(ctx, rest)
 	case cmd == "users":
 		return usersCmd(ctx, rest)
 	case cmd == "notify":

@@ -18,7 +18,8 @@ type appendReq struct {
 	stream    string
 	expected  eventstore.ExpectedVersion
 	events    []eventstore.EventData
-	retryable bool // ids chosen by the caller: may repeat an earlier append
+	retryable bool               // ids chosen by the caller: may repeat an earlier append
+	imported  []eventstore.Event // an Import: events kept as they are (events is empty)
 	result    chan appendResult
 }
 
@@ -61,6 +62,37 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	}
 }
 
+// Import implements eventstore.Importer: it appends events exported from
+// another store as they are, in one transaction.
+func (s *Store) Import(ctx context.Context, events []eventstore.Event) (eventstore.AppendResult, error) {
+	if len(events) == 0 {
+		return eventstore.AppendResult{}, fmt.Errorf("import: %w: no events", eventstore.ErrInvalidEvent)
+	}
+	if err := eventstore.ValidateImport(events); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if s.closed.Load() {
+		return eventstore.AppendResult{}, eventstore.ErrClosed
+	}
+	if err := s.Failed(); err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("import: %w", err)
+	}
+	req := &appendReq{stream: events[0].Stream, imported: events, result: make(chan appendResult, 1)}
+	select {
+	case s.reqs <- req:
+	case <-s.done:
+		return eventstore.AppendResult{}, eventstore.ErrClosed
+	case <-ctx.Done():
+		return eventstore.AppendResult{}, ctx.Err()
+	}
+	select {
+	case r := <-req.result:
+		return r.res, r.err
+	case <-ctx.Done():
+		return eventstore.AppendResult{}, ctx.Err()
+	}
+}
+
 // writer is the only goroutine that writes. It drains the queue into group
 // commits until Close.
 func (s *Store) writer() {
@@ -84,13 +116,13 @@ func (s *Store) writer() {
 			}
 		}
 		batch = append(batch[:0], first)
-		n := len(first.events)
+		n := len(first.events) + len(first.imported)
 	drain:
 		for !s.opts.NoGroupCommit && n < s.opts.MaxBatchEvents {
 			select {
 			case r := <-s.reqs:
 				batch = append(batch, r)
-				n += len(r.events)
+				n += len(r.events) + len(r.imported)
 			default:
 				break drain
 			}
@@ -229,7 +261,11 @@ func (b *txBatch) write(batch []*appendReq) ([]appendResult, error) {
 	b.pos = b.w.s.head.Load()
 	now := b.w.s.opts.Now().UTC().Truncate(time.Microsecond)
 	for i, req := range batch {
-		if results[i], err = b.plan(req, now); err != nil {
+		plan := b.plan
+		if req.imported != nil {
+			plan = b.planImport
+		}
+		if results[i], err = plan(req, now); err != nil {
 			return results, err
 		}
 	}
@@ -307,6 +343,38 @@ func (b *txBatch) plan(req *appendReq, now time.Time) (appendResult, error) {
 	next := head.next + uint64(len(req.events))
 	b.pending[req.stream] = streamHead{next: next, hash: hash}
 	return appendResult{res: eventstore.AppendResult{NextRevision: next, Position: b.pos}}, nil
+}
+
+// planImport decides an Import: every event must be the next of its
+// stream, else nothing of it is written (a conflict). Events keep their
+// ids, creation times and hashes; only positions are assigned.
+func (b *txBatch) planImport(req *appendReq, _ time.Time) (appendResult, error) {
+	heads := make(map[string]streamHead)
+	for _, e := range req.imported {
+		h, ok := heads[e.Stream]
+		if !ok {
+			var err error
+			if h, err = b.head(e.Stream); err != nil {
+				return appendResult{}, err
+			}
+		}
+		if e.Revision != h.next {
+			return appendResult{err: fmt.Errorf("import %s: stream is at %s: %w",
+				e, eventstore.ExpectRevision(h.next), eventstore.ErrConflict)}, nil
+		}
+		heads[e.Stream] = streamHead{next: h.next + 1, hash: e.Hash}
+	}
+	for _, e := range req.imported {
+		b.pos++
+		e.Position = b.pos
+		e.Created = e.Created.UTC().Truncate(time.Microsecond)
+		b.rows = append(b.rows, row{e: e})
+	}
+	for stream, h := range heads {
+		b.pending[stream] = h
+	}
+	last := req.imported[len(req.imported)-1]
+	return appendResult{res: eventstore.AppendResult{NextRevision: last.Revision + 1, Position: b.pos}}, nil
 }
 
 // storedAt looks for req's events in its stream from revision from on: all

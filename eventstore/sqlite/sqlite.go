@@ -74,7 +74,10 @@ type Store struct {
 	notify  chan struct{} // closed and replaced after each commit
 }
 
-var _ eventstore.Store = (*Store)(nil)
+var (
+	_ eventstore.Store    = (*Store)(nil)
+	_ eventstore.Importer = (*Store)(nil)
+)
 
 const schema = `
 CREATE TABLE IF NOT EXISTS events (

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 		{"ConcurrentExactAppendsOneStream", testConcurrentExact},
 		{"ConcurrentAnyAppendsOneStream", testConcurrentAny},
 		{"ConcurrentAppendsManyStreams", testConcurrentMany},
+		{"ImportKeepsEventsAsTheyAre", testImport},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -267,6 +269,88 @@ func testHashChain(t *testing.T, s eventstore.Store) {
 	var ce *eventstore.ChainError
 	if err := v.Verify(tampered); !errors.As(err, &ce) || ce.Revision != 7 {
 		t.Fatalf("tampered event: err %v, want ChainError at 7", err)
+	}
+}
+
+// chained returns n events of stream from revision from, created at t0,
+// their data not compact, hashed in a chain from prev.
+func chained(stream string, from uint64, n int, prev eventstore.Hash, t0 time.Time) []eventstore.Event {
+	out := make([]eventstore.Event, n)
+	for i := range out {
+		e := eventstore.Event{ID: uuid.New(), Stream: stream, Revision: from + uint64(i), Type: "t.import",
+			Data:     json.RawMessage(fmt.Sprintf(`{ "n" : %d, "sealed":"seal1:abc" }`, i)),
+			Metadata: eventstore.Metadata{CorrelationID: "corr", Actor: "user:bob", SchemaVersion: 3},
+			Created:  t0.Add(time.Duration(i) * time.Microsecond)}
+		e.Hash = eventstore.ChainHash(prev, e)
+		prev = e.Hash
+		out[i] = e
+	}
+	return out
+}
+
+// testImport: a store that is an eventstore.Importer stores imported events
+// with their ids, data bytes, metadata, times and hashes, in the given order
+// across streams, and refuses an event that does not come next in its stream.
+func testImport(t *testing.T, s eventstore.Store) {
+	imp, ok := s.(eventstore.Importer)
+	if !ok {
+		t.Skip("the store is not an eventstore.Importer")
+	}
+	a, b := Stream("import-a"), Stream("import-b")
+	t0 := time.Date(2020, 1, 2, 3, 4, 5, 6000, time.UTC)
+	ea, eb := chained(a, 0, 5, eventstore.Hash{}, t0), chained(b, 0, 3, eventstore.Hash{}, t0)
+	// Interleaved: a0 a1 b0 a2 b1 b2 a3 a4.
+	order := []eventstore.Event{ea[0], ea[1], eb[0], ea[2], eb[1], eb[2], ea[3], ea[4]}
+	if _, err := imp.Import(ctx(t), order[:4]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := imp.Import(ctx(t), order[4:]); err != nil {
+		t.Fatal(err)
+	}
+	for stream, want := range map[string][]eventstore.Event{a: ea, b: eb} {
+		got := MustRead(t, s, stream)
+		v := eventstore.NewVerifier()
+		for i := range got {
+			if err := v.Verify(got[i]); err != nil {
+				t.Fatal(err)
+			}
+			w := want[i]
+			w.Position = got[i].Position
+			if !reflect.DeepEqual(got[i], w) {
+				t.Fatalf("imported event %d of %s:\n got  %+v\n want %+v", i, stream, got[i], w)
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s has %d events, want %d", stream, len(got), len(want))
+		}
+	}
+	all := collect(t, s, 0, "import-")
+	var mine []uuid.UUID
+	for _, e := range all {
+		if e.Stream == a || e.Stream == b {
+			mine = append(mine, e.ID)
+		}
+	}
+	for i, e := range order {
+		if i >= len(mine) || mine[i] != e.ID {
+			t.Fatalf("global order of the imported events differs at %d", i)
+		}
+	}
+	// Not next in its stream: a conflict, nothing written.
+	again := chained(a, 2, 1, ea[1].Hash, t0)
+	if _, err := imp.Import(ctx(t), again); !errors.Is(err, eventstore.ErrConflict) {
+		t.Fatalf("import of revision 2 of a stream at 5: %v, want ErrConflict", err)
+	}
+	if n := len(MustRead(t, s, a)); n != 5 {
+		t.Fatalf("a refused import left %d events, want 5", n)
+	}
+	// Appends continue the imported chain.
+	MustAppend(t, s, a, eventstore.Exact(4), Events("t.after", 0, 1)...)
+	v := eventstore.NewVerifier()
+	for _, e := range MustRead(t, s, a) {
+		if err := v.Verify(e); err != nil {
+			t.Fatalf("after an append to an imported stream: %v", err)
+		}
 	}
 }
 
