@@ -12,13 +12,18 @@ import (
 
 const columns = `position, stream, revision, id, type, data, created, correlation_id, causation_id, actor, schema_version, idempotency_key, hash`
 
+// The readers' queries, prepared once at Open (Store.readStreamQ, readAllQ).
+const (
+	readStreamSQL = `SELECT ` + columns + ` FROM events WHERE stream = ? AND revision >= ? ORDER BY revision LIMIT ?`
+	readAllSQL    = `SELECT ` + columns + ` FROM events WHERE position > ? AND position <= ? ORDER BY position`
+)
+
 // ReadStream returns up to limit events of stream from revision from on.
 func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]eventstore.Event, error) {
 	if s.closed.Load() {
 		return nil, eventstore.ErrClosed
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+columns+` FROM events WHERE stream = ? AND revision >= ? ORDER BY revision LIMIT ?`,
-		stream, from, limit)
+	rows, err := s.readStreamQ.QueryContext(ctx, stream, from, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read %s@%d: %w", stream, from, err)
 	}
@@ -43,7 +48,7 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]eventst
 		return nil, nil
 	}
 	to := min(head, after+uint64(limit))
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+columns+` FROM events WHERE position > ? AND position <= ? ORDER BY position`, after, to)
+	rows, err := s.readAllQ.QueryContext(ctx, after, to)
 	if err != nil {
 		return nil, fmt.Errorf("read all after %d: %w", after, err)
 	}

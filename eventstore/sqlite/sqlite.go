@@ -68,6 +68,11 @@ type Store struct {
 	wg     sync.WaitGroup
 	w      *batchWriter
 
+	// The readers' statements, prepared once on rdb: database/sql prepares
+	// each on a reader connection the first time it runs there and keeps
+	// it, since parsing SQL costs more than running these small queries.
+	readStreamQ, readAllQ *sql.Stmt
+
 	head    atomic.Uint64         // position of the newest committed event
 	failed  atomic.Pointer[error] // set once by the writer: see fail
 	notifyM sync.Mutex
@@ -144,6 +149,12 @@ func (s *Store) open(ctx context.Context) error {
 	}
 	s.rdb.SetMaxOpenConns(8)
 	s.rdb.SetMaxIdleConns(8)
+	if s.readStreamQ, err = s.rdb.PrepareContext(ctx, readStreamSQL); err != nil {
+		return fmt.Errorf("prepare read stream: %w", err)
+	}
+	if s.readAllQ, err = s.rdb.PrepareContext(ctx, readAllSQL); err != nil {
+		return fmt.Errorf("prepare read all: %w", err)
+	}
 	var head sql.NullInt64
 	if err := s.wdb.QueryRowContext(ctx, `SELECT MAX(position) FROM events`).Scan(&head); err != nil {
 		return fmt.Errorf("read head: %w", err)
@@ -154,6 +165,11 @@ func (s *Store) open(ctx context.Context) error {
 }
 
 func (s *Store) closeDBs() {
+	for _, st := range []*sql.Stmt{s.readStreamQ, s.readAllQ} {
+		if st != nil {
+			st.Close()
+		}
+	}
 	if s.wdb != nil {
 		s.wdb.Close()
 	}

@@ -33,6 +33,7 @@ type DB struct {
 	wmu   sync.Mutex // one write transaction at a time
 	r     *sql.DB    // read-only pool
 	stmts stmtCache  // the writer's prepared statements
+	rstmt stmtCache  // the readers' prepared statements
 }
 
 var _ projections.DB = (*DB)(nil)
@@ -82,12 +83,13 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		r.Close()
 		return nil, fmt.Errorf("open read models %s: %w", path, err)
 	}
-	return &DB{path: path, w: w, r: r, stmts: stmtCache{db: w, m: map[string]*sql.Stmt{}}}, nil
+	return &DB{path: path, w: w, r: r, stmts: stmtCache{db: w}, rstmt: stmtCache{db: r}}, nil
 }
 
 // Close closes every connection. Queries in progress fail.
 func (db *DB) Close() error {
 	db.stmts.close()
+	db.rstmt.close()
 	return errors.Join(db.r.Close(), db.w.Close())
 }
 
@@ -125,13 +127,20 @@ func (db *DB) Update(ctx context.Context, fn func(projections.Tx) error) (err er
 	return nil
 }
 
-// Query runs a read-only query on the read pool.
+// Query runs a read-only query on the read pool, prepared once (see stmtCache).
 func (db *DB) Query(ctx context.Context, query string, args ...any) (projections.Rows, error) {
+	if st := db.rstmt.get(ctx, query); st != nil {
+		return rowsOrErr(st.QueryContext(ctx, args...))
+	}
 	return rowsOrErr(db.r.QueryContext(ctx, query, args...))
 }
 
-// QueryRow runs a read-only query for at most one row on the read pool.
+// QueryRow runs a read-only query for at most one row on the read pool,
+// prepared once (see stmtCache).
 func (db *DB) QueryRow(ctx context.Context, query string, args ...any) projections.Row {
+	if st := db.rstmt.get(ctx, query); st != nil {
+		return row{st.QueryRowContext(ctx, args...)}
+	}
 	return row{db.r.QueryRowContext(ctx, query, args...)}
 }
 
@@ -159,24 +168,22 @@ type tx struct {
 }
 
 // stmt returns query prepared for this transaction, from the cache when it
-// can (parsing SQL costs more than running a small statement).
-func (t *tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	st, err := t.stmts.get(ctx, query)
-	if err != nil || st == nil {
-		return nil, err
+// can (parsing SQL costs more than running a small statement); nil when
+// the statement is to run unprepared.
+func (t *tx) stmt(ctx context.Context, query string) *sql.Stmt {
+	st := t.stmts.get(ctx, query)
+	if st == nil {
+		return nil
 	}
-	return t.tx.StmtContext(ctx, st), nil
+	return t.tx.StmtContext(ctx, st)
 }
 
 func (t *tx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	var res sql.Result
-	st, err := t.stmt(ctx, query)
-	switch {
-	case err != nil:
-		return 0, err
-	case st != nil:
+	var err error
+	if st := t.stmt(ctx, query); st != nil {
 		res, err = st.ExecContext(ctx, args...)
-	default:
+	} else {
 		res, err = t.tx.ExecContext(ctx, query, args...)
 	}
 	if err != nil {
@@ -186,11 +193,7 @@ func (t *tx) Exec(ctx context.Context, query string, args ...any) (int64, error)
 }
 
 func (t *tx) Query(ctx context.Context, query string, args ...any) (projections.Rows, error) {
-	st, err := t.stmt(ctx, query)
-	switch {
-	case err != nil:
-		return nil, err
-	case st != nil:
+	if st := t.stmt(ctx, query); st != nil {
 		return rowsOrErr(st.QueryContext(ctx, args...))
 	}
 	return rowsOrErr(t.tx.QueryContext(ctx, query, args...))
@@ -205,6 +208,9 @@ func rowsOrErr(r *sql.Rows, err error) (projections.Rows, error) {
 }
 
 func (t *tx) QueryRow(ctx context.Context, query string, args ...any) projections.Row {
+	if st := t.stmt(ctx, query); st != nil {
+		return row{st.QueryRowContext(ctx, args...)}
+	}
 	return row{t.tx.QueryRowContext(ctx, query, args...)}
 }
 
@@ -268,42 +274,56 @@ func insertSQL(b projections.Bulk, rows int) string {
 	return sb.String()
 }
 
-// stmtCache keeps the writer's prepared statements by SQL text. It is
-// bounded: past maxCached distinct statements, new ones run unprepared.
+// stmtCache keeps a pool's prepared statements by SQL text: database/sql
+// prepares a cached statement on each connection of the pool the first time
+// it runs there and keeps it, so SQL is parsed once per connection instead
+// of on every call. It is bounded: past maxCached distinct statements, new
+// ones run unprepared. Lookups take no lock.
 type stmtCache struct {
 	db *sql.DB
-	mu sync.Mutex
-	m  map[string]*sql.Stmt
+	m  sync.Map // SQL text -> *sql.Stmt
+
+	mu     sync.Mutex // serializes preparing and closing
+	n      int        // statements in m
+	closed bool
 }
 
 const maxCached = 512
 
 // get returns the cached statement for query, preparing it if there is
-// room; nil when the cache is full or the statement cannot be prepared
-// outside the transaction (it names a table the transaction creates): the
-// caller then runs it unprepared, which also reports any real error.
-func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
+// room; nil when the cache is full or closed, or the statement cannot be
+// prepared outside a transaction (it names a table the transaction
+// creates): the caller then runs it unprepared, which also reports any
+// real error.
+func (c *stmtCache) get(ctx context.Context, query string) *sql.Stmt {
+	if st, ok := c.m.Load(query); ok {
+		return st.(*sql.Stmt)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st, ok := c.m[query]; ok {
-		return st, nil
+	if st, ok := c.m.Load(query); ok {
+		return st.(*sql.Stmt)
 	}
-	if len(c.m) >= maxCached {
-		return nil, nil
+	if c.closed || c.n >= maxCached {
+		return nil
 	}
 	st, err := c.db.PrepareContext(ctx, query)
 	if err != nil {
-		return nil, nil
+		return nil
 	}
-	c.m[query] = st
-	return st, nil
+	c.m.Store(query, st)
+	c.n++
+	return st
 }
 
 func (c *stmtCache) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, st := range c.m {
-		st.Close()
-	}
-	clear(c.m)
+	c.closed = true
+	c.m.Range(func(k, st any) bool {
+		st.(*sql.Stmt).Close()
+		c.m.Delete(k)
+		return true
+	})
+	c.n = 0
 }

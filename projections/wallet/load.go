@@ -17,12 +17,22 @@ const loadChunk = 500
 func inQuery(ctx context.Context, tx projections.Tx, query string, fixed []any, names []string, scan func(projections.Rows) error) error {
 	for start := 0; start < len(names); start += loadChunk {
 		part := names[start:min(start+loadChunk, len(names))]
-		args := make([]any, 0, len(fixed)+len(part))
+		// The list is padded to a power of two with the last name again
+		// (IN ignores the repeat), so a few SQL texts serve every batch
+		// size and each is prepared once (see projections/sqlite).
+		size := 1
+		for size < len(part) {
+			size *= 2
+		}
+		args := make([]any, 0, len(fixed)+size)
 		args = append(args, fixed...)
 		for _, n := range part {
 			args = append(args, n)
 		}
-		rows, err := tx.Query(ctx, query+strings.Repeat("?,", len(part)-1)+"?)", args...)
+		for range size - len(part) {
+			args = append(args, part[len(part)-1])
+		}
+		rows, err := tx.Query(ctx, query+strings.Repeat("?,", size-1)+"?)", args...)
 		if err != nil {
 			return err
 		}
