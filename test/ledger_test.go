@@ -289,7 +289,21 @@ func testRestartUnderLoad(t *testing.T, m readModels) {
 			}
 		}()
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Kill once the load is well under way (enough acknowledged transfers),
+	// not after a fixed time: a loaded machine acknowledges fewer per second.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		n := 0
+		for _, o := range outcomes {
+			if o.id != "" {
+				n++
+			}
+		}
+		mu.Unlock()
+		if n >= 200 || time.Now().After(deadline) {
+			break
+		}
+	}
 	s.Kill()
 	close(stop)
 	wg.Wait()
