@@ -75,8 +75,8 @@ var ErrPoison = errors.New("poison event")
 type Counter struct {
 	Fail      atomic.Bool
 	Transient atomic.Int32
-	mu      sync.Mutex
-	batches []int
+	mu        sync.Mutex
+	batches   []int
 }
 
 var _ projections.Projection = (*Counter)(nil)
