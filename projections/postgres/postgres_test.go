@@ -2,10 +2,12 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,5 +123,54 @@ func waitAll(tb testing.TB, r *projections.Runner, pos uint64) {
 		if err := r.WaitFor(ctx, name, pos); err != nil {
 			tb.Fatal(err)
 		}
+	}
+}
+
+// TestDeadlockIsTransient: of two transactions that lock two rows in
+// opposite orders, Postgres aborts one (deadlock detected); Update reports
+// it as projections.ErrTransient, so the runner retries it.
+func TestDeadlockIsTransient(t *testing.T) {
+	ctx := context.Background()
+	db := dbtest.OpenPostgres(t)
+	if err := db.Migrate(ctx, "deadlock", []string{`CREATE TABLE d (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)`,
+		`INSERT INTO d (id, v) VALUES (1, 0), (2, 0)`}); err != nil {
+		t.Fatal(err)
+	}
+	var barrier, done sync.WaitGroup
+	barrier.Add(2)
+	done.Add(2)
+	errs := make([]error, 2)
+	for i := range 2 {
+		go func() {
+			defer done.Done()
+			first, second := 1, 2
+			if i == 1 {
+				first, second = 2, 1
+			}
+			errs[i] = db.Update(ctx, func(tx projections.Tx) error {
+				if _, err := tx.Exec(ctx, `UPDATE d SET v = v + 1 WHERE id = ?`, first); err != nil {
+					barrier.Done()
+					return err
+				}
+				barrier.Done()
+				barrier.Wait() // both hold their first row
+				_, err := tx.Exec(ctx, `UPDATE d SET v = v + 1 WHERE id = ?`, second)
+				return err
+			})
+		}()
+	}
+	done.Wait()
+	failed := 0
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		failed++
+		if !errors.Is(err, projections.ErrTransient) || !projections.Transient(err) {
+			t.Errorf("deadlock error %v is not ErrTransient", err)
+		}
+	}
+	if failed != 1 {
+		t.Errorf("errors %v, want one deadlock", errs)
 	}
 }
