@@ -500,6 +500,11 @@ func testPoison(t *testing.T, newDB NewDB) {
 	if err := r.WaitFor(waitCtx, "counter", head); !errors.Is(err, projections.ErrParked) || !strings.Contains(err.Error(), ErrPoison.Error()) {
 		t.Fatalf("WaitFor on a parked projection: %v, want ErrParked with the cause", err)
 	}
+	// A read-your-write wait on a parked projection answers at once.
+	began := time.Now()
+	if err := r.WaitFor(waitCtx, "counter", head+1000); !errors.Is(err, projections.ErrParked) || time.Since(began) > 5*time.Second {
+		t.Errorf("WaitFor on a parked projection: %v after %v, want ErrParked at once", err, time.Since(began))
+	}
 	st := statusOf(t, r, "counter")
 	if st.State != projections.StateParked || st.ParkedAt != poison || !strings.Contains(st.Error, ErrPoison.Error()) ||
 		st.Position != poison-1 || st.Failures == 0 || !st.Running {
