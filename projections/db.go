@@ -24,7 +24,19 @@ var (
 	// ErrSchemaTooNew: the database has more migration steps recorded for an
 	// owner than the code knows; the code is older than the database.
 	ErrSchemaTooNew = errors.New("read-model schema is newer than the code")
+	// ErrTransient wraps an error that may go away if the same work is
+	// tried again: the database is unreachable or restarting, or a
+	// transaction lost a serialization conflict or a deadlock. The Runner
+	// retries such failures with backoff instead of parking the projection.
+	ErrTransient = errors.New("transient read-model failure")
 )
+
+// Transient reports whether err is worth retrying unchanged: an
+// implementation marked it ErrTransient, or a deadline ran out on the
+// database.
+func Transient(err error) bool {
+	return errors.Is(err, ErrTransient) || errors.Is(err, context.DeadlineExceeded)
+}
 
 // Dialect names the SQL dialect of a DB. Queries are written once in the
 // common subset of both dialects (see DB); the few differences are switched

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
+	"math/rand/v2"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -28,6 +30,29 @@ var (
 	ErrCheckpointMoved = errors.New("checkpoint moved by another runner")
 	// ErrRunning: Run was called while the runner was already running.
 	ErrRunning = errors.New("projection runner already running")
+	// ErrParked: the projection stopped at an event that keeps failing and
+	// waits for an operator's Retry; the other projections go on.
+	ErrParked = errors.New("projection parked")
+	// ErrNotParked: Retry was called on a projection that is not parked.
+	ErrNotParked = errors.New("projection not parked")
+)
+
+// State is what a projection is doing.
+type State string
+
+// The states of a projection.
+const (
+	// StateCatchingUp: applying events behind the head seen at start.
+	StateCatchingUp State = "catching_up"
+	// StateRunning: caught up, applying live events.
+	StateRunning State = "running"
+	// StateRetrying: the last attempt failed; it is retried with backoff
+	// from the projection's checkpoint.
+	StateRetrying State = "retrying"
+	// StateParked: an event keeps failing; nothing is applied until Retry.
+	StateParked State = "parked"
+	// StateStopped: Run is not in progress.
+	StateStopped State = "stopped"
 )
 
 // Owner of the runner's own migrations (the checkpoint table).
@@ -51,6 +76,18 @@ type Options struct {
 	// batch while it is behind the store's head (catching up). Live events,
 	// once the head is reached, are applied at once. Default 20ms.
 	Linger time.Duration
+	// RetryMin and RetryMax bound the wait before a failed projection is
+	// retried: it doubles from RetryMin with every consecutive failure, up
+	// to RetryMax, with jitter. Defaults 100ms and 30s.
+	RetryMin, RetryMax time.Duration
+	// ParkAfter is how many consecutive failed batches at one position park
+	// a projection even when each failure looked transient. Default 10.
+	// Failures to reach the database at all (reading the checkpoint before
+	// a retry) never park: an outage is waited out.
+	ParkAfter int
+	// Logger gets a line per retry and per parked projection. Default
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 func (o *Options) setDefaults() {
@@ -60,12 +97,32 @@ func (o *Options) setDefaults() {
 	if o.Linger <= 0 {
 		o.Linger = 20 * time.Millisecond
 	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = 100 * time.Millisecond
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 30 * time.Second
+	}
+	o.RetryMax = max(o.RetryMax, o.RetryMin)
+	if o.ParkAfter <= 0 {
+		o.ParkAfter = 10
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 }
 
 // Runner feeds projections from an event store into one read-model database.
-// Each projection runs on its own subscription from its own checkpoint; its
-// rows and its checkpoint are committed in one transaction, so each event
-// takes effect exactly once across crashes and restarts.
+// Its rows and its checkpoint are committed in one transaction, so each
+// event takes effect exactly once across crashes and restarts.
+//
+// Faults stop only the projection that hit them. A failed batch is retried
+// from the projection's checkpoint, with backoff, on a subscription of its
+// own (the other projections stay on the shared one). An error that is not
+// transient (see Transient) narrows the retry to one event at a time, so
+// the events before the failing one are applied; an event that still fails
+// (non-transient, or ParkAfter times in a row) parks the projection (state
+// StateParked, with the position and the error in Status) until Retry.
 type Runner struct {
 	db       DB
 	store    eventstore.Store
@@ -78,11 +135,16 @@ type Runner struct {
 // progress is a projection's committed checkpoint as this process knows it,
 // with a broadcast channel closed and replaced on every change.
 type progress struct {
-	mu      sync.Mutex
-	pos     uint64
-	loaded  bool          // pos was read from or committed to the database
-	changed chan struct{} // closed when pos, loaded or stopped change
-	stopped error         // set when Run has returned, nil while it may run
+	mu       sync.Mutex
+	pos      uint64
+	loaded   bool          // pos was read from or committed to the database
+	changed  chan struct{} // closed when any field changes
+	stopped  error         // set when Run has returned, nil while it may run
+	state    State
+	err      string // the last failure, "" once an attempt succeeds
+	parkedAt uint64 // position of the event it is parked at
+	failures uint64 // failed attempts since NewRunner
+	retry    chan struct{}
 }
 
 func (p *progress) update(f func()) {
@@ -106,16 +168,18 @@ func NewRunner(db DB, store eventstore.Store, opts Options, projections ...Proje
 		if _, dup := r.progress[name]; dup {
 			panic("projections: two projections named " + name)
 		}
-		r.progress[name] = &progress{changed: make(chan struct{})}
+		r.progress[name] = &progress{changed: make(chan struct{}), state: StateStopped, retry: make(chan struct{}, 1)}
 	}
 	return r
 }
 
 // Run migrates the checkpoint table and every projection's schema, then runs
-// every projection (one applier goroutine each, fed by one shared subscription) until
-// ctx is done, when it returns nil (whatever the interrupted statements
-// reported: they committed nothing), or one fails, when it stops the others
-// and returns that error wrapped with the projection's name and checkpoint.
+// every projection (one applier goroutine each, fed by one shared
+// subscription) until ctx is done, when it returns nil. A failing
+// projection is retried or parked (see Runner); it never stops the others,
+// and a failed subscription is retried with backoff too. Run returns an
+// error only when the start-up migrations fail with a non-transient error
+// or another runner writes the same projection (ErrCheckpointMoved).
 // Only one Run may be in progress at a time; after it returns, Run may be
 // called again and resumes from the stored checkpoints.
 func (r *Runner) Run(ctx context.Context) error {
@@ -124,7 +188,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	defer r.running.Store(false)
 	for _, p := range r.progress {
-		p.update(func() { p.stopped = nil })
+		p.update(func() { p.stopped, p.state, p.err, p.parkedAt = nil, StateCatchingUp, "", 0 })
+		select {
+		case <-p.retry:
+		default:
+		}
 	}
 	err := r.run(ctx)
 	stopped := ErrStopped
@@ -132,7 +200,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		stopped = fmt.Errorf("%w: %w", ErrStopped, err)
 	}
 	for _, p := range r.progress {
-		p.update(func() { p.stopped = stopped })
+		p.update(func() { p.stopped, p.state = stopped, StateStopped })
 	}
 	if ctx.Err() != nil {
 		// Shutting down: errors from interrupted statements are expected
@@ -142,15 +210,81 @@ func (r *Runner) Run(ctx context.Context) error {
 	return err
 }
 
+// errLeft ends a subscription whose every reader has left.
+var errLeft = errors.New("every reader left")
+
+// feed carries a subscription's batches to one projection's applier.
+type feed struct {
+	from    uint64 // deliver only events after this position
+	batches chan []eventstore.Event
+	errc    chan error    // the subscription's failure, at most one
+	gone    chan struct{} // closed when the applier leaves
+	once    sync.Once
+	stop    context.CancelFunc // ends a private subscription; nil for the shared one
+}
+
+func newFeed(from uint64, stop context.CancelFunc) *feed {
+	return &feed{from: from, batches: make(chan []eventstore.Event, 4), errc: make(chan error, 1),
+		gone: make(chan struct{}), stop: stop}
+}
+
+// leave detaches the applier: the subscription stops sending to it.
+func (f *feed) leave() {
+	f.once.Do(func() {
+		close(f.gone)
+		if f.stop != nil {
+			f.stop()
+		}
+	})
+}
+
+func (f *feed) fail(err error) {
+	select {
+	case f.errc <- err:
+	default:
+	}
+}
+
+// deliver sends the events after f.from; errLeft when the applier left.
+// Store batches are shared read-only: appliers copy before they merge.
+func (f *feed) deliver(ctx context.Context, events []eventstore.Event) error {
+	select {
+	case <-f.gone:
+		return errLeft
+	default:
+	}
+	mine := events
+	if mine[0].Position <= f.from {
+		i := sort.Search(len(mine), func(i int) bool { return mine[i].Position > f.from })
+		if mine = mine[i:]; len(mine) == 0 {
+			return nil
+		}
+	}
+	select {
+	case f.batches <- mine:
+		return nil
+	case <-f.gone:
+		return errLeft
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (r *Runner) run(ctx context.Context) error {
 	d := r.db.Dialect()
-	if err := r.db.Migrate(ctx, runnerOwner, runnerMigrations); err != nil {
-		return fmt.Errorf("run projections: %w", err)
-	}
-	for _, p := range r.projs {
-		if err := r.db.Migrate(ctx, p.Name(), p.Migrations(d)); err != nil {
-			return fmt.Errorf("run projection %s: %w", p.Name(), err)
+	err := r.retryTransient(ctx, "migrate", func() error {
+		if err := r.db.Migrate(ctx, runnerOwner, runnerMigrations); err != nil {
+			return fmt.Errorf("run projections: %w", err)
 		}
+		for _, p := range r.projs {
+			if err := r.db.Migrate(ctx, p.Name(), p.Migrations(d)); err != nil {
+				return fmt.Errorf("run projection %s: %w", p.Name(), err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if len(r.projs) == 0 {
 		<-ctx.Done()
@@ -159,53 +293,221 @@ func (r *Runner) run(ctx context.Context) error {
 	// One subscription feeds every projection, from the oldest
 	// checkpoint: each gets the events after its own, and an applier
 	// goroutine of its own, so reading the next batch overlaps writing the
-	// current one (the slowest projection sets the pace).
-	type feed struct {
-		from    uint64
-		batches chan []eventstore.Event
-	}
-	feeds := make([]feed, len(r.projs))
+	// current one (the slowest projection sets the pace). A projection that
+	// fails leaves it for a subscription of its own.
+	feeds := make([]*feed, len(r.projs))
 	oldest := uint64(math.MaxUint64)
 	for i, p := range r.projs {
-		pos, err := r.loadCheckpoint(ctx, p.Name())
+		var pos uint64
+		err := r.retryTransient(ctx, "load checkpoint", func() (err error) {
+			pos, err = r.loadCheckpoint(ctx, p.Name())
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("projection %s: %w", p.Name(), err)
 		}
 		pr := r.progress[p.Name()]
 		pr.update(func() { pr.pos, pr.loaded = pos, true })
-		feeds[i] = feed{from: pos, batches: make(chan []eventstore.Event, 4)}
+		feeds[i] = newFeed(pos, nil)
 		oldest = min(oldest, pos)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		err := r.store.Subscribe(gctx, oldest, func(ctx context.Context, events []eventstore.Event) error {
+			left := 0
 			for _, f := range feeds {
-				// Store batches are shared read-only: appliers copy before
-				// they merge.
-				mine := events
-				if mine[0].Position <= f.from {
-					i := sort.Search(len(mine), func(i int) bool { return mine[i].Position > f.from })
-					if mine = mine[i:]; len(mine) == 0 {
-						continue
-					}
+				if err := f.deliver(ctx, events); errors.Is(err, errLeft) {
+					left++
+				} else if err != nil {
+					return err
 				}
-				select {
-				case f.batches <- mine:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
+			}
+			if left == len(feeds) {
+				return errLeft
 			}
 			return nil
 		})
+		if gctx.Err() != nil || errors.Is(err, errLeft) {
+			return nil
+		}
 		if err == nil {
 			err = errors.New("subscription ended")
 		}
-		return fmt.Errorf("projections: subscribe after %d: %w", oldest, err)
+		err = fmt.Errorf("projections: subscribe after %d: %w", oldest, err)
+		for _, f := range feeds {
+			f.fail(err) // each applier retries on a subscription of its own
+		}
+		return nil
 	})
 	for i, p := range r.projs {
-		g.Go(func() error { return r.apply(gctx, p, r.progress[p.Name()], feeds[i].from, feeds[i].batches) })
+		g.Go(func() error { return r.follow(gctx, g, p, feeds[i]) })
 	}
 	return g.Wait()
+}
+
+// subscribe starts a subscription of one projection's own, after position
+// after, in g; it ends when the projection leaves the feed or ctx is done.
+func (r *Runner) subscribe(ctx context.Context, g *errgroup.Group, after uint64) *feed {
+	sctx, cancel := context.WithCancel(ctx)
+	f := newFeed(after, cancel)
+	g.Go(func() error {
+		err := r.store.Subscribe(sctx, after, f.deliver)
+		if sctx.Err() == nil && !errors.Is(err, errLeft) {
+			if err == nil {
+				err = errors.New("subscription ended")
+			}
+			f.fail(fmt.Errorf("subscribe after %d: %w", after, err))
+		}
+		return nil
+	})
+	return f
+}
+
+// retryTransient runs f until it succeeds, fails with an error that is not
+// transient, or ctx is done, waiting with backoff between attempts.
+func (r *Runner) retryTransient(ctx context.Context, op string, f func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil || !Transient(err) || ctx.Err() != nil {
+			return err
+		}
+		d := backoff(attempt, r.opts.RetryMin, r.opts.RetryMax)
+		r.opts.Logger.Warn("projections retrying", "op", op, "attempt", attempt, "backoff", d, "err", err)
+		if !sleep(ctx, d) {
+			return ctx.Err()
+		}
+	}
+}
+
+// applyError is a batch that failed to commit.
+type applyError struct {
+	first, last uint64
+	n           int
+	err         error
+}
+
+func (e *applyError) Error() string {
+	return fmt.Sprintf("apply positions %d..%d (%d events): %v", e.first, e.last, e.n, e.err)
+}
+
+func (e *applyError) Unwrap() error { return e.err }
+
+// follow runs projection p from f until ctx is done, retrying and parking
+// it on failures (see Runner). It returns an error only for
+// ErrCheckpointMoved.
+func (r *Runner) follow(ctx context.Context, g *errgroup.Group, p Projection, f *feed) error {
+	name := p.Name()
+	pr := r.progress[name]
+	pr.mu.Lock()
+	checkpoint := pr.pos
+	pr.mu.Unlock()
+	var (
+		attempted uint64 // checkpoint the last write tried to store
+		fails     int    // consecutive failures at failAt (sets the backoff)
+		applies   int    // of which failed batches (may park)
+		failAt    uint64 // checkpoint of the last failure
+		narrow    uint64 // commit one event at a time up to this position
+	)
+	for {
+		var err error
+		if f == nil {
+			// After a failure: a write whose outcome was lost (the
+			// connection dropped during COMMIT) may have committed.
+			if err = r.reload(ctx, pr, name, &checkpoint, attempted); err == nil {
+				f = r.subscribe(ctx, g, checkpoint)
+			}
+		}
+		if f != nil {
+			err = r.apply(ctx, p, pr, &checkpoint, &attempted, narrow, f)
+			f.leave()
+			f = nil
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrCheckpointMoved) {
+			return err
+		}
+		if checkpoint != failAt {
+			fails, applies, failAt = 0, 0, checkpoint
+		}
+		fails++
+		at, park := checkpoint+1, false
+		var ae *applyError
+		if errors.As(err, &ae) {
+			applies++
+			at = ae.first
+			switch {
+			case !Transient(err) && ae.n > 1:
+				narrow = ae.last // find the failing event
+			case !Transient(err), applies >= r.opts.ParkAfter:
+				park = true
+			}
+		} // else reading the log or the checkpoint failed: retried for ever
+		msg := err.Error()
+		if park {
+			pr.update(func() { pr.state, pr.err, pr.parkedAt, pr.failures = StateParked, msg, at, pr.failures+1 })
+			r.opts.Logger.Error("projection parked", "projection", name, "position", at, "err", err)
+			select {
+			case <-pr.retry:
+			case <-ctx.Done():
+				return nil
+			}
+			fails, applies = 0, 0
+			r.opts.Logger.Info("projection retried", "projection", name, "position", at)
+			continue
+		}
+		d := backoff(fails, r.opts.RetryMin, r.opts.RetryMax)
+		pr.update(func() { pr.state, pr.err, pr.failures = StateRetrying, msg, pr.failures+1 })
+		r.opts.Logger.Warn("projection retrying", "projection", name, "position", at, "attempt", fails,
+			"backoff", d, "err", err)
+		if !sleep(ctx, d) {
+			return nil
+		}
+	}
+}
+
+// reload reads the stored checkpoint after a failure. It moves *checkpoint
+// to it when it is the one the failed write attempted (that write
+// committed after all) and fails with ErrCheckpointMoved when it is
+// neither.
+func (r *Runner) reload(ctx context.Context, pr *progress, name string, checkpoint *uint64, attempted uint64) error {
+	stored, err := r.loadCheckpoint(ctx, name)
+	if err != nil {
+		return fmt.Errorf("projection %s at %d: %w", name, *checkpoint, err)
+	}
+	switch stored {
+	case *checkpoint:
+	case attempted:
+		*checkpoint = stored
+		pr.update(func() { pr.pos = max(pr.pos, stored) })
+	default:
+		return fmt.Errorf("projection %s at %d: stored checkpoint %d: %w", name, *checkpoint, stored, ErrCheckpointMoved)
+	}
+	return nil
+}
+
+// backoff is the wait before attempt (1, 2, ...): lo doubled per earlier
+// attempt, capped at hi, with the upper half jittered.
+func backoff(attempt int, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := 1; i < attempt && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits d; false when ctx is done first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // loadCheckpoint creates the projection's checkpoint row if it is missing and
@@ -224,16 +526,18 @@ func (r *Runner) loadCheckpoint(ctx context.Context, name string) (uint64, error
 	return uint64(pos), nil
 }
 
-// apply takes batches from the subscription and commits them. It folds
-// whatever batches are already waiting into one transaction, up to MaxBatch
-// events; while behind the head seen at start (or at the last full batch) it
-// also waits up to Linger for more, so catch-up commits large batches while
-// live events are applied at once.
-func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoint uint64, batches <-chan []eventstore.Event) error {
+// apply takes batches from f and commits them, moving *checkpoint, until
+// it fails or ctx is done. It folds whatever batches are already waiting
+// into one transaction, up to MaxBatch events; while behind the head seen
+// at start (or at the last full batch) it also waits up to Linger for more,
+// so catch-up commits large batches while live events are applied at once.
+// Events up to narrow are committed one at a time. Before each write it sets
+// *attempted to the checkpoint that write stores.
+func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoint, attempted *uint64, narrow uint64, f *feed) error {
 	name := p.Name()
 	head, err := r.store.Head(ctx)
 	if err != nil {
-		return fmt.Errorf("projection %s at %d: read head: %w", name, checkpoint, err)
+		return fmt.Errorf("projection %s at %d: read head: %w", name, *checkpoint, err)
 	}
 	var buf []eventstore.Event // owned here, reused; store batches are never appended to
 	var skipped uint64         // position reached by skipping, beyond checkpoint
@@ -241,18 +545,21 @@ func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoi
 	defer idle.Stop()
 	for {
 		var batch []eventstore.Event
-		if skipped > checkpoint {
+		if skipped > *checkpoint {
 			idle.Reset(skippedFlush)
 		}
 		select {
-		case batch = <-batches:
+		case batch = <-f.batches:
+		case err := <-f.errc:
+			return err
 		case <-idle.C:
 			// Quiet: store the position reached by skipping, so that the
 			// stored checkpoint (projections status) is current.
-			if err := r.advance(ctx, name, checkpoint, skipped); err != nil {
-				return fmt.Errorf("projection %s at %d: %w", name, checkpoint, err)
+			*attempted = skipped
+			if err := r.advance(ctx, name, *checkpoint, skipped); err != nil {
+				return fmt.Errorf("projection %s at %d: %w", name, *checkpoint, err)
 			}
-			checkpoint = skipped
+			*checkpoint = skipped
 			continue
 		case <-ctx.Done():
 			return ctx.Err()
@@ -272,7 +579,7 @@ func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoi
 	fill:
 		for len(events) < r.opts.MaxBatch {
 			select {
-			case b := <-batches:
+			case b := <-f.batches:
 				merge(b)
 				continue
 			default:
@@ -284,7 +591,7 @@ func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoi
 				linger = time.NewTimer(r.opts.Linger)
 			}
 			select {
-			case b := <-batches:
+			case b := <-f.batches:
 				merge(b)
 			case <-linger.C:
 				break fill
@@ -298,23 +605,46 @@ func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoi
 		}
 
 		last := events[len(events)-1].Position
-		if skip(p, events) && last-checkpoint < CheckpointInterval {
+		switch {
+		case skip(p, events) && last-*checkpoint < CheckpointInterval:
 			skipped = last // nothing of this projection's: move on in memory only
-		} else {
-			if err := r.commit(ctx, p, checkpoint, events); err != nil {
-				return fmt.Errorf("projection %s at %d: %w", name, checkpoint, err)
+		case events[0].Position <= narrow:
+			for i, e := range events {
+				*attempted = e.Position
+				if err := r.commit(ctx, p, *checkpoint, events[i:i+1]); err != nil {
+					return fmt.Errorf("projection %s at %d: %w", name, *checkpoint, err)
+				}
+				*checkpoint = e.Position
+				r.committed(pr, e.Position, head)
 			}
-			checkpoint = last
+		default:
+			*attempted = last
+			if err := r.commit(ctx, p, *checkpoint, events); err != nil {
+				return fmt.Errorf("projection %s at %d: %w", name, *checkpoint, err)
+			}
+			*checkpoint = last
 		}
-		pr.update(func() { pr.pos = last })
+		r.committed(pr, last, head)
 		if len(events) >= r.opts.MaxBatch {
 			// A full batch: still catching up, learn how far there is to go.
 			if head, err = r.store.Head(ctx); err != nil {
-				return fmt.Errorf("projection %s at %d: read head: %w", name, checkpoint, err)
+				return fmt.Errorf("projection %s at %d: read head: %w", name, *checkpoint, err)
 			}
 		}
 		clear(buf) // drop references to event data
 	}
+}
+
+// committed records that pr reached position pos (committed or skipped),
+// with head the store's head as last read: the projection is running again.
+func (r *Runner) committed(pr *progress, pos, head uint64) {
+	pr.update(func() {
+		pr.pos = max(pr.pos, pos)
+		pr.state, pr.err, pr.parkedAt = StateRunning, "", 0
+		if pos < head {
+			pr.state = StateCatchingUp
+		}
+	})
 }
 
 // skippedFlush is how long a projection that skipped events waits, idle,
@@ -376,7 +706,7 @@ func (r *Runner) commit(ctx context.Context, p Projection, checkpoint uint64, ev
 		return p.Apply(ctx, tx, events)
 	})
 	if err != nil {
-		return fmt.Errorf("apply positions %d..%d (%d events): %w", first, last, len(events), err)
+		return &applyError{first: first, last: last, n: len(events), err: err}
 	}
 	return nil
 }
@@ -385,9 +715,10 @@ func (r *Runner) commit(ctx context.Context, p Projection, checkpoint uint64, ev
 // position (for read-your-writes: pass the Position an append returned). It
 // returns nil at once for position 0 or a position already reached, ctx's
 // error wrapped when ctx is done first, ErrStopped wrapped (with the reason)
-// when Run has returned, and ErrUnknownProjection for a name the runner does
-// not have. Before Run starts it waits. It does not poll: the runner wakes
-// waiters on every commit.
+// when Run has returned, ErrParked wrapped (with the failure) at once while
+// the projection is parked, and ErrUnknownProjection for a name the runner
+// does not have. Before Run starts it waits. It does not poll: the runner
+// wakes waiters on every commit.
 func (r *Runner) WaitFor(ctx context.Context, name string, position uint64) error {
 	p, ok := r.progress[name]
 	if !ok {
@@ -396,12 +727,16 @@ func (r *Runner) WaitFor(ctx context.Context, name string, position uint64) erro
 	for {
 		p.mu.Lock()
 		pos, loaded, stopped, changed := p.pos, p.loaded, p.stopped, p.changed
+		state, failure := p.state, p.err
 		p.mu.Unlock()
 		if position == 0 || (loaded && pos >= position) {
 			return nil
 		}
 		if stopped != nil {
 			return fmt.Errorf("wait for %s@%d (at %d): %w", name, position, pos, stopped)
+		}
+		if state == StateParked {
+			return fmt.Errorf("wait for %s@%d (at %d): %w: %s", name, position, pos, ErrParked, failure)
 		}
 		select {
 		case <-changed:
@@ -422,6 +757,42 @@ type Status struct {
 	Lag uint64
 	// Running reports whether Run is in progress.
 	Running bool
+	// State is what the projection is doing (StateStopped when Run is not
+	// in progress).
+	State State
+	// Error is the last failure while State is StateRetrying or
+	// StateParked; "" otherwise.
+	Error string
+	// ParkedAt is the position of the event the projection is parked at
+	// (0 unless parked).
+	ParkedAt uint64
+	// Failures counts the failed attempts to apply events (or to read
+	// them) since the runner was made.
+	Failures uint64
+}
+
+// Retry un-parks projection name: it resumes from its checkpoint, applying
+// the failed event again. It returns ErrUnknownProjection for a name the
+// runner does not have and ErrNotParked when the projection is not parked.
+func (r *Runner) Retry(name string) error {
+	p, ok := r.progress[name]
+	if !ok {
+		return fmt.Errorf("retry %s: %w", name, ErrUnknownProjection)
+	}
+	parked := false
+	p.update(func() {
+		if parked = p.state == StateParked; parked {
+			p.state = StateRetrying
+		}
+	})
+	if !parked {
+		return fmt.Errorf("retry %s: %w", name, ErrNotParked)
+	}
+	select {
+	case p.retry <- struct{}{}:
+	default:
+	}
+	return nil
 }
 
 // Status reports every projection's checkpoint and lag behind the store's
@@ -442,6 +813,8 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 		pr := r.progress[name]
 		pr.mu.Lock()
 		pos, loaded := pr.pos, pr.loaded
+		st := Status{Name: name, Head: head, Running: running, State: pr.state, Error: pr.err,
+			ParkedAt: pr.parkedAt, Failures: pr.failures}
 		pr.mu.Unlock()
 		if !loaded {
 			if stored == nil {
@@ -451,7 +824,7 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 			}
 			pos = stored[name]
 		}
-		st := Status{Name: name, Position: pos, Head: head, Running: running}
+		st.Position = pos
 		if head > pos {
 			st.Lag = head - pos
 		}

@@ -4,6 +4,7 @@
 //	coinledger bench store           measure the event store
 //	coinledger bench transfers       measure transfers over HTTP (bench reads: account reads)
 //	coinledger projections status    show each read model's checkpoint and lag
+//	coinledger projections retry N   resume a parked read model on the running server
 //	coinledger audit verify          verify every stream's hash chain
 //	coinledger events export|import  move the event log between stores (NDJSON)
 //
@@ -34,6 +35,9 @@ commands:
   bench reads            measure account reads over HTTP (server as its own process; same flags)
   bench notify           measure walletnotify ingestion to a confirmed deposit in the read models (null backend)
   projections status     checkpoint and lag of every read model
+  projections retry NAME resume a parked read model on the running server
+                         (-url, default http://COINLEDGER_LISTEN; -token or COINLEDGER_TOKEN, an admin token,
+                         else login as admin with COINLEDGER_ADMIN_PASSWORD)
   audit verify           verify the hash chain of every stream
   events export|import   write the event log as NDJSON; import such a file into an empty store
   notify [-coin C] TXID  post a walletnotify to the running service (bitcoin.conf: walletnotify=coinledger notify %s)
@@ -90,6 +94,8 @@ func run(ctx context.Context, args []string) error {
 		return benchNotify(ctx, rest[1:])
 	case cmd == "projections" && sub == "status":
 		return projectionsStatus(ctx, rest[1:])
+	case cmd == "projections" && sub == "retry":
+		return projectionsRetry(ctx, rest[1:])
 	case cmd == "audit" && sub == "verify":
 		return auditVerify(ctx, rest[1:])
 	case cmd == "events":

@@ -68,7 +68,7 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 		return svc, err
 	}
 	svc.closers = append(svc.closers, closeDB)
-	svc.runner = projections.NewRunner(db, svc.store, projections.Options{}, readModels()...)
+	svc.runner = projections.NewRunner(db, svc.store, projections.Options{Logger: logger}, readModels()...)
 
 	userSvc, err := usersService(cfg, svc.store)
 	if err != nil {

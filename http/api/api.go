@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/coinledger/coinledger/app/alerting"
@@ -120,6 +121,7 @@ func New(d Deps) *API {
 	v1.GET("/ws", echo.WrapHandler(hub))
 	in := v1.Group("", h.authenticate)
 	in.GET("/status", h.status)
+	in.POST("/projections/:name/retry", h.retryProjection, requireAdmin)
 	in.GET("/me", h.me)
 	in.POST("/auth/logout", h.logout)
 	in.POST("/api-keys", h.createAPIKey)
@@ -199,7 +201,8 @@ func (h *handlers) healthz(c echo.Context) error {
 }
 
 // readyz answers 200 when the event store answers and accepts appends and
-// every read model is running; 503 otherwise.
+// every read model is running and none is parked; 503 otherwise, naming
+// the read model (the error is in /api/v1/status, behind authentication).
 func (h *handlers) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
@@ -220,6 +223,10 @@ func (h *handlers) readyz(c echo.Context) error {
 		if !s.Running {
 			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "projection " + s.Name + " not running"})
 		}
+		if s.State == projections.StateParked {
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{
+				"status": "projection " + s.Name + " parked at " + strconv.FormatUint(s.ParkedAt, 10)})
+		}
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
@@ -229,6 +236,19 @@ type projectionStatus struct {
 	Position uint64 `json:"position"`
 	Lag      uint64 `json:"lag"`
 	Running  bool   `json:"running"`
+	State    string `json:"state"`
+	Error    string `json:"error,omitempty"`
+	ParkedAt uint64 `json:"parked_at,omitempty"`
+	Failures uint64 `json:"failures"`
+}
+
+// retryProjection un-parks a read model (admin): 202, it resumes from its
+// checkpoint.
+func (h *handlers) retryProjection(c echo.Context) error {
+	if err := h.d.Runner.Retry(c.Param("name")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusAccepted)
 }
 
 // status is the heartbeat: version, store head, lag per read model, backends.
@@ -244,7 +264,8 @@ func (h *handlers) status(c echo.Context) error {
 	}
 	ps := make([]projectionStatus, len(st))
 	for i, s := range st {
-		ps[i] = projectionStatus{Name: s.Name, Position: s.Position, Lag: s.Lag, Running: s.Running}
+		ps[i] = projectionStatus{Name: s.Name, Position: s.Position, Lag: s.Lag, Running: s.Running,
+			State: string(s.State), Error: s.Error, ParkedAt: s.ParkedAt, Failures: s.Failures}
 	}
 	return c.JSON(http.StatusOK, map[string]any{
 		"version":     h.d.Version,

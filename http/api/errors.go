@@ -18,6 +18,7 @@ import (
 	"github.com/coinledger/coinledger/domain/prices"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/http/auth"
+	"github.com/coinledger/coinledger/projections"
 	"github.com/coinledger/coinledger/projections/custody"
 	pricemodel "github.com/coinledger/coinledger/projections/prices"
 	"github.com/coinledger/coinledger/projections/wallet"
@@ -84,6 +85,8 @@ var statusOf = []struct {
 	{ledger.ErrWithdrawalExists, http.StatusConflict, "withdrawal_exists", ""},
 	{ledger.ErrWithdrawalState, http.StatusConflict, "withdrawal_state", ""},
 	{ledger.ErrWalletExists, http.StatusConflict, "wallet_exists", ""},
+	{projections.ErrUnknownProjection, http.StatusNotFound, "not_found", ""},
+	{projections.ErrNotParked, http.StatusConflict, "projection_not_parked", "the read model is not parked"},
 	{ledger.ErrAccountExists, http.StatusConflict, "account_exists", ""},
 	{ledger.ErrHoldExists, http.StatusConflict, "hold_exists", ""},
 	{identity.ErrUserExists, http.StatusConflict, "user_exists", ""},

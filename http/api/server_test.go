@@ -69,6 +69,12 @@ func (s *syncBuffer) String() string {
 // server; configure may change its Deps.
 func newTestServer(t *testing.T, configure func(*api.Deps)) *testServer {
 	t.Helper()
+	return newTestServerWith(t, configure)
+}
+
+// newTestServerWith is newTestServer with extra projections on its runner.
+func newTestServerWith(t *testing.T, configure func(*api.Deps), extra ...projections.Projection) *testServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
 	store, err := sqlite.Open(ctx, filepath.Join(dir, "events.db"), sqlite.Options{})
@@ -79,7 +85,8 @@ func newTestServer(t *testing.T, configure func(*api.Deps)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runner := projections.NewRunner(db, store, projections.Options{}, wallet.New(), userview.New())
+	runner := projections.NewRunner(db, store, projections.Options{RetryMin: time.Millisecond, Logger: slog.New(slog.DiscardHandler)},
+		append([]projections.Projection{wallet.New(), userview.New()}, extra...)...)
 	done := make(chan error, 1)
 	go func() { done <- runner.Run(ctx) }()
 	issuer, err := auth.NewIssuer(auth.KeyOf([]byte("api-test-secret-api-test-secret-0123")))

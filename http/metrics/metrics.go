@@ -78,11 +78,22 @@ func (m *Metrics) Middleware() echo.MiddlewareFunc {
 }
 
 var (
-	headDesc = prometheus.NewDesc("coinledger_event_store_head", "Position of the newest event.", nil, nil)
-	posDesc  = prometheus.NewDesc("coinledger_projection_position", "Position a read model has applied.", []string{"projection"}, nil)
-	lagDesc  = prometheus.NewDesc("coinledger_projection_lag", "Events a read model is behind the store.", []string{"projection"}, nil)
-	upDesc   = prometheus.NewDesc("coinledger_projection_running", "1 when the read model's runner runs.", []string{"projection"}, nil)
+	headDesc  = prometheus.NewDesc("coinledger_event_store_head", "Position of the newest event.", nil, nil)
+	posDesc   = prometheus.NewDesc("coinledger_projection_position", "Position a read model has applied.", []string{"projection"}, nil)
+	lagDesc   = prometheus.NewDesc("coinledger_projection_lag", "Events a read model is behind the store.", []string{"projection"}, nil)
+	upDesc    = prometheus.NewDesc("coinledger_projection_running", "1 when the read model's runner runs.", []string{"projection"}, nil)
+	stateDesc = prometheus.NewDesc("coinledger_projection_state",
+		"1 for the read model's current state (catching_up, running, retrying, parked, stopped), 0 for the others.",
+		[]string{"projection", "state"}, nil)
+	parkedDesc = prometheus.NewDesc("coinledger_projection_parked",
+		"1 when the read model is parked at an event that keeps failing (see /api/v1/status).", []string{"projection"}, nil)
+	errorsDesc = prometheus.NewDesc("coinledger_projection_errors_total",
+		"Failed attempts to apply (or read) the read model's events.", []string{"projection"}, nil)
 )
+
+// states are the values of coinledger_projection_state's state label.
+var states = []projections.State{projections.StateCatchingUp, projections.StateRunning, projections.StateRetrying,
+	projections.StateParked, projections.StateStopped}
 
 // storeCollector reads the store and the read models at scrape time.
 type storeCollector struct{ src Source }
@@ -92,6 +103,9 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- posDesc
 	ch <- lagDesc
 	ch <- upDesc
+	ch <- stateDesc
+	ch <- parkedDesc
+	ch <- errorsDesc
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -112,5 +126,17 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up, s.Name)
+		for _, state := range states {
+			ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, is(s.State == state), s.Name, string(state))
+		}
+		ch <- prometheus.MustNewConstMetric(parkedDesc, prometheus.GaugeValue, is(s.State == projections.StateParked), s.Name)
+		ch <- prometheus.MustNewConstMetric(errorsDesc, prometheus.CounterValue, float64(s.Failures), s.Name)
 	}
+}
+
+func is(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -70,10 +70,13 @@ var ErrPoison = errors.New("poison event")
 // applied twice fails its transaction and a missing event leaves a gap. It
 // records the size of every batch it is given (committed or not). While Fail
 // is set it writes its rows and then fails a batch holding a PoisonType event.
+// While Transient is above 0 it writes its rows and then fails the batch
+// with an error wrapping projections.ErrTransient, counting Transient down.
 type Counter struct {
-	Fail    atomic.Bool
-	mu      sync.Mutex
-	batches []int
+	Fail      atomic.Bool
+	Transient atomic.Int32
+	mu        sync.Mutex
+	batches   []int
 }
 
 var _ projections.Projection = (*Counter)(nil)
@@ -106,6 +109,11 @@ func (c *Counter) Apply(ctx context.Context, tx projections.Tx, events []eventst
 	}
 	if poisoned && c.Fail.Load() {
 		return ErrPoison
+	}
+	for n := c.Transient.Load(); n > 0; n = c.Transient.Load() {
+		if c.Transient.CompareAndSwap(n, n-1) {
+			return fmt.Errorf("counter: %w: test failure", projections.ErrTransient)
+		}
 	}
 	return nil
 }

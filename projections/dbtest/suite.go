@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,7 +39,8 @@ func Run(t *testing.T, newDB NewDB) {
 		{"NoRows", testNoRows},
 		{"CatchUpThenLive", testCatchUpThenLive},
 		{"RestartResumesExactly", testRestart},
-		{"FailedBatchCommitsNothing", testPoison},
+		{"PoisonParksOnlyItsProjection", testPoison},
+		{"TransientFailuresRetried", testTransient},
 		{"CatchUpBatches", testBatching},
 		{"WaitFor", testWaitFor},
 		{"Status", testStatus},
@@ -467,17 +470,20 @@ func testRestart(t *testing.T, newDB NewDB) {
 	t.Logf("%d restarts, %d events", restarts, head)
 }
 
-// testPoison checks that rows and checkpoint commit together: a batch that
-// fails leaves neither its rows nor a checkpoint move, and the runner stops
-// with an error naming the projection.
+// testPoison checks that an event that keeps failing parks only its
+// projection: the events before it are applied (rows and checkpoint
+// together, nothing of the failed batch), the other projection on the same
+// runner goes past it, Run goes on, Status shows where and why, WaitFor
+// answers at once; after the fault is fixed, Retry resumes from the
+// checkpoint and every event is applied exactly once.
 func testPoison(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
 	db, store := newDB(t), NewStore(t)
 	first := AppendCredits(t, store, "wallet-a", 100, 3, 50)
 	counter := &Counter{}
 	counter.Fail.Store(true)
-	r := projections.NewRunner(db, store, projections.Options{}, counter)
-	runCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	r := projections.NewRunner(db, store, fastRetry(), counter, balance.Balances{})
+	runCtx, cancel := context.WithTimeout(ctx, 120*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- r.Run(runCtx) }()
@@ -485,35 +491,132 @@ func testPoison(t *testing.T, newDB NewDB) {
 	_, err := store.Append(ctx, "wallet-a", eventstore.Any,
 		balance.Credit("acct-0", 1), eventstore.EventData{Type: PoisonType, Data: []byte(`{}`)}, balance.Credit("acct-1", 1))
 	must(t, err)
-	err = <-done
-	if !errors.Is(err, ErrPoison) {
-		t.Fatalf("Run returned %v, want the projection's error", err)
+	poison := first + 2
+	head := AppendCredits(t, store, "wallet-b", 20, 2, 5)
+
+	wait(t, r, "balances", head) // the other projection goes past the poison
+	waitCtx, waitCancel := context.WithTimeout(ctx, 60*time.Second)
+	defer waitCancel()
+	if err := r.WaitFor(waitCtx, "counter", head); !errors.Is(err, projections.ErrParked) || !strings.Contains(err.Error(), ErrPoison.Error()) {
+		t.Fatalf("WaitFor on a parked projection: %v, want ErrParked with the cause", err)
 	}
-	if !strings.Contains(err.Error(), "counter") || !strings.Contains(err.Error(), fmt.Sprint(first)) {
-		t.Errorf("error %q does not name the projection and its checkpoint %d", err, first)
+	// A read-your-write wait on a parked projection answers at once.
+	began := time.Now()
+	if err := r.WaitFor(waitCtx, "counter", head+1000); !errors.Is(err, projections.ErrParked) || time.Since(began) > 5*time.Second {
+		t.Errorf("WaitFor on a parked projection: %v after %v, want ErrParked at once", err, time.Since(began))
 	}
-	if err := r.WaitFor(ctx, "counter", first+3); !errors.Is(err, projections.ErrStopped) || !errors.Is(err, ErrPoison) {
-		t.Errorf("WaitFor after failure: %v, want ErrStopped with the cause", err)
+	st := statusOf(t, r, "counter")
+	if st.State != projections.StateParked || st.ParkedAt != poison || !strings.Contains(st.Error, ErrPoison.Error()) ||
+		st.Position != poison-1 || st.Failures == 0 || !st.Running {
+		t.Errorf("status of the parked projection: %+v, want parked at %d (position %d) with the error", st, poison, poison-1)
+	}
+	if st := statusOf(t, r, "balances"); st.State != projections.StateRunning || st.Error != "" || st.Position != head {
+		t.Errorf("status of the other projection: %+v, want running at %d", st, head)
 	}
 	cp, err := Checkpoint(ctx, db, "counter")
 	must(t, err)
 	n, _, hi, err := CounterRows(ctx, db)
 	must(t, err)
-	if cp != first || n != int64(first) || uint64(hi) != first {
-		t.Fatalf("after a failed batch: checkpoint %d, %d rows up to %d; want all at %d", cp, n, hi, first)
+	if cp != poison-1 || n != int64(poison-1) || uint64(hi) != poison-1 {
+		t.Fatalf("parked: checkpoint %d, %d rows up to %d; want all at %d", cp, n, hi, poison-1)
+	}
+	if err := r.Retry("balances"); !errors.Is(err, projections.ErrNotParked) {
+		t.Errorf("Retry of a running projection: %v, want ErrNotParked", err)
+	}
+	if err := r.Retry("nope"); !errors.Is(err, projections.ErrUnknownProjection) {
+		t.Errorf("Retry of an unknown projection: %v, want ErrUnknownProjection", err)
 	}
 
-	// Fixed, a new runner resumes from the checkpoint.
+	// Retried while still broken: parks again at the same event.
+	failures := st.Failures
+	must(t, r.Retry("counter"))
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if st = statusOf(t, r, "counter"); st.State == projections.StateParked && st.Failures > failures {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("retried while broken: %+v, want parked again", st)
+		}
+	}
+	if st.ParkedAt != poison {
+		t.Errorf("parked again at %d, want %d", st.ParkedAt, poison)
+	}
+
+	// Fixed: Retry resumes from the checkpoint, exactly once.
 	counter.Fail.Store(false)
-	r = projections.NewRunner(db, store, projections.Options{}, counter)
-	stop := start(t, r)
-	wait(t, r, "counter", first+3)
-	must(t, stop())
+	must(t, r.Retry("counter"))
+	wait(t, r, "counter", head)
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v while a projection was parked", err)
+	default:
+	}
+	if st := statusOf(t, r, "counter"); st.State != projections.StateRunning || st.Error != "" || st.ParkedAt != 0 {
+		t.Errorf("status after retry: %+v, want running without an error", st)
+	}
+	cancel()
+	must(t, <-done)
 	n, lo, hi, err := CounterRows(ctx, db)
 	must(t, err)
-	if n != int64(first+3) || lo != 1 || uint64(hi) != first+3 {
-		t.Errorf("after resuming: %d rows %d..%d, want %d rows", n, lo, hi, first+3)
+	if n != int64(head) || lo != 1 || uint64(hi) != head {
+		t.Errorf("after retry: %d rows %d..%d, want %d rows", n, lo, hi, head)
 	}
+	var sum int64
+	must(t, db.QueryRow(ctx, `SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM balances`).Scan(&sum))
+	if uint64(sum) != head-1 { // every credit adds 1; the poison event nothing
+		t.Errorf("balances sum to %d, want %d", sum, head-1)
+	}
+}
+
+// testTransient checks that transient failures are retried from the
+// checkpoint until they pass, without parking: every event is applied
+// exactly once.
+func testTransient(t *testing.T, newDB NewDB) {
+	ctx := context.Background()
+	db, store := newDB(t), NewStore(t)
+	const k = 4
+	counter := &Counter{}
+	counter.Transient.Store(k)
+	head := AppendCredits(t, store, "wallet-a", 200, 3, 20)
+	r := projections.NewRunner(db, SmallBatches{Store: store, Size: 30}, fastRetry(), counter, balance.Balances{})
+	stop := start(t, r)
+	wait(t, r, "counter", head)
+	wait(t, r, "balances", head)
+	// Live events after the retries go through the projection's own
+	// subscription.
+	counter.Transient.Store(1)
+	head = AppendCredits(t, store, "wallet-b", 10, 2, 3)
+	wait(t, r, "counter", head)
+	st := statusOf(t, r, "counter")
+	must(t, stop())
+	if st.State != projections.StateRunning || st.Error != "" || st.Failures != k+1 {
+		t.Errorf("status after transient failures: %+v, want running with %d failures", st, k+1)
+	}
+	n, lo, hi, err := CounterRows(ctx, db)
+	must(t, err)
+	if n != int64(head) || lo != 1 || uint64(hi) != head {
+		t.Errorf("after transient failures: %d rows %d..%d, want %d rows", n, lo, hi, head)
+	}
+}
+
+// fastRetry is runner options with short retry waits, for tests.
+func fastRetry() projections.Options {
+	return projections.Options{RetryMin: time.Millisecond, RetryMax: 20 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+// statusOf returns projection name's status.
+func statusOf(tb testing.TB, r *projections.Runner, name string) projections.Status {
+	tb.Helper()
+	st, err := r.Status(context.Background())
+	must(tb, err)
+	for _, s := range st {
+		if s.Name == name {
+			return s
+		}
+	}
+	tb.Fatalf("no status for %s", name)
+	return projections.Status{}
 }
 
 // testBatching checks that catch-up folds many store batches into one

@@ -9,10 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
+	"net"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/coinledger/coinledger/projections"
@@ -83,7 +87,7 @@ func (db *DB) Dialect() projections.Dialect { return projections.Postgres }
 func (db *DB) Update(ctx context.Context, fn func(projections.Tx) error) error {
 	ptx, err := db.pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("read models: begin: %w", err)
+		return fmt.Errorf("read models: begin: %w", transient(err))
 	}
 	done := false
 	defer func() {
@@ -95,12 +99,42 @@ func (db *DB) Update(ctx context.Context, fn func(projections.Tx) error) error {
 	done = true
 	if ferr != nil {
 		_ = ptx.Rollback(context.WithoutCancel(ctx))
-		return ferr
+		return transient(ferr)
 	}
 	if err := ptx.Commit(ctx); err != nil {
-		return fmt.Errorf("read models: commit: %w", err)
+		return fmt.Errorf("read models: commit: %w", transient(err))
 	}
 	return nil
+}
+
+// transient wraps err in projections.ErrTransient when it is a failure that
+// may pass: the connection was lost or refused, the server is shutting down
+// or starting, or the transaction hit a serialization failure or deadlock.
+// Other errors (a projection's own, a constraint violation) are returned
+// as they are.
+func transient(err error) error {
+	if err == nil || errors.Is(err, projections.ErrTransient) {
+		return err
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "40001", pe.Code == "40P01", // serialization failure, deadlock
+			strings.HasPrefix(pe.Code, "08"),  // connection exception
+			strings.HasPrefix(pe.Code, "57P"), // admin shutdown, crash shutdown, cannot connect now
+			strings.HasPrefix(pe.Code, "53"):  // insufficient resources (too many connections)
+			return fmt.Errorf("%w: %w", projections.ErrTransient, err)
+		}
+		return err
+	}
+	var ne net.Error
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ne) || errors.As(err, &ce) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		pgconn.Timeout(err) || pgconn.SafeToRetry(err) || strings.Contains(err.Error(), "conn closed") {
+		return fmt.Errorf("%w: %w", projections.ErrTransient, err)
+	}
+	return err
 }
 
 // Query runs a query on a pooled connection, outside any transaction.

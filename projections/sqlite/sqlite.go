@@ -13,7 +13,8 @@ import (
 	"strings"
 	"sync"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/coinledger/coinledger/projections"
 )
@@ -103,7 +104,7 @@ func (db *DB) Update(ctx context.Context, fn func(projections.Tx) error) (err er
 	defer db.wmu.Unlock()
 	stx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("read models %s: begin: %w", db.path, err)
+		return fmt.Errorf("read models %s: begin: %w", db.path, transient(err))
 	}
 	done := false
 	defer func() {
@@ -115,16 +116,33 @@ func (db *DB) Update(ctx context.Context, fn func(projections.Tx) error) (err er
 	done = true
 	if ferr != nil {
 		_ = stx.Rollback()
-		return ferr
+		return transient(ferr)
 	}
 	if err := stx.Commit(); err != nil {
 		if errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil {
 			// database/sql rolled the transaction back when ctx was done.
 			err = ctx.Err()
 		}
-		return fmt.Errorf("read models %s: commit: %w", db.path, err)
+		return fmt.Errorf("read models %s: commit: %w", db.path, transient(err))
 	}
 	return nil
+}
+
+// transient wraps err in projections.ErrTransient when SQLite reports the
+// database busy or locked (another process holds the write lock past the
+// busy timeout): the same transaction may succeed later.
+func transient(err error) error {
+	if err == nil || errors.Is(err, projections.ErrTransient) {
+		return err
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff { // primary result code
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return fmt.Errorf("%w: %w", projections.ErrTransient, err)
+		}
+	}
+	return err
 }
 
 // Query runs a read-only query on the read pool, prepared once (see stmtCache).

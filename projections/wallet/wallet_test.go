@@ -476,9 +476,10 @@ func TestUnknownMovementKind(t *testing.T) {
 	})
 }
 
-// TestUndecodableEventStopsProjection: a ledger event that does not decode
-// fails its batch, so the read model never skips a movement silently.
-func TestUndecodableEventStopsProjection(t *testing.T) {
+// TestUndecodableEventParksProjection: a ledger event that does not decode
+// parks the projection at that event (Status names it), so the read model
+// never skips a movement silently, and Run keeps running.
+func TestUndecodableEventParksProjection(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, newDB dbtest.NewDB) {
 		ctx := context.Background()
 		store := openStore(t, &clock{t: t0})
@@ -487,18 +488,23 @@ func TestUndecodableEventStopsProjection(t *testing.T) {
 		bad, err := store.Append(ctx, "wallet-w", eventstore.Any, eventstore.EventData{Type: ledger.TypeFundsTransferred, Data: []byte(`{"amount":"lots"}`)})
 		must(t, err)
 		db := newDB(t)
-		r := projections.NewRunner(db, store, projections.Options{}, wallet.New())
-		runCtx, cancel := context.WithTimeout(ctx, time.Minute)
+		r := startRunner(t, db, store, projections.Options{RetryMin: time.Millisecond})
+		waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		err = r.Run(runCtx)
-		if err == nil || !strings.Contains(err.Error(), ledger.TypeFundsTransferred) {
-			t.Fatalf("Run: %v, want a decode error naming the event", err)
+		if err := r.WaitFor(waitCtx, "wallet", bad.Position); !errors.Is(err, projections.ErrParked) ||
+			!strings.Contains(err.Error(), ledger.TypeFundsTransferred) {
+			t.Fatalf("WaitFor: %v, want ErrParked with a decode error naming the event", err)
 		}
-		// Nothing of the failed batch was committed.
+		st, err := r.Status(ctx)
+		must(t, err)
+		if st[0].State != projections.StateParked || st[0].ParkedAt != bad.Position || !st[0].Running {
+			t.Errorf("status %+v, want parked at %d while running", st[0], bad.Position)
+		}
+		// Nothing of the failed event was committed; the events before it were.
 		cp, err := dbtest.Checkpoint(ctx, db, "wallet")
 		must(t, err)
-		if cp >= bad.Position {
-			t.Errorf("checkpoint %d passed the bad event at %d", cp, bad.Position)
+		if cp != bad.Position-1 {
+			t.Errorf("checkpoint %d, want %d (just before the bad event)", cp, bad.Position-1)
 		}
 	})
 }
