@@ -49,6 +49,14 @@ func NewBatcher[S any, E Typed](store Store, codec *Codec[E], agg Aggregate[S, E
 		maxBatch: 512, maxEvent: MaxEventSizeOf(store), idle: time.Minute, writers: map[string]*streamWriter[S, E]{}, done: make(chan struct{})}
 }
 
+// SetSnapshotter makes the batcher load a stream from its latest usable
+// snapshot plus the events after it, and snapshot a stream's state after
+// an append that crosses a multiple of sn.Every events. The state is
+// encoded by the stream's writer once the append's commands have their
+// answers, and saved in the background (bounded; Close waits for saves in
+// flight). Call it before the first Do.
+func (b *Batcher[S, E]) SetSnapshotter(sn Snapshotter[S]) { b.repo.SetSnapshotter(sn) }
+
 // SetMaxBatch sets how many commands one append may carry (default 512; 1
 // turns batching off). Call it before the first Do.
 func (b *Batcher[S, E]) SetMaxBatch(n int) {
@@ -124,6 +132,7 @@ func (b *Batcher[S, E]) Close() {
 	}
 	b.mu.Unlock()
 	b.wg.Wait()
+	b.repo.WaitSnapshots()
 }
 
 func (b *Batcher[S, E]) writer(stream string) (*streamWriter[S, E], error) {
@@ -160,6 +169,9 @@ type streamWriter[S any, E Typed] struct {
 	queue  chan *command[S, E]
 	exited chan struct{}
 	state  *Loaded[S] // nil: to be loaded
+	// snapshotDue: the last append crossed a multiple of the snapshot
+	// interval; the state is snapshotted once the commands are answered.
+	snapshotDue bool
 }
 
 func (w *streamWriter[S, E]) run() {
@@ -232,6 +244,12 @@ func (w *streamWriter[S, E]) execute(batch []*command[S, E]) {
 		}
 		c.done <- r
 	}
+	if w.snapshotDue {
+		w.snapshotDue = false
+		if w.state != nil {
+			w.b.repo.snap.save(w.b.store, w.stream, *w.state)
+		}
+	}
 }
 
 // attempt decides every live command of batch on the cached state and
@@ -288,6 +306,7 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 		w.state = nil
 		return fmt.Errorf("append batch of %d events to %s: %w", len(data), w.stream, err)
 	}
+	w.snapshotDue = w.snapshotDue || w.b.repo.snap.due(st.Next, res.NextRevision)
 	st.Next, st.Position = res.NextRevision, res.Position
 	for _, i := range owners {
 		results[i].out.Result = res
