@@ -20,6 +20,7 @@ import (
 	"github.com/coinledger/coinledger/domain/money"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/seal"
+	"github.com/coinledger/coinledger/eventstore/sqlite"
 	"github.com/coinledger/coinledger/http/api"
 	"github.com/coinledger/coinledger/http/auth"
 	"github.com/coinledger/coinledger/projections"
@@ -94,7 +95,16 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	if err != nil {
 		return svc, fmt.Errorf("trusted_proxies: %w", err)
 	}
-	walletSvc := wallets.New(svc.store, wallets.Options{MaxBatch: w.maxBatch})
+	walletOpts := wallets.Options{MaxBatch: w.maxBatch}
+	if cfg.SnapshotEvery >= 0 {
+		snaps, err := sqlite.OpenSnapshots(ctx, filepath.Join(cfg.DataDir, "snapshots.db"))
+		if err != nil {
+			return svc, err
+		}
+		svc.closers = append(svc.closers, snaps.Close)
+		walletOpts.Snapshots, walletOpts.SnapshotEvery = snaps, uint64(cfg.SnapshotEvery)
+	}
+	walletSvc := wallets.New(svc.store, walletOpts)
 	svc.closers = append(svc.closers, func() error { walletSvc.Close(); return nil })
 	if err := seed(ctx, cfg, walletSvc, userSvc); err != nil {
 		return svc, err
