@@ -63,6 +63,10 @@ type Snapshotter[S any] struct {
 	Schema string
 	Encode func(S) ([]byte, error)
 	Decode func([]byte) (S, error)
+	// Clone, if set, copies a state deeply. The owner of the state (a
+	// batcher's stream writer) then only clones it and Encode runs in the
+	// background; without Clone, Encode runs in the owner's goroutine.
+	Clone func(S) S
 	// Every: a snapshot is saved after an append that crosses a multiple
 	// of Every events (default DefaultSnapshotEvery).
 	Every uint64
@@ -135,10 +139,11 @@ func (sn *snapshots[S]) due(before, after uint64) bool {
 	return sn != nil && after > 0 && before/sn.cfg.Every != after/sn.cfg.Every
 }
 
-// save encodes l's state now (the caller owns it) and saves it in the
-// background, unless maxSnapshotSaves saves are already in flight. The
-// background part reads the hash of l's last event from store, which ties
-// the snapshot to this history.
+// save snapshots l's state (the caller owns it) in the background, unless
+// maxSnapshotSaves saves are already in flight: it clones the state (or
+// without Clone, encodes it) before it returns. The background part reads
+// the hash of l's last event from store, which ties the snapshot to this
+// history, and saves.
 func (sn *snapshots[S]) save(store Store, stream string, l Loaded[S]) {
 	select {
 	case sn.saving <- struct{}{}:
@@ -146,13 +151,17 @@ func (sn *snapshots[S]) save(store Store, stream string, l Loaded[S]) {
 		sn.cfg.Logger.Info("snapshot skipped", "stream", stream, "reason", "saves in flight", "version", l.Next-1)
 		return
 	}
-	data, err := sn.cfg.Encode(l.State)
-	if err != nil {
+	snap := Snapshot{Stream: stream, Version: l.Next - 1, Position: l.Position, Schema: sn.cfg.Schema}
+	var data []byte
+	var err error
+	encoded := sn.cfg.Clone == nil
+	if !encoded {
+		l.State = sn.cfg.Clone(l.State)
+	} else if data, err = sn.cfg.Encode(l.State); err != nil {
 		<-sn.saving
-		sn.cfg.Logger.Warn("snapshot not saved", "stream", stream, "version", l.Next-1, "error", err)
+		sn.cfg.Logger.Warn("snapshot not saved", "stream", stream, "version", snap.Version, "error", err)
 		return
 	}
-	snap := Snapshot{Stream: stream, Version: l.Next - 1, Position: l.Position, Schema: sn.cfg.Schema, Data: data}
 	sn.wg.Add(1)
 	go func() {
 		defer sn.wg.Done()
@@ -160,7 +169,14 @@ func (sn *snapshots[S]) save(store Store, stream string, l Loaded[S]) {
 		ctx, cancel := context.WithTimeout(context.Background(), sn.timeout)
 		defer cancel()
 		var err error
-		if snap.Hash, err = lastHash(ctx, store, stream, snap.Version); err == nil {
+		if !encoded {
+			data, err = sn.cfg.Encode(l.State)
+		}
+		if err == nil {
+			snap.Data = data
+			snap.Hash, err = lastHash(ctx, store, stream, snap.Version)
+		}
+		if err == nil {
 			err = sn.cfg.Store.Save(ctx, snap)
 		}
 		if err != nil {
@@ -191,10 +207,9 @@ func lastHash(ctx context.Context, store Store, stream string, rev uint64) (Hash
 // MemorySnapshots is a SnapshotStore in memory, for tests and for
 // processes whose snapshots need not outlive them.
 type MemorySnapshots struct {
-	mu sync.Mutex
-	m  map[string]Snapshot
-	// Saves counts the snapshots saved.
-	saves int
+	mu    sync.Mutex
+	m     map[string]Snapshot
+	saves int // snapshots saved
 }
 
 // NewMemorySnapshots returns an empty MemorySnapshots.

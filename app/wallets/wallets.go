@@ -37,7 +37,7 @@ type Options struct {
 // encoding, schema ledger.SnapshotSchema) over store.
 func snapshotter(store eventstore.SnapshotStore, every uint64) eventstore.Snapshotter[*ledger.State] {
 	return eventstore.Snapshotter[*ledger.State]{Store: store, Schema: ledger.SnapshotSchema,
-		Encode: ledger.EncodeSnapshot, Decode: ledger.DecodeSnapshot, Every: every}
+		Encode: ledger.EncodeSnapshot, Decode: ledger.DecodeSnapshot, Clone: (*ledger.State).Clone, Every: every}
 }
 
 // New returns a service over store. Close stops its writers.
