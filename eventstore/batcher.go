@@ -51,10 +51,11 @@ func NewBatcher[S any, E Typed](store Store, codec *Codec[E], agg Aggregate[S, E
 
 // SetSnapshotter makes the batcher load a stream from its latest usable
 // snapshot plus the events after it, and snapshot a stream's state after
-// an append that crosses a multiple of sn.Every events. The state is
-// encoded by the stream's writer once the append's commands have their
-// answers, and saved in the background (bounded; Close waits for saves in
-// flight). Call it before the first Do.
+// an append that crosses a multiple of sn.Every events. Once the append's
+// commands have their answers, the stream's writer clones the state (with
+// sn.Clone; else encodes it) and goes on; the snapshot is encoded and
+// saved in the background, one save per stream at a time with only the
+// latest waiting (Close waits for them). Call it before the first Do.
 func (b *Batcher[S, E]) SetSnapshotter(sn Snapshotter[S]) { b.repo.SetSnapshotter(sn) }
 
 // SetMaxBatch sets how many commands one append may carry (default 512; 1

@@ -45,7 +45,8 @@ const loadPage = 4096
 
 // SetSnapshotter makes the repository load from the stream's latest usable
 // snapshot plus the events after it, and save a snapshot after an Update
-// that crosses a multiple of sn.Every events (in the background, bounded).
+// that crosses a multiple of sn.Every events (in the background, see
+// Batcher.SetSnapshotter).
 // A Snapshotter without Store, Encode or Decode turns snapshots off. Call
 // it before the first use; WaitSnapshots waits for saves in flight.
 func (r *Repository[S, E]) SetSnapshotter(sn Snapshotter[S]) { r.snap = newSnapshots(sn) }

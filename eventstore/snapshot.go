@@ -74,17 +74,30 @@ type Snapshotter[S any] struct {
 	Logger *slog.Logger
 }
 
-// snapshots runs a Snapshotter: loads and bounded background saves.
+// snapshots runs a Snapshotter: loads, and saves in the background. Per
+// stream, one save runs at a time and at most one more waits (a newer one
+// replaces it), so a slow snapshot store never blocks a writer and never
+// loses the latest snapshot; across streams, maxSnapshotSaves run at once.
 type snapshots[S any] struct {
 	cfg     Snapshotter[S]
-	saving  chan struct{} // one token per save in flight
-	wg      sync.WaitGroup
+	slots   chan struct{} // one token per save running
 	timeout time.Duration
+
+	mu      sync.Mutex
+	waiting map[string]*snapshotJob[S] // streams with a save under way → the next one (nil: none)
+	wg      sync.WaitGroup
 }
 
-// maxSnapshotSaves bounds the saves in flight; a snapshot due while every
-// slot is busy is skipped (the next multiple of Every takes it).
-const maxSnapshotSaves = 2
+// snapshotJob is a snapshot to save: its state cloned (to be encoded) or
+// already encoded in Snapshot.Data.
+type snapshotJob[S any] struct {
+	snap    Snapshot
+	state   S
+	encoded bool
+}
+
+// maxSnapshotSaves bounds the saves running at once, across streams.
+const maxSnapshotSaves = 4
 
 func newSnapshots[S any](cfg Snapshotter[S]) *snapshots[S] {
 	if cfg.Store == nil || cfg.Encode == nil || cfg.Decode == nil {
@@ -96,7 +109,8 @@ func newSnapshots[S any](cfg Snapshotter[S]) *snapshots[S] {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &snapshots[S]{cfg: cfg, saving: make(chan struct{}, maxSnapshotSaves), timeout: 30 * time.Second}
+	return &snapshots[S]{cfg: cfg, slots: make(chan struct{}, maxSnapshotSaves), timeout: 30 * time.Second,
+		waiting: map[string]*snapshotJob[S]{}}
 }
 
 // load returns the snapshot of stream as a Loaded state and the first
@@ -139,50 +153,72 @@ func (sn *snapshots[S]) due(before, after uint64) bool {
 	return sn != nil && after > 0 && before/sn.cfg.Every != after/sn.cfg.Every
 }
 
-// save snapshots l's state (the caller owns it) in the background, unless
-// maxSnapshotSaves saves are already in flight: it clones the state (or
-// without Clone, encodes it) before it returns. The background part reads
-// the hash of l's last event from store, which ties the snapshot to this
-// history, and saves.
+// save snapshots l's state (the caller owns it) in the background: it
+// clones the state (without Clone: encodes it) before it returns. The
+// background part reads the hash of l's last event from store, which ties
+// the snapshot to this history, and saves.
 func (sn *snapshots[S]) save(store Store, stream string, l Loaded[S]) {
-	select {
-	case sn.saving <- struct{}{}:
-	default:
-		sn.cfg.Logger.Info("snapshot skipped", "stream", stream, "reason", "saves in flight", "version", l.Next-1)
-		return
-	}
-	snap := Snapshot{Stream: stream, Version: l.Next - 1, Position: l.Position, Schema: sn.cfg.Schema}
-	var data []byte
-	var err error
-	encoded := sn.cfg.Clone == nil
-	if !encoded {
-		l.State = sn.cfg.Clone(l.State)
-	} else if data, err = sn.cfg.Encode(l.State); err != nil {
-		<-sn.saving
-		sn.cfg.Logger.Warn("snapshot not saved", "stream", stream, "version", snap.Version, "error", err)
-		return
-	}
-	sn.wg.Add(1)
-	go func() {
-		defer sn.wg.Done()
-		defer func() { <-sn.saving }()
-		ctx, cancel := context.WithTimeout(context.Background(), sn.timeout)
-		defer cancel()
-		var err error
-		if !encoded {
-			data, err = sn.cfg.Encode(l.State)
-		}
-		if err == nil {
-			snap.Data = data
-			snap.Hash, err = lastHash(ctx, store, stream, snap.Version)
-		}
-		if err == nil {
-			err = sn.cfg.Store.Save(ctx, snap)
-		}
+	job := &snapshotJob[S]{snap: Snapshot{Stream: stream, Version: l.Next - 1, Position: l.Position, Schema: sn.cfg.Schema}}
+	if sn.cfg.Clone != nil {
+		job.state = sn.cfg.Clone(l.State)
+	} else {
+		data, err := sn.cfg.Encode(l.State)
 		if err != nil {
-			sn.cfg.Logger.Warn("snapshot not saved", "stream", stream, "version", snap.Version, "error", err)
+			sn.cfg.Logger.Warn("snapshot not saved", "stream", stream, "version", job.snap.Version, "error", err)
+			return
 		}
-	}()
+		job.snap.Data, job.encoded = data, true
+	}
+	sn.mu.Lock()
+	if _, busy := sn.waiting[stream]; busy {
+		sn.waiting[stream] = job // replaces an older one still waiting
+		sn.mu.Unlock()
+		return
+	}
+	sn.waiting[stream] = nil
+	sn.wg.Add(1)
+	sn.mu.Unlock()
+	go sn.run(store, job)
+}
+
+// run saves job, then the stream's next job while there is one.
+func (sn *snapshots[S]) run(store Store, job *snapshotJob[S]) {
+	defer sn.wg.Done()
+	stream := job.snap.Stream
+	for job != nil {
+		sn.slots <- struct{}{}
+		if err := sn.store(store, job); err != nil {
+			sn.cfg.Logger.Warn("snapshot not saved", "stream", stream, "version", job.snap.Version, "error", err)
+		}
+		<-sn.slots
+		sn.mu.Lock()
+		job = sn.waiting[stream]
+		if job == nil {
+			delete(sn.waiting, stream)
+		} else {
+			sn.waiting[stream] = nil
+		}
+		sn.mu.Unlock()
+	}
+}
+
+// store encodes job if need be and saves it with its last event's hash.
+func (sn *snapshots[S]) store(store Store, job *snapshotJob[S]) error {
+	ctx, cancel := context.WithTimeout(context.Background(), sn.timeout)
+	defer cancel()
+	snap := job.snap
+	if !job.encoded {
+		data, err := sn.cfg.Encode(job.state)
+		if err != nil {
+			return err
+		}
+		snap.Data = data
+	}
+	var err error
+	if snap.Hash, err = lastHash(ctx, store, snap.Stream, snap.Version); err != nil {
+		return err
+	}
+	return sn.cfg.Store.Save(ctx, snap)
 }
 
 // wait returns when no save is in flight.

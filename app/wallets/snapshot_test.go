@@ -173,6 +173,9 @@ func BenchmarkColdLoad(b *testing.B) {
 		}
 	}
 	svc.Close()
+	if snap, ok, err := snaps.Load(ctx, ledger.Stream("main")); err != nil || !ok || snap.Version != events-501 {
+		b.Fatalf("snapshot at %d, %v, %v; want one at revision %d", snap.Version, ok, err, events-501)
+	}
 	for _, bc := range []struct {
 		name string
 		opts wallets.Options
