@@ -43,8 +43,9 @@ type Config struct {
 	SealPreviousKeys []Secret `yaml:"seal_previous_keys"`
 	// BcryptCost is the cost of new password hashes (default 10; tests lower it).
 	BcryptCost int `yaml:"bcrypt_cost"`
-	// SnapshotEvery: a wallet's state is snapshotted (in DATA_DIR/snapshots.db,
-	// whatever the event store) after every this many of its events, so a
+	// SnapshotEvery: a wallet's or user's state is snapshotted (in
+	// DATA_DIR/snapshots.db, whatever the event store; user snapshots
+	// sealed with the seal key) after every this many of its events, so a
 	// cold load reads the snapshot and the tail (COINLEDGER_SNAPSHOT_EVERY;
 	// 0: the default, 1000; -1: no snapshots).
 	SnapshotEvery int `yaml:"snapshot_every"`

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
 )
@@ -37,10 +38,11 @@ func TestValidateWebhookAllowCIDRs(t *testing.T) {
 	}
 }
 
-// TestServiceSnapshotsWallets: the service keeps wallet snapshots in
-// DATA_DIR/snapshots.db (snapshot_every 1: the seeded wallet's opening
-// is snapshotted); snapshot_every -1 turns them off and below is invalid.
-func TestServiceSnapshotsWallets(t *testing.T) {
+// TestServiceSnapshotsWalletsAndUsers: the service keeps wallet and user
+// snapshots in DATA_DIR/snapshots.db (snapshot_every 1: the seeded
+// wallet's opening and the admin's registration are snapshotted, the
+// admin's sealed); snapshot_every -1 turns them off and below is invalid.
+func TestServiceSnapshotsWalletsAndUsers(t *testing.T) {
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for _, every := range []int{1, -1} {
@@ -67,9 +69,13 @@ func TestServiceSnapshotsWallets(t *testing.T) {
 			t.Fatal(err)
 		}
 		snap, ok, err := snaps.Load(ctx, ledger.Stream("main"))
-		snaps.Close()
 		if err != nil || !ok || snap.Schema != ledger.SnapshotSchema {
 			t.Fatalf("snapshot of the seeded wallet: %+v, %v, %v", snap, ok, err)
+		}
+		snap, ok, err = snaps.Load(ctx, identity.Stream("admin"))
+		snaps.Close()
+		if err != nil || !ok || snap.Schema != identity.SnapshotSchema || strings.Contains(string(snap.Data), "$2a$") {
+			t.Fatalf("snapshot of the admin: %q, %v, %v; want one, sealed", snap.Data, ok, err)
 		}
 	}
 	c := Config{SnapshotEvery: -2}

@@ -71,10 +71,21 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	svc.closers = append(svc.closers, closeDB)
 	svc.runner = projections.NewRunner(db, svc.store, projections.Options{}, readModels()...)
 
-	userSvc, err := usersService(cfg, svc.store)
+	// Wallet and user snapshots: a cache beside whatever event store.
+	var snaps eventstore.SnapshotStore
+	if cfg.SnapshotEvery >= 0 {
+		s, err := sqlite.OpenSnapshots(ctx, filepath.Join(cfg.DataDir, "snapshots.db"))
+		if err != nil {
+			return svc, err
+		}
+		svc.closers = append(svc.closers, s.Close)
+		snaps = s
+	}
+	userSvc, err := usersService(cfg, svc.store, snaps)
 	if err != nil {
 		return svc, err
 	}
+	svc.closers = append(svc.closers, func() error { userSvc.WaitSnapshots(); return nil })
 	passwordFile := filepath.Join(cfg.DataDir, adminPasswordFile)
 	generated, err := userSvc.BootstrapAdmin(ctx, cfg.AdminPassword.Reveal(), func(p string) error {
 		return keepAdminPassword(passwordFile, p)
@@ -95,16 +106,7 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	if err != nil {
 		return svc, fmt.Errorf("trusted_proxies: %w", err)
 	}
-	walletOpts := wallets.Options{MaxBatch: w.maxBatch}
-	if cfg.SnapshotEvery >= 0 {
-		snaps, err := sqlite.OpenSnapshots(ctx, filepath.Join(cfg.DataDir, "snapshots.db"))
-		if err != nil {
-			return svc, err
-		}
-		svc.closers = append(svc.closers, snaps.Close)
-		walletOpts.Snapshots, walletOpts.SnapshotEvery = snaps, uint64(cfg.SnapshotEvery)
-	}
-	walletSvc := wallets.New(svc.store, walletOpts)
+	walletSvc := wallets.New(svc.store, wallets.Options{MaxBatch: w.maxBatch, Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg)})
 	svc.closers = append(svc.closers, func() error { walletSvc.Close(); return nil })
 	if err := seed(ctx, cfg, walletSvc, userSvc); err != nil {
 		return svc, err
@@ -155,10 +157,13 @@ func tokenIssuer(cfg *Config) (*auth.Issuer, error) {
 	return auth.NewIssuer(keys...)
 }
 
+// snapshotEvery is the snapshot interval cfg asks for (0: the default).
+func snapshotEvery(cfg *Config) uint64 { return uint64(max(cfg.SnapshotEvery, 0)) }
+
 // usersService returns the users service over store, sealing credentials
 // with the configured key or with one kept in the data directory, created
-// at first start.
-func usersService(cfg *Config, store eventstore.Store) (*users.Service, error) {
+// at first start, and keeping user snapshots in snaps (nil: none).
+func usersService(cfg *Config, store eventstore.Store, snaps eventstore.SnapshotStore) (*users.Service, error) {
 	secret, err := keyFile(cfg, "seal.key", cfg.SealKey)
 	if err != nil {
 		return nil, fmt.Errorf("seal key: %w", err)
@@ -171,7 +176,8 @@ func usersService(cfg *Config, store eventstore.Store) (*users.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seal key: %w", err)
 	}
-	return users.NewWithOptions(store, users.Options{BcryptCost: cfg.BcryptCost, Keyring: keyring}), nil
+	return users.NewWithOptions(store, users.Options{BcryptCost: cfg.BcryptCost, Keyring: keyring,
+		Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg)}), nil
 }
 
 // seed creates the wallets and users the configuration declares; run at
