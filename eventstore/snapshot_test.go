@@ -226,3 +226,7 @@ func TestBatcherColdLoadReadsSnapshotPlusTail(t *testing.T) {
 		t.Fatalf("cold load read %d events, want 51 (snapshot's event + 50-event tail)", got)
 	}
 }
+
+func TestMemorySnapshotsConform(t *testing.T) {
+	storetest.RunSnapshots(t, eventstore.NewMemorySnapshots())
+}
