@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/coinledger/coinledger/domain/identity"
@@ -49,6 +50,8 @@ type Options struct {
 	// SnapshotEvery: a user is snapshotted after an update that crosses a
 	// multiple of this many events (default eventstore.DefaultSnapshotEvery).
 	SnapshotEvery uint64
+	// Logger reports snapshots ignored or not saved (default slog.Default()).
+	Logger *slog.Logger
 }
 
 func (o *Options) setDefaults() {
@@ -91,7 +94,7 @@ func NewWithOptions(store eventstore.Store, opts Options) *Service {
 	repo := eventstore.NewRepository(store, c,
 		eventstore.Aggregate[*identity.User, identity.Event]{Initial: identity.New, Evolve: identity.Evolve})
 	if opts.Snapshots != nil {
-		repo.SetSnapshotter(snapshotter(opts.Snapshots, opts.SnapshotEvery, opts.Keyring))
+		repo.SetSnapshotter(snapshotter(opts))
 	}
 	return &Service{store: store, codec: c, cost: opts.BcryptCost, now: opts.Now, random: opts.Random,
 		keys: keyIndex{owner: map[string]string{}}, repo: repo,
@@ -101,12 +104,14 @@ func NewWithOptions(store eventstore.Store, opts Options) *Service {
 // snapshotAAD binds a sealed snapshot to what it is.
 var snapshotAAD = []byte("coinledger/snapshot\x00" + identity.SnapshotSchema)
 
-// snapshotter returns the snapshot support of user states over store: the
-// identity encoding, sealed whole with keyring, so no password hash, API
+// snapshotter returns the snapshot support of user states that opts ask
+// for: the identity encoding, sealed whole with opts.Keyring, so no password hash, API
 // key hash or refresh token id is ever stored in the clear. A snapshot
 // sealed with a key the keyring lacks does not open: it is ignored.
-func snapshotter(store eventstore.SnapshotStore, every uint64, keyring *seal.Keyring) eventstore.Snapshotter[*identity.User] {
-	return eventstore.Snapshotter[*identity.User]{Store: store, Schema: identity.SnapshotSchema, Every: every,
+func snapshotter(opts Options) eventstore.Snapshotter[*identity.User] {
+	keyring := opts.Keyring
+	return eventstore.Snapshotter[*identity.User]{Store: opts.Snapshots, Schema: identity.SnapshotSchema,
+		Every: opts.SnapshotEvery, Logger: opts.Logger,
 		Encode: func(u *identity.User) ([]byte, error) {
 			data, err := identity.EncodeSnapshot(u)
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/eventstore"
@@ -31,13 +32,16 @@ type Options struct {
 	// SnapshotEvery: a wallet is snapshotted after an append that crosses
 	// a multiple of this many events (default eventstore.DefaultSnapshotEvery).
 	SnapshotEvery uint64
+	// Logger reports snapshots ignored or not saved (default slog.Default()).
+	Logger *slog.Logger
 }
 
 // snapshotter returns the snapshot support of wallet states (the ledger's
-// encoding, schema ledger.SnapshotSchema) over store.
-func snapshotter(store eventstore.SnapshotStore, every uint64) eventstore.Snapshotter[*ledger.State] {
-	return eventstore.Snapshotter[*ledger.State]{Store: store, Schema: ledger.SnapshotSchema,
-		Encode: ledger.EncodeSnapshot, Decode: ledger.DecodeSnapshot, Clone: (*ledger.State).Clone, Every: every}
+// encoding, schema ledger.SnapshotSchema) that opts ask for.
+func snapshotter(opts Options) eventstore.Snapshotter[*ledger.State] {
+	return eventstore.Snapshotter[*ledger.State]{Store: opts.Snapshots, Schema: ledger.SnapshotSchema,
+		Encode: ledger.EncodeSnapshot, Decode: ledger.DecodeSnapshot, Clone: (*ledger.State).Clone,
+		Every: opts.SnapshotEvery, Logger: opts.Logger}
 }
 
 // New returns a service over store. Close stops its writers.
@@ -48,7 +52,7 @@ func New(store eventstore.Store, opts Options) *Service {
 		b.SetMaxBatch(opts.MaxBatch)
 	}
 	if opts.Snapshots != nil {
-		b.SetSnapshotter(snapshotter(opts.Snapshots, opts.SnapshotEvery))
+		b.SetSnapshotter(snapshotter(opts))
 	}
 	return &Service{store: store, batcher: b}
 }

@@ -81,7 +81,7 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 		svc.closers = append(svc.closers, s.Close)
 		snaps = s
 	}
-	userSvc, err := usersService(cfg, svc.store, snaps)
+	userSvc, err := usersService(cfg, svc.store, snaps, logger)
 	if err != nil {
 		return svc, err
 	}
@@ -106,7 +106,8 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	if err != nil {
 		return svc, fmt.Errorf("trusted_proxies: %w", err)
 	}
-	walletSvc := wallets.New(svc.store, wallets.Options{MaxBatch: w.maxBatch, Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg)})
+	walletSvc := wallets.New(svc.store, wallets.Options{MaxBatch: w.maxBatch,
+		Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg), Logger: logger})
 	svc.closers = append(svc.closers, func() error { walletSvc.Close(); return nil })
 	if err := seed(ctx, cfg, walletSvc, userSvc); err != nil {
 		return svc, err
@@ -163,7 +164,7 @@ func snapshotEvery(cfg *Config) uint64 { return uint64(max(cfg.SnapshotEvery, 0)
 // usersService returns the users service over store, sealing credentials
 // with the configured key or with one kept in the data directory, created
 // at first start, and keeping user snapshots in snaps (nil: none).
-func usersService(cfg *Config, store eventstore.Store, snaps eventstore.SnapshotStore) (*users.Service, error) {
+func usersService(cfg *Config, store eventstore.Store, snaps eventstore.SnapshotStore, logger *slog.Logger) (*users.Service, error) {
 	secret, err := keyFile(cfg, "seal.key", cfg.SealKey)
 	if err != nil {
 		return nil, fmt.Errorf("seal key: %w", err)
@@ -177,7 +178,7 @@ func usersService(cfg *Config, store eventstore.Store, snaps eventstore.Snapshot
 		return nil, fmt.Errorf("seal key: %w", err)
 	}
 	return users.NewWithOptions(store, users.Options{BcryptCost: cfg.BcryptCost, Keyring: keyring,
-		Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg)}), nil
+		Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg), Logger: logger}), nil
 }
 
 // seed creates the wallets and users the configuration declares; run at
