@@ -42,7 +42,8 @@ type Snapshot struct {
 // A missing snapshot is (Snapshot{}, false, nil). A snapshot that cannot
 // be used (another schema, data that does not decode, a version beyond the
 // stream or a hash that does not match the stream) is ignored by the
-// loader, which folds the whole stream; it is never an error.
+// loader, which folds the whole stream; so is a Load that fails. Neither
+// is an error of the load; both are logged.
 type SnapshotStore interface {
 	// Load returns the latest snapshot saved for stream.
 	Load(ctx context.Context, stream string) (Snapshot, bool, error)
@@ -113,8 +114,8 @@ func newSnapshots[S any](cfg Snapshotter[S]) *snapshots[S] {
 		waiting: map[string]*snapshotJob[S]{}}
 }
 
-// load returns the snapshot of stream as a Loaded state and the first
-// event after it, or ok false when there is none to use. A snapshot is
+// load returns the snapshot of stream as a Loaded state (Next: the
+// revision after the snapshot's), or ok false when there is none to use. A snapshot is
 // usable when its schema matches, its data decodes and the stream still
 // holds the event it was taken at (same revision and hash); otherwise it
 // is ignored and logged. Only a failing read is an error.
