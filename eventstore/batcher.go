@@ -49,6 +49,15 @@ func NewBatcher[S any, E Typed](store Store, codec *Codec[E], agg Aggregate[S, E
 		maxBatch: 512, maxEvent: MaxEventSizeOf(store), idle: time.Minute, writers: map[string]*streamWriter[S, E]{}, done: make(chan struct{})}
 }
 
+// SetSnapshotter makes the batcher load a stream from its latest usable
+// snapshot plus the events after it, and snapshot a stream's state after
+// an append that crosses a multiple of sn.Every events. Once the append's
+// commands have their answers, the stream's writer clones the state (with
+// sn.Clone; else encodes it) and goes on; the snapshot is encoded and
+// saved in the background, one save per stream at a time with only the
+// latest waiting (Close waits for them). Call it before the first Do.
+func (b *Batcher[S, E]) SetSnapshotter(sn Snapshotter[S]) { b.repo.SetSnapshotter(sn) }
+
 // SetMaxBatch sets how many commands one append may carry (default 512; 1
 // turns batching off). Call it before the first Do.
 func (b *Batcher[S, E]) SetMaxBatch(n int) {
@@ -124,6 +133,7 @@ func (b *Batcher[S, E]) Close() {
 	}
 	b.mu.Unlock()
 	b.wg.Wait()
+	b.repo.WaitSnapshots()
 }
 
 func (b *Batcher[S, E]) writer(stream string) (*streamWriter[S, E], error) {
@@ -160,6 +170,9 @@ type streamWriter[S any, E Typed] struct {
 	queue  chan *command[S, E]
 	exited chan struct{}
 	state  *Loaded[S] // nil: to be loaded
+	// snapshotDue: the last append crossed a multiple of the snapshot
+	// interval; the state is snapshotted once the commands are answered.
+	snapshotDue bool
 }
 
 func (w *streamWriter[S, E]) run() {
@@ -232,6 +245,12 @@ func (w *streamWriter[S, E]) execute(batch []*command[S, E]) {
 		}
 		c.done <- r
 	}
+	if w.snapshotDue {
+		w.snapshotDue = false
+		if w.state != nil {
+			w.b.repo.snap.save(w.b.store, w.stream, *w.state)
+		}
+	}
 }
 
 // attempt decides every live command of batch on the cached state and
@@ -288,6 +307,7 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 		w.state = nil
 		return fmt.Errorf("append batch of %d events to %s: %w", len(data), w.stream, err)
 	}
+	w.snapshotDue = w.snapshotDue || w.b.repo.snap.due(st.Next, res.NextRevision)
 	st.Next, st.Position = res.NextRevision, res.Position
 	for _, i := range owners {
 		results[i].out.Result = res

@@ -23,6 +23,7 @@ type Repository[S any, E Typed] struct {
 	agg     Aggregate[S, E]
 	retries int
 	backoff time.Duration
+	snap    *snapshots[S] // nil: no snapshots
 }
 
 // NewRepository returns a repository that retries a conflicted update up to
@@ -42,8 +43,29 @@ type Loaded[S any] struct {
 
 const loadPage = 4096
 
-// Load folds every event of stream into a fresh state.
+// SetSnapshotter makes the repository load from the stream's latest usable
+// snapshot plus the events after it, and save a snapshot after an Update
+// that crosses a multiple of sn.Every events (in the background, see
+// Batcher.SetSnapshotter).
+// A Snapshotter without Store, Encode or Decode turns snapshots off. Call
+// it before the first use; WaitSnapshots waits for saves in flight.
+func (r *Repository[S, E]) SetSnapshotter(sn Snapshotter[S]) { r.snap = newSnapshots(sn) }
+
+// WaitSnapshots returns when no snapshot save is in flight.
+func (r *Repository[S, E]) WaitSnapshots() { r.snap.wait() }
+
+// Load folds stream into a fresh state: every event, or with a
+// snapshotter, the latest usable snapshot and the events after it.
 func (r *Repository[S, E]) Load(ctx context.Context, stream string) (Loaded[S], error) {
+	if r.snap != nil {
+		l, ok, err := r.snap.load(ctx, r.store, stream)
+		if err != nil {
+			return l, err
+		}
+		if ok {
+			return r.CatchUp(ctx, stream, l)
+		}
+	}
 	return r.CatchUp(ctx, stream, Loaded[S]{State: r.agg.Initial()})
 }
 
@@ -94,6 +116,12 @@ func (r *Repository[S, E]) Update(ctx context.Context, stream string, meta Metad
 		}
 		res, err := r.store.Append(ctx, stream, ExpectRevision(l.Next), data...)
 		if err == nil {
+			if r.snap.due(l.Next, res.NextRevision) {
+				for _, e := range events {
+					l.State = r.agg.Evolve(l.State, e)
+				}
+				r.snap.save(r.store, stream, Loaded[S]{State: l.State, Next: res.NextRevision, Position: res.Position})
+			}
 			return res, events, nil
 		}
 		if !errors.Is(err, ErrConflict) || attempt >= r.retries {

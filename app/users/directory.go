@@ -69,7 +69,13 @@ func (d *directory) current(ctx context.Context, username string, fn func(*ident
 	d.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	l, err := d.repo.CatchUp(ctx, identity.Stream(username), c.l)
+	var l eventstore.Loaded[*identity.User]
+	var err error
+	if c.l.Next == 0 {
+		l, err = d.repo.Load(ctx, identity.Stream(username)) // from the latest snapshot, if any
+	} else {
+		l, err = d.repo.CatchUp(ctx, identity.Stream(username), c.l)
+	}
 	if err != nil {
 		// The state may hold part of the events read: start over next time.
 		c.l = eventstore.Loaded[*identity.User]{State: identity.New()}

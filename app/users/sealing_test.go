@@ -167,7 +167,7 @@ func TestClearCredentialsWrittenBeforeSealingStillWork(t *testing.T) {
 		t.Fatalf("rotate: %v", err)
 	}
 	events := e.stream(t, "olga")
-	if last := events[len(events)-1]; strings.Contains(string(last.Data), "t2") || !strings.Contains(string(last.Data), `"sealed"`) {
+	if last := events[len(events)-1]; strings.Contains(string(last.Data), `"t2"`) || !strings.Contains(string(last.Data), `"sealed"`) {
 		t.Fatalf("the rotation after the old events is not sealed: %s", last.Data)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/coinledger/coinledger/domain/identity"
@@ -41,6 +42,16 @@ type Options struct {
 	// keyring lacks do not load. Default: a random key held in memory only
 	// (tests); the service passes the data directory's seal key.
 	Keyring *seal.Keyring
+	// Snapshots, if set, keeps snapshots of user states, sealed whole with
+	// Keyring (a user's state holds the credential material the log
+	// seals): a cold load (a user the directory cache does not hold, any
+	// update) reads the snapshot and the events after it.
+	Snapshots eventstore.SnapshotStore
+	// SnapshotEvery: a user is snapshotted after an update that crosses a
+	// multiple of this many events (default eventstore.DefaultSnapshotEvery).
+	SnapshotEvery uint64
+	// Logger reports snapshots ignored or not saved (default slog.Default()).
+	Logger *slog.Logger
 }
 
 func (o *Options) setDefaults() {
@@ -82,10 +93,48 @@ func NewWithOptions(store eventstore.Store, opts Options) *Service {
 	c.Seal(opts.Keyring, eventstore.Sealing(identity.CredentialFields()))
 	repo := eventstore.NewRepository(store, c,
 		eventstore.Aggregate[*identity.User, identity.Event]{Initial: identity.New, Evolve: identity.Evolve})
+	if opts.Snapshots != nil {
+		repo.SetSnapshotter(snapshotter(opts))
+	}
 	return &Service{store: store, codec: c, cost: opts.BcryptCost, now: opts.Now, random: opts.Random,
 		keys: keyIndex{owner: map[string]string{}}, repo: repo,
 		dir: directory{repo: repo, m: map[string]*cached{}}}
 }
+
+// snapshotAAD binds a sealed snapshot to what it is.
+var snapshotAAD = []byte("coinledger/snapshot\x00" + identity.SnapshotSchema)
+
+// snapshotter returns the snapshot support of user states that opts ask
+// for: the identity encoding, sealed whole with opts.Keyring, so no password hash, API
+// key hash or refresh token id is ever stored in the clear. A snapshot
+// sealed with a key the keyring lacks does not open: it is ignored.
+func snapshotter(opts Options) eventstore.Snapshotter[*identity.User] {
+	keyring := opts.Keyring
+	return eventstore.Snapshotter[*identity.User]{Store: opts.Snapshots, Schema: identity.SnapshotSchema,
+		Every: opts.SnapshotEvery, Logger: opts.Logger,
+		Encode: func(u *identity.User) ([]byte, error) {
+			data, err := identity.EncodeSnapshot(u)
+			if err != nil {
+				return nil, err
+			}
+			box, err := keyring.Seal(data, snapshotAAD)
+			if err != nil {
+				return nil, fmt.Errorf("seal user snapshot: %w", err)
+			}
+			return []byte(box), nil
+		},
+		Decode: func(box []byte) (*identity.User, error) {
+			data, err := keyring.Open(string(box), snapshotAAD)
+			if err != nil {
+				return nil, fmt.Errorf("open user snapshot: %w", err)
+			}
+			return identity.DecodeSnapshot(data)
+		},
+	}
+}
+
+// WaitSnapshots returns when no user snapshot is being saved.
+func (s *Service) WaitSnapshots() { s.repo.WaitSnapshots() }
 
 // Hash returns the bcrypt hash of password.
 func (s *Service) Hash(password string) (string, error) {

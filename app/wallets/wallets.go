@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/eventstore"
@@ -23,6 +24,24 @@ type Options struct {
 	// MaxBatch caps the commands one append to a wallet carries (default
 	// 512; 1 disables batching, for baselines).
 	MaxBatch int
+	// Snapshots, if set, keeps snapshots of wallet states: a cold load
+	// (first command after start or after an idle writer retired) reads
+	// the latest snapshot and the events after it instead of the whole
+	// stream.
+	Snapshots eventstore.SnapshotStore
+	// SnapshotEvery: a wallet is snapshotted after an append that crosses
+	// a multiple of this many events (default eventstore.DefaultSnapshotEvery).
+	SnapshotEvery uint64
+	// Logger reports snapshots ignored or not saved (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// snapshotter returns the snapshot support of wallet states (the ledger's
+// encoding, schema ledger.SnapshotSchema) that opts ask for.
+func snapshotter(opts Options) eventstore.Snapshotter[*ledger.State] {
+	return eventstore.Snapshotter[*ledger.State]{Store: opts.Snapshots, Schema: ledger.SnapshotSchema,
+		Encode: ledger.EncodeSnapshot, Decode: ledger.DecodeSnapshot, Clone: (*ledger.State).Clone,
+		Every: opts.SnapshotEvery, Logger: opts.Logger}
 }
 
 // New returns a service over store. Close stops its writers.
@@ -31,6 +50,9 @@ func New(store eventstore.Store, opts Options) *Service {
 	b := eventstore.NewBatcher(store, eventstore.NewCodecOf(ledger.Events()...), agg)
 	if opts.MaxBatch > 0 {
 		b.SetMaxBatch(opts.MaxBatch)
+	}
+	if opts.Snapshots != nil {
+		b.SetSnapshotter(snapshotter(opts))
 	}
 	return &Service{store: store, batcher: b}
 }

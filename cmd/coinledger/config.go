@@ -43,6 +43,12 @@ type Config struct {
 	SealPreviousKeys []Secret `yaml:"seal_previous_keys"`
 	// BcryptCost is the cost of new password hashes (default 10; tests lower it).
 	BcryptCost int `yaml:"bcrypt_cost"`
+	// SnapshotEvery: a wallet's or user's state is snapshotted (in
+	// DATA_DIR/snapshots.db, whatever the event store; user snapshots
+	// sealed with the seal key) after every this many of its events, so a
+	// cold load reads the snapshot and the tail (COINLEDGER_SNAPSHOT_EVERY;
+	// 0: the default, 1000; -1: no snapshots).
+	SnapshotEvery int `yaml:"snapshot_every"`
 	// TrustedProxies are the addresses or CIDR ranges of reverse proxies
 	// whose X-Forwarded-For is believed (COINLEDGER_TRUSTED_PROXIES, comma
 	// separated). Empty: the client address is the connection's peer.
@@ -178,6 +184,9 @@ func (c *Config) Validate() error {
 	if c.BcryptCost != 0 && (c.BcryptCost < 4 || c.BcryptCost > 31) {
 		errs = append(errs, fmt.Errorf("bcrypt_cost: %d is outside 4..31", c.BcryptCost))
 	}
+	if c.SnapshotEvery < -1 {
+		errs = append(errs, fmt.Errorf("snapshot_every: %d: want -1 (off), 0 (default) or a positive count", c.SnapshotEvery))
+	}
 	if c.Websocket.MaxConnectionsPerUser < 1 {
 		errs = append(errs, fmt.Errorf("websocket.max_connections_per_user: %d: want at least 1", c.Websocket.MaxConnectionsPerUser))
 	}
@@ -241,6 +250,7 @@ func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
 	}
 	for key, dst := range map[string]*int{
 		"COINLEDGER_BCRYPT_COST":                 &c.BcryptCost,
+		"COINLEDGER_SNAPSHOT_EVERY":              &c.SnapshotEvery,
 		"COINLEDGER_WS_MAX_CONNECTIONS_PER_USER": &c.Websocket.MaxConnectionsPerUser,
 		"COINLEDGER_WS_MAX_BUFFERED_EVENTS":      &c.Websocket.MaxBufferedEvents,
 	} {

@@ -1,8 +1,18 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/coinledger/coinledger/domain/identity"
+	"github.com/coinledger/coinledger/domain/ledger"
+	"github.com/coinledger/coinledger/eventstore/sqlite"
 )
 
 // TestValidateWebhookAllowCIDRs: notify.webhooks.allow_cidrs takes CIDR
@@ -25,5 +35,52 @@ func TestValidateWebhookAllowCIDRs(t *testing.T) {
 		if tt.ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), "notify.webhooks.allow_cidrs")) {
 			t.Errorf("allow_cidrs %q: %v, want ok %v", tt.cidrs, err, tt.ok)
 		}
+	}
+}
+
+// TestServiceSnapshotsWalletsAndUsers: the service keeps wallet and user
+// snapshots in DATA_DIR/snapshots.db (snapshot_every 1: the seeded
+// wallet's opening and the admin's registration are snapshotted, the
+// admin's sealed); snapshot_every -1 turns them off and below is invalid.
+func TestServiceSnapshotsWalletsAndUsers(t *testing.T) {
+	ctx := context.Background()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, every := range []int{1, -1} {
+		cfg := &Config{DataDir: t.TempDir(), AdminPassword: "bench-admin-password", BcryptCost: 4, SnapshotEvery: every,
+			Wallets: []WalletSeed{{Name: "main", Coin: "BTC"}}}
+		cfg.setDefaults()
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		svc, err := newService(ctx, cfg, logger, wiring{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.close()
+		path := filepath.Join(cfg.DataDir, "snapshots.db")
+		if every < 0 {
+			if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("snapshot_every -1: %s exists (%v)", path, err)
+			}
+			continue
+		}
+		snaps, err := sqlite.OpenSnapshots(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, ok, err := snaps.Load(ctx, ledger.Stream("main"))
+		if err != nil || !ok || snap.Schema != ledger.SnapshotSchema {
+			t.Fatalf("snapshot of the seeded wallet: %+v, %v, %v", snap, ok, err)
+		}
+		snap, ok, err = snaps.Load(ctx, identity.Stream("admin"))
+		snaps.Close()
+		if err != nil || !ok || snap.Schema != identity.SnapshotSchema || strings.Contains(string(snap.Data), "$2a$") {
+			t.Fatalf("snapshot of the admin: %q, %v, %v; want one, sealed", snap.Data, ok, err)
+		}
+	}
+	c := Config{SnapshotEvery: -2}
+	c.setDefaults()
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "snapshot_every") {
+		t.Fatalf("snapshot_every -2: %v", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/coinledger/coinledger/domain/money"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/seal"
+	"github.com/coinledger/coinledger/eventstore/sqlite"
 	"github.com/coinledger/coinledger/http/api"
 	"github.com/coinledger/coinledger/http/auth"
 	"github.com/coinledger/coinledger/projections"
@@ -70,10 +71,21 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	svc.closers = append(svc.closers, closeDB)
 	svc.runner = projections.NewRunner(db, svc.store, projections.Options{Logger: logger}, readModels()...)
 
-	userSvc, err := usersService(cfg, svc.store)
+	// Wallet and user snapshots: a cache beside whatever event store.
+	var snaps eventstore.SnapshotStore
+	if cfg.SnapshotEvery >= 0 {
+		s, err := sqlite.OpenSnapshots(ctx, filepath.Join(cfg.DataDir, "snapshots.db"))
+		if err != nil {
+			return svc, err
+		}
+		svc.closers = append(svc.closers, s.Close)
+		snaps = s
+	}
+	userSvc, err := usersService(cfg, svc.store, snaps, logger)
 	if err != nil {
 		return svc, err
 	}
+	svc.closers = append(svc.closers, func() error { userSvc.WaitSnapshots(); return nil })
 	passwordFile := filepath.Join(cfg.DataDir, adminPasswordFile)
 	generated, err := userSvc.BootstrapAdmin(ctx, cfg.AdminPassword.Reveal(), func(p string) error {
 		return keepAdminPassword(passwordFile, p)
@@ -94,7 +106,8 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	if err != nil {
 		return svc, fmt.Errorf("trusted_proxies: %w", err)
 	}
-	walletSvc := wallets.New(svc.store, wallets.Options{MaxBatch: w.maxBatch})
+	walletSvc := wallets.New(svc.store, wallets.Options{MaxBatch: w.maxBatch,
+		Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg), Logger: logger})
 	svc.closers = append(svc.closers, func() error { walletSvc.Close(); return nil })
 	if err := seed(ctx, cfg, walletSvc, userSvc); err != nil {
 		return svc, err
@@ -145,10 +158,13 @@ func tokenIssuer(cfg *Config) (*auth.Issuer, error) {
 	return auth.NewIssuer(keys...)
 }
 
+// snapshotEvery is the snapshot interval cfg asks for (0: the default).
+func snapshotEvery(cfg *Config) uint64 { return uint64(max(cfg.SnapshotEvery, 0)) }
+
 // usersService returns the users service over store, sealing credentials
 // with the configured key or with one kept in the data directory, created
-// at first start.
-func usersService(cfg *Config, store eventstore.Store) (*users.Service, error) {
+// at first start, and keeping user snapshots in snaps (nil: none).
+func usersService(cfg *Config, store eventstore.Store, snaps eventstore.SnapshotStore, logger *slog.Logger) (*users.Service, error) {
 	secret, err := keyFile(cfg, "seal.key", cfg.SealKey)
 	if err != nil {
 		return nil, fmt.Errorf("seal key: %w", err)
@@ -161,7 +177,8 @@ func usersService(cfg *Config, store eventstore.Store) (*users.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seal key: %w", err)
 	}
-	return users.NewWithOptions(store, users.Options{BcryptCost: cfg.BcryptCost, Keyring: keyring}), nil
+	return users.NewWithOptions(store, users.Options{BcryptCost: cfg.BcryptCost, Keyring: keyring,
+		Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg), Logger: logger}), nil
 }
 
 // seed creates the wallets and users the configuration declares; run at

@@ -85,7 +85,7 @@ func usersCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeStore()
-	svc, err := usersService(cfg, store)
+	svc, err := usersService(cfg, store, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -394,8 +394,8 @@ type tally map[string]int
 // checkRandom applies steps random commands from seed, checking the ledger
 // invariants after every event, that failed commands leave the state
 // untouched, and finally that the events, encoded and decoded, rebuild
-// the same state.
-func checkRandom(t *testing.T, seed uint64, steps int, seen tally) {
+// the same state. It returns the events decided.
+func checkRandom(t *testing.T, seed uint64, steps int, seen tally) []ledger.Event {
 	t.Helper()
 	g := &commandGen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), s: ledger.NewState(), now: t0,
 		wtx: map[string]string{}, outputs: map[string]output{}}
@@ -489,6 +489,7 @@ func checkRandom(t *testing.T, seed uint64, steps int, seen tally) {
 	if !reflect.DeepEqual(rebuilt, s) {
 		t.Fatalf("seed %d: state rebuilt from stored events differs", seed)
 	}
+	return log
 }
 
 // roundTrip encodes events to JSON and decodes them by type name, as the
@@ -555,6 +556,51 @@ func FuzzInvariants(f *testing.F) {
 	f.Fuzz(func(t *testing.T, seed uint64, steps uint16) {
 		checkRandom(t, seed, int(steps%2000), tally{})
 	})
+}
+
+// TestSnapshotPlusTailEqualsFullFold: for random command sequences, the
+// state restored from a snapshot taken at any point, with the rest of the
+// events folded into it, equals the state folded from the first event.
+func TestSnapshotPlusTailEqualsFullFold(t *testing.T) {
+	seeds := 40
+	if testing.Short() {
+		seeds = 10
+	}
+	for seed := range uint64(seeds) {
+		log := roundTrip(t, checkRandom(t, 1000+seed, 400, tally{}))
+		full := ledger.NewState()
+		for _, e := range log {
+			ledger.Evolve(full, e)
+		}
+		r := rand.New(rand.NewPCG(seed, 7))
+		cuts := []int{0, len(log)}
+		for range 4 {
+			cuts = append(cuts, r.IntN(len(log)+1))
+		}
+		for _, cut := range cuts {
+			head := ledger.NewState()
+			for _, e := range log[:cut] {
+				ledger.Evolve(head, e)
+			}
+			data, err := ledger.EncodeSnapshot(head)
+			if err != nil {
+				t.Fatalf("seed %d cut %d: %v", seed, cut, err)
+			}
+			restored, err := ledger.DecodeSnapshot(data)
+			if err != nil {
+				t.Fatalf("seed %d cut %d: %v", seed, cut, err)
+			}
+			if !reflect.DeepEqual(restored, head) {
+				t.Fatalf("seed %d cut %d: restored state differs from the encoded one", seed, cut)
+			}
+			for _, e := range log[cut:] {
+				ledger.Evolve(restored, e)
+			}
+			if !reflect.DeepEqual(restored, full) {
+				t.Fatalf("seed %d cut %d of %d: snapshot plus tail differs from the full fold", seed, cut, len(log))
+			}
+		}
+	}
 }
 
 func BenchmarkTransfer(b *testing.B) {

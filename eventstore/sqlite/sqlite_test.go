@@ -27,3 +27,12 @@ func TestConformance(t *testing.T) {
 func TestConformanceWithoutGroupCommit(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) eventstore.Store { return open(t, sqlite.Options{NoGroupCommit: true}) })
 }
+
+func TestSnapshotsConform(t *testing.T) {
+	snaps, err := sqlite.OpenSnapshots(context.Background(), filepath.Join(t.TempDir(), "snapshots.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snaps.Close()
+	storetest.RunSnapshots(t, snaps)
+}
