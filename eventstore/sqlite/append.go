@@ -37,14 +37,20 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
+	return s.submit(ctx, "append "+stream, &appendReq{stream: stream, expected: expected, events: prepared,
+		retryable: eventstore.Retryable(events), result: make(chan appendResult, 1)})
+}
+
+// submit hands req to the writer and waits for its outcome. Once queued
+// the request is carried out even if ctx ends: the caller then cannot know
+// the outcome, exactly as with a network store.
+func (s *Store) submit(ctx context.Context, op string, req *appendReq) (eventstore.AppendResult, error) {
 	if s.closed.Load() {
 		return eventstore.AppendResult{}, eventstore.ErrClosed
 	}
 	if err := s.Failed(); err != nil {
-		return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
+		return eventstore.AppendResult{}, fmt.Errorf("%s: %w", op, err)
 	}
-	req := &appendReq{stream: stream, expected: expected, events: prepared,
-		retryable: eventstore.Retryable(events), result: make(chan appendResult, 1)}
 	select {
 	case s.reqs <- req:
 	case <-s.done:
@@ -52,8 +58,6 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	case <-ctx.Done():
 		return eventstore.AppendResult{}, ctx.Err()
 	}
-	// Once queued the append is carried out even if ctx ends: the caller
-	// then cannot know the outcome, exactly as with a network store.
 	select {
 	case r := <-req.result:
 		return r.res, r.err
@@ -71,26 +75,7 @@ func (s *Store) Import(ctx context.Context, events []eventstore.Event) (eventsto
 	if err := eventstore.ValidateImport(events); err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	if s.closed.Load() {
-		return eventstore.AppendResult{}, eventstore.ErrClosed
-	}
-	if err := s.Failed(); err != nil {
-		return eventstore.AppendResult{}, fmt.Errorf("import: %w", err)
-	}
-	req := &appendReq{stream: events[0].Stream, imported: events, result: make(chan appendResult, 1)}
-	select {
-	case s.reqs <- req:
-	case <-s.done:
-		return eventstore.AppendResult{}, eventstore.ErrClosed
-	case <-ctx.Done():
-		return eventstore.AppendResult{}, ctx.Err()
-	}
-	select {
-	case r := <-req.result:
-		return r.res, r.err
-	case <-ctx.Done():
-		return eventstore.AppendResult{}, ctx.Err()
-	}
+	return s.submit(ctx, "import", &appendReq{stream: events[0].Stream, imported: events, result: make(chan appendResult, 1)})
 }
 
 // writer is the only goroutine that writes. It drains the queue into group
