@@ -189,14 +189,17 @@ func unescapeDest(dest []any) {
 		case *string:
 			*p = unescapeText(*p)
 		case **string:
-			if *p != nil {
+			// A new string only when there is an escape: the pointer
+			// scanned may not be written through, and clean text (the
+			// common case) costs no allocation.
+			if *p != nil && strings.Contains(**p, escChar) {
 				s := unescapeText(**p)
 				*p = &s
 			}
 		case *sql.NullString:
 			p.String = unescapeText(p.String)
 		case *any:
-			if s, ok := (*p).(string); ok {
+			if s, ok := (*p).(string); ok && strings.Contains(s, escChar) {
 				*p = unescapeText(s)
 			}
 		default:

@@ -102,3 +102,18 @@ func TestEscapeArgsAndDest(t *testing.T) {
 		t.Error("unescapeDest wrote through a **string into the string it pointed to")
 	}
 }
+
+// TestCleanTextCostsNothing checks that text needing no escape, the common
+// case on every statement and scan, passes through without an allocation.
+func TestCleanTextCostsNothing(t *testing.T) {
+	args := []any{int64(1), "plain", "é€😀", name("x"), sql.NullString{String: "y", Valid: true}, nil}
+	if n := testing.AllocsPerRun(100, func() { _ = text(args) }); n != 0 {
+		t.Errorf("escaping clean parameters: %v allocations, want 0", n)
+	}
+	s, str, ns, n := "plain", "é€😀", sql.NullString{String: "y", Valid: true}, name("x")
+	ps, a := &s, any("plain")
+	dest := []any{&str, &ps, &a, &ns, &n}
+	if n := testing.AllocsPerRun(100, func() { unescapeDest(dest) }); n != 0 {
+		t.Errorf("unescaping clean destinations: %v allocations, want 0", n)
+	}
+}
