@@ -312,33 +312,7 @@ func (r *Runner) run(ctx context.Context) error {
 		oldest = min(oldest, pos)
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		err := r.store.Subscribe(gctx, oldest, func(ctx context.Context, events []eventstore.Event) error {
-			left := 0
-			for _, f := range feeds {
-				if err := f.deliver(ctx, events); errors.Is(err, errLeft) {
-					left++
-				} else if err != nil {
-					return err
-				}
-			}
-			if left == len(feeds) {
-				return errLeft
-			}
-			return nil
-		})
-		if gctx.Err() != nil || errors.Is(err, errLeft) {
-			return nil
-		}
-		if err == nil {
-			err = errors.New("subscription ended")
-		}
-		err = fmt.Errorf("projections: subscribe after %d: %w", oldest, err)
-		for _, f := range feeds {
-			f.fail(err) // each applier retries on a subscription of its own
-		}
-		return nil
-	})
+	g.Go(func() error { r.pump(gctx, oldest, feeds); return nil })
 	for i, p := range r.projs {
 		g.Go(func() error { return r.follow(gctx, g, p, feeds[i]) })
 	}
@@ -350,17 +324,39 @@ func (r *Runner) run(ctx context.Context) error {
 func (r *Runner) subscribe(ctx context.Context, g *errgroup.Group, after uint64) *feed {
 	sctx, cancel := context.WithCancel(ctx)
 	f := newFeed(after, cancel)
-	g.Go(func() error {
-		err := r.store.Subscribe(sctx, after, f.deliver)
-		if sctx.Err() == nil && !errors.Is(err, errLeft) {
-			if err == nil {
-				err = errors.New("subscription ended")
+	g.Go(func() error { r.pump(sctx, after, []*feed{f}); return nil })
+	return f
+}
+
+// pump runs one subscription after position after, delivering to every
+// feed, until each has left or ctx is done. When the subscription fails it
+// hands the error to every feed: each applier then retries on a
+// subscription of its own.
+func (r *Runner) pump(ctx context.Context, after uint64, feeds []*feed) {
+	err := r.store.Subscribe(ctx, after, func(ctx context.Context, events []eventstore.Event) error {
+		left := 0
+		for _, f := range feeds {
+			if err := f.deliver(ctx, events); errors.Is(err, errLeft) {
+				left++
+			} else if err != nil {
+				return err
 			}
-			f.fail(fmt.Errorf("subscribe after %d: %w", after, err))
+		}
+		if left == len(feeds) {
+			return errLeft
 		}
 		return nil
 	})
-	return f
+	if ctx.Err() != nil || errors.Is(err, errLeft) {
+		return
+	}
+	if err == nil {
+		err = errors.New("subscription ended")
+	}
+	err = fmt.Errorf("subscribe after %d: %w", after, err)
+	for _, f := range feeds {
+		f.fail(err)
+	}
 }
 
 // retryTransient runs f until it succeeds, fails with an error that is not
