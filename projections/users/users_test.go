@@ -3,14 +3,12 @@ package users_test
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/eventstore"
-	"github.com/coinledger/coinledger/eventstore/sqlite"
 	"github.com/coinledger/coinledger/projections"
 	"github.com/coinledger/coinledger/projections/dbtest"
 	"github.com/coinledger/coinledger/projections/users"
@@ -35,10 +33,7 @@ func must(tb testing.TB, err error) {
 func TestHostileTextCatchesUp(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, newDB dbtest.NewDB) {
 		ctx := context.Background()
-		store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
-		must(t, err)
-		t.Cleanup(func() { store.Close() })
-		db := newDB(t)
+		store, db := dbtest.NewStore(t), newDB(t)
 		codec := eventstore.NewCodecOf(identity.Events()...)
 		// appendUser encodes events, replaces EMAIL in their JSON by raw and
 		// appends them to name's stream.
