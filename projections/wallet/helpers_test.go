@@ -100,18 +100,7 @@ func (l *ledgers) doEdited(tb testing.TB, name string, edit func(data []byte) []
 	if len(events) == 0 {
 		tb.Fatalf("%s: commands decided no events", name)
 	}
-	data, err := l.codec.Encode(eventstore.Metadata{Actor: "test"}, events)
-	must(tb, err)
-	if edit != nil {
-		for i := range data {
-			data[i].Data = edit(data[i].Data)
-		}
-	}
-	res, err := l.store.Append(context.Background(), ledger.Stream(name), eventstore.ExpectRevision(version), data...)
-	if err != nil {
-		tb.Fatalf("append to %s: %v", name, err)
-	}
-	return res.Position
+	return l.append(tb, name, version, edit, events)
 }
 
 // appendEvents appends events as they are to wallet's stream (evolving
@@ -123,8 +112,21 @@ func (l *ledgers) appendEvents(tb testing.TB, name string, events ...ledger.Even
 	for _, e := range events {
 		ledger.Evolve(s, e)
 	}
+	return l.append(tb, name, version, nil, events)
+}
+
+// append encodes events, applies edit (when not nil) to their JSON data
+// and appends them to wallet's stream expecting version; it returns the
+// global position of the last one.
+func (l *ledgers) append(tb testing.TB, name string, version uint64, edit func(data []byte) []byte, events []ledger.Event) uint64 {
+	tb.Helper()
 	data, err := l.codec.Encode(eventstore.Metadata{Actor: "test"}, events)
 	must(tb, err)
+	if edit != nil {
+		for i := range data {
+			data[i].Data = edit(data[i].Data)
+		}
+	}
 	res, err := l.store.Append(context.Background(), ledger.Stream(name), eventstore.ExpectRevision(version), data...)
 	if err != nil {
 		tb.Fatalf("append to %s: %v", name, err)
