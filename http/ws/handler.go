@@ -224,8 +224,8 @@ func (h *Handler) Recheck(username string) {
 	}
 }
 
-// Conns returns the number of authenticated connections of username.
-func (h *Handler) Conns(username string) int {
+// connsOf returns the number of authenticated connections of username.
+func (h *Handler) connsOf(username string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.users[username])
