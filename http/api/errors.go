@@ -138,19 +138,14 @@ func problemOf(err error) (problem, bool) {
 	return problem{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal error; it has been logged"}, false
 }
 
-// balanceRevealing are the outcomes whose text tells balances ("alice has
-// 0.50000000 available, needs 0.70000000").
-var balanceRevealing = []error{ledger.ErrInsufficientFunds}
-
-// withholdBalances cuts the detail of a balance-revealing outcome down to
+// withholdBalances cuts the detail of insufficient_funds, whose text tells
+// balances ("alice has 0.50000000 available, needs 0.70000000"), down to
 // the outcome itself ("insufficient funds") unless the caller may read the
 // wallet: a caller with transfer or withdraw but without read learns that
 // the funds do not suffice, never how much there is.
 func withholdBalances(c echo.Context, err error, p *problem) {
-	for _, e := range balanceRevealing {
-		if errors.Is(err, e) && !mayReadWallet(c) {
-			p.Detail = e.Error()
-		}
+	if errors.Is(err, ledger.ErrInsufficientFunds) && !mayReadWallet(c) {
+		p.Detail = ledger.ErrInsufficientFunds.Error()
 	}
 }
 

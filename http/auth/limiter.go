@@ -26,9 +26,10 @@ const (
 	maxKeyLen = 64
 )
 
-// Limiter is a token bucket per key (a "user:<name>" or "ip:<addr>"),
-// written as GCRA: each key stores only the time its bucket will be full
-// again. A bucket holds burst tokens and regains one every per.
+// Limiter is a token bucket per key (LoginGuard's: an address, or an
+// account and an address), written as GCRA: each key stores only the time
+// its bucket will be full again. A bucket holds burst tokens and regains
+// one every per.
 //
 // Every attempt costs a token, taken by Allow before the password is
 // checked, so concurrent guesses cannot outrun the count and a locked-out
@@ -44,9 +45,9 @@ const (
 //
 // Memory is bounded: keys whose bucket has refilled are dropped, and at
 // most MaxKeys are kept; when full, the least recently used key goes first
-// (which forgets its history — the price of the bound; give the user and
-// the address keys separate limiters if a spray of usernames should not
-// push out address state).
+// (which forgets its history — the price of the bound; LoginGuard keeps
+// its address and (account, address) keys in separate limiters, so a spray
+// of usernames does not push out address state).
 //
 // A Limiter is safe for concurrent use.
 type Limiter struct {

@@ -140,6 +140,7 @@ func NewLoginGuard(p LoginPolicy, now func() time.Time) *LoginGuard {
 type Attempt struct {
 	g                *LoginGuard
 	account, address string
+	pairKey          string // the (account, address) key
 	// reserved: the attempt holds the account's backoff slot; until is
 	// what the reservation set, before what it replaced.
 	reserved      bool
@@ -150,15 +151,15 @@ type Attempt struct {
 // false and how long until an attempt would be admitted (round it up to
 // whole seconds for Retry-After).
 func (g *LoginGuard) Begin(account, address string) (*Attempt, time.Duration, bool) {
-	addrKey, pairKey := address, account+"\x00"+address
-	if ok, retry := g.address.Allow(addrKey); !ok {
+	pairKey := pairKeyOf(account, address)
+	if ok, retry := g.address.Allow(address); !ok {
 		return nil, retry, false
 	}
 	if ok, retry := g.pair.Allow(pairKey); !ok {
-		g.address.Success(addrKey)
+		g.address.Success(address)
 		return nil, retry, false
 	}
-	a := &Attempt{g: g, account: account, address: address}
+	a := &Attempt{g: g, account: account, address: address, pairKey: pairKey}
 	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -171,7 +172,7 @@ func (g *LoginGuard) Begin(account, address string) (*Attempt, time.Duration, bo
 	}
 	if now.Before(b.until) {
 		g.pair.Success(pairKey)
-		g.address.Success(addrKey)
+		g.address.Success(address)
 		return nil, b.until.Sub(now), false
 	}
 	// Hold the slot as if this attempt fails; Succeeded gives it back.
@@ -183,16 +184,7 @@ func (g *LoginGuard) Begin(account, address string) (*Attempt, time.Duration, bo
 
 // Succeeded reports that the password was right: the attempt costs
 // nothing, and the address is no longer suspect on the account.
-func (a *Attempt) Succeeded() {
-	pairKey := a.account + "\x00" + a.address
-	a.g.pair.Success(pairKey)
-	a.g.address.Success(a.address)
-	now := a.g.now()
-	a.g.mu.Lock()
-	defer a.g.mu.Unlock()
-	a.g.suspect.remove(pairKey)
-	a.release(now)
-}
+func (a *Attempt) Succeeded() { a.refund(true) }
 
 // Unproven reports a login that succeeded without proving who the caller
 // is (the wildcard user): its (account, address) and address tokens stay
@@ -206,25 +198,31 @@ func (a *Attempt) Unproven() {
 
 // Abandoned reports an attempt that decided nothing (the password could
 // not be checked): it costs nothing and changes nothing.
-func (a *Attempt) Abandoned() {
-	a.g.pair.Success(a.account + "\x00" + a.address)
+func (a *Attempt) Abandoned() { a.refund(false) }
+
+// refund gives back what the attempt took (its tokens and backoff slot);
+// cleared, the address is no longer suspect on the account.
+func (a *Attempt) refund(cleared bool) {
+	a.g.pair.Success(a.pairKey)
 	a.g.address.Success(a.address)
 	now := a.g.now()
 	a.g.mu.Lock()
 	defer a.g.mu.Unlock()
+	if cleared {
+		a.g.suspect.remove(a.pairKey)
+	}
 	a.release(now)
 }
 
 // Failed reports a wrong password: the tokens stay spent, the address
 // becomes suspect on the account and the account's backoff grows.
 func (a *Attempt) Failed() {
-	pairKey := a.account + "\x00" + a.address
-	a.g.pair.Failure(pairKey)
+	a.g.pair.Failure(a.pairKey)
 	a.g.address.Failure(a.address)
 	now := a.g.now()
 	a.g.mu.Lock()
 	defer a.g.mu.Unlock()
-	a.g.suspect.put(pairKey, struct{}{}, now)
+	a.g.suspect.put(a.pairKey, struct{}{}, now)
 	b, _ := a.g.account.get(a.account, now, a.g.p.Forget)
 	if b == nil {
 		b = &backoff{}
@@ -235,6 +233,9 @@ func (a *Attempt) Failed() {
 	}
 	a.g.account.put(a.account, b, now)
 }
+
+// pairKeyOf is the key of an (account, address) pair.
+func pairKeyOf(account, address string) string { return account + "\x00" + address }
 
 // release gives back the account's backoff slot if the attempt holds it
 // and nobody moved it since. Called with g.mu held.

@@ -169,6 +169,33 @@ func TestLoginGuardUnproven(t *testing.T) {
 	mustBegin(t, g, "anonymous", "b").Unproven()
 }
 
+// TestLoginGuardAbandonedKeepsSuspect: an abandoned attempt gives its
+// tokens back but, unlike a success, does not clear its address's mark on
+// the account: the address stays held back by the account's backoff.
+func TestLoginGuardAbandonedKeepsSuspect(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		settle  func(*Attempt)
+		suspect bool
+	}{
+		{"abandoned", (*Attempt).Abandoned, true},
+		{"succeeded", (*Attempt).Succeeded, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newClock()
+			g := NewLoginGuard(LoginPolicy{AccountFree: 1, BackoffBase: time.Minute}, c.Now)
+			mustBegin(t, g, "alice", "a").Failed() // a is suspect on alice
+			tc.settle(mustBegin(t, g, "alice", "a"))
+			mustBegin(t, g, "alice", "b").Failed() // alice's backoff starts
+			if tc.suspect {
+				mustHoldBack(t, g, "alice", "a")
+			} else {
+				mustBegin(t, g, "alice", "a").Succeeded()
+			}
+		})
+	}
+}
+
 func TestLoginGuardMemoryIsBounded(t *testing.T) {
 	c := newClock()
 	g := NewLoginGuard(LoginPolicy{MaxKeys: 64, AddressBurst: 1 << 20}, c.Now)

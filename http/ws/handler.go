@@ -224,8 +224,8 @@ func (h *Handler) Recheck(username string) {
 	}
 }
 
-// Conns returns the number of authenticated connections of username.
-func (h *Handler) Conns(username string) int {
+// connsOf returns the number of authenticated connections of username.
+func (h *Handler) connsOf(username string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.users[username])
@@ -291,25 +291,24 @@ func (h *Handler) authenticateToken(r *http.Request, token string) (*Principal, 
 // writeUnauthorized answers 401 with a problem document like the REST API's.
 func writeUnauthorized(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(http.StatusUnauthorized)
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"type": "https://coinledger.dev/problems/unauthorized", "title": http.StatusText(http.StatusUnauthorized),
-		"status": http.StatusUnauthorized, "code": "unauthorized", "detail": "a valid bearer token is required",
-		"instance": r.URL.Path,
-	})
+	writeProblem(w, r, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
 }
 
 // writeTooMany answers 429 with a problem document: the user holds max
 // connections already.
 func writeTooMany(w http.ResponseWriter, r *http.Request, max int) {
+	writeProblem(w, r, http.StatusTooManyRequests, "too_many_connections",
+		fmt.Sprintf("the user holds %d websocket connections already, the most allowed", max))
+}
+
+// writeProblem answers status with a problem document shaped like the REST
+// API's.
+func writeProblem(w http.ResponseWriter, r *http.Request, status int, code, detail string) {
 	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(http.StatusTooManyRequests)
+	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{
-		"type": "https://coinledger.dev/problems/too_many_connections", "title": http.StatusText(http.StatusTooManyRequests),
-		"status": http.StatusTooManyRequests, "code": "too_many_connections",
-		"detail":   fmt.Sprintf("the user holds %d websocket connections already, the most allowed", max),
-		"instance": r.URL.Path,
+		"type": "https://coinledger.dev/problems/" + code, "title": http.StatusText(status),
+		"status": status, "code": code, "detail": detail, "instance": r.URL.Path,
 	})
 }
 

@@ -836,12 +836,12 @@ func TestConnectionCapPerUser(t *testing.T) {
 	f.write(third, `{"type":"auth","token":"alice-token"}`)
 	f.expectClose(third, StatusTooManyConnections, true)
 	f.connect("bob-token")
-	if n := f.h.Conns("alice"); n != 2 {
+	if n := f.h.connsOf("alice"); n != 2 {
 		t.Fatalf("alice holds %d connections, want 2", n)
 	}
 	a1.Close(websocket.StatusNormalClosure, "")
 	deadline := time.Now().Add(5 * time.Second)
-	for f.h.Conns("alice") != 1 {
+	for f.h.connsOf("alice") != 1 {
 		if time.Now().After(deadline) {
 			t.Fatal("a closed connection still counts")
 		}
