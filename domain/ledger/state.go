@@ -151,13 +151,9 @@ func Evolve(s *State, e Event) *State {
 			s.accounts[e.Account] = &Balance{}
 		}
 	case HoldPlaced:
-		s.holds[e.ID] = &Hold{ID: e.ID, Account: e.Account, Amount: e.Amount, Reason: e.Reason, ExpiresAt: e.ExpiresAt}
-		if !e.ExpiresAt.IsZero() {
-			if s.expiring[e.Account] == nil {
-				s.expiring[e.Account] = map[string]struct{}{}
-			}
-			s.expiring[e.Account][e.ID] = struct{}{}
-		}
+		h := &Hold{ID: e.ID, Account: e.Account, Amount: e.Amount, Reason: e.Reason, ExpiresAt: e.ExpiresAt}
+		s.holds[e.ID] = h
+		s.listExpiring(h)
 	case HoldReleased:
 		s.endHold(e.ID)
 	case HoldExpired:
@@ -198,6 +194,16 @@ func Evolve(s *State, e Event) *State {
 	}
 	s.version++
 	return s
+}
+
+// listExpiring lists the active hold h as expiring if it expires.
+func (s *State) listExpiring(h *Hold) {
+	if !h.ExpiresAt.IsZero() {
+		if s.expiring[h.Account] == nil {
+			s.expiring[h.Account] = map[string]struct{}{}
+		}
+		s.expiring[h.Account][h.ID] = struct{}{}
+	}
 }
 
 // endHold forgets an active hold.
