@@ -88,7 +88,8 @@ var idNamespace = uuid.MustParse("0b6f3c8e-2f0e-4d44-9a3e-5f3b4a1c7d21")
 // the service does not offer ErrChannelUnavailable, and a webhook target
 // the policy forbids (scheme, user info, address) egress.ErrForbidden.
 func (s *Service) Create(ctx context.Context, meta eventstore.Metadata, c alerts.Create) (alerts.ID, uint64, error) {
-	if err := s.checkChannels(ctx, c.Channels); err != nil {
+	host, err := s.checkChannels(c.Channels)
+	if err != nil {
 		return "", 0, err
 	}
 	if c.ID == "" {
@@ -119,6 +120,11 @@ func (s *Service) Create(ctx context.Context, meta eventstore.Metadata, c alerts
 			return c.ID, pos, nil
 		}
 	}
+	// Last, as the one look-up over the network: after the checks that
+	// cost nothing, and not for a retry answered with the original.
+	if err := s.checkHost(ctx, host); err != nil {
+		return "", 0, err
+	}
 	res, err := s.store.Append(ctx, c.ID.Stream(), eventstore.NoStream, data...)
 	if errors.Is(err, eventstore.ErrConflict) {
 		return "", 0, fmt.Errorf("create alert %s: %w", c.ID, alerts.ErrExists)
@@ -130,40 +136,50 @@ func (s *Service) Create(ctx context.Context, meta eventstore.Metadata, c alerts
 }
 
 // checkChannels refuses a channel the service does not offer and a webhook
-// URL the policy forbids, checking every address its host resolves to.
-func (s *Service) checkChannels(ctx context.Context, ch alerts.Channels) error {
-	const op = "alerts: create"
+// URL the policy forbids as far as that is known without a look-up. It
+// returns the webhook's host name that checkHost must resolve ("" for
+// none: no webhook, or an IP literal, checked).
+func (s *Service) checkChannels(ch alerts.Channels) (host string, err error) {
 	if ch.Email != "" && !s.cfg.Email {
-		return fmt.Errorf("%s: %w: email: no SMTP server is configured", op, ErrChannelUnavailable)
+		return "", fmt.Errorf("%s: %w: email: no SMTP server is configured", createOp, ErrChannelUnavailable)
 	}
 	if ch.Webhook == "" {
-		return nil
+		return "", nil
 	}
 	u, err := url.Parse(ch.Webhook)
 	if err != nil {
-		return nil // not a URL: the domain's validation says so
+		return "", nil // not a URL: the domain's validation says so
 	}
-	host, err := s.cfg.Webhooks.CheckURL(u)
+	host, err = s.cfg.Webhooks.CheckURL(u)
 	if err != nil {
-		return fmt.Errorf("%s: webhook: %w", op, err)
+		return "", fmt.Errorf("%s: webhook: %w", createOp, err)
 	}
+	return host, nil
+}
+
+// checkHost refuses a webhook host ("" : nothing to check) that does not
+// resolve or any of whose addresses the policy forbids.
+func (s *Service) checkHost(ctx context.Context, host string) error {
 	if host == "" {
-		return nil // an IP literal, checked
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
 	addrs, err := s.cfg.Resolver.LookupNetIP(ctx, "ip", host)
 	if err != nil || len(addrs) == 0 {
 		// Fail closed: a name that cannot be checked is not accepted.
-		return fmt.Errorf("%s: webhook: %w: host %q does not resolve", op, egress.ErrForbidden, host)
+		return fmt.Errorf("%s: webhook: %w: host %q does not resolve", createOp, egress.ErrForbidden, host)
 	}
 	for _, a := range addrs {
 		if err := s.cfg.Webhooks.CheckAddr(a); err != nil {
-			return fmt.Errorf("%s: webhook: host %q: %w", op, host, err)
+			return fmt.Errorf("%s: webhook: host %q: %w", createOp, host, err)
 		}
 	}
 	return nil
 }
+
+// createOp names Create in the errors of its channel checks.
+const createOp = "alerts: create"
 
 // replayed looks for an earlier Create of c.ID under meta's idempotency
 // key: found with the original's position when the stream holds the same

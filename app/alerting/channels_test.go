@@ -156,3 +156,33 @@ func TestCreateEmailWithoutSMTP(t *testing.T) {
 		t.Fatalf("create with websocket only: %v", err)
 	}
 }
+
+// TestCreateResolvesWebhookLast: the webhook's host is looked up after the
+// checks that need no network, and not for a retry answered with the
+// original alert: a keyed retry gets the original id and position even
+// when the name now points somewhere forbidden, while a new alert to it is
+// refused, and invalid input is refused as invalid without a look-up.
+func TestCreateResolvesWebhookLast(t *testing.T) {
+	ctx := context.Background()
+	store := sqlitetest.Open(t)
+	table := hosts{"hooks.example.com": {"93.184.216.34"}}
+	svc := alerting.New(store, alerting.Config{Resolver: table})
+	keyed := eventstore.Metadata{Actor: "alice", IdempotencyKey: "k-1"}
+	c := webhookAlert("alice", "https://hooks.example.com/hook")
+	id, pos, err := svc.Create(ctx, keyed, c)
+	must(t, err)
+
+	table["hooks.example.com"] = []string{"10.0.0.1"} // the name now points inside
+	if id2, pos2, err := svc.Create(ctx, keyed, c); err != nil || id2 != id || pos2 != pos {
+		t.Fatalf("retry: %s@%d, %v; want the original %s@%d", id2, pos2, err, id, pos)
+	}
+	if _, _, err := svc.Create(ctx, eventstore.Metadata{Actor: "alice"}, c); !errors.Is(err, egress.ErrForbidden) {
+		t.Fatalf("new alert to a name that now resolves to a private address: %v, want egress.ErrForbidden", err)
+	}
+
+	bad := webhookAlert("alice", "https://does-not-resolve.example/hook")
+	bad.Direction = "sideways"
+	if _, _, err := svc.Create(ctx, eventstore.Metadata{Actor: "alice"}, bad); !errors.Is(err, alerts.ErrValidation) {
+		t.Fatalf("invalid alert with an unresolvable webhook: %v, want alerts.ErrValidation", err)
+	}
+}

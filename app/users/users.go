@@ -261,34 +261,40 @@ type LoginTarget struct {
 func (s *Service) LoginTarget(ctx context.Context, username string) (LoginTarget, error) {
 	// lookup reports whether name is registered, whether it is the
 	// wildcard user and whether it is enabled.
-	lookup := func(name string) (registered, wildcard, enabled bool, err error) {
-		err = s.dir.current(ctx, name, func(u *identity.User) error {
-			registered, wildcard, enabled = u.Registered, u.Wildcard(), !u.Disabled()
+	if identity.ValidUsername(username) {
+		var registered, wildcard bool
+		err := s.dir.current(ctx, username, func(u *identity.User) error {
+			registered, wildcard = u.Registered, u.Wildcard()
 			return nil
 		})
-		return registered, wildcard, enabled, err
-	}
-	if identity.ValidUsername(username) {
-		registered, wildcard, _, err := lookup(username)
 		if err != nil || registered {
 			return LoginTarget{Account: username, Wildcard: wildcard}, err
 		}
 	}
 	if username != Anonymous {
-		registered, wildcard, enabled, err := lookup(Anonymous)
+		var fallback bool
+		err := s.dir.current(ctx, Anonymous, func(u *identity.User) error {
+			fallback = acceptsUnknown(u)
+			return nil
+		})
 		if err != nil {
 			return LoginTarget{Account: username}, err
 		}
-		if registered && wildcard && enabled {
+		if fallback {
 			return LoginTarget{Account: Anonymous, Wildcard: true}, nil
 		}
 	}
 	return LoginTarget{Account: username}, nil
 }
 
+// acceptsUnknown reports whether u, the user Anonymous, takes the logins
+// of usernames that are not registered: registered, designated the
+// wildcard user (WildcardDesignated) and enabled.
+func acceptsUnknown(u *identity.User) bool { return u.Registered && u.Wildcard() && !u.Disabled() }
+
 // loginUser returns the user a login as username is checked against: the
-// registered user of that name, else the wildcard user (Anonymous, only if
-// WildcardDesignated made it one and it is enabled), else nil.
+// registered user of that name, else the wildcard user (Anonymous, if it
+// acceptsUnknown), else nil.
 func (s *Service) loginUser(ctx context.Context, username string) (*identity.User, error) {
 	if identity.ValidUsername(username) {
 		l, err := s.repo.Load(ctx, identity.Stream(username))
@@ -307,8 +313,8 @@ func (s *Service) loginUser(ctx context.Context, username string) (*identity.Use
 	if err != nil {
 		return nil, err
 	}
-	if u := l.State; u.Registered && u.Wildcard() && !u.Disabled() {
-		return u, nil
+	if acceptsUnknown(l.State) {
+		return l.State, nil
 	}
 	return nil, nil
 }

@@ -38,7 +38,6 @@ const StreamPrefix = "alert-"
 const (
 	maxIDLen    = 64
 	maxOwnerLen = 128
-	maxEmailLen = 254
 	maxURLLen   = 2048
 	// MaxCooldown is the longest Rearm.Cooldown.
 	MaxCooldown = 30 * 24 * time.Hour

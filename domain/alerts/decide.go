@@ -2,12 +2,12 @@ package alerts
 
 import (
 	"fmt"
-	"net/mail"
 	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/domain/prices"
 )
 
@@ -317,15 +317,15 @@ func validChannels(ch Channels) error {
 	return nil
 }
 
-// CheckEmail returns nil when s is a valid email channel: a bare address
-// such as a@example.com (no display name, no angle brackets, no spaces or
-// control characters, so no CR LF), at most 254 bytes of printable ASCII.
+// CheckEmail returns nil when s is a valid email channel: a user's e-mail
+// address (identity.ValidEmail: bare, such as a@example.com, at most
+// identity.MaxEmail bytes) that is also printable ASCII without spaces or
+// control characters (so no CR LF).
 func CheckEmail(s string) error {
-	if len(s) > maxEmailLen || !printable(s) {
-		return fmt.Errorf("email: want at most %d bytes of printable ASCII", maxEmailLen)
+	if len(s) > identity.MaxEmail || !printable(s) {
+		return fmt.Errorf("email: want at most %d bytes of printable ASCII", identity.MaxEmail)
 	}
-	addr, err := mail.ParseAddress(s)
-	if err != nil || addr.Name != "" || addr.Address != s {
+	if !identity.ValidEmail(s) {
 		return fmt.Errorf("email %q: want a bare address such as a@example.com", clip(s))
 	}
 	return nil

@@ -301,7 +301,7 @@ func (s *State) releaseHold(c ReleaseHold) ([]Event, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: %w", op, ErrHoldNotFound)
 	}
-	if !c.Now.IsZero() && !h.ExpiresAt.IsZero() && !h.ExpiresAt.After(c.Now) {
+	if h.expired(c.Now) {
 		return nil, fmt.Errorf("%s: %w: it expired at %s", op, ErrHoldNotFound, h.ExpiresAt.Format(time.RFC3339Nano))
 	}
 	ps := []Posting{{h.Account, Held, -h.Amount}, {h.Account, Available, h.Amount}}

@@ -12,13 +12,14 @@ import (
 // are ignored and the stream is folded from its first event.
 const SnapshotSchema = "ledger.state/v1"
 
-// stateSnapshot is the encoded form of a State: every field, exported.
+// stateSnapshot is the encoded form of a State: every field, exported,
+// but the index of expiring holds, which DecodeSnapshot rebuilds from the
+// holds.
 type stateSnapshot struct {
 	Opened       bool                         `json:"opened"`
 	Wallet       walletSnapshot               `json:"wallet"`
 	Accounts     map[string]Balance           `json:"accounts"`
 	Holds        map[string]Hold              `json:"holds"`
-	Expiring     map[string][]string          `json:"expiring"`
 	Processed    map[string]processedSnapshot `json:"processed"`
 	Version      uint64                       `json:"version"`
 	Addresses    map[string]string            `json:"addresses"`
@@ -56,7 +57,6 @@ func EncodeSnapshot(s *State) ([]byte, error) {
 			Confirmations: s.wallet.Confirmations, Locked: s.wallet.Locked},
 		Accounts:     make(map[string]Balance, len(s.accounts)),
 		Holds:        make(map[string]Hold, len(s.holds)),
-		Expiring:     make(map[string][]string, len(s.expiring)),
 		Processed:    make(map[string]processedSnapshot, len(s.processed)),
 		Version:      s.version,
 		Addresses:    s.addresses,
@@ -70,13 +70,6 @@ func EncodeSnapshot(s *State) ([]byte, error) {
 	}
 	for k, v := range s.holds {
 		out.Holds[k] = *v
-	}
-	for k, ids := range s.expiring {
-		list := make([]string, 0, len(ids))
-		for id := range ids {
-			list = append(list, id)
-		}
-		out.Expiring[k] = list
 	}
 	for k, v := range s.processed {
 		out.Processed[k] = processedSnapshot{Hash: v.hash, Command: v.command, Result: v.result}
@@ -121,13 +114,7 @@ func DecodeSnapshot(data []byte) (*State, error) {
 	for k, v := range in.Holds {
 		h := v
 		s.holds[k] = &h
-	}
-	for k, ids := range in.Expiring {
-		m := make(map[string]struct{}, len(ids))
-		for _, id := range ids {
-			m[id] = struct{}{}
-		}
-		s.expiring[k] = m
+		s.listExpiring(&h)
 	}
 	for k, v := range in.Processed {
 		s.processed[k] = processed{hash: v.Hash, command: v.Command, result: v.Result}

@@ -12,8 +12,9 @@ func TestSnapshotCoversEveryStateField(t *testing.T) {
 	if n := reflect.TypeOf(State{}).NumField(); n != fields {
 		t.Fatalf("State has %d fields, the snapshot encodes %d: extend stateSnapshot and bump SnapshotSchema", n, fields)
 	}
-	if n := reflect.TypeOf(stateSnapshot{}).NumField(); n != fields {
-		t.Fatalf("stateSnapshot has %d fields, want %d", n, fields)
+	const derived = 1 // expiring: DecodeSnapshot rebuilds it from holds
+	if n := reflect.TypeOf(stateSnapshot{}).NumField(); n != fields-derived {
+		t.Fatalf("stateSnapshot has %d fields, want %d", n, fields-derived)
 	}
 }
 

@@ -85,6 +85,13 @@ type Hold struct {
 	ExpiresAt time.Time // zero: never expires
 }
 
+// expired reports whether h has ended by expiry at now: it has an expiry
+// and now (not zero) is not before it. From then on the hold counts as
+// released, whether or not HoldExpired was recorded yet.
+func (h Hold) expired(now time.Time) bool {
+	return !h.ExpiresAt.IsZero() && !now.IsZero() && !h.ExpiresAt.After(now)
+}
+
 // Result is what a command produced, remembered under its idempotency key
 // so that a replay can answer like the original: the type and subject id
 // of the command's last event and that event's revision in the wallet
@@ -144,13 +151,9 @@ func Evolve(s *State, e Event) *State {
 			s.accounts[e.Account] = &Balance{}
 		}
 	case HoldPlaced:
-		s.holds[e.ID] = &Hold{ID: e.ID, Account: e.Account, Amount: e.Amount, Reason: e.Reason, ExpiresAt: e.ExpiresAt}
-		if !e.ExpiresAt.IsZero() {
-			if s.expiring[e.Account] == nil {
-				s.expiring[e.Account] = map[string]struct{}{}
-			}
-			s.expiring[e.Account][e.ID] = struct{}{}
-		}
+		h := &Hold{ID: e.ID, Account: e.Account, Amount: e.Amount, Reason: e.Reason, ExpiresAt: e.ExpiresAt}
+		s.holds[e.ID] = h
+		s.listExpiring(h)
 	case HoldReleased:
 		s.endHold(e.ID)
 	case HoldExpired:
@@ -191,6 +194,16 @@ func Evolve(s *State, e Event) *State {
 	}
 	s.version++
 	return s
+}
+
+// listExpiring lists the active hold h as expiring if it expires.
+func (s *State) listExpiring(h *Hold) {
+	if !h.ExpiresAt.IsZero() {
+		if s.expiring[h.Account] == nil {
+			s.expiring[h.Account] = map[string]struct{}{}
+		}
+		s.expiring[h.Account][h.ID] = struct{}{}
+	}
 }
 
 // endHold forgets an active hold.
@@ -271,12 +284,11 @@ func (s *State) Holds() []Hold {
 }
 
 // ExpiredHolds returns the active holds whose expiry is not after now,
-// sorted by id: the ones ExpireHold{Now: now} accepts. A hold counts as
-// released from its expiry on, whether or not HoldExpired was recorded yet.
+// sorted by id: the ones ExpireHold{Now: now} accepts (Hold.expired).
 func (s *State) ExpiredHolds(now time.Time) []Hold {
 	var out []Hold
 	for _, h := range s.holds {
-		if !h.ExpiresAt.IsZero() && !h.ExpiresAt.After(now) {
+		if h.expired(now) {
 			out = append(out, *h)
 		}
 	}
@@ -284,15 +296,12 @@ func (s *State) ExpiredHolds(now time.Time) []Hold {
 	return out
 }
 
-// dueHolds returns the active holds of account whose expiry is not after
-// now, sorted by id; none when now is zero.
+// dueHolds returns the active holds of account expired at now
+// (Hold.expired), sorted by id; none when now is zero.
 func (s *State) dueHolds(account string, now time.Time) []*Hold {
-	if now.IsZero() {
-		return nil
-	}
 	var out []*Hold
 	for id := range s.expiring[account] {
-		if h := s.holds[id]; !h.ExpiresAt.After(now) {
+		if h := s.holds[id]; h.expired(now) {
 			out = append(out, h)
 		}
 	}
