@@ -271,3 +271,14 @@ func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
 	}
 	return &c, fs, nil
 }
+
+// loadConfigFile loads the configuration for a command that takes the
+// configuration file as a -config flag of its own: path ("" for none).
+func loadConfigFile(name, path string) (*Config, error) {
+	var args []string
+	if path != "" {
+		args = []string{"-config", path}
+	}
+	cfg, _, err := loadConfig(name, args)
+	return cfg, err
+}
