@@ -257,15 +257,14 @@ func testFutureTickRefused(t *testing.T, admin *client) {
 	expectProblem(t, "tick 30 years ahead", r, http.StatusUnprocessableEntity, "validation_failed", "")
 	admin.expect(http.StatusCreated, "POST", "/prices", map[string]any{"pair": "BTC-USD", "price": "2", "source": "test", "at": now.Add(time.Minute)})
 	var latest struct{ Price string }
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if r, err := admin.try("GET", "/prices/BTC-USD", nil); err == nil && r.Status == http.StatusOK {
-			r.JSON(t, &latest)
-			break
+	waitFor(t, "the recorded price to become readable", func() bool {
+		r, err := admin.try("GET", "/prices/BTC-USD", nil)
+		if err != nil || r.Status != http.StatusOK {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the recorded price never became readable")
-		}
-	}
+		r.JSON(t, &latest)
+		return true
+	})
 	if latest.Price != "2" {
 		t.Fatalf("latest price %q, want 2", latest.Price)
 	}

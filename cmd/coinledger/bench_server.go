@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -270,15 +269,6 @@ func benchServer(ctx context.Context, logger *slog.Logger, args []string) error 
 		defer store.Close()
 		w = wiring{store: store, maxBatch: 1}
 	}
-	svc, err := newService(ctx, cfg, logger, w)
-	if err != nil {
-		return err
-	}
-	defer svc.close()
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
-	}
-	logger.Info("listening", "addr", ln.Addr().String(), "baseline", *baseline)
-	return runService(ctx, svc, ln, cfg.HTTP)
+	logger.Info("bench server", "baseline", *baseline, "cpuprofile", *cpuProfile)
+	return serveWith(ctx, logger, cfg, w)
 }

@@ -217,23 +217,14 @@ func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
 			return nil, nil, fmt.Errorf("config %s: %w", *path, err)
 		}
 	}
-	env := func(key string, dst *string) {
-		if v, ok := os.LookupEnv(key); ok {
-			*dst = v
-		}
-	}
-	env("COINLEDGER_LISTEN", &c.Listen)
-	env("COINLEDGER_DATA_DIR", &c.DataDir)
-	if v, ok := os.LookupEnv("COINLEDGER_EVENT_STORE"); ok {
-		c.EventStore = URL(v)
-	}
-	if v, ok := os.LookupEnv("COINLEDGER_READ_MODELS"); ok {
-		c.ReadModels = URL(v)
-	}
-	env("COINLEDGER_WALLETNOTIFY_LISTEN", &c.WalletnotifyListen)
-	if v, ok := os.LookupEnv("COINLEDGER_ADMIN_PASSWORD"); ok {
-		c.AdminPassword = Secret(v)
-	}
+	env(&c.Listen, "COINLEDGER_LISTEN")
+	env(&c.DataDir, "COINLEDGER_DATA_DIR")
+	env(&c.EventStore, "COINLEDGER_EVENT_STORE")
+	env(&c.ReadModels, "COINLEDGER_READ_MODELS")
+	env(&c.WalletnotifyListen, "COINLEDGER_WALLETNOTIFY_LISTEN")
+	env(&c.AdminPassword, "COINLEDGER_ADMIN_PASSWORD")
+	env(&c.JWTSecret, "COINLEDGER_JWT_SECRET")
+	env(&c.SealKey, "COINLEDGER_SEAL_KEY")
 	if v, ok := os.LookupEnv("COINLEDGER_TRUSTED_PROXIES"); ok {
 		c.TrustedProxies = nil
 		for _, p := range strings.Split(v, ",") {
@@ -241,12 +232,6 @@ func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
 				c.TrustedProxies = append(c.TrustedProxies, p)
 			}
 		}
-	}
-	if v, ok := os.LookupEnv("COINLEDGER_JWT_SECRET"); ok {
-		c.JWTSecret = Secret(v)
-	}
-	if v, ok := os.LookupEnv("COINLEDGER_SEAL_KEY"); ok {
-		c.SealKey = Secret(v)
 	}
 	for key, dst := range map[string]*int{
 		"COINLEDGER_BCRYPT_COST":                 &c.BcryptCost,
@@ -270,4 +255,23 @@ func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
 		return nil, nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return &c, fs, nil
+}
+
+// env sets *dst to the environment variable key when it is set (even to
+// "").
+func env[T ~string](dst *T, key string) {
+	if v, ok := os.LookupEnv(key); ok {
+		*dst = T(v)
+	}
+}
+
+// loadConfigFile loads the configuration for a command that takes the
+// configuration file as a -config flag of its own: path ("" for none).
+func loadConfigFile(name, path string) (*Config, error) {
+	var args []string
+	if path != "" {
+		args = []string{"-config", path}
+	}
+	cfg, _, err := loadConfig(name, args)
+	return cfg, err
 }

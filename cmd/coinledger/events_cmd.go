@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/coinledger/coinledger/eventstore"
@@ -53,14 +51,10 @@ func eventsCmd(ctx context.Context, args []string) error {
 	return usageError(fmt.Sprintf("events: unknown command %q\n%s", args[0], eventsUsage))
 }
 
-// openStoreForEvents opens the event store of the configuration, with a
-// clear message when a running server holds the embedded store's lock.
+// openStoreForEvents opens the event store of the configuration in
+// configPath ("": none) and names its kind, sqlite or esdb.
 func openStoreForEvents(ctx context.Context, name, configPath string) (eventstore.Store, string, func() error, error) {
-	var cargs []string
-	if configPath != "" {
-		cargs = []string{"-config", configPath}
-	}
-	cfg, _, err := loadConfig(name, cargs)
+	cfg, err := loadConfigFile(name, configPath)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -70,11 +64,8 @@ func openStoreForEvents(ctx context.Context, name, configPath string) (eventstor
 		kind = "sqlite"
 	}
 	store, closeStore, err := openEventStore(ctx, url)
-	if errors.Is(err, syscall.EWOULDBLOCK) {
-		return nil, "", nil, fmt.Errorf("%s: the event store is in use, by a running server or another command: stop it first: %w", name, err)
-	}
 	if err != nil {
-		return nil, "", nil, err
+		return nil, "", nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return store, kind, closeStore, nil
 }

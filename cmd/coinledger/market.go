@@ -211,8 +211,6 @@ func (p poster) PostWebhook(ctx context.Context, w outbox.Webhook) (int, error) 
 	return res.Status, err
 }
 
-// keyFile returns secret, or a random key kept in DATA_DIR/name (created
-// at first start), for instances that share nothing but the data dir.
 // adminPasswordFile, in the data directory, receives the admin password
 // generated at first start.
 const adminPasswordFile = "admin-password"
@@ -235,6 +233,8 @@ func keepAdminPassword(path, password string) error {
 	return nil
 }
 
+// keyFile returns secret, or a random key kept in DATA_DIR/name (created
+// at first start), for instances that share nothing but the data dir.
 func keyFile(cfg *Config, name string, secret Secret) ([]byte, error) {
 	if secret != "" {
 		return []byte(secret.Reveal()), nil

@@ -20,7 +20,13 @@ func serve(ctx context.Context, logger *slog.Logger, args []string) error {
 	}
 	logger.Info("starting", "version", version, "listen", cfg.Listen,
 		"event_store", cfg.EventStore, "read_models", cfg.ReadModels)
-	svc, err := newService(ctx, cfg, logger, wiring{})
+	return serveWith(ctx, logger, cfg, wiring{})
+}
+
+// serveWith builds the service of cfg with w, listens on cfg.Listen and
+// runs it until ctx is done.
+func serveWith(ctx context.Context, logger *slog.Logger, cfg *Config, w wiring) error {
+	svc, err := newService(ctx, cfg, logger, w)
 	if err != nil {
 		return err
 	}

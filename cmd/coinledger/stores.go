@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/esdb"
@@ -14,9 +16,14 @@ import (
 )
 
 // openEventStore opens the store the URL names: sqlite:PATH or esdb://...
+// An embedded store locked by another process (a running server, another
+// command) is an error that says so.
 func openEventStore(ctx context.Context, url string) (eventstore.Store, func() error, error) {
 	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
 		s, err := sqlite.Open(ctx, path, sqlite.Options{})
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, nil, fmt.Errorf("the event store is in use, by a running server or another command: stop it first: %w", err)
+		}
 		if err != nil {
 			return nil, nil, err
 		}

@@ -72,11 +72,7 @@ func usersCmd(ctx context.Context, args []string) error {
 		}
 		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
 	}
-	cfgArgs := []string{}
-	if *configPath != "" {
-		cfgArgs = append(cfgArgs, "-config", *configPath)
-	}
-	cfg, _, err := loadConfig("users", cfgArgs)
+	cfg, err := loadConfigFile("users", *configPath)
 	if err != nil {
 		return err
 	}
