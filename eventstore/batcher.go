@@ -20,8 +20,9 @@ import (
 // optimistic concurrency still holds across processes.
 //
 // One command's bad events never fail the others of its batch: each
-// command's events are checked as the store would check them (Prepare:
-// type, JSON, size with metadata) before they join the batch, and a bad
+// command's events are checked as the store would check them (Prepare's
+// verdict on type and size with metadata; precheck leaves the JSON, which
+// the codec makes, to the store) before they join the batch, and a bad
 // command fails alone. Should the store still refuse the batch as a whole
 // (ErrInvalidEvent, e.g. a limit on one append's total size), every command
 // of it is run again on its own.
@@ -285,8 +286,9 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 		encoded, err := w.b.codec.Encode(c.meta, events)
 		if err == nil {
 			// The store's own checks, for this command alone: a bad event
-			// fails its command, not the batch.
-			_, err = Prepare(w.stream, encoded, w.b.maxEvent)
+			// fails its command, not the batch. The store's Append runs the
+			// full Prepare on the batch; precheck does not do its work twice.
+			err = precheck(w.stream, encoded, w.b.maxEvent)
 		}
 		if err != nil {
 			results[i].err = err
