@@ -30,10 +30,10 @@ type Importer interface {
 // JSON data. Stores call it before writing anything.
 func ValidateImport(events []Event) error {
 	for _, e := range events {
-		if e.Stream == "" || len(e.Stream) > 255 || e.Stream[0] == '$' {
+		if !validName(e.Stream) {
 			return fmt.Errorf("%w: import %s: stream name must have 1 to 255 bytes and not start with $", ErrInvalidEvent, e)
 		}
-		if e.Type == "" || len(e.Type) > 255 || e.Type[0] == '$' {
+		if !validName(e.Type) {
 			return fmt.Errorf("%w: import %s: type must have 1 to 255 bytes and not start with $", ErrInvalidEvent, e)
 		}
 		if e.ID == [16]byte{} {
