@@ -89,12 +89,11 @@ type snapshots[S any] struct {
 	wg      sync.WaitGroup
 }
 
-// snapshotJob is a snapshot to save: its state cloned (to be encoded) or
-// already encoded in Snapshot.Data.
+// snapshotJob is a snapshot to save: with Clone, its state cloned (to be
+// encoded by the save); without, already encoded in snap.Data.
 type snapshotJob[S any] struct {
-	snap    Snapshot
-	state   S
-	encoded bool
+	snap  Snapshot
+	state S
 }
 
 // maxSnapshotSaves bounds the saves running at once, across streams.
@@ -168,7 +167,7 @@ func (sn *snapshots[S]) save(store Store, stream string, l Loaded[S]) {
 			sn.cfg.Logger.Warn("snapshot not saved", "stream", stream, "version", job.snap.Version, "error", err)
 			return
 		}
-		job.snap.Data, job.encoded = data, true
+		job.snap.Data = data
 	}
 	sn.mu.Lock()
 	if _, busy := sn.waiting[stream]; busy {
@@ -208,7 +207,7 @@ func (sn *snapshots[S]) store(store Store, job *snapshotJob[S]) error {
 	ctx, cancel := context.WithTimeout(context.Background(), sn.timeout)
 	defer cancel()
 	snap := job.snap
-	if !job.encoded {
+	if sn.cfg.Clone != nil {
 		data, err := sn.cfg.Encode(job.state)
 		if err != nil {
 			return err
