@@ -17,9 +17,6 @@ var _ eventstore.Importer = (*Store)(nil)
 // a run exceeds MaxAppendSize. It stops at the first failure; the runs
 // before it stay written.
 func (s *Store) Import(ctx context.Context, events []eventstore.Event) (eventstore.AppendResult, error) {
-	if len(events) == 0 {
-		return eventstore.AppendResult{}, fmt.Errorf("import: %w: no events", eventstore.ErrInvalidEvent)
-	}
 	if err := eventstore.ValidateImport(events); err != nil {
 		return eventstore.AppendResult{}, err
 	}

@@ -69,9 +69,6 @@ func (s *Store) submit(ctx context.Context, op string, req *appendReq) (eventsto
 // Import implements eventstore.Importer: it appends events exported from
 // another store as they are, in one transaction.
 func (s *Store) Import(ctx context.Context, events []eventstore.Event) (eventstore.AppendResult, error) {
-	if len(events) == 0 {
-		return eventstore.AppendResult{}, fmt.Errorf("import: %w: no events", eventstore.ErrInvalidEvent)
-	}
 	if err := eventstore.ValidateImport(events); err != nil {
 		return eventstore.AppendResult{}, err
 	}
