@@ -243,11 +243,12 @@ func (b *txBatch) write(batch []*appendReq) ([]appendResult, error) {
 	b.pos = b.w.s.head.Load()
 	now := b.w.s.opts.Now().UTC().Truncate(time.Microsecond)
 	for i, req := range batch {
-		plan := b.plan
 		if req.imported != nil {
-			plan = b.planImport
+			results[i], err = b.planImport(req)
+		} else {
+			results[i], err = b.plan(req, now)
 		}
-		if results[i], err = plan(req, now); err != nil {
+		if err != nil {
 			return results, err
 		}
 	}
@@ -330,7 +331,7 @@ func (b *txBatch) plan(req *appendReq, now time.Time) (appendResult, error) {
 // planImport decides an Import: every event must be the next of its
 // stream, else nothing of it is written (a conflict). Events keep their
 // ids, creation times and hashes; only positions are assigned.
-func (b *txBatch) planImport(req *appendReq, _ time.Time) (appendResult, error) {
+func (b *txBatch) planImport(req *appendReq) (appendResult, error) {
 	heads := make(map[string]streamHead)
 	for _, e := range req.imported {
 		h, ok := heads[e.Stream]
