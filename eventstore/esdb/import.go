@@ -30,7 +30,7 @@ func (s *Store) Import(ctx context.Context, events []eventstore.Event) (eventsto
 			if err != nil {
 				return res, fmt.Errorf("import %s: metadata: %w", e, err)
 			}
-			sz := len(e.Data) + len(meta) + 2*len(e.Type)
+			sz := appendSize(e.Data, meta, e.Type)
 			if n > 0 && size+sz > s.opts.MaxAppendSize {
 				break
 			}
