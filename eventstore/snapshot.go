@@ -80,9 +80,8 @@ type Snapshotter[S any] struct {
 // replaces it), so a slow snapshot store never blocks a writer and never
 // loses the latest snapshot; across streams, maxSnapshotSaves run at once.
 type snapshots[S any] struct {
-	cfg     Snapshotter[S]
-	slots   chan struct{} // one token per save running
-	timeout time.Duration
+	cfg   Snapshotter[S]
+	slots chan struct{} // one token per save running
 
 	mu      sync.Mutex
 	waiting map[string]*snapshotJob[S] // streams with a save under way → the next one (nil: none)
@@ -96,8 +95,12 @@ type snapshotJob[S any] struct {
 	state S
 }
 
-// maxSnapshotSaves bounds the saves running at once, across streams.
-const maxSnapshotSaves = 4
+const (
+	// maxSnapshotSaves bounds the saves running at once, across streams.
+	maxSnapshotSaves = 4
+	// snapshotSaveTimeout bounds one save: reading the hash, writing.
+	snapshotSaveTimeout = 30 * time.Second
+)
 
 func newSnapshots[S any](cfg Snapshotter[S]) *snapshots[S] {
 	if cfg.Store == nil || cfg.Encode == nil || cfg.Decode == nil {
@@ -109,7 +112,7 @@ func newSnapshots[S any](cfg Snapshotter[S]) *snapshots[S] {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &snapshots[S]{cfg: cfg, slots: make(chan struct{}, maxSnapshotSaves), timeout: 30 * time.Second,
+	return &snapshots[S]{cfg: cfg, slots: make(chan struct{}, maxSnapshotSaves),
 		waiting: map[string]*snapshotJob[S]{}}
 }
 
@@ -204,7 +207,7 @@ func (sn *snapshots[S]) run(store Store, job *snapshotJob[S]) {
 
 // store encodes job if need be and saves it with its last event's hash.
 func (sn *snapshots[S]) store(store Store, job *snapshotJob[S]) error {
-	ctx, cancel := context.WithTimeout(context.Background(), sn.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), snapshotSaveTimeout)
 	defer cancel()
 	snap := job.snap
 	if sn.cfg.Clone != nil {
