@@ -171,9 +171,6 @@ type streamWriter[S any, E Typed] struct {
 	queue  chan *command[S, E]
 	exited chan struct{}
 	state  *Loaded[S] // nil: to be loaded
-	// snapshotDue: the last append crossed a multiple of the snapshot
-	// interval; the state is snapshotted once the commands are answered.
-	snapshotDue bool
 }
 
 func (w *streamWriter[S, E]) run() {
@@ -224,16 +221,18 @@ const maxBatchAttempts = 8
 func (w *streamWriter[S, E]) execute(batch []*command[S, E]) {
 	ctx := context.Background()
 	results := make([]commandResult[S, E], len(batch))
+	var snapshotDue bool
 	var err error
 	for attempt := 1; ; attempt++ {
-		err = w.attempt(ctx, batch, results)
+		snapshotDue, err = w.attempt(ctx, batch, results)
 		if err == nil || !errors.Is(err, ErrConflict) || attempt == maxBatchAttempts {
 			break
 		}
 	}
-	if err != nil && errors.Is(err, ErrInvalidEvent) && len(batch) > 1 {
-		// Nothing was written and each command's events passed Prepare:
-		// the refusal is of the combination. Decisions may run again.
+	if errors.Is(err, ErrInvalidEvent) && len(batch) > 1 {
+		// Nothing was written and each command's events passed the
+		// store's checks on their own (precheck): the refusal is of the
+		// combination. Decisions may run again.
 		for _, c := range batch {
 			w.execute([]*command[S, E]{c})
 		}
@@ -246,22 +245,22 @@ func (w *streamWriter[S, E]) execute(batch []*command[S, E]) {
 		}
 		c.done <- r
 	}
-	if w.snapshotDue {
-		w.snapshotDue = false
-		if w.state != nil {
-			w.b.repo.snap.save(w.b.store, w.stream, *w.state)
-		}
+	// A snapshot due after the append is taken once the commands have
+	// their answers.
+	if snapshotDue && w.state != nil {
+		w.b.repo.snap.save(w.b.store, w.stream, *w.state)
 	}
 }
 
 // attempt decides every live command of batch on the cached state and
-// appends their events at once. On any append failure the cached state,
-// which already holds the unappended events, is dropped.
-func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E], results []commandResult[S, E]) error {
+// appends their events at once; snapshotDue reports that the append
+// crossed a multiple of the snapshot interval. On any append failure the
+// cached state, which already holds the unappended events, is dropped.
+func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E], results []commandResult[S, E]) (snapshotDue bool, err error) {
 	if w.state == nil {
 		l, err := w.b.repo.Load(ctx, w.stream)
 		if err != nil {
-			return err
+			return false, err
 		}
 		w.state = &l
 	}
@@ -302,17 +301,17 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 		owners = append(owners, i)
 	}
 	if len(data) == 0 {
-		return nil
+		return false, nil
 	}
 	res, err := w.b.store.Append(ctx, w.stream, ExpectRevision(st.Next), data...)
 	if err != nil {
 		w.state = nil
-		return fmt.Errorf("append batch of %d events to %s: %w", len(data), w.stream, err)
+		return false, fmt.Errorf("append batch of %d events to %s: %w", len(data), w.stream, err)
 	}
-	w.snapshotDue = w.snapshotDue || w.b.repo.snap.due(st.Next, res.NextRevision)
+	snapshotDue = w.b.repo.snap.due(st.Next, res.NextRevision)
 	st.Next, st.Position = res.NextRevision, res.Position
 	for _, i := range owners {
 		results[i].out.Result = res
 	}
-	return nil
+	return snapshotDue, nil
 }
