@@ -47,7 +47,7 @@ type Batcher[S any, E Typed] struct {
 // states and reloads one whenever an append fails.
 func NewBatcher[S any, E Typed](store Store, codec *Codec[E], agg Aggregate[S, E]) *Batcher[S, E] {
 	return &Batcher[S, E]{repo: NewRepository(store, codec, agg), store: store, codec: codec, evolve: agg.Evolve,
-		maxBatch: 512, maxEvent: MaxEventSizeOf(store), idle: time.Minute, writers: map[string]*streamWriter[S, E]{}, done: make(chan struct{})}
+		maxBatch: 512, maxEvent: maxEventSizeOf(store), idle: time.Minute, writers: map[string]*streamWriter[S, E]{}, done: make(chan struct{})}
 }
 
 // SetSnapshotter makes the batcher load a stream from its latest usable

@@ -20,8 +20,9 @@ type SizeLimited interface {
 	MaxEventSize() int
 }
 
-// MaxEventSizeOf returns the per-event size limit of store.
-func MaxEventSizeOf(store Store) int {
+// maxEventSizeOf returns the per-event size limit of store (its
+// MaxEventSize if it is SizeLimited, else DefaultMaxEventSize).
+func maxEventSizeOf(store Store) int {
 	if l, ok := store.(SizeLimited); ok && l.MaxEventSize() > 0 {
 		return l.MaxEventSize()
 	}
