@@ -20,8 +20,9 @@ import (
 // optimistic concurrency still holds across processes.
 //
 // One command's bad events never fail the others of its batch: each
-// command's events are checked as the store would check them (Prepare:
-// type, JSON, size with metadata) before they join the batch, and a bad
+// command's events are checked as the store would check them (Prepare's
+// verdict on type and size with metadata; precheck leaves the JSON, which
+// the codec makes, to the store) before they join the batch, and a bad
 // command fails alone. Should the store still refuse the batch as a whole
 // (ErrInvalidEvent, e.g. a limit on one append's total size), every command
 // of it is run again on its own.
@@ -46,7 +47,7 @@ type Batcher[S any, E Typed] struct {
 // states and reloads one whenever an append fails.
 func NewBatcher[S any, E Typed](store Store, codec *Codec[E], agg Aggregate[S, E]) *Batcher[S, E] {
 	return &Batcher[S, E]{repo: NewRepository(store, codec, agg), store: store, codec: codec, evolve: agg.Evolve,
-		maxBatch: 512, maxEvent: MaxEventSizeOf(store), idle: time.Minute, writers: map[string]*streamWriter[S, E]{}, done: make(chan struct{})}
+		maxBatch: 512, maxEvent: maxEventSizeOf(store), idle: time.Minute, writers: map[string]*streamWriter[S, E]{}, done: make(chan struct{})}
 }
 
 // SetSnapshotter makes the batcher load a stream from its latest usable
@@ -170,9 +171,6 @@ type streamWriter[S any, E Typed] struct {
 	queue  chan *command[S, E]
 	exited chan struct{}
 	state  *Loaded[S] // nil: to be loaded
-	// snapshotDue: the last append crossed a multiple of the snapshot
-	// interval; the state is snapshotted once the commands are answered.
-	snapshotDue bool
 }
 
 func (w *streamWriter[S, E]) run() {
@@ -223,16 +221,18 @@ const maxBatchAttempts = 8
 func (w *streamWriter[S, E]) execute(batch []*command[S, E]) {
 	ctx := context.Background()
 	results := make([]commandResult[S, E], len(batch))
+	var snapshotDue bool
 	var err error
 	for attempt := 1; ; attempt++ {
-		err = w.attempt(ctx, batch, results)
+		snapshotDue, err = w.attempt(ctx, batch, results)
 		if err == nil || !errors.Is(err, ErrConflict) || attempt == maxBatchAttempts {
 			break
 		}
 	}
-	if err != nil && errors.Is(err, ErrInvalidEvent) && len(batch) > 1 {
-		// Nothing was written and each command's events passed Prepare:
-		// the refusal is of the combination. Decisions may run again.
+	if errors.Is(err, ErrInvalidEvent) && len(batch) > 1 {
+		// Nothing was written and each command's events passed the
+		// store's checks on their own (precheck): the refusal is of the
+		// combination. Decisions may run again.
 		for _, c := range batch {
 			w.execute([]*command[S, E]{c})
 		}
@@ -245,22 +245,22 @@ func (w *streamWriter[S, E]) execute(batch []*command[S, E]) {
 		}
 		c.done <- r
 	}
-	if w.snapshotDue {
-		w.snapshotDue = false
-		if w.state != nil {
-			w.b.repo.snap.save(w.b.store, w.stream, *w.state)
-		}
+	// A snapshot due after the append is taken once the commands have
+	// their answers.
+	if snapshotDue && w.state != nil {
+		w.b.repo.snap.save(w.b.store, w.stream, *w.state)
 	}
 }
 
 // attempt decides every live command of batch on the cached state and
-// appends their events at once. On any append failure the cached state,
-// which already holds the unappended events, is dropped.
-func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E], results []commandResult[S, E]) error {
+// appends their events at once; snapshotDue reports that the append
+// crossed a multiple of the snapshot interval. On any append failure the
+// cached state, which already holds the unappended events, is dropped.
+func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E], results []commandResult[S, E]) (snapshotDue bool, err error) {
 	if w.state == nil {
 		l, err := w.b.repo.Load(ctx, w.stream)
 		if err != nil {
-			return err
+			return false, err
 		}
 		w.state = &l
 	}
@@ -285,8 +285,9 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 		encoded, err := w.b.codec.Encode(c.meta, events)
 		if err == nil {
 			// The store's own checks, for this command alone: a bad event
-			// fails its command, not the batch.
-			_, err = Prepare(w.stream, encoded, w.b.maxEvent)
+			// fails its command, not the batch. The store's Append runs the
+			// full Prepare on the batch; precheck does not do its work twice.
+			err = precheck(w.stream, encoded, w.b.maxEvent)
 		}
 		if err != nil {
 			results[i].err = err
@@ -300,17 +301,17 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 		owners = append(owners, i)
 	}
 	if len(data) == 0 {
-		return nil
+		return false, nil
 	}
 	res, err := w.b.store.Append(ctx, w.stream, ExpectRevision(st.Next), data...)
 	if err != nil {
 		w.state = nil
-		return fmt.Errorf("append batch of %d events to %s: %w", len(data), w.stream, err)
+		return false, fmt.Errorf("append batch of %d events to %s: %w", len(data), w.stream, err)
 	}
-	w.snapshotDue = w.snapshotDue || w.b.repo.snap.due(st.Next, res.NextRevision)
+	snapshotDue = w.b.repo.snap.due(st.Next, res.NextRevision)
 	st.Next, st.Position = res.NextRevision, res.Position
 	for _, i := range owners {
 		results[i].out.Result = res
 	}
-	return nil
+	return snapshotDue, nil
 }

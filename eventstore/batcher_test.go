@@ -3,6 +3,7 @@ package eventstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -207,27 +208,46 @@ func TestBatcherBadEventFailsOnlyItsCommand(t *testing.T) {
 	}
 }
 
+// appendLimit is a store that refuses, with ErrInvalidEvent, an append of
+// more than max events, as a store with a limit on one append's total size.
+type appendLimit struct {
+	eventstore.Store
+	max     int
+	refused atomic.Int64
+}
+
+func (s *appendLimit) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	if len(events) > s.max {
+		s.refused.Add(1)
+		return eventstore.AppendResult{}, fmt.Errorf("%w: %d events in one append, limit %d", eventstore.ErrInvalidEvent, len(events), s.max)
+	}
+	return s.Store.Append(ctx, stream, expected, events...)
+}
+
 // TestBatcherRunsARefusedBatchCommandByCommand: the store refuses a batch
 // as a whole although each command's events are fine on their own (here:
-// two commands that reuse one idempotency key make the same event id
-// twice in one append); the batcher runs the commands one by one, so the
-// other commands are appended whatever becomes of the repeated key.
+// a limit of two events per append, and three one-event commands in one
+// batch); the batcher runs the commands one by one, and each is appended.
 func TestBatcherRunsARefusedBatchCommandByCommand(t *testing.T) {
-	store := sqlitetest.Open(t)
+	store := &appendLimit{Store: sqlitetest.Open(t), max: 2}
 	b := eventstore.NewBatcher(store, counterCodec(), counterAgg)
 	defer b.Close()
-	same := func() (eventstore.Metadata, eventstore.Decision[*counter, counterEvent]) {
-		return eventstore.Metadata{IdempotencyKey: "k"}, add(5)
+	cmd := func(n int) func() (eventstore.Metadata, eventstore.Decision[*counter, counterEvent]) {
+		return func() (eventstore.Metadata, eventstore.Decision[*counter, counterEvent]) {
+			return eventstore.Metadata{}, add(n)
+		}
 	}
-	other := func() (eventstore.Metadata, eventstore.Decision[*counter, counterEvent]) {
-		return eventstore.Metadata{}, add(7)
+	errs := lineUp(t, b, "counter-limit", cmd(5), cmd(7), cmd(11))
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("command %d failed with the batch: %v", i, err)
+		}
 	}
-	errs := lineUp(t, b, "counter-dup", same, other, same)
-	if errs[0] != nil || errs[1] != nil {
-		t.Fatalf("commands failed with the batch: %v", errs)
+	if store.refused.Load() == 0 {
+		t.Fatal("the store never refused a batch: the commands were not appended as one")
 	}
-	l, err := eventstore.NewRepository(store, counterCodec(), counterAgg).Load(context.Background(), "counter-dup")
-	if err != nil || l.State.Total < 1+5+7 {
-		t.Fatalf("total %d (err %v), want at least 13: errs %v", l.State.Total, err, errs)
+	l, err := eventstore.NewRepository(store, counterCodec(), counterAgg).Load(context.Background(), "counter-limit")
+	if err != nil || l.State.Total != 1+5+7+11 || l.Next != 4 {
+		t.Fatalf("total %d in %d events (err %v), want %d in 4", l.State.Total, l.Next, err, 1+5+7+11)
 	}
 }

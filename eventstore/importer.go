@@ -25,15 +25,18 @@ type Importer interface {
 	Import(ctx context.Context, events []Event) (AppendResult, error)
 }
 
-// ValidateImport checks what Import requires of every event, without
-// altering it: a stream name and type as Prepare takes them, an id, and
-// JSON data. Stores call it before writing anything.
+// ValidateImport checks what Import requires, without altering the events:
+// at least one, and of every event a stream name and type as Prepare takes
+// them, an id, and JSON data. Stores call it before writing anything.
 func ValidateImport(events []Event) error {
+	if len(events) == 0 {
+		return fmt.Errorf("import: %w: no events", ErrInvalidEvent)
+	}
 	for _, e := range events {
-		if e.Stream == "" || len(e.Stream) > 255 || e.Stream[0] == '$' {
+		if !validName(e.Stream) {
 			return fmt.Errorf("%w: import %s: stream name must have 1 to 255 bytes and not start with $", ErrInvalidEvent, e)
 		}
-		if e.Type == "" || len(e.Type) > 255 || e.Type[0] == '$' {
+		if !validName(e.Type) {
 			return fmt.Errorf("%w: import %s: type must have 1 to 255 bytes and not start with $", ErrInvalidEvent, e)
 		}
 		if e.ID == [16]byte{} {

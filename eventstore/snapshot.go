@@ -80,25 +80,27 @@ type Snapshotter[S any] struct {
 // replaces it), so a slow snapshot store never blocks a writer and never
 // loses the latest snapshot; across streams, maxSnapshotSaves run at once.
 type snapshots[S any] struct {
-	cfg     Snapshotter[S]
-	slots   chan struct{} // one token per save running
-	timeout time.Duration
+	cfg   Snapshotter[S]
+	slots chan struct{} // one token per save running
 
 	mu      sync.Mutex
 	waiting map[string]*snapshotJob[S] // streams with a save under way → the next one (nil: none)
 	wg      sync.WaitGroup
 }
 
-// snapshotJob is a snapshot to save: its state cloned (to be encoded) or
-// already encoded in Snapshot.Data.
+// snapshotJob is a snapshot to save: with Clone, its state cloned (to be
+// encoded by the save); without, already encoded in snap.Data.
 type snapshotJob[S any] struct {
-	snap    Snapshot
-	state   S
-	encoded bool
+	snap  Snapshot
+	state S
 }
 
-// maxSnapshotSaves bounds the saves running at once, across streams.
-const maxSnapshotSaves = 4
+const (
+	// maxSnapshotSaves bounds the saves running at once, across streams.
+	maxSnapshotSaves = 4
+	// snapshotSaveTimeout bounds one save: reading the hash, writing.
+	snapshotSaveTimeout = 30 * time.Second
+)
 
 func newSnapshots[S any](cfg Snapshotter[S]) *snapshots[S] {
 	if cfg.Store == nil || cfg.Encode == nil || cfg.Decode == nil {
@@ -110,7 +112,7 @@ func newSnapshots[S any](cfg Snapshotter[S]) *snapshots[S] {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &snapshots[S]{cfg: cfg, slots: make(chan struct{}, maxSnapshotSaves), timeout: 30 * time.Second,
+	return &snapshots[S]{cfg: cfg, slots: make(chan struct{}, maxSnapshotSaves),
 		waiting: map[string]*snapshotJob[S]{}}
 }
 
@@ -168,7 +170,7 @@ func (sn *snapshots[S]) save(store Store, stream string, l Loaded[S]) {
 			sn.cfg.Logger.Warn("snapshot not saved", "stream", stream, "version", job.snap.Version, "error", err)
 			return
 		}
-		job.snap.Data, job.encoded = data, true
+		job.snap.Data = data
 	}
 	sn.mu.Lock()
 	if _, busy := sn.waiting[stream]; busy {
@@ -205,10 +207,10 @@ func (sn *snapshots[S]) run(store Store, job *snapshotJob[S]) {
 
 // store encodes job if need be and saves it with its last event's hash.
 func (sn *snapshots[S]) store(store Store, job *snapshotJob[S]) error {
-	ctx, cancel := context.WithTimeout(context.Background(), sn.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), snapshotSaveTimeout)
 	defer cancel()
 	snap := job.snap
-	if !job.encoded {
+	if sn.cfg.Clone != nil {
 		data, err := sn.cfg.Encode(job.state)
 		if err != nil {
 			return err

@@ -20,8 +20,9 @@ type SizeLimited interface {
 	MaxEventSize() int
 }
 
-// MaxEventSizeOf returns the per-event size limit of store.
-func MaxEventSizeOf(store Store) int {
+// maxEventSizeOf returns the per-event size limit of store (its
+// MaxEventSize if it is SizeLimited, else DefaultMaxEventSize).
+func maxEventSizeOf(store Store) int {
 	if l, ok := store.(SizeLimited); ok && l.MaxEventSize() > 0 {
 		return l.MaxEventSize()
 	}
@@ -58,7 +59,7 @@ func Prepare(stream string, events []EventData, maxSize int) ([]EventData, error
 	if maxSize <= 0 {
 		maxSize = DefaultMaxEventSize
 	}
-	if stream == "" || len(stream) > 255 || stream[0] == '$' {
+	if !validName(stream) {
 		return nil, fmt.Errorf("%w: stream name %q: must have 1 to 255 bytes and not start with $", ErrInvalidEvent, stream)
 	}
 	if len(events) == 0 {
@@ -67,7 +68,7 @@ func Prepare(stream string, events []EventData, maxSize int) ([]EventData, error
 	out := make([]EventData, len(events))
 	seen := make(map[uuid.UUID]struct{}, len(events))
 	for i, e := range events {
-		if e.Type == "" || len(e.Type) > 255 || e.Type[0] == '$' {
+		if !validName(e.Type) {
 			return nil, fmt.Errorf("%w: event %d of %s: type %q must have 1 to 255 bytes and not start with $", ErrInvalidEvent, i, stream, e.Type)
 		}
 		data := e.Data
@@ -79,9 +80,7 @@ func Prepare(stream string, events []EventData, maxSize int) ([]EventData, error
 		if err := json.Compact(&buf, data); err != nil {
 			return nil, fmt.Errorf("%w: event %d (%s) of %s: data is not JSON: %v", ErrInvalidEvent, i, e.Type, stream, err)
 		}
-		size := buf.Len() + len(e.Metadata.CorrelationID) + len(e.Metadata.CausationID) +
-			len(e.Metadata.Actor) + len(e.Metadata.IdempotencyKey)
-		if size > maxSize {
+		if size := buf.Len() + metadataSize(e.Metadata); size > maxSize {
 			return nil, fmt.Errorf("%w: event %d (%s) of %s has %d bytes, limit %d", ErrInvalidEvent, i, e.Type, stream, size, maxSize)
 		}
 		e.Data = buf.Bytes()
@@ -99,4 +98,38 @@ func Prepare(stream string, events []EventData, maxSize int) ([]EventData, error
 		out[i] = e
 	}
 	return out, nil
+}
+
+// validName reports whether s may name a stream or an event type: 1 to 255
+// bytes, not starting with $ (the prefix of EventStoreDB's system names).
+func validName(s string) bool { return s != "" && len(s) <= 255 && s[0] != '$' }
+
+// metadataSize is what an event's metadata adds to its size.
+func metadataSize(m Metadata) int {
+	return len(m.CorrelationID) + len(m.CausationID) + len(m.Actor) + len(m.IdempotencyKey)
+}
+
+// precheck returns the error Prepare would return for events, without
+// Prepare's work on their data when it can tell that there is none: the
+// stream and every type are valid, every event fits maxSize with its data
+// as given (compacting never makes data longer) and none carries an id
+// (Prepare gives each a distinct one). It leaves to Prepare data that is
+// not JSON, which the codec never makes. The Batcher checks each command
+// with it and leaves the one full Prepare to the store's Append.
+func precheck(stream string, events []EventData, maxSize int) error {
+	if maxSize <= 0 {
+		maxSize = DefaultMaxEventSize
+	}
+	plain := validName(stream) && len(events) > 0
+	for _, e := range events {
+		if !plain {
+			break
+		}
+		plain = validName(e.Type) && e.ID == uuid.Nil && max(len(e.Data), len("{}"))+metadataSize(e.Metadata) <= maxSize
+	}
+	if plain {
+		return nil
+	}
+	_, err := Prepare(stream, events, maxSize)
+	return err
 }

@@ -70,13 +70,17 @@ func (s *Store) check(stream string, events []eventstore.EventData) error {
 		if err != nil {
 			return fmt.Errorf("%w: event %d: metadata: %v", eventstore.ErrInvalidEvent, i, err)
 		}
-		size += len(e.Data) + len(meta) + 2*len(e.Type)
+		size += appendSize(e.Data, meta, e.Type)
 	}
 	if size > s.opts.MaxAppendSize {
 		return fmt.Errorf("%w: append has %d bytes, the server takes at most %d", eventstore.ErrInvalidEvent, size, s.opts.MaxAppendSize)
 	}
 	return nil
 }
+
+// appendSize is what one event counts towards MaxAppendSize, as the server
+// counts it: data, user metadata and twice the type's length.
+func appendSize(data, meta []byte, typ string) int { return len(data) + len(meta) + 2*len(typ) }
 
 // callerChoseIDs reports whether a retry of this append would have the same
 // event ids, so that it is worth looking for them.

@@ -17,9 +17,6 @@ var _ eventstore.Importer = (*Store)(nil)
 // a run exceeds MaxAppendSize. It stops at the first failure; the runs
 // before it stay written.
 func (s *Store) Import(ctx context.Context, events []eventstore.Event) (eventstore.AppendResult, error) {
-	if len(events) == 0 {
-		return eventstore.AppendResult{}, fmt.Errorf("import: %w: no events", eventstore.ErrInvalidEvent)
-	}
 	if err := eventstore.ValidateImport(events); err != nil {
 		return eventstore.AppendResult{}, err
 	}
@@ -33,7 +30,7 @@ func (s *Store) Import(ctx context.Context, events []eventstore.Event) (eventsto
 			if err != nil {
 				return res, fmt.Errorf("import %s: metadata: %w", e, err)
 			}
-			sz := len(e.Data) + len(meta) + 2*len(e.Type)
+			sz := appendSize(e.Data, meta, e.Type)
 			if n > 0 && size+sz > s.opts.MaxAppendSize {
 				break
 			}

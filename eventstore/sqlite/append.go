@@ -69,9 +69,6 @@ func (s *Store) submit(ctx context.Context, op string, req *appendReq) (eventsto
 // Import implements eventstore.Importer: it appends events exported from
 // another store as they are, in one transaction.
 func (s *Store) Import(ctx context.Context, events []eventstore.Event) (eventstore.AppendResult, error) {
-	if len(events) == 0 {
-		return eventstore.AppendResult{}, fmt.Errorf("import: %w: no events", eventstore.ErrInvalidEvent)
-	}
 	if err := eventstore.ValidateImport(events); err != nil {
 		return eventstore.AppendResult{}, err
 	}
@@ -246,11 +243,12 @@ func (b *txBatch) write(batch []*appendReq) ([]appendResult, error) {
 	b.pos = b.w.s.head.Load()
 	now := b.w.s.opts.Now().UTC().Truncate(time.Microsecond)
 	for i, req := range batch {
-		plan := b.plan
 		if req.imported != nil {
-			plan = b.planImport
+			results[i], err = b.planImport(req)
+		} else {
+			results[i], err = b.plan(req, now)
 		}
-		if results[i], err = plan(req, now); err != nil {
+		if err != nil {
 			return results, err
 		}
 	}
@@ -333,7 +331,7 @@ func (b *txBatch) plan(req *appendReq, now time.Time) (appendResult, error) {
 // planImport decides an Import: every event must be the next of its
 // stream, else nothing of it is written (a conflict). Events keep their
 // ids, creation times and hashes; only positions are assigned.
-func (b *txBatch) planImport(req *appendReq, _ time.Time) (appendResult, error) {
+func (b *txBatch) planImport(req *appendReq) (appendResult, error) {
 	heads := make(map[string]streamHead)
 	for _, e := range req.imported {
 		h, ok := heads[e.Stream]

@@ -36,11 +36,8 @@ import (
 // there or wholly absent, and retrying it with the same ids leaves it there
 // once; new appends work.
 func TestFailedFsyncStopsTheStore(t *testing.T) {
-	dir := os.Getenv(childEnv)
-	if dir == "" {
-		dir = t.TempDir()
-		runChild(t, "TestFailedFsyncStopsTheStore", dir)
-		checkRestartAfterFailure(t, dir)
+	dir, child := inChild(t, checkRestartAfterFailure)
+	if !child {
 		return
 	}
 	ctx := context.Background()
@@ -167,11 +164,8 @@ func checkRestartAfterFailure(t *testing.T, dir string) {
 // synchronous=OFF into a database under the trap: they must be missing after
 // the cut, which shows that the copies are not simply the files as they are.
 func TestAcknowledgedAppendSurvivesPowerLoss(t *testing.T) {
-	dir := os.Getenv(childEnv)
-	if dir == "" {
-		dir = t.TempDir()
-		runChild(t, "TestAcknowledgedAppendSurvivesPowerLoss", dir)
-		checkAfterPowerCut(t, dir)
+	dir, child := inChild(t, checkAfterPowerCut)
+	if !child {
 		return
 	}
 	ctx := context.Background()

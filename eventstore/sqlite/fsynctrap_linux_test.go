@@ -229,6 +229,20 @@ func copyFile(src, dst string) error {
 // the child.
 const childEnv = "COINLEDGER_FSYNC_CHILD_DIR"
 
+// inChild splits t's test between two processes: in the parent it runs
+// the test again in a child (runChild), then check on the directory the
+// child left, and returns child false; in the child it returns the
+// directory to work in and child true.
+func inChild(t *testing.T, check func(*testing.T, string)) (dir string, child bool) {
+	if dir = os.Getenv(childEnv); dir != "" {
+		return dir, true
+	}
+	dir = t.TempDir()
+	runChild(t, t.Name(), dir)
+	check(t, dir)
+	return "", false
+}
+
 // runChild runs test (this test binary, -test.run of that one test) in a
 // child process with childEnv set to dir and fails tb if the child fails.
 func runChild(tb testing.TB, test, dir string) {
