@@ -114,12 +114,7 @@ func (h *handlers) balanceAt(c echo.Context) error {
 	at := c.QueryParam("at")
 	switch pos, perr := strconv.ParseUint(at, 10, 64); {
 	case at == "":
-		b, out.Position, err = wallet.BalanceAtPosition(ctx, h.d.DB, w.Name, account, ^uint64(0)>>1)
-		var due int64 // the current balance counts holds past their expiry as released
-		if err == nil && b.Held > 0 {
-			due, err = wallet.ExpiredHeld(ctx, h.d.DB, w.Name, account, h.now())
-		}
-		b.Available, b.Held = b.Available+due, b.Held-due
+		b, out.Position, err = wallet.CurrentBalance(ctx, h.d.DB, w.Name, account, h.now())
 	case perr == nil:
 		b, out.Position, err = wallet.BalanceAtPosition(ctx, h.d.DB, w.Name, account, pos)
 	default:

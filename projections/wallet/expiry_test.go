@@ -48,6 +48,9 @@ func TestExpiredHoldReadsAsReleased(t *testing.T) {
 			if a.Balance != alice {
 				t.Errorf("%s: alice %+v, want %+v", when, a.Balance, alice)
 			}
+			if b, _, err := wallet.CurrentBalance(ctx, db, "main", "alice", now); err != nil || b != alice {
+				t.Errorf("%s: current balance of alice %+v %v, want %+v", when, b, err, alice)
+			}
 			as, err := wallet.ListAccountsAt(ctx, db, "main", now)
 			must(t, err)
 			for _, a := range as {

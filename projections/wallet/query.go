@@ -441,9 +441,31 @@ func GetAccountAt(ctx context.Context, db projections.DB, wallet, account string
 	if err != nil {
 		return Account{}, err
 	}
-	a.Balance.Available += due
-	a.Balance.Held -= due
+	a.Balance = a.Balance.released(due)
 	return a, nil
+}
+
+// CurrentBalance is the account's balance after its last entry (as
+// BalanceAtPosition at the newest position) with the holds that expired by
+// now counted as released (see GetAccountAt).
+func CurrentBalance(ctx context.Context, db projections.DB, wallet, account string, now time.Time) (Balance, uint64, error) {
+	b, pos, err := BalanceAtPosition(ctx, db, wallet, account, math.MaxInt64)
+	if err != nil || b.Held == 0 {
+		return b, pos, err
+	}
+	due, err := ExpiredHeld(ctx, db, wallet, account, now)
+	if err != nil {
+		return Balance{}, 0, err
+	}
+	return b.released(due), pos, nil
+}
+
+// released is b with due of its held funds counted as available: holds
+// past their expiry that the ledger has not recorded as expired yet.
+func (b Balance) released(due int64) Balance {
+	b.Available += due
+	b.Held -= due
+	return b
 }
 
 // ExpiredHeld returns the sum of the account's active holds whose expiry
@@ -469,8 +491,7 @@ func ListAccountsAt(ctx context.Context, db projections.DB, wallet string, now t
 		return nil, err
 	}
 	for i := range as {
-		as[i].Balance.Available += due[as[i].Name]
-		as[i].Balance.Held -= due[as[i].Name]
+		as[i].Balance = as[i].Balance.released(due[as[i].Name])
 	}
 	return as, nil
 }
