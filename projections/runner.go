@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/internal/backoff"
 )
 
 // Runner errors.
@@ -367,9 +367,9 @@ func (r *Runner) retryTransient(ctx context.Context, op string, f func() error) 
 		if err == nil || !Transient(err) || ctx.Err() != nil {
 			return err
 		}
-		d := backoff(attempt, r.opts.RetryMin, r.opts.RetryMax)
+		d := backoff.Jitter(backoff.Exp(r.opts.RetryMin, r.opts.RetryMax, attempt-1))
 		r.opts.Logger.Warn("projections retrying", "op", op, "attempt", attempt, "backoff", d, "err", err)
-		if !sleep(ctx, d) {
+		if !backoff.Sleep(ctx, d) {
 			return ctx.Err()
 		}
 	}
@@ -453,11 +453,11 @@ func (r *Runner) follow(ctx context.Context, g *errgroup.Group, p Projection, f 
 			r.opts.Logger.Info("projection retried", "projection", name, "position", at)
 			continue
 		}
-		d := backoff(fails, r.opts.RetryMin, r.opts.RetryMax)
+		d := backoff.Jitter(backoff.Exp(r.opts.RetryMin, r.opts.RetryMax, fails-1))
 		pr.update(func() { pr.state, pr.err, pr.failures = StateRetrying, msg, pr.failures+1 })
 		r.opts.Logger.Warn("projection retrying", "projection", name, "position", at, "attempt", fails,
 			"backoff", d, "err", err)
-		if !sleep(ctx, d) {
+		if !backoff.Sleep(ctx, d) {
 			return nil
 		}
 	}
@@ -481,29 +481,6 @@ func (r *Runner) reload(ctx context.Context, pr *progress, name string, checkpoi
 		return fmt.Errorf("projection %s at %d: stored checkpoint %d: %w", name, *checkpoint, stored, ErrCheckpointMoved)
 	}
 	return nil
-}
-
-// backoff is the wait before attempt (1, 2, ...): lo doubled per earlier
-// attempt, capped at hi, with the upper half jittered.
-func backoff(attempt int, lo, hi time.Duration) time.Duration {
-	d := lo
-	for i := 1; i < attempt && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	return d/2 + rand.N(d/2+1)
-}
-
-// sleep waits d; false when ctx is done first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // loadCheckpoint creates the projection's checkpoint row if it is missing and

@@ -165,21 +165,6 @@ func TestDecodeTime(t *testing.T) {
 	}
 }
 
-func TestBackoffDelay(t *testing.T) {
-	tests := []struct {
-		failures int
-		want     time.Duration
-	}{
-		{0, time.Second}, {1, 2 * time.Second}, {2, 4 * time.Second}, {5, 32 * time.Second},
-		{6, time.Minute}, {1000, time.Minute},
-	}
-	for _, tt := range tests {
-		if got := backoffDelay(time.Second, time.Minute, tt.failures); got != tt.want {
-			t.Errorf("backoffDelay(1s, 1m, %d) = %s, want %s", tt.failures, got, tt.want)
-		}
-	}
-}
-
 // FuzzPath: parsing and following any path in any document never panics,
 // and what a path finds is valid JSON.
 func FuzzPath(f *testing.F) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coinledger/coinledger/domain/prices"
+	"github.com/coinledger/coinledger/internal/backoff"
 )
 
 // Poller defaults and limits.
@@ -205,11 +206,11 @@ func (p *Poller) Run(ctx context.Context, sink Sink) error {
 		} else {
 			failures++
 		}
-		wait := backoffDelay(p.interval, p.maxBackoff, failures)
+		wait := backoff.Exp(p.interval, p.maxBackoff, failures)
 		if failures > 0 {
 			p.log.WarnContext(ctx, "price poll read no price, backing off", "failures", failures, "retry_in", wait)
 		}
-		if !sleep(ctx, wait-time.Since(start)) {
+		if !backoff.Sleep(ctx, wait-time.Since(start)) {
 			return ctx.Err()
 		}
 	}

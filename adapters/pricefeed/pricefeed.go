@@ -19,7 +19,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/coinledger/coinledger/domain/prices"
 )
@@ -189,34 +188,6 @@ func redactURL(u string) string {
 	}
 	p.User, p.RawQuery, p.Fragment, p.RawFragment, p.ForceQuery = nil, "", "", "", false
 	return p.String()
-}
-
-// backoffDelay returns min×2^failures, capped at max.
-func backoffDelay(min, max time.Duration, failures int) time.Duration {
-	d := min
-	for i := 0; i < failures && d < max; i++ {
-		d *= 2
-	}
-	return minDuration(d, max)
-}
-
-func minDuration(a, b time.Duration) time.Duration {
-	if a < b {
-		return a
-	}
-	return b
-}
-
-// sleep waits for d or until ctx is done; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 func orDiscard(l *slog.Logger) *slog.Logger {

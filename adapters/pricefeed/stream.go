@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/coinledger/coinledger/domain/prices"
+	"github.com/coinledger/coinledger/internal/backoff"
 )
 
 // Stream defaults.
@@ -251,10 +252,10 @@ func (s *Stream) Run(ctx context.Context, sink Sink) error {
 		if read {
 			failures = 0
 		}
-		wait := backoffDelay(s.minBackoff, s.maxBackoff, failures)
+		wait := backoff.Exp(s.minBackoff, s.maxBackoff, failures)
 		failures++
 		s.log.WarnContext(ctx, "price stream disconnected", "err", err, "retry_in", wait)
-		if !sleep(ctx, wait) {
+		if !backoff.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
 	}
