@@ -69,7 +69,9 @@ type Snapshotter[S any] struct {
 	// background; without Clone, Encode runs in the owner's goroutine.
 	Clone func(S) S
 	// Every: a snapshot is saved after an append that crosses a multiple
-	// of Every events (default DefaultSnapshotEvery).
+	// of the stream's snapshot interval: Every events (default
+	// DefaultSnapshotEvery) while the stream is short, then Every doubled
+	// as often as it fits in a quarter of the stream (see interval).
 	Every uint64
 	// Logger reports snapshots ignored or not saved (default slog.Default()).
 	Logger *slog.Logger
@@ -151,9 +153,30 @@ func (sn *snapshots[S]) load(ctx context.Context, store Store, stream string) (l
 }
 
 // due reports whether an append that moved stream's next revision from
-// before to after crossed a multiple of Every.
+// before to after crossed a multiple of the interval at after.
 func (sn *snapshots[S]) due(before, after uint64) bool {
-	return sn != nil && after > 0 && before/sn.cfg.Every != after/sn.cfg.Every
+	if sn == nil || after == 0 {
+		return false
+	}
+	n := interval(sn.cfg.Every, after)
+	return before/n != after/n
+}
+
+// interval is the snapshot spacing of a stream of length events: every
+// events, doubled while the result stays within a quarter of the length.
+// A state grows with its stream (remembered idempotency keys), so a fixed
+// spacing would cost each event a share that grows with the stream; a
+// spacing proportional to the length keeps that share constant, at the
+// price of a cold load reading a tail of at most a quarter of the stream
+// besides decoding the snapshot, which is of the stream's order anyway.
+// Every interval is a multiple of the smaller ones, so the spacing only
+// ever thins out.
+func interval(every, length uint64) uint64 {
+	n := every
+	for n <= length/8 {
+		n *= 2
+	}
+	return n
 }
 
 // save snapshots l's state (the caller owns it) in the background: it
