@@ -136,12 +136,16 @@ func lineUp(t *testing.T, b *eventstore.Batcher[*counter, counterEvent], stream 
 	ctx := context.Background()
 	deciding, release := make(chan struct{}), make(chan struct{})
 	gateDone := make(chan error, 1)
+	var decided atomic.Bool
 	go func() {
 		_, err := b.Do(ctx, stream, eventstore.Metadata{}, func(s *counter) ([]counterEvent, error) {
-			select {
-			case deciding <- struct{}{}:
+			// Only the first decision waits (a later one is a re-decision
+			// after a conflict). A non-blocking send here would skip the
+			// wait whenever the test had not reached its receive yet, and
+			// the test would then wait for a signal that never comes.
+			if decided.CompareAndSwap(false, true) {
+				deciding <- struct{}{}
 				<-release
-			default: // decided again after a conflict
 			}
 			return []counterEvent{added{1}}, nil
 		})
