@@ -1,0 +1,193 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/coinledger/coinledger/eventstore"
+)
+
+// Follower is a consumer of the log that keeps its state in memory (an
+// index, a scheduler, a side-effect worker) instead of in read-model tables.
+// Follow makes one a Projection, so the Runner follows it like any other:
+// from a durable position, with retries, parking, status and metrics.
+//
+// The Runner keeps a snapshot of a follower's state with its position in
+// the read-model database (written every Options.SnapshotEvery events, when
+// the log is quiet, and when Run returns) and at start restores the latest
+// one and reads only the events after it. A snapshot of another Version is
+// dropped: the follower starts empty and reads the log from the start.
+//
+// Handle folds one event into the state. It is called from one goroutine,
+// in global order, never twice for one event within a process; after a
+// restart from a snapshot older than the last event handled, the events
+// since are handled again, so side effects must be idempotent (a
+// deterministic event id, an expected version). When Handle fails it must
+// leave the state as it was: the Runner calls it again for the same event
+// (transient errors, see ErrTransient, with backoff) or parks the follower.
+//
+// Snapshot encodes the state as of the last event handled; Restore replaces
+// the state with a snapshot's, or with the empty state for nil. Both are
+// called from Handle's goroutine, never concurrently with it; readers of the
+// state on other goroutines need the follower's own lock.
+//
+// A Follower may also be Selective (Wants), and a SideEffecting one.
+type Follower interface {
+	Name() string
+	Version() int
+	Handle(ctx context.Context, e eventstore.Event) error
+	Snapshot() ([]byte, error)
+	Restore(data []byte) error
+}
+
+// SideEffecting is an optional capability of a Follower that acts on the
+// world (sends, appends) rather than only indexing: an operator may skip an
+// event that parks it (Runner.Skip), which a read model could never afford.
+type SideEffecting interface {
+	SideEffects()
+}
+
+// Stream and event type the Runner records a skipped event with, one
+// stream per follower.
+const (
+	// SkipStreamPrefix + follower name is the stream of its skips.
+	SkipStreamPrefix = "follower-"
+	// TypeEventSkipped: an operator skipped the event at Position for the
+	// follower.
+	TypeEventSkipped = "follower.event_skipped"
+)
+
+// EventSkipped is the data of TypeEventSkipped.
+type EventSkipped struct {
+	Follower string `json:"follower"`
+	Position uint64 `json:"position"`
+	EventID  string `json:"event_id"`
+	Stream   string `json:"stream"`
+	Type     string `json:"type"`
+	Error    string `json:"error"`
+}
+
+// Follow returns f as a Projection for NewRunner.
+func Follow(f Follower) Projection {
+	return &memory{f: f, skips: map[uint64]bool{}}
+}
+
+// memory adapts a Follower to the Projection the Runner drives. Events at
+// or before pos are already in f's state (a batch retried after its
+// transaction failed is not handled twice).
+type memory struct {
+	f     Follower
+	mu    sync.Mutex      // guards skips, which Skip writes
+	skips map[uint64]bool // positions an operator skipped
+	pos   uint64          // last event folded into f (or skipped)
+	snap  uint64          // position of the last snapshot written
+	every uint64          // snapshot spacing, set by the Runner
+}
+
+func (m *memory) Name() string { return m.f.Name() }
+
+// Migrations: a follower has no tables; its snapshot lives in the Runner's.
+func (m *memory) Migrations(Dialect) []string { return nil }
+
+// Wants delegates to a Selective follower; others want every event.
+func (m *memory) Wants(e eventstore.Event) bool {
+	if s, ok := m.f.(Selective); ok {
+		return s.Wants(e)
+	}
+	return true
+}
+
+func (m *memory) sideEffects() bool {
+	_, ok := m.f.(SideEffecting)
+	return ok
+}
+
+func (m *memory) skipped(pos uint64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.skips[pos]
+}
+
+func (m *memory) skip(pos uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.skips[pos] = true
+}
+
+// Apply hands f the events it has not handled yet and writes a snapshot in
+// tx once SnapshotEvery events have passed since the last one.
+func (m *memory) Apply(ctx context.Context, tx Tx, events []eventstore.Event) error {
+	for _, e := range events {
+		if e.Position <= m.pos {
+			continue
+		}
+		if !m.skipped(e.Position) {
+			if err := m.f.Handle(ctx, e); err != nil {
+				return fmt.Errorf("follower %s at %d (%s %s): %w", m.f.Name(), e.Position, e.Stream, e.Type, err)
+			}
+		}
+		m.pos = e.Position
+	}
+	if m.every > 0 && m.pos-m.snap >= m.every {
+		return m.save(ctx, tx)
+	}
+	return nil
+}
+
+// save writes f's snapshot at m.pos in tx.
+func (m *memory) save(ctx context.Context, tx Tx) error {
+	data, err := m.f.Snapshot()
+	if err != nil {
+		return fmt.Errorf("follower %s: snapshot: %w", m.f.Name(), err)
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO follower_snapshots (name, version, position, state) VALUES (?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET version = excluded.version, position = excluded.position, state = excluded.state`,
+		m.f.Name(), int64(m.f.Version()), int64(m.pos), data)
+	if err != nil {
+		return fmt.Errorf("follower %s: write snapshot at %d: %w", m.f.Name(), m.pos, err)
+	}
+	m.snap = m.pos
+	return nil
+}
+
+// restore loads f's snapshot (if there is one of f's version) into f and
+// returns its position; 0 with an empty state otherwise.
+func (m *memory) restore(ctx context.Context, db DB) (uint64, error) {
+	var (
+		version, pos int64
+		data         []byte
+	)
+	err := db.QueryRow(ctx, `SELECT version, position, state FROM follower_snapshots WHERE name = ?`, m.f.Name()).
+		Scan(&version, &pos, &data)
+	switch {
+	case errors.Is(err, ErrNoRows) || (err == nil && version != int64(m.f.Version())):
+		pos, data = 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("follower %s: read snapshot: %w", m.f.Name(), err)
+	}
+	if err := m.f.Restore(data); err != nil {
+		if data == nil {
+			return 0, fmt.Errorf("follower %s: reset: %w", m.f.Name(), err)
+		}
+		// A snapshot the code cannot read is a cache miss, not a failure.
+		if err := m.f.Restore(nil); err != nil {
+			return 0, fmt.Errorf("follower %s: reset: %w", m.f.Name(), err)
+		}
+		pos = 0
+	}
+	m.pos, m.snap = uint64(pos), uint64(pos)
+	return m.pos, nil
+}
+
+// skipEvent is the event that records an operator's skip.
+func skipEvent(name string, e eventstore.Event, failure string) (eventstore.EventData, error) {
+	data, err := json.Marshal(EventSkipped{Follower: name, Position: e.Position, EventID: e.ID.String(),
+		Stream: e.Stream, Type: e.Type, Error: failure})
+	if err != nil {
+		return eventstore.EventData{}, err
+	}
+	return eventstore.EventData{Type: TypeEventSkipped, Data: data}, nil
+}
