@@ -88,6 +88,9 @@ type Options struct {
 	// Logger gets a line per retry and per parked projection. Default
 	// slog.Default().
 	Logger *slog.Logger
+	// SnapshotEvery is how many events pass between two snapshots of a
+	// Follower's state (see Follow). Default 10000.
+	SnapshotEvery uint64
 }
 
 func (o *Options) setDefaults() {
@@ -109,6 +112,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.SnapshotEvery == 0 {
+		o.SnapshotEvery = 10_000
 	}
 }
 
@@ -717,6 +723,16 @@ func (r *Runner) WaitFor(ctx context.Context, name string, position uint64) erro
 			return fmt.Errorf("wait for %s@%d (at %d): %w", name, position, pos, ctx.Err())
 		}
 	}
+}
+
+// CaughtUp waits until projection name has committed every event the store
+// held when it was called: WaitFor with the store's head.
+func (r *Runner) CaughtUp(ctx context.Context, name string) error {
+	head, err := r.store.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("wait for %s: read head: %w", name, err)
+	}
+	return r.WaitFor(ctx, name, head)
 }
 
 // Status is where a projection stands.

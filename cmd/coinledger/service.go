@@ -29,10 +29,13 @@ import (
 // service is the wired application: stores, command services, projection
 // runner and HTTP handler.
 type service struct {
-	store   eventstore.Store
-	runner  *projections.Runner
-	handler http.Handler
-	closers []func() error
+	store  eventstore.Store
+	runner *projections.Runner
+	// followers are the in-memory consumers of the log (projections.Follow)
+	// the runner drives beside the read models.
+	followers []projections.Projection
+	handler   http.Handler
+	closers   []func() error
 	// workers run beside the HTTP server until the service stops (chain
 	// syncers, walletnotify listeners, ...).
 	workers []func(context.Context) error
@@ -69,7 +72,6 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 		return svc, err
 	}
 	svc.closers = append(svc.closers, closeDB)
-	svc.runner = projections.NewRunner(db, svc.store, projections.Options{Logger: logger}, readModels()...)
 
 	// Wallet and user snapshots: a cache beside whatever event store.
 	var snaps eventstore.SnapshotStore
@@ -128,6 +130,10 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	if err != nil {
 		return svc, err
 	}
+	// One runner follows the log for every read model and every in-memory
+	// follower the wiring above registered.
+	svc.runner = projections.NewRunner(db, svc.store, projections.Options{Logger: logger,
+		SnapshotEvery: followerSnapshotEvery}, append(readModels(), svc.followers...)...)
 	a := api.New(api.Deps{Store: svc.store, DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
 		Issuer: issuer, ClientIP: clientIP, Logins: auth.NewLoginGuard(auth.DefaultLoginPolicy(), time.Now), Chains: chains,
 		Market: mkt, Alerts: alertSvc, Outbox: ob, Hooks: svc.hooks, Logger: logger, Version: version,
@@ -135,6 +141,19 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 			MaxBufferedEvents: cfg.Websocket.MaxBufferedEvents}})
 	svc.handler, svc.shutdown = a, append(svc.shutdown, a.Shutdown)
 	return svc, nil
+}
+
+// followerSnapshotEvery is how many events pass between two snapshots of
+// an in-memory follower.
+const followerSnapshotEvery = 10_000
+
+// follow registers f with the runner and returns a function that waits
+// until f has handled every event appended so far (for lookups that must
+// see the latest appends).
+func (s *service) follow(f projections.Follower) func(context.Context) error {
+	s.followers = append(s.followers, projections.Follow(f))
+	name := f.Name()
+	return func(ctx context.Context) error { return s.runner.CaughtUp(ctx, name) }
 }
 
 // close releases everything, last opened first.
