@@ -98,8 +98,8 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	var phase atomic.Int32
 	type transfer struct{ id, to string }
 	var (
-		mu     sync.Mutex
-		acked  []transfer
+		mu      sync.Mutex
+		acked   []transfer
 		byPhase [3]int
 	)
 	ackedIn := func(p int) int {
@@ -253,7 +253,7 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	}
 	type side struct{ account, kind string }
 	entries := map[string][]side{} // reference -> entries
-	imports := map[string]int{} // account -> import entries
+	imports := map[string]int{}    // account -> import entries
 	for rows.Next() {
 		var account, kind, ref string
 		if err := rows.Scan(&account, &kind, &ref); err != nil {
