@@ -138,6 +138,13 @@ func TestParkedFollowerSkips(t *testing.T) {
 	if code, body := get(t, ts.URL+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "sums parked") {
 		t.Errorf("/readyz: %d %s, want 503 naming the follower", code, body)
 	}
+	_, metrics := get(t, ts.URL+"/metrics")
+	for _, want := range []string{`coinledger_projection_parked{projection="sums"} 1`,
+		`coinledger_projection_ready{kind="follower",projection="sums"} 0`, `coinledger_projection_ready{kind="read_model",projection="wallet"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics has no %q", want)
+		}
+	}
 	admin := ts.admin(t)
 	var status struct {
 		Projections []struct {
