@@ -22,6 +22,7 @@ type projectionJSON struct {
 	Running  bool
 	State    string
 	Error    string
+	ParkedAt uint64 `json:"parked_at"`
 	Failures uint64
 }
 
