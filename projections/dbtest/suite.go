@@ -52,6 +52,7 @@ func Run(t *testing.T, newDB NewDB) {
 		{"HostileEventTextsCatchUp", testHostileEvents},
 		{"FollowerResumesFromSnapshot", testFollowerResumes},
 		{"FollowerPoisonSkipped", testFollowerSkip},
+		{"FollowerSnapshotRolledBack", testFollowerSnapshotRolledBack},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
