@@ -339,7 +339,7 @@ func TestEngineResumesFromSnapshot(t *testing.T) {
 	// And a tick that re-arms the re-arming alert after its cooldown, one
 	// that fires it a third time: it was created before the restart, so
 	// only the restored state knows it.
-	pause(10 * time.Minute)(t, w)
+	pause(10*time.Minute)(t, w)
 	w.tick(t, btcusd, "63000")
 	third := w.tick(t, btcusd, "64100")
 	eng.sync(t, w)
