@@ -108,7 +108,7 @@ func (f *Follower) Handle(ctx context.Context, e eventstore.Event) error {
 func (f *Follower) firing(ctx context.Context, e eventstore.Event) error {
 	d, err := f.n.alertCodec.Decode(e)
 	if err != nil {
-		return fmt.Errorf("outbox: decode %s@%d: %w", e.Stream, e.Revision, err)
+		return fmt.Errorf("decode %s@%d: %w", e.Stream, e.Revision, err)
 	}
 	t, ok := d.(alerts.AlertTriggered)
 	if !ok {
@@ -162,7 +162,7 @@ func (f *Follower) knows(id string) bool {
 func (f *Follower) queue(ctx context.Context, q Queued, meta eventstore.Metadata) error {
 	data, err := f.n.codec.Encode(meta, []Event{q})
 	if err != nil {
-		return fmt.Errorf("outbox: queue %s: %w", q.DeliveryID, err)
+		return fmt.Errorf("queue delivery %s: %w", q.DeliveryID, err)
 	}
 	_, err = f.n.cfg.Store.Append(ctx, stream(q.DeliveryID), eventstore.NoStream, data...)
 	switch {
@@ -170,9 +170,9 @@ func (f *Follower) queue(ctx context.Context, q Queued, meta eventstore.Metadata
 		return nil
 	case ctx.Err() != nil, errors.Is(err, eventstore.ErrInvalidEvent), errors.Is(err, eventstore.ErrClosed),
 		errors.Is(err, eventstore.ErrStoreFailed):
-		return fmt.Errorf("outbox: queue %s: %w", q.DeliveryID, err)
+		return fmt.Errorf("queue delivery %s: %w", q.DeliveryID, err)
 	}
-	return fmt.Errorf("outbox: queue %s: %w: %w", q.DeliveryID, projections.ErrTransient, err)
+	return fmt.Errorf("queue delivery %s: %w: %w", q.DeliveryID, projections.ErrTransient, err)
 }
 
 // delivery folds an event of a delivery stream, with the delivery's own
@@ -180,7 +180,7 @@ func (f *Follower) queue(ctx context.Context, q Queued, meta eventstore.Metadata
 func (f *Follower) delivery(e eventstore.Event) error {
 	ev, err := f.n.codec.Decode(e)
 	if err != nil {
-		return fmt.Errorf("outbox: decode %s@%d: %w", e.Stream, e.Revision, err)
+		return fmt.Errorf("decode %s@%d: %w", e.Stream, e.Revision, err)
 	}
 	id := strings.TrimPrefix(e.Stream, StreamPrefix)
 	f.update(func() {
@@ -226,7 +226,7 @@ func (f *Follower) Snapshot() ([]byte, error) {
 func (f *Follower) Restore(data []byte) error {
 	p, a, err := decodeState(data)
 	if err != nil {
-		return fmt.Errorf("outbox: restore: %w", err)
+		return fmt.Errorf("restore: %w", err)
 	}
 	f.update(func() { f.pending, f.awaiting = p, a })
 	return nil
