@@ -92,6 +92,7 @@ func (svc *service) wireMarket(cfg *Config, bus *gochannel.GoChannel, logger *sl
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	svc.follow(n.Follower()) // queues deliveries, keeps the pending ones
 	svc.workers = append(svc.workers, n.Run)
 
 	feeds, err := priceFeeds(cfg, logger)
