@@ -344,6 +344,8 @@ func TestEngineResumesFromSnapshot(t *testing.T) {
 	third := w.tick(t, btcusd, "64100")
 	eng.sync(t, w)
 
+	t.Logf("second start: reads of the log after %v; %d events handled, %d appended since the first stopped at %d",
+		second.starts(), eng.handled.Load(), w.head(t)-stopped, stopped)
 	for _, s := range second.starts() {
 		if s == 0 {
 			t.Fatalf("the second start read the log from 0 (reads after %v)", second.starts())
