@@ -121,7 +121,8 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	// describes exactly what is wired here.
 	bus := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, watermill.NewSlogLogger(logger))
 	svc.closers = append(svc.closers, bus.Close)
-	chains := chainsync.NewRegistry(svc.store, walletSvc, logger)
+	idx := chainsync.NewIndex()
+	chains := chainsync.NewRegistry(svc.store, walletSvc, idx, svc.follow(idx), logger)
 	svc.chains = chains
 	if err := svc.wireChains(cfg, chains, bus, logger); err != nil {
 		return svc, err
