@@ -18,8 +18,7 @@ import (
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
 	"github.com/coinledger/coinledger/projections"
-	rmsqlite "github.com/coinledger/coinledger/projections/sqlite"
-	"github.com/coinledger/coinledger/test/background"
+	"github.com/coinledger/coinledger/projections/dbtest"
 )
 
 type fixture struct {
@@ -31,7 +30,6 @@ type fixture struct {
 	backend chainsync.Backend
 	reg     *chainsync.Registry
 	sync    *chainsync.Syncer
-	runner  *projections.Runner
 }
 
 // newFixture opens a store with wallet "w" of BTC (threshold 3) holding
@@ -52,32 +50,12 @@ func newFixture(t *testing.T, wrap func(*null.Chain) chainsync.Backend) *fixture
 		f.backend = wrap(f.chain)
 	}
 	idx := chainsync.NewIndex()
-	f.runner = startRunner(t, store, filepath.Join(t.TempDir(), "readmodels.db"), idx)
-	f.reg = chainsync.NewRegistry(store, ws, idx, caughtUp(f.runner), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	caughtUp, _ := dbtest.RunFollower(t, store, filepath.Join(t.TempDir(), "readmodels.db"), idx, projections.Options{})
+	f.reg = chainsync.NewRegistry(store, ws, idx, caughtUp, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f.sync = f.reg.Add("BTC", f.backend, chainsync.Options{Kind: "null"})
 	f.do(ledger.OpenWallet{Name: "w", Coin: money.BTC, Permissions: ledger.AllPermissions(), Confirmations: 3})
 	f.do(ledger.OpenAccount{Name: "alice"})
 	return f
-}
-
-// startRunner runs a projection runner over a read-model database at
-// path following store for idx, until the test ends.
-func startRunner(t *testing.T, store eventstore.Store, path string, idx *chainsync.Index) *projections.Runner {
-	t.Helper()
-	db, err := rmsqlite.Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := projections.NewRunner(db, store, projections.Options{Logger: slog.New(slog.DiscardHandler)}, projections.Follow(idx))
-	stop := background.Run(t, true, r.Run)
-	t.Cleanup(func() { stop(); db.Close() })
-	return r
-}
-
-// caughtUp is the wiring's port: it waits until the index has handled the
-// log up to its head.
-func caughtUp(r *projections.Runner) func(context.Context) error {
-	return func(ctx context.Context) error { return r.CaughtUp(ctx, chainsync.IndexName) }
 }
 
 func (f *fixture) do(cmd ledger.Command) wallets.Result {

@@ -3,7 +3,6 @@ package users_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -18,8 +17,7 @@ import (
 	"github.com/coinledger/coinledger/eventstore/seal"
 	"github.com/coinledger/coinledger/eventstore/storetest"
 	"github.com/coinledger/coinledger/projections"
-	rmsqlite "github.com/coinledger/coinledger/projections/sqlite"
-	"github.com/coinledger/coinledger/test/background"
+	"github.com/coinledger/coinledger/projections/dbtest"
 )
 
 // follow runs a projection runner for f over a read-model database at
@@ -27,33 +25,8 @@ import (
 // for it (the runner's CaughtUp).
 func follow(tb testing.TB, store eventstore.Store, path string, f projections.Follower, opts projections.Options) func(context.Context) error {
 	tb.Helper()
-	caughtUp, _ := runFollower(tb, store, path, f, opts)
+	caughtUp, _ := dbtest.RunFollower(tb, store, path, f, opts)
 	return caughtUp
-}
-
-// runFollower is follow that also returns a stop function (it stops the
-// runner and closes the database; the test's end calls it too).
-func runFollower(tb testing.TB, store eventstore.Store, path string, f projections.Follower, opts projections.Options) (
-	caughtUp func(context.Context) error, stop func()) {
-	tb.Helper()
-	db, err := rmsqlite.Open(context.Background(), path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	r := projections.NewRunner(db, store, opts, projections.Follow(f))
-	stopRunner := background.Run(tb, true, r.Run)
-	stop = func() {
-		if err := stopRunner(); err != nil {
-			tb.Errorf("runner: %v", err)
-		}
-		db.Close()
-	}
-	tb.Cleanup(stop)
-	name := f.Name()
-	return func(ctx context.Context) error { return r.CaughtUp(ctx, name) }, stop
 }
 
 // counted counts the events a follower is handed that it wants (the
@@ -246,7 +219,7 @@ func TestAPIKeyIndexRestartsFromItsSnapshot(t *testing.T) {
 	}
 
 	first := &counted{APIKeyIndex: users.NewAPIKeyIndex(e.keys)}
-	caughtUp, stop := runFollower(t, counter, path, first, opts)
+	caughtUp, stop := dbtest.RunFollower(t, counter, path, first, opts)
 	svc := service(first, caughtUp)
 	if owner, _, err := svc.AuthenticateAPIKey(ctx, secrets[0]); err != nil || owner != "alice" {
 		t.Fatalf("before the restart: %q %v", owner, err)
@@ -258,7 +231,7 @@ func TestAPIKeyIndexRestartsFromItsSnapshot(t *testing.T) {
 
 	counter.Reset()
 	second := &counted{APIKeyIndex: users.NewAPIKeyIndex(e.keys)}
-	caughtUp, _ = runFollower(t, counter, path, second, opts)
+	caughtUp, _ = dbtest.RunFollower(t, counter, path, second, opts)
 	svc = service(second, caughtUp)
 	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

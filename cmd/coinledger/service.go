@@ -116,7 +116,9 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	}
 	// Holds end at their expires_at: the scheduler follows the log and
 	// appends hold_expired through the wallet writers.
-	svc.workers = append(svc.workers, expiry.New(svc.store, walletSvc, logger, expiry.Options{}).Run)
+	holds := expiry.New(walletSvc, logger, expiry.Options{})
+	holdsCaughtUp := svc.follow(holds)
+	svc.workers = append(svc.workers, func(ctx context.Context) error { return holds.Run(ctx, holdsCaughtUp) })
 	// The embedded default binds BTC to the simulated chain; /status
 	// describes exactly what is wired here.
 	bus := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, watermill.NewSlogLogger(logger))
