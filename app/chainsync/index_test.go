@@ -168,9 +168,13 @@ func TestIndexRestartsFromItsSnapshot(t *testing.T) {
 	}
 	do(ledger.OpenWallet{Name: "w", Coin: money.BTC, Permissions: ledger.AllPermissions(), Confirmations: 1})
 	do(ledger.OpenAccount{Name: "alice"})
+	chain := null.New("BTC")
 	var assigned []string
-	for i := range 12 {
-		a := fmt.Sprintf("addr-%02d", i)
+	for range 12 {
+		a, err := chain.NewAddress(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
 		do(ledger.AssignAddress{Account: "alice", Address: a})
 		assigned = append(assigned, a)
 	}
@@ -195,7 +199,6 @@ func TestIndexRestartsFromItsSnapshot(t *testing.T) {
 		t.Errorf("after the restart %d old wallet events handled again", got)
 	}
 
-	chain := null.New("BTC")
 	reg := chainsync.NewRegistry(store, ws, second.Index, caughtUp, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	s := reg.Add("BTC", chain, chainsync.Options{Kind: "null"})
 	late, err := s.NewAddress(ctx)
