@@ -574,6 +574,15 @@ func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoi
 			*checkpoint = to
 			continue
 		case <-ctx.Done():
+			if skipped > *checkpoint {
+				// Stopping: store the position reached by skipping, so that
+				// a restart does not read those events again.
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				if r.flush(sctx, name, m, *checkpoint, skipped) == nil {
+					*checkpoint = skipped
+				}
+				cancel()
+			}
 			return ctx.Err()
 		}
 		idle.Stop()

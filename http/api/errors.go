@@ -106,6 +106,10 @@ var statusOf = []struct {
 	{identity.ErrExceedsOwner, http.StatusForbidden, "permission_denied", ""},
 	{identity.ErrAPIKeyNotFound, http.StatusNotFound, "not_found", ""},
 	{identity.ErrAPIKeyExists, http.StatusConflict, "api_key_exists", ""},
+	{projections.ErrParked, http.StatusServiceUnavailable, "read_model_unavailable",
+		"a read model or index this request needs is parked at an event that keeps failing; an operator must retry it"},
+	{projections.ErrTransient, http.StatusServiceUnavailable, "read_model_unavailable",
+		"the read-model database is unavailable; retry"},
 	{eventstore.ErrStoreFailed, http.StatusServiceUnavailable, "store_failed",
 		"the event store refuses writes after an I/O error; an operator must restart the service"},
 }
