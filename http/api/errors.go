@@ -87,6 +87,8 @@ var statusOf = []struct {
 	{ledger.ErrWalletExists, http.StatusConflict, "wallet_exists", ""},
 	{projections.ErrUnknownProjection, http.StatusNotFound, "not_found", ""},
 	{projections.ErrNotParked, http.StatusConflict, "projection_not_parked", "the read model is not parked"},
+	{projections.ErrRebuilding, http.StatusConflict, "projection_rebuilding", "the read model is already being rebuilt"},
+	{projections.ErrJobNotFound, http.StatusNotFound, "not_found", ""},
 	{ledger.ErrAccountExists, http.StatusConflict, "account_exists", ""},
 	{ledger.ErrHoldExists, http.StatusConflict, "hold_exists", ""},
 	{identity.ErrUserExists, http.StatusConflict, "user_exists", ""},
