@@ -398,17 +398,22 @@ func (r *Runner) rebuild(ctx context.Context, j *Job) (err error) {
 		return fmt.Errorf("rebuild %s: %w", name, err)
 	}
 	b := &builder{r: r, p: p, db: shadow, job: j, start: time.Now()}
-	// Catch up with the head, again while it moves by more than a batch.
+	// Catch up with the head, and again while it moved by more than a
+	// batch meanwhile.
 	for {
 		head, err := r.store.Head(ctx)
 		if err != nil {
 			return fmt.Errorf("rebuild %s: read head: %w", name, err)
 		}
-		if head <= b.pos || head-b.pos <= uint64(r.opts.MaxBatch) {
+		if head <= b.pos {
 			break
 		}
+		gap := head - b.pos
 		if err := b.fill(ctx, head); err != nil {
 			return fmt.Errorf("rebuild %s: %w", name, err)
+		}
+		if gap <= uint64(r.opts.MaxBatch) {
+			break
 		}
 	}
 	// Hold the live projection at a checkpoint at or past the shadow's

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -334,4 +335,41 @@ func testRebuildParked(t *testing.T, newDB NewDB) {
 	if st[0].State == projections.StateParked {
 		t.Errorf("still parked after the rebuild: %+v", st[0])
 	}
+}
+
+// Dump returns every row of each table as one line of text, sorted, for
+// comparing two read models whatever their columns.
+func Dump(tb testing.TB, db projections.DB, tables ...string) map[string][]string {
+	tb.Helper()
+	ctx := context.Background()
+	out := map[string][]string{}
+	for _, table := range tables {
+		query := `SELECT CAST(` + table + ` AS TEXT) FROM ` + table + ` ORDER BY 1`
+		if db.Dialect() == projections.SQLite {
+			rows, err := db.Query(ctx, `SELECT name FROM pragma_table_info(?) ORDER BY cid`, table)
+			must(tb, err)
+			var cols []string
+			for rows.Next() {
+				var c string
+				must(tb, rows.Scan(&c))
+				cols = append(cols, `quote(`+c+`)`)
+			}
+			must(tb, rows.Close())
+			if len(cols) == 0 {
+				tb.Fatalf("dump: no table %s", table)
+			}
+			query = `SELECT ` + strings.Join(cols, ` || '|' || `) + ` FROM ` + table + ` ORDER BY 1`
+		}
+		rows, err := db.Query(ctx, query)
+		must(tb, err)
+		lines := []string{}
+		for rows.Next() {
+			var line string
+			must(tb, rows.Scan(&line))
+			lines = append(lines, line)
+		}
+		must(tb, rows.Close())
+		out[table] = lines
+	}
+	return out
 }
