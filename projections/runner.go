@@ -165,7 +165,7 @@ type progress struct {
 	parkedAt uint64 // position of the event it is parked at
 	failures uint64 // failed attempts since NewRunner
 	retry    chan struct{}
-	readyAt  uint64 // the store's head when Run started
+	readyAt  uint64         // the store's head when Run started
 	pause    chan *pauseReq // a rebuild asks the applier to hold; see rebuild.go
 }
 
