@@ -31,6 +31,9 @@ var (
 // was built with, and at start rebuilds (blue/green, see Runner.Rebuild) a
 // read model built with another version while the old one keeps serving.
 // A read model built before versions were recorded counts as version 1.
+// Until the swap the live tables serve and go on being followed, by the
+// new code (their schema migrated as usual): rows written before the start
+// are the old version's.
 type Versioned interface {
 	Version() int
 }
@@ -288,7 +291,9 @@ func (r *Runner) rebuilds(ctx context.Context, g interface{ Go(func() error) }) 
 	for {
 		for _, j := range r.jobs.take() {
 			g.Go(func() error {
-				err := r.rebuild(ctx, j)
+				// A transient failure (the database restarting) starts
+				// the rebuild over after a backoff.
+				err := r.retryTransient(ctx, "rebuild "+j.Projection, func() error { return r.rebuild(ctx, j) })
 				r.jobs.finish(j, err)
 				if err != nil {
 					r.opts.Logger.Error("projection rebuild failed", "projection", j.Projection, "job", j.ID, "err", err)
@@ -377,7 +382,7 @@ func setVersion(ctx context.Context, tx Tx, name string, v int64) error {
 }
 
 // rebuild runs job j (see Rebuild).
-func (r *Runner) rebuild(ctx context.Context, j *Job) (err error) {
+func (r *Runner) rebuild(ctx context.Context, j *Job) error {
 	name := j.Projection
 	p, _ := r.readModel(name)
 	sh, ok := r.db.(Shadowing)
@@ -389,8 +394,9 @@ func (r *Runner) rebuild(ctx context.Context, j *Job) (err error) {
 		return fmt.Errorf("rebuild %s: %w", name, err)
 	}
 	defer func() {
-		if derr := shadow.Drop(context.WithoutCancel(ctx)); derr != nil && err == nil {
-			err = fmt.Errorf("rebuild %s: drop shadow: %w", name, derr)
+		// What is left is dropped by the next rebuild of name.
+		if err := shadow.Drop(context.WithoutCancel(ctx)); err != nil {
+			r.opts.Logger.Warn("projection rebuild: drop shadow", "projection", name, "job", j.ID, "err", err)
 		}
 	}()
 	steps := p.Migrations(r.db.Dialect())
@@ -490,9 +496,13 @@ func (b *builder) fill(ctx context.Context, to uint64) error {
 		err    error
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	batches := make(chan batch, 1)
-	go func() {
+	var reader sync.WaitGroup
+	defer func() {
+		cancel()
+		reader.Wait()
+	}()
+	reader.Go(func() {
 		defer close(batches)
 		after := b.pos
 		for after < to {
@@ -508,7 +518,9 @@ func (b *builder) fill(ctx context.Context, to uint64) error {
 				return
 			}
 			if i := len(events); events[i-1].Position > to {
-				events = events[:sortSearch(events, to)]
+				if events = events[:sortSearch(events, to)]; len(events) == 0 {
+					return // to was no event's position: nothing more up to it
+				}
 			}
 			after = events[len(events)-1].Position
 			select {
@@ -517,7 +529,7 @@ func (b *builder) fill(ctx context.Context, to uint64) error {
 				return
 			}
 		}
-	}()
+	})
 	sel, selective := b.p.(Selective)
 	var wanted []eventstore.Event
 	for bt := range batches {

@@ -87,7 +87,8 @@ func testRebuildUnderLoad(t *testing.T, newDB NewDB) {
 	AppendCredits(t, store, "credits-0", 4000, 40, 200)
 	db := newDB(t)
 	counter := &Counter{}
-	r := projections.NewRunner(db, store, projections.Options{MaxBatch: 500, Logger: quiet}, balance.Balances{}, counter)
+	r := projections.NewRunner(db, store, projections.Options{MaxBatch: 500, Logger: quiet}, balance.Balances{}, counter,
+		projections.Follow(&Sums{}))
 	start(t, r)
 	head, err := store.Head(ctx)
 	must(t, err)
@@ -140,8 +141,14 @@ func testRebuildUnderLoad(t *testing.T, newDB NewDB) {
 	if _, err := r.Rebuild("nope"); !errors.Is(err, projections.ErrUnknownProjection) {
 		t.Errorf("Rebuild of an unknown projection: %v, want ErrUnknownProjection", err)
 	}
+	if _, err := r.Rebuild("sums"); !errors.Is(err, projections.ErrUnknownProjection) {
+		t.Errorf("Rebuild of a follower: %v, want ErrUnknownProjection", err)
+	}
 	models, err := r.ReadModels(ctx)
 	must(t, err)
+	if len(models) != 2 {
+		t.Errorf("ReadModels lists %d, want balances and counter (not the follower): %+v", len(models), models)
+	}
 	if i := slices.IndexFunc(models, func(m projections.ReadModel) bool { return m.Name == "balances" }); i < 0 || models[i].Rebuild != job.ID {
 		t.Errorf("ReadModels during the rebuild: %+v, want balances rebuilding by %s", models, job.ID)
 	}
