@@ -180,9 +180,10 @@ func (js *jobs) finish(j *Job, err error) {
 // tables is written, so a rebuild fires no side effect.
 //
 // It fails with ErrUnknownProjection for a name that is not a read model of
-// this runner (followers, see Follow, are never rebuilt: their snapshots
-// are), ErrRebuilding while one is in progress, and ErrNoShadow when the
-// database cannot hold a shadow.
+// this runner (followers, see Follow, are never rebuilt this way: one of a
+// new version starts over from the first event by itself), ErrRebuilding
+// while one is in progress, and ErrNoShadow when the database cannot hold
+// a shadow.
 func (r *Runner) Rebuild(name string) (Job, error) {
 	if _, ok := r.readModel(name); !ok {
 		return Job{}, fmt.Errorf("rebuild %s: %w", name, ErrUnknownProjection)
