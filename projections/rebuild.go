@@ -285,7 +285,8 @@ var versionsMigrations = []string{
 // until ctx is done. A failed rebuild fails its job, never the runner.
 func (r *Runner) rebuilds(ctx context.Context, g interface{ Go(func() error) }) error {
 	if _, ok := r.db.(Shadowing); ok {
-		if err := r.retryTransient(ctx, "check versions", func() error { return r.checkVersions(ctx) }); err != nil {
+		err := r.retryTransient(ctx, "check versions", func() error { return r.checkVersions(ctx) })
+		if err != nil && ctx.Err() == nil {
 			r.opts.Logger.Error("projections version check failed", "err", err)
 		}
 	}
