@@ -88,6 +88,8 @@ var statusOf = []struct {
 	{projections.ErrUnknownProjection, http.StatusNotFound, "not_found", ""},
 	{projections.ErrNotParked, http.StatusConflict, "projection_not_parked", "the read model or follower is not parked"},
 	{projections.ErrNotSkippable, http.StatusConflict, "follower_not_skippable", "only a side-effect follower may skip an event"},
+	{projections.ErrRebuilding, http.StatusConflict, "projection_rebuilding", "the read model is already being rebuilt"},
+	{projections.ErrJobNotFound, http.StatusNotFound, "not_found", ""},
 	{ledger.ErrAccountExists, http.StatusConflict, "account_exists", ""},
 	{ledger.ErrHoldExists, http.StatusConflict, "hold_exists", ""},
 	{identity.ErrUserExists, http.StatusConflict, "user_exists", ""},
