@@ -174,22 +174,15 @@ func (s *Scheduler) poke() {
 func (s *Scheduler) Snapshot() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	numbers := map[string]uint64{}
-	var names []string
+	var names compact.Names
 	for h := range s.pending {
-		if _, ok := numbers[h.wallet]; !ok {
-			numbers[h.wallet] = uint64(len(names))
-			names = append(names, h.wallet)
-		}
+		names.Add(h.wallet)
 	}
 	var w compact.Writer
-	w.Uint(uint64(len(names)))
-	for _, name := range names {
-		w.String(name)
-	}
+	w.Names(&names)
 	w.Uint(uint64(len(s.pending)))
 	for h, e := range s.pending {
-		w.Uint(numbers[h.wallet])
+		w.Uint(names.Add(h.wallet))
 		w.String(h.id)
 		w.Int(e.at.UnixNano())
 	}
@@ -203,16 +196,9 @@ func (s *Scheduler) Restore(data []byte) error {
 	var q queue
 	if len(data) > 0 {
 		r := compact.NewReader(data)
-		names := make([]string, r.Len())
-		for i := range names {
-			names[i] = r.String()
-		}
+		names := r.Names()
 		for range r.Len() {
-			n := r.Uint()
-			if n >= uint64(len(names)) {
-				return fmt.Errorf("hold expiry: restore: %w", compact.ErrCorrupt)
-			}
-			h := hold{names[n], r.String()}
+			h := hold{r.Name(names), r.String()}
 			e := &entry{hold: h, at: time.Unix(0, r.Int()).UTC(), index: len(q)}
 			pending[h] = e
 			q = append(q, e)

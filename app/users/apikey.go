@@ -193,23 +193,16 @@ func (x *APIKeyIndex) Handle(_ context.Context, e eventstore.Event) error {
 func (x *APIKeyIndex) Snapshot() ([]byte, error) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	numbers := map[string]uint64{}
-	var names []string
+	var names compact.Names
 	for _, name := range x.owner {
-		if _, ok := numbers[name]; !ok {
-			numbers[name] = uint64(len(names))
-			names = append(names, name)
-		}
+		names.Add(name)
 	}
 	var w compact.Writer
-	w.Uint(uint64(len(names)))
-	for _, name := range names {
-		w.String(name)
-	}
+	w.Names(&names)
 	w.Uint(uint64(len(x.owner)))
 	for hash, name := range x.owner {
 		w.Raw(hash[:])
-		w.Uint(numbers[name])
+		w.Uint(names.Add(name))
 	}
 	return w.Bytes(), nil
 }
@@ -220,18 +213,11 @@ func (x *APIKeyIndex) Restore(data []byte) error {
 	owner := map[[sha256.Size]byte]string{}
 	if len(data) > 0 {
 		r := compact.NewReader(data)
-		names := make([]string, r.Len())
-		for i := range names {
-			names[i] = r.String()
-		}
+		names := r.Names()
 		for range r.Len() {
 			var hash [sha256.Size]byte
 			copy(hash[:], r.Raw(sha256.Size))
-			i := r.Uint()
-			if i >= uint64(len(names)) {
-				return fmt.Errorf("api key index: restore: %w", compact.ErrCorrupt)
-			}
-			owner[hash] = names[i]
+			owner[hash] = r.Name(names)
 		}
 		if err := r.Done(); err != nil {
 			return fmt.Errorf("api key index: restore: %w", err)

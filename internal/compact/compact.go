@@ -108,3 +108,55 @@ func (r *Reader) Done() error {
 	}
 	return r.err
 }
+
+// Names numbers distinct strings in the order they are first added: a
+// snapshot that names the same few strings (wallets, owners) many times
+// writes the table once (Writer.Names) and each use as its number.
+type Names struct {
+	number map[string]uint64
+	list   []string
+}
+
+// Add numbers s, once, and returns its number.
+func (n *Names) Add(s string) uint64 {
+	if i, ok := n.number[s]; ok {
+		return i
+	}
+	if n.number == nil {
+		n.number = map[string]uint64{}
+	}
+	i := uint64(len(n.list))
+	n.number[s] = i
+	n.list = append(n.list, s)
+	return i
+}
+
+// Names writes the table of n.
+func (w *Writer) Names(n *Names) {
+	w.Uint(uint64(len(n.list)))
+	for _, s := range n.list {
+		w.String(s)
+	}
+}
+
+// Names reads a table Writer.Names wrote.
+func (r *Reader) Names() []string {
+	names := make([]string, r.Len())
+	for i := range names {
+		names[i] = r.String()
+	}
+	return names
+}
+
+// Name reads a number and returns that entry of names (a table Names
+// read); a number outside it is ErrCorrupt.
+func (r *Reader) Name(names []string) string {
+	i := r.Uint()
+	if r.err == nil && i >= uint64(len(names)) {
+		r.err = ErrCorrupt
+	}
+	if r.err != nil {
+		return ""
+	}
+	return names[i]
+}

@@ -63,3 +63,29 @@ func TestCorruptDataIsAnError(t *testing.T) {
 		})
 	}
 }
+
+func TestNamesTable(t *testing.T) {
+	var names Names
+	for _, s := range []string{"alice", "bob", "alice", ""} {
+		names.Add(s)
+	}
+	var w Writer
+	w.Names(&names)
+	w.Uint(names.Add("bob"))
+	w.Uint(names.Add(""))
+	r := NewReader(w.Bytes())
+	table := r.Names()
+	if got := []string{r.Name(table), r.Name(table)}; got[0] != "bob" || got[1] != "" || len(table) != 3 {
+		t.Fatalf("table %q, names %q", table, got)
+	}
+	if err := r.Done(); err != nil {
+		t.Fatal(err)
+	}
+	var bad Writer
+	bad.Names(&names)
+	bad.Uint(3) // beyond the table
+	r = NewReader(bad.Bytes())
+	if s := r.Name(r.Names()); s != "" || r.Done() != ErrCorrupt {
+		t.Errorf("number outside the table: %q, %v; want ErrCorrupt", s, r.Done())
+	}
+}
