@@ -65,15 +65,15 @@ func TestCorruptDataIsAnError(t *testing.T) {
 }
 
 func TestNamesTable(t *testing.T) {
-	var names Names
+	var names compact.Names
 	for _, s := range []string{"alice", "bob", "alice", ""} {
 		names.Add(s)
 	}
-	var w Writer
+	var w compact.Writer
 	w.Names(&names)
 	w.Uint(names.Add("bob"))
 	w.Uint(names.Add(""))
-	r := NewReader(w.Bytes())
+	r := compact.NewReader(w.Bytes())
 	table := r.Names()
 	if got := []string{r.Name(table), r.Name(table)}; got[0] != "bob" || got[1] != "" || len(table) != 3 {
 		t.Fatalf("table %q, names %q", table, got)
@@ -81,11 +81,11 @@ func TestNamesTable(t *testing.T) {
 	if err := r.Done(); err != nil {
 		t.Fatal(err)
 	}
-	var bad Writer
+	var bad compact.Writer
 	bad.Names(&names)
 	bad.Uint(3) // beyond the table
-	r = NewReader(bad.Bytes())
-	if s := r.Name(r.Names()); s != "" || r.Done() != ErrCorrupt {
+	r = compact.NewReader(bad.Bytes())
+	if s := r.Name(r.Names()); s != "" || !errors.Is(r.Done(), compact.ErrCorrupt) {
 		t.Errorf("number outside the table: %q, %v; want ErrCorrupt", s, r.Done())
 	}
 }
