@@ -135,8 +135,8 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	}
 	// One runner follows the log for every read model and every in-memory
 	// follower the wiring above registered.
-	svc.runner = projections.NewRunner(db, svc.store, projections.Options{Logger: logger,
-		SnapshotEvery: followerSnapshotEvery}, append(readModels(), svc.followers...)...)
+	svc.runner = projections.NewRunner(db, svc.store, projections.Options{Logger: logger},
+		append(readModels(), svc.followers...)...)
 	a := api.New(api.Deps{Store: svc.store, DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
 		Issuer: issuer, ClientIP: clientIP, Logins: auth.NewLoginGuard(auth.DefaultLoginPolicy(), time.Now), Chains: chains,
 		Market: mkt, Alerts: alertSvc, Outbox: ob, Hooks: svc.hooks, Logger: logger, Version: version,
@@ -145,10 +145,6 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	svc.handler, svc.shutdown = a, append(svc.shutdown, a.Shutdown)
 	return svc, nil
 }
-
-// followerSnapshotEvery is how many events pass between two snapshots of
-// an in-memory follower.
-const followerSnapshotEvery = 10_000
 
 // follow registers f with the runner and returns a function that waits
 // until f has handled every event appended so far (for lookups that must
