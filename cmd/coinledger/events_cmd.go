@@ -273,9 +273,8 @@ func eventsImport(ctx context.Context, args []string) error {
 		}
 		st, closeStore, err := openEventStore(ctx, cfg.EventStore.Reveal())
 		if errors.Is(err, errStoreLocked) {
-			return fmt.Errorf("events import: the target event store is in use, by a running server or another command: "+
-				"an import goes only into an empty store that nothing serves: stop the server, or import into a new store "+
-				"(COINLEDGER_EVENT_STORE) and serve that: %w", err)
+			return fmt.Errorf("events import: %w (an import goes only into an empty store that nothing serves: "+
+				"stop the server, or import into a new store, COINLEDGER_EVENT_STORE, and serve that)", err)
 		}
 		if err != nil {
 			return fmt.Errorf("events import: %w", err)

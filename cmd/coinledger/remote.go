@@ -91,7 +91,7 @@ const callTimeout = 30 * time.Second
 // usingServer says on standard error that the store is locked and the
 // command goes through the server at r; it returns r.
 func usingServer(cmd string, r *remote) *remote {
-	fmt.Fprintf(os.Stderr, "%s: the event store is locked by a running server: going through its admin API at %s\n", cmd, r.base)
+	fmt.Fprintf(os.Stderr, "%s: the event store is locked, by a running server presumably: going through the server's admin API at %s\n", cmd, r.base)
 	return r
 }
 
