@@ -49,6 +49,8 @@ func Run(t *testing.T, newDB NewDB) {
 		{"SelectiveSkipsUnwanted", testSelective},
 		{"HostileTextRoundTrips", testHostileText},
 		{"HostileEventTextsCatchUp", testHostileEvents},
+		{"FollowerResumesFromSnapshot", testFollowerResumes},
+		{"FollowerPoisonSkipped", testFollowerSkip},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
