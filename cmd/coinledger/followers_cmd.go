@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"strconv"
 	"text/tabwriter"
+
+	"github.com/coinledger/coinledger/projections"
 )
 
 const followersUsage = `usage: coinledger followers <command>
@@ -41,8 +44,7 @@ func followersCmd(ctx context.Context, args []string) error {
 	return usageError(fmt.Sprintf("followers: unknown command %q\n\n%s", args[0], followersUsage))
 }
 
-// followersList prints the followers of the server's /api/v1/status:
-// everything its runner follows but the read models.
+// followersList prints the followers in the server's /api/v1/status.
 func followersList(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("followers list", flag.ContinueOnError)
 	rf := addRemoteFlags(fs)
@@ -54,16 +56,20 @@ func followersList(ctx context.Context, args []string) error {
 		return fmt.Errorf("followers list: %w", err)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "FOLLOWER\tSTATE\tPOSITION\tLAG\tPARKED AT\tERROR")
+	fmt.Fprintln(w, "FOLLOWER\tSTATE\tPOSITION\tLAG\tSKIPPABLE\tPARKED AT\tERROR")
 	for _, f := range st.Projections {
-		if isReadModel(f.Name) {
+		if f.Kind != projections.KindFollower {
 			continue
 		}
 		parked := "-"
 		if f.ParkedAt > 0 {
 			parked = strconv.FormatUint(f.ParkedAt, 10)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\n", f.Name, f.State, f.Position, f.Lag, parked, f.Error)
+		skippable := "no"
+		if f.Skippable {
+			skippable = "yes"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", f.Name, f.State, f.Position, f.Lag, skippable, parked, f.Error)
 	}
 	return w.Flush()
 }
@@ -78,21 +84,28 @@ func followerAct(ctx context.Context, action string, args []string) error {
 		return err
 	}
 	name := pos[0]
-	err = rf.client("", "").call(ctx, http.MethodPost, "/followers/"+url.PathEscape(name)+"/"+action, nil, nil)
+	var skipped struct {
+		Position uint64 `json:"skipped_position"`
+	}
+	err = rf.client("", "").call(ctx, http.MethodPost, "/followers/"+url.PathEscape(name)+"/"+action, nil, &skipped)
+	var pe *problemError
 	switch {
-	case hasStatus(err, http.StatusNotFound):
+	case err == nil:
+	case errors.As(err, &pe) && pe.Status == http.StatusNotFound:
 		return fmt.Errorf("followers %s: the server has no follower %q (see coinledger followers list): %w", action, name, err)
-	case hasStatus(err, http.StatusConflict) && action == "skip":
-		return fmt.Errorf("followers skip: %s is not parked, or not a side-effecting follower (read models and indexes are never skipped): %w", name, err)
-	case hasStatus(err, http.StatusConflict):
-		return fmt.Errorf("followers retry: %s is not parked: %w", name, err)
-	case err != nil:
+	case errors.As(err, &pe) && pe.Code == "follower_not_skippable":
+		return fmt.Errorf("followers skip: %s is not a side-effecting follower, whose events are never skipped "+
+			"(fix the cause, then coinledger followers retry %s): %w", name, name, err)
+	case errors.As(err, &pe) && pe.Status == http.StatusConflict:
+		return fmt.Errorf("followers %s: %s is not parked: %w", action, name, err)
+	default:
 		return fmt.Errorf("followers %s %s: %w", action, name, err)
 	}
-	done := "retry requested: it handles the failed event again"
 	if action == "skip" {
-		done = "the event it was parked at is skipped (recorded in the log) and it resumes"
+		fmt.Printf("follower %s: the event at position %d is skipped (recorded in the log) and it resumes; see coinledger followers list\n",
+			name, skipped.Position)
+		return nil
 	}
-	fmt.Printf("follower %s: %s; see coinledger followers list\n", name, done)
+	fmt.Printf("follower %s: retry requested: it handles the failed event again; see coinledger followers list\n", name)
 	return nil
 }

@@ -74,9 +74,11 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	}
 	mux.HandleFunc("GET /api/v1/status", authed(func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusOK, map[string]any{"store": map[string]any{"head": 120}, "projections": []map[string]any{
-			{"name": "wallet", "position": 120, "lag": 0, "running": true, "state": "running"},
-			{"name": "outbox", "position": 40, "lag": 80, "running": true, "state": "parked", "parked_at": 41, "error": "smtp: connection refused"},
-			{"name": "apikeys", "position": 120, "lag": 0, "running": true, "state": "running"},
+			{"name": "wallet", "kind": "read_model", "position": 120, "lag": 0, "running": true, "state": "running"},
+			{"name": "outbox", "kind": "follower", "skippable": true, "position": 40, "lag": 80, "running": true,
+				"state": "parked", "parked_at": 41, "error": "smtp: connection refused"},
+			{"name": "apikeys", "kind": "follower", "position": 120, "lag": 0, "running": true, "state": "running"},
+			{"name": "mailer", "kind": "follower", "skippable": true, "position": 120, "lag": 0, "running": true, "state": "running"},
 		}})
 	}))
 	mux.HandleFunc("POST /api/v1/followers/{name}/{action}", authed(func(w http.ResponseWriter, r *http.Request) {
@@ -85,12 +87,14 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		f.acted = append(f.acted, action+" "+name)
 		f.mu.Unlock()
 		switch {
-		case name != "outbox" && name != "apikeys":
+		case name != "outbox" && name != "apikeys" && name != "mailer":
 			problem(w, http.StatusNotFound, "not_found")
 		case name == "apikeys" && action == "skip":
 			problem(w, http.StatusConflict, "follower_not_skippable")
-		case name == "apikeys":
-			problem(w, http.StatusConflict, "follower_not_parked")
+		case name != "outbox":
+			problem(w, http.StatusConflict, "projection_not_parked")
+		case action == "skip":
+			reply(w, http.StatusAccepted, map[string]uint64{"skipped_position": 41})
 		default:
 			w.WriteHeader(http.StatusAccepted)
 		}
@@ -171,10 +175,11 @@ func (f *fakeAPI) env(t *testing.T) {
 }
 
 // TestFollowersCommandsCallServer: followers list shows the followers of
-// /api/v1/status (not the read models) with a parked one's position and
-// error; retry and skip post to /followers/{name}/retry|skip and explain a
-// 404 (unknown) and a 409 (not parked, not skippable); a missing name is a
-// usage error.
+// /api/v1/status (kind follower, not the read models) with whether each may
+// skip and a parked one's position and error; retry and skip post to
+// /followers/{name}/retry|skip (skip names the skipped position) and
+// explain a 404 (unknown) and each 409 (not parked, not skippable); a
+// missing name is a usage error.
 func TestFollowersCommandsCallServer(t *testing.T) {
 	ctx := context.Background()
 	f := newFakeAPI(t)
@@ -183,8 +188,9 @@ func TestFollowersCommandsCallServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !regexp.MustCompile(`(?m)^outbox +parked +40 +80 +41 +smtp: connection refused$`).MatchString(out) ||
-		!regexp.MustCompile(`(?m)^apikeys +running +120 +0 +- *$`).MatchString(out) || strings.Contains(out, "wallet") {
+	if !regexp.MustCompile(`(?m)^outbox +parked +40 +80 +yes +41 +smtp: connection refused$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^apikeys +running +120 +0 +no +- *$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^mailer +running +120 +0 +yes +- *$`).MatchString(out) || strings.Contains(out, "wallet") {
 		t.Errorf("followers list:\n%s", out)
 	}
 	tests := []struct {
@@ -193,9 +199,10 @@ func TestFollowersCommandsCallServer(t *testing.T) {
 		ok   bool
 	}{
 		{[]string{"retry", "outbox"}, "follower outbox: retry requested", true},
-		{[]string{"skip", "outbox"}, "follower outbox: the event it was parked at is skipped", true},
-		{[]string{"retry", "apikeys"}, "apikeys is not parked: 409 Conflict: follower_not_parked", false},
-		{[]string{"skip", "apikeys"}, "not a side-effecting follower", false},
+		{[]string{"skip", "outbox"}, "follower outbox: the event at position 41 is skipped", true},
+		{[]string{"retry", "apikeys"}, "apikeys is not parked: 409 Conflict: projection_not_parked", false},
+		{[]string{"skip", "apikeys"}, "apikeys is not a side-effecting follower", false},
+		{[]string{"skip", "mailer"}, "mailer is not parked", false},
 		{[]string{"retry", "nope"}, `the server has no follower "nope"`, false},
 		{[]string{"skip", "-url", f.srv.URL, "-token", "wrong", "outbox"}, "401 Unauthorized: invalid_token", false},
 	}
@@ -214,7 +221,7 @@ func TestFollowersCommandsCallServer(t *testing.T) {
 	f.mu.Lock()
 	acted := strings.Join(f.acted, ",")
 	f.mu.Unlock()
-	if acted != "retry outbox,skip outbox,retry apikeys,skip apikeys,retry nope" {
+	if acted != "retry outbox,skip outbox,retry apikeys,skip apikeys,skip mailer,retry nope" {
 		t.Errorf("the server got %s", acted)
 	}
 	var ue usageError
@@ -366,5 +373,38 @@ func TestProgressLines(t *testing.T) {
 		if tc.out.tty && len(tc.out.line("imported", tc.s, el)) > tc.out.width-1 {
 			t.Errorf("%s: longer than the terminal", tc.name)
 		}
+	}
+}
+
+// TestFollowersCommandsAgainstServer: against the real service, followers
+// list shows every follower it registered (and no read model); skip of a
+// follower that is not parked and retry of an unknown name are refused
+// with the server's reason.
+func TestFollowersCommandsAgainstServer(t *testing.T) {
+	ctx := context.Background()
+	s := startServed(ctx, t, t.TempDir())
+	if len(s.svc.followers) == 0 {
+		t.Fatal("the service registers no follower")
+	}
+	out, err := runCLI(ctx, t, "", "followers", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range s.svc.followers {
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(f.Name()) + ` +`).MatchString(out) {
+			t.Errorf("followers list has no %s:\n%s", f.Name(), out)
+		}
+	}
+	for _, p := range readModels() {
+		if regexp.MustCompile(`(?m)^` + p.Name() + ` `).MatchString(out) {
+			t.Errorf("followers list shows read model %s:\n%s", p.Name(), out)
+		}
+	}
+	name := s.svc.followers[0].Name()
+	if _, err := runCLI(ctx, t, "", "followers", "retry", name); err == nil || !strings.Contains(err.Error(), name+" is not parked") {
+		t.Errorf("retry of a running follower: %v", err)
+	}
+	if _, err := runCLI(ctx, t, "", "followers", "skip", "nope"); err == nil || !strings.Contains(err.Error(), `no follower "nope"`) {
+		t.Errorf("skip of an unknown follower: %v", err)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"slices"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
@@ -64,12 +63,6 @@ func readModels() []projections.Projection {
 	return []projections.Projection{audit.Heads{}, wallet.New(), custody.New(), users.New(), prices.New(), alerts.New()}
 }
 
-// isReadModel reports whether name is one of readModels (the rest of what
-// the runner follows are followers).
-func isReadModel(name string) bool {
-	return slices.ContainsFunc(readModels(), func(p projections.Projection) bool { return p.Name() == name })
-}
-
 // serverStatus is what GET /api/v1/status says of the store and of what
 // the runner follows, read models and followers alike.
 type serverStatus struct {
@@ -81,14 +74,16 @@ type serverStatus struct {
 
 // followedStatus is one read model or follower in /api/v1/status.
 type followedStatus struct {
-	Name     string `json:"name"`
-	Position uint64 `json:"position"`
-	Lag      uint64 `json:"lag"`
-	Running  bool   `json:"running"`
-	State    string `json:"state"`
-	Error    string `json:"error"`
-	ParkedAt uint64 `json:"parked_at"`
-	Failures uint64 `json:"failures"`
+	Name      string `json:"name"`
+	Kind      string `json:"kind"` // projections.KindReadModel or KindFollower
+	Skippable bool   `json:"skippable"`
+	Position  uint64 `json:"position"`
+	Lag       uint64 `json:"lag"`
+	Running   bool   `json:"running"`
+	State     string `json:"state"`
+	Error     string `json:"error"`
+	ParkedAt  uint64 `json:"parked_at"`
+	Failures  uint64 `json:"failures"`
 }
 
 // getStatus reads the server's /api/v1/status.
@@ -107,7 +102,7 @@ func remoteReadModels(ctx context.Context, r *remote) ([]projections.Status, err
 	}
 	var out []projections.Status
 	for _, p := range st.Projections {
-		if isReadModel(p.Name) {
+		if p.Kind == projections.KindReadModel {
 			out = append(out, projections.Status{Name: p.Name, Position: p.Position, Head: st.Store.Head, Lag: p.Lag,
 				Running: p.Running, State: projections.State(p.State), Error: p.Error, ParkedAt: p.ParkedAt, Failures: p.Failures})
 		}

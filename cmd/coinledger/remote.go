@@ -107,12 +107,6 @@ func (e *problemError) Error() string {
 	return strings.TrimSpace(fmt.Sprintf("%s: %s %s", e.StatusText, e.Code, e.Detail))
 }
 
-// hasStatus reports whether err is an answer with the HTTP status code.
-func hasStatus(err error, code int) bool {
-	var pe *problemError
-	return errors.As(err, &pe) && pe.Status == code
-}
-
 // authorize logs in as admin when r has no token yet.
 func (r *remote) authorize(ctx context.Context) error {
 	if r.token != "" {
