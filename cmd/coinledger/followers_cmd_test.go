@@ -103,10 +103,19 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		reply(w, http.StatusOK, map[string]any{"projections": []map[string]any{
 			{"name": "wallet", "version": 3, "state": "running", "position": 120, "lag": 0},
 			{"name": "custody", "version": 1, "state": "running", "position": 118, "lag": 2},
+			{"name": "users", "version": 2, "state": "running", "position": 120, "lag": 0, "rebuild_job": "job-users"},
 		}})
 	}))
 	mux.HandleFunc("POST /api/v1/projections/{name}/rebuild", authed(func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
+		if name == "users" { // a rebuild is in progress
+			f.mu.Lock()
+			f.rebuilds = append(f.rebuilds, name)
+			f.jobNames["job-users"] = name
+			f.mu.Unlock()
+			problem(w, http.StatusConflict, "projection_rebuilding")
+			return
+		}
 		if name != "wallet" && name != "custody" {
 			problem(w, http.StatusNotFound, "not_found")
 			return
@@ -150,10 +159,10 @@ func (f *fakeAPI) job(id string, n int) map[string]any {
 	f.mu.Unlock()
 	started := time.Date(2026, 12, 7, 20, 0, 0, 0, time.UTC)
 	j := map[string]any{"id": id, "projection": name, "state": "running", "position": 50 * n, "head": 120,
-		"events_per_second": 1000.0, "started_at": started, "finished_at": nil, "error": ""}
+		"events": 50 * n, "events_per_second": 1000, "started_at": started, "finished_at": nil, "error": ""}
 	if n >= 3 {
 		j["finished_at"] = started.Add(1500 * time.Millisecond)
-		j["position"] = 120
+		j["position"], j["events"] = 120, 120
 		j["state"] = "done"
 		if fail {
 			j["state"], j["error"], j["position"] = "failed", "disk full", 100
@@ -235,7 +244,8 @@ func TestFollowersCommandsCallServer(t *testing.T) {
 // TestProjectionsListAndRebuildCallServer: projections list prints GET
 // /api/v1/projections; rebuild NAME posts the rebuild and polls its job to
 // the end; rebuild -all rebuilds every listed projection in turn and stops
-// at a failed job with its error; bad arguments are usage errors.
+// at a failed job with its error; a rebuild already in progress is joined;
+// bad arguments are usage errors.
 func TestProjectionsListAndRebuildCallServer(t *testing.T) {
 	ctx := context.Background()
 	old := jobPollEvery
@@ -247,7 +257,7 @@ func TestProjectionsListAndRebuildCallServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !regexp.MustCompile(`(?m)^PROJECTION +VERSION +STATE +POSITION +LAG\nwallet +3 +running +120 +0\ncustody +1 +running +118 +2\n$`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^PROJECTION +VERSION +STATE +POSITION +LAG\nwallet +3 +running +120 +0\ncustody +1 +running +118 +2\nusers +2 +running +120 +0\n$`).MatchString(out) {
 		t.Errorf("projections list:\n%s", out)
 	}
 
@@ -274,6 +284,12 @@ func TestProjectionsListAndRebuildCallServer(t *testing.T) {
 	f.mu.Unlock()
 	if rebuilds != "wallet,wallet,custody" {
 		t.Errorf("rebuilds asked: %s", rebuilds)
+	}
+	// A rebuild already in progress (409 projection_rebuilding) is joined:
+	// its job, from the list, is followed to its end.
+	out, err = runCLI(ctx, t, "", "projections", "rebuild", "users")
+	if err != nil || out != "projection users rebuilt up to position 120 in 1.5s (1000 events/s)\n" {
+		t.Fatalf("rebuild of a projection being rebuilt: %q %v", out, err)
 	}
 	if _, err := runCLI(ctx, t, "", "projections", "rebuild", "nope"); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("rebuild of an unknown projection: %v", err)

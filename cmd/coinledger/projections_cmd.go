@@ -67,11 +67,12 @@ func projectionsRetry(ctx context.Context, args []string) error {
 
 // projectionInfo is a projection as GET /api/v1/projections lists it.
 type projectionInfo struct {
-	Name     string `json:"name"`
-	Version  int    `json:"version"`
-	State    string `json:"state"`
-	Position uint64 `json:"position"`
-	Lag      uint64 `json:"lag"`
+	Name       string `json:"name"`
+	Version    int    `json:"version"`
+	State      string `json:"state"`
+	Position   uint64 `json:"position"`
+	Lag        uint64 `json:"lag"`
+	RebuildJob string `json:"rebuild_job"` // the id of the rebuild in progress, if any
 }
 
 // listProjections asks the server for its projections.
@@ -112,6 +113,7 @@ type rebuildJob struct {
 	State           string     `json:"state"` // running, done, failed
 	Position        uint64     `json:"position"`
 	Head            uint64     `json:"head"`
+	Events          uint64     `json:"events"` // events applied so far
 	EventsPerSecond float64    `json:"events_per_second"`
 	StartedAt       time.Time  `json:"started_at"`
 	FinishedAt      *time.Time `json:"finished_at"`
@@ -166,11 +168,20 @@ func projectionsRebuild(ctx context.Context, args []string) error {
 	return nil
 }
 
-// rebuild starts a rebuild of name and polls its job, showing progress,
-// until it is done (the job) or failed (an error with the job's).
+// rebuild starts a rebuild of name, or joins the one in progress, and
+// polls its job, showing progress, until it is done (the job) or failed
+// (an error with the job's).
 func rebuild(ctx context.Context, r *remote, name string) (rebuildJob, error) {
 	var job rebuildJob
-	if err := r.call(ctx, http.MethodPost, "/projections/"+url.PathEscape(name)+"/rebuild", nil, &job); err != nil {
+	err := r.call(ctx, http.MethodPost, "/projections/"+url.PathEscape(name)+"/rebuild", nil, &job)
+	var pe *problemError
+	if errors.As(err, &pe) && pe.Code == "projection_rebuilding" {
+		if job.ID, err = runningRebuild(ctx, r, name); err == nil {
+			fmt.Fprintf(os.Stderr, "projection %s is already being rebuilt: following job %s\n", name, job.ID)
+			job.State = jobRunning
+		}
+	}
+	if err != nil {
 		return job, err
 	}
 	if job.ID == "" {
@@ -180,7 +191,7 @@ func rebuild(ctx context.Context, r *remote, name string) (rebuildJob, error) {
 	latest.Store(&job)
 	stop := startProgress("rebuild "+name, func() progressSample {
 		j := latest.Load()
-		s := progressSample{Events: j.Position, Position: j.Position, Rate: j.EventsPerSecond}
+		s := progressSample{Events: j.Events, Position: j.Position, Rate: j.EventsPerSecond}
 		if j.Head > 0 {
 			s.Fraction = float64(j.Position) / float64(j.Head)
 		}
@@ -210,4 +221,18 @@ func rebuild(ctx context.Context, r *remote, name string) (rebuildJob, error) {
 		return job, fmt.Errorf("job %s failed at position %d: %s", job.ID, job.Position, job.Error)
 	}
 	return job, fmt.Errorf("job %s: unknown state %q", job.ID, job.State)
+}
+
+// runningRebuild is the id of the job rebuilding name on the server.
+func runningRebuild(ctx context.Context, r *remote, name string) (string, error) {
+	ps, err := listProjections(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range ps {
+		if p.Name == name && p.RebuildJob != "" {
+			return p.RebuildJob, nil
+		}
+	}
+	return "", fmt.Errorf("the server says %s is being rebuilt but lists no job for it", name)
 }
