@@ -114,8 +114,8 @@ func eventsExport(ctx context.Context, args []string) error {
 		}
 	}
 	stop()
-	if err == nil {
-		err = finish()
+	if ferr := finish(); err == nil { // closes the file on failure too
+		err = ferr
 	}
 	if err != nil {
 		return fmt.Errorf("events export: %w", err)

@@ -54,7 +54,6 @@ commands:
   events export|import   write the event log as NDJSON; import such a file into an empty store
   notify [-coin C] TXID  post a walletnotify to the running service (bitcoin.conf: walletnotify=coinledger notify %s)
   users ...              add users, grant and revoke, hash passwords, import Graphene maps
-
   config show            print the effective configuration (secrets redacted)
   version                print the version
 
