@@ -84,7 +84,8 @@ type memory struct {
 	mu    sync.Mutex      // guards skips, which Skip writes
 	skips map[uint64]bool // positions an operator skipped
 	pos   uint64          // last event folded into f (or skipped)
-	snap  uint64          // position of the last snapshot written
+	snap  uint64          // position of the last snapshot committed
+	saved uint64          // position of the snapshot written in the transaction under way; 0 if none
 	every uint64          // snapshot spacing, set by the Runner
 }
 
@@ -153,8 +154,18 @@ func (m *memory) save(ctx context.Context, tx Tx) error {
 	if err != nil {
 		return fmt.Errorf("follower %s: write snapshot at %d: %w", m.f.Name(), m.pos, err)
 	}
-	m.snap = m.pos
+	m.saved = m.pos
 	return nil
+}
+
+// settle ends a transaction that may have written a snapshot (see save):
+// once it committed, that snapshot is the latest; when it failed, it was
+// rolled back (or its outcome lost) and is written again later.
+func (m *memory) settle(committed bool) {
+	if committed {
+		m.snap = max(m.snap, m.saved)
+	}
+	m.saved = 0
 }
 
 // restore loads f's snapshot (if there is one of f's version) into f and
@@ -265,7 +276,9 @@ func (r *Runner) saveFollowers() {
 		if !ok || m.pos <= m.snap {
 			continue
 		}
-		if err := r.db.Update(ctx, func(tx Tx) error { return m.save(ctx, tx) }); err != nil {
+		err := r.db.Update(ctx, func(tx Tx) error { return m.save(ctx, tx) })
+		m.settle(err == nil)
+		if err != nil {
 			r.opts.Logger.Warn("follower snapshot not saved", "follower", m.Name(), "position", m.pos, "err", err)
 		}
 	}

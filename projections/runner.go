@@ -670,7 +670,7 @@ const skippedFlush = time.Second
 // events between were not the projection's) and writes follower m's
 // snapshot if it has moved since the last (m may be nil).
 func (r *Runner) flush(ctx context.Context, name string, m *memory, from, to uint64) error {
-	return r.db.Update(ctx, func(tx Tx) error {
+	err := r.db.Update(ctx, func(tx Tx) error {
 		if to != from {
 			if err := moveCheckpoint(ctx, tx, name, from, to); err != nil {
 				return err
@@ -681,6 +681,10 @@ func (r *Runner) flush(ctx context.Context, name string, m *memory, from, to uin
 		}
 		return nil
 	})
+	if m != nil {
+		m.settle(err == nil)
+	}
+	return err
 }
 
 // moveCheckpoint moves name's checkpoint from from to to, fenced: a second
@@ -731,6 +735,9 @@ func (r *Runner) commit(ctx context.Context, p Projection, checkpoint uint64, ev
 		}
 		return p.Apply(ctx, tx, events)
 	})
+	if m, ok := p.(*memory); ok {
+		m.settle(err == nil)
+	}
 	if err != nil {
 		return &applyError{first: first, last: last, n: len(events), err: err}
 	}

@@ -105,7 +105,7 @@ func usersCmd(ctx context.Context, args []string) error {
 		return err
 	default:
 		defer closeStore()
-		if svc, err = usersService(cfg, store, nil, nil); err != nil {
+		if svc, err = usersService(cfg, store, nil, nil, nil); err != nil {
 			return err
 		}
 		admin = storeUsers{svc: svc, meta: eventstore.Metadata{Actor: "cli:" + os.Getenv("USER")}}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -222,5 +223,79 @@ func testFollowerSkip(t *testing.T, newDB NewDB) {
 	must(t, stop())
 	if got := again.Totals(); !maps.Equal(got, w.Totals()) {
 		t.Errorf("replay: %v, want %v", got, w.Totals())
+	}
+}
+
+// rollbackSnapshots is a DB whose transactions that wrote a follower's
+// snapshot roll back, while Fail is above 0 (counting it down), with a
+// transient error: the COMMIT failed, as when the server stops.
+type rollbackSnapshots struct {
+	projections.DB
+	Fail atomic.Int32
+}
+
+// snapshotTx notes whether a transaction wrote to follower_snapshots.
+type snapshotTx struct {
+	projections.Tx
+	wrote bool
+}
+
+func (t *snapshotTx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	t.wrote = t.wrote || strings.Contains(query, "follower_snapshots")
+	return t.Tx.Exec(ctx, query, args...)
+}
+
+func (db *rollbackSnapshots) Update(ctx context.Context, fn func(projections.Tx) error) error {
+	return db.DB.Update(ctx, func(tx projections.Tx) error {
+		st := &snapshotTx{Tx: tx}
+		if err := fn(st); err != nil || !st.wrote {
+			return err
+		}
+		for n := db.Fail.Load(); n > 0; n = db.Fail.Load() {
+			if db.Fail.CompareAndSwap(n, n-1) {
+				return fmt.Errorf("commit: %w: snapshot rolled back (test)", projections.ErrTransient)
+			}
+		}
+		return nil
+	})
+}
+
+// testFollowerSnapshotRolledBack checks that a follower's snapshot whose
+// transaction failed is written again: the runner does not take it for
+// saved, so the snapshot at exit holds every event handled and a restart
+// reads none of them again.
+func testFollowerSnapshotRolledBack(t *testing.T, newDB NewDB) {
+	ctx := context.Background()
+	db, store := &rollbackSnapshots{DB: newDB(t)}, NewStore(t)
+	opts := fastRetry()
+	opts.SnapshotEvery = 1_000_000 // only the quiet flush and the exit write snapshots
+	db.Fail.Store(1)               // the first snapshot (the quiet flush) rolls back
+	first := &Sums{}
+	r := projections.NewRunner(db, store, opts, projections.Follow(first))
+	stop := start(t, r)
+	head := AppendCredits(t, store, "wallet-a", 50, 5, 10)
+	must(t, r.WaitFor(ctx, "sums", head))
+	for deadline := time.Now().Add(30 * time.Second); db.Fail.Load() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no snapshot written within 30s of the log going quiet")
+		}
+	}
+	must(t, stop())
+	var pos int64
+	err := db.QueryRow(ctx, `SELECT position FROM follower_snapshots WHERE name = ?`, "sums").Scan(&pos)
+	if err != nil || uint64(pos) != head {
+		t.Errorf("snapshot after a rolled-back one: at %d (%v), want %d", pos, err, head)
+	}
+
+	second := &Sums{}
+	r = projections.NewRunner(db, store, opts, projections.Follow(second))
+	stop = start(t, r)
+	must(t, r.CaughtUp(ctx, "sums"))
+	must(t, stop())
+	if n := second.Handled.Load(); n != 0 {
+		t.Errorf("restart handled %d events again, want 0: the snapshot was behind", n)
+	}
+	if got, want := second.Totals(), wantSums(5, 50); !maps.Equal(got, want) {
+		t.Errorf("after restart: %v, want %v", got, want)
 	}
 }
