@@ -339,25 +339,25 @@ func TestProgressLines(t *testing.T) {
 	sample := func() progressSample {
 		return progressSample{Events: 500, Position: 500, Fraction: 0.25}
 	}
-	var plain bytes.Buffer
-	stop := progressOut{w: &plain, every: 10 * time.Millisecond}.start("exported", sample)
-	time.Sleep(55 * time.Millisecond)
+	if o := stderrProgress(); o.tty || o.every != 5*time.Second { // go test's stderr is no terminal
+		t.Errorf("progress on a non-terminal stderr: tty %v, every %s", o.tty, o.every)
+	}
+	plain := &lockedBuffer{}
+	stop := progressOut{w: plain, every: 10 * time.Millisecond}.start("exported", sample)
+	plain.waitFor(t, func(s string) bool { return strings.Count(s, "\n") >= 2 })
 	stop()
 	stop() // twice is fine
 	lines := strings.Split(strings.TrimSuffix(plain.String(), "\n"), "\n")
 	re := regexp.MustCompile(`^exported 500 events \(position 500\), \d+ events/s, 25%, \d+m?\d*s left$`)
-	if len(lines) < 2 {
-		t.Fatalf("%d lines in 55 ms at one per 10 ms:\n%s", len(lines), plain.String())
-	}
 	for _, l := range lines {
 		if !re.MatchString(l) || strings.Contains(l, "\r") {
 			t.Errorf("plain line %q", l)
 		}
 	}
 
-	var tty bytes.Buffer
-	stop = progressOut{w: &tty, tty: true, width: 80, every: 10 * time.Millisecond}.start("rebuild wallet", sample)
-	time.Sleep(35 * time.Millisecond)
+	tty := &lockedBuffer{}
+	stop = progressOut{w: tty, tty: true, width: 80, every: 10 * time.Millisecond}.start("rebuild wallet", sample)
+	tty.waitFor(t, func(s string) bool { return strings.Count(s, "\r\033[K") >= 2 })
 	stop()
 	s := tty.String()
 	if strings.Count(s, "\n") != 0 || !strings.HasPrefix(s, "\r\033[Krebuild wallet [") || !strings.HasSuffix(s, "\r\033[K") {
@@ -422,5 +422,33 @@ func TestFollowersCommandsAgainstServer(t *testing.T) {
 	}
 	if _, err := runCLI(ctx, t, "", "followers", "skip", "nope"); err == nil || !strings.Contains(err.Error(), `no follower "nope"`) {
 		t.Errorf("skip of an unknown follower: %v", err)
+	}
+}
+
+// lockedBuffer is a buffer one goroutine writes while another reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitFor waits until ok holds for what was written, up to ten seconds.
+func (l *lockedBuffer) waitFor(t *testing.T, ok func(string) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !ok(l.String()); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not written within 10s: %q", l.String())
+		}
 	}
 }
