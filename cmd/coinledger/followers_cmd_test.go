@@ -8,11 +8,14 @@ import (
 	"flag"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // fakeAPI answers the admin endpoints the followers and projections
@@ -339,7 +342,7 @@ func TestProgressLines(t *testing.T) {
 	sample := func() progressSample {
 		return progressSample{Events: 500, Position: 500, Fraction: 0.25}
 	}
-	if o := stderrProgress(); o.tty || o.every != 5*time.Second { // go test's stderr is no terminal
+	if o := stderrProgress(); !term.IsTerminal(int(os.Stderr.Fd())) && (o.tty || o.every != 5*time.Second) {
 		t.Errorf("progress on a non-terminal stderr: tty %v, every %s", o.tty, o.every)
 	}
 	plain := &lockedBuffer{}
