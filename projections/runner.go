@@ -149,6 +149,7 @@ type Runner struct {
 	opts     Options
 	progress map[string]*progress
 	running  atomic.Bool
+	jobs     *jobs // rebuilds; see rebuild.go
 }
 
 // progress is a projection's committed checkpoint as this process knows it,
@@ -164,7 +165,8 @@ type progress struct {
 	parkedAt uint64 // position of the event it is parked at
 	failures uint64 // failed attempts since NewRunner
 	retry    chan struct{}
-	readyAt  uint64 // the store's head when Run started
+	readyAt  uint64         // the store's head when Run started
+	pause    chan *pauseReq // a rebuild asks the applier to hold; see rebuild.go
 }
 
 func (p *progress) update(f func()) {
@@ -179,7 +181,8 @@ func (p *progress) update(f func()) {
 // no I/O. It panics if two projections share a name: that is a wiring bug.
 func NewRunner(db DB, store eventstore.Store, opts Options, projections ...Projection) *Runner {
 	opts.setDefaults()
-	r := &Runner{db: db, store: store, projs: projections, opts: opts, progress: make(map[string]*progress, len(projections))}
+	r := &Runner{db: db, store: store, projs: projections, opts: opts, progress: make(map[string]*progress, len(projections)),
+		jobs: newJobs()}
 	for _, p := range projections {
 		name := p.Name()
 		if name == "" {
@@ -188,7 +191,8 @@ func NewRunner(db DB, store eventstore.Store, opts Options, projections ...Proje
 		if _, dup := r.progress[name]; dup {
 			panic("projections: two projections named " + name)
 		}
-		r.progress[name] = &progress{changed: make(chan struct{}), state: StateStopped, retry: make(chan struct{}, 1)}
+		r.progress[name] = &progress{changed: make(chan struct{}), state: StateStopped, retry: make(chan struct{}, 1),
+			pause: make(chan *pauseReq)}
 	}
 	return r
 }
@@ -347,6 +351,7 @@ func (r *Runner) run(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { r.pump(gctx, oldest, feeds); return nil })
+	g.Go(func() error { return r.rebuilds(gctx, g) })
 	for i, p := range r.projs {
 		g.Go(func() error { return r.follow(gctx, g, p, feeds[i]) })
 	}
@@ -460,6 +465,9 @@ func (r *Runner) follow(ctx context.Context, g *errgroup.Group, p Projection, f 
 		if errors.Is(err, ErrCheckpointMoved) {
 			return err
 		}
+		if errors.Is(err, errResubscribe) {
+			continue
+		}
 		if checkpoint != failAt {
 			fails, applies, failAt = 0, 0, checkpoint
 		}
@@ -480,10 +488,15 @@ func (r *Runner) follow(ctx context.Context, g *errgroup.Group, p Projection, f 
 		if park {
 			pr.update(func() { pr.state, pr.err, pr.parkedAt, pr.failures = StateParked, msg, at, pr.failures+1 })
 			r.opts.Logger.Error("projection parked", "projection", name, "position", at, "err", err)
-			select {
-			case <-pr.retry:
-			case <-ctx.Done():
-				return nil
+			for waiting := true; waiting; {
+				select {
+				case <-pr.retry:
+					waiting = false
+				case req := <-pr.pause: // a rebuild may replace what it is parked on
+					waiting = !r.holdParked(ctx, pr, req, &checkpoint)
+				case <-ctx.Done():
+					return nil
+				}
 			}
 			fails, applies = 0, 0
 			r.opts.Logger.Info("projection retried", "projection", name, "position", at)
@@ -573,7 +586,21 @@ func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoi
 			}
 			*checkpoint = to
 			continue
+		case req := <-pr.pause:
+			if err := r.holdForRebuild(ctx, pr, req, checkpoint, &skipped); err != nil {
+				return err
+			}
+			continue
 		case <-ctx.Done():
+			if skipped > *checkpoint {
+				// Stopping: store the position reached by skipping, so that
+				// a restart does not read those events again.
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				if r.flush(sctx, name, m, *checkpoint, skipped) == nil {
+					*checkpoint = skipped
+				}
+				cancel()
+			}
 			return ctx.Err()
 		}
 		idle.Stop()

@@ -19,6 +19,8 @@ import (
 
 func TestConformance(t *testing.T) { dbtest.Run(t, dbtest.OpenPostgres) }
 
+func TestRebuild(t *testing.T) { dbtest.RunRebuild(t, dbtest.OpenPostgres) }
+
 func BenchmarkCatchUp(b *testing.B) { dbtest.BenchCatchUp(b, dbtest.OpenPostgres) }
 
 func TestOpenBadURL(t *testing.T) {
