@@ -455,3 +455,45 @@ func (l *lockedBuffer) waitFor(t *testing.T, ok func(string) bool) {
 		}
 	}
 }
+
+// TestProjectionsRebuildAgainstServer: against the real service, projections
+// list shows every read model, and rebuild wallet followed to its job's end
+// leaves the wallet read model serving the same balance.
+func TestProjectionsRebuildAgainstServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s := startServed(ctx, t, t.TempDir())
+	if err := s.c.setUp(2); err != nil {
+		t.Fatal(err)
+	}
+	s.caughtUp(ctx, t)
+	balance := func() string {
+		t.Helper()
+		status, b, err := s.c.get("/wallets/bench/accounts/src1")
+		if err != nil || status != http.StatusOK {
+			t.Fatalf("GET account: %d %s %v", status, b, err)
+		}
+		var a struct{ Balance json.RawMessage }
+		if err := json.Unmarshal(b, &a); err != nil {
+			t.Fatal(err)
+		}
+		return string(a.Balance)
+	}
+	before := balance()
+	out, err := runCLI(ctx, t, "", "projections", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range readModels() {
+		if !regexp.MustCompile(`(?m)^` + p.Name() + ` +\d+ +\w+ +\d+ +\d+$`).MatchString(out) {
+			t.Errorf("projections list has no %s:\n%s", p.Name(), out)
+		}
+	}
+	out, err = runCLI(ctx, t, "", "projections", "rebuild", "wallet")
+	if err != nil || !regexp.MustCompile(`^projection wallet rebuilt up to position \d+ in `).MatchString(out) {
+		t.Fatalf("rebuild wallet: %q %v", out, err)
+	}
+	if after := balance(); after != before || !strings.Contains(after, "available") {
+		t.Errorf("balance after the rebuild %s, before %s", after, before)
+	}
+}
