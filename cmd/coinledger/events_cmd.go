@@ -2,14 +2,16 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,7 +21,7 @@ import (
 
 const eventsUsage = `usage: coinledger events <command>
 
-  export [-from POS] [-to POS] [-o FILE] [-gzip]
+  export [-from POS] [-to POS] [-o FILE] [-gzip] [-url URL] [-token TOKEN]
                       write the global log as NDJSON (stdout, or FILE; gzip when FILE
                       ends in .gz or with -gzip): a header line, every event with its
                       stream, revision, position, id, type, data (as stored), metadata,
@@ -30,14 +32,16 @@ const eventsUsage = `usage: coinledger events <command>
                       must be empty, verifying every stream's hash chain as it goes;
                       -check only verifies the file
 
-Both take -config FILE. They open the event store COINLEDGER_EVENT_STORE names; the
-embedded store is locked by a running server: stop it first.
-`
+Both take -config FILE and open the event store COINLEDGER_EVENT_STORE names. While a
+running server holds the embedded store, export goes through the server's admin API
+(GET /api/v1/events/export, the same format) and import is refused: its target must
+be empty and served by nothing.
+` + remoteUsage
 
 // eventsCmd runs the events subcommands.
 func eventsCmd(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return usageError("events: no command given\n" + eventsUsage)
+		return usageError("events: no command given\n\n" + eventsUsage)
 	}
 	switch args[0] {
 	case "export":
@@ -48,29 +52,12 @@ func eventsCmd(ctx context.Context, args []string) error {
 		os.Stdout.WriteString(eventsUsage)
 		return nil
 	}
-	return usageError(fmt.Sprintf("events: unknown command %q\n%s", args[0], eventsUsage))
+	return usageError(fmt.Sprintf("events: unknown command %q\n\n%s", args[0], eventsUsage))
 }
 
-// openStoreForEvents opens the event store of the configuration in
-// configPath ("": none) and names its kind, sqlite or esdb.
-func openStoreForEvents(ctx context.Context, name, configPath string) (eventstore.Store, string, func() error, error) {
-	cfg, err := loadConfigFile(name, configPath)
-	if err != nil {
-		return nil, "", nil, err
-	}
-	url := cfg.EventStore.Reveal()
-	kind := "esdb"
-	if strings.HasPrefix(url, "sqlite:") {
-		kind = "sqlite"
-	}
-	store, closeStore, err := openEventStore(ctx, url)
-	if err != nil {
-		return nil, "", nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return store, kind, closeStore, nil
-}
-
-// eventsExport writes the global log as NDJSON.
+// eventsExport writes the global log as NDJSON: from the store, or
+// through the running server's admin API when the server holds the
+// embedded store's lock.
 func eventsExport(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("events export", flag.ContinueOnError)
 	config := fs.String("config", os.Getenv("COINLEDGER_CONFIG"), "YAML configuration file")
@@ -78,74 +65,170 @@ func eventsExport(ctx context.Context, args []string) error {
 	to := fs.Uint64("to", 0, "last position to export (default: the head)")
 	out := fs.String("o", "", "output file (default: standard output)")
 	gz := fs.Bool("gzip", false, "compress with gzip (implied by an output file ending in .gz)")
-	if err := fs.Parse(args); err != nil {
-		return usageError(err.Error())
+	rf := addRemoteFlags(fs)
+	if _, err := parseFlags(fs, eventsUsage, args, 0); err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError("events export: unexpected arguments\n" + eventsUsage)
-	}
-	store, kind, closeStore, err := openStoreForEvents(ctx, "events export", *config)
+	cfg, err := loadConfigFile("events export", *config)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
-
-	var w io.Writer = os.Stdout
-	var file *os.File
-	if *out != "" && *out != "-" {
-		if file, err = os.Create(*out); err != nil {
-			return fmt.Errorf("events export: %w", err)
-		}
-		defer file.Close()
-		w = file
-		*gz = *gz || strings.HasSuffix(*out, ".gz")
+	url := cfg.EventStore.Reveal()
+	var r *remote
+	store, closeStore, err := openEventStore(ctx, url)
+	switch {
+	case errors.Is(err, errStoreLocked):
+		r = usingServer("events export", rf.client(cfg.Listen, cfg.AdminPassword.Reveal()))
+	case err != nil:
+		return fmt.Errorf("events export: %w", err)
+	default:
+		defer closeStore()
 	}
-	var zw *gzip.Writer
-	if *gz {
-		zw, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
-		w = zw
-	}
-	head, err := store.Head(ctx)
+	w, finish, err := exportOutput(*out, *gz)
 	if err != nil {
 		return fmt.Errorf("events export: %w", err)
 	}
-	first, last := max(*from, 1), head
-	if *to > 0 {
-		last = min(last, *to)
-	}
 	var p dump.Progress
-	stop := startProgress("exported", &p, func() float64 {
-		if last <= first {
-			return 1
-		}
+	var first, last atomic.Uint64 // the range asked for, once known
+	stop := startProgress("exported", func() progressSample {
 		pos := p.Position.Load()
-		if pos < first {
-			return 0
+		s := progressSample{Events: p.Events.Load(), Position: pos}
+		if f, l := max(first.Load(), 1), last.Load(); l > f && pos >= f {
+			s.Fraction = float64(pos-f+1) / float64(l-f+1)
 		}
-		return float64(pos-first+1) / float64(last-first+1)
+		return s
 	})
 	start := time.Now()
-	end, err := dump.Export(ctx, store, w, dump.ExportOptions{From: *from, To: *to, Source: kind, Progress: &p})
+	var end dump.End
+	if r != nil {
+		end, err = exportRemote(ctx, r, w, *from, *to, &p, func(h dump.Header) { first.Store(h.From); last.Store(h.To) })
+	} else {
+		first.Store(*from)
+		var head uint64
+		if head, err = store.Head(ctx); err == nil {
+			last.Store(head)
+			if *to > 0 {
+				last.Store(min(head, *to))
+			}
+			end, err = dump.Export(ctx, store, w, dump.ExportOptions{From: *from, To: *to, Source: storeKind(url), Progress: &p})
+		}
+	}
 	stop()
+	if ferr := finish(); err == nil { // closes the file on failure too
+		err = ferr
+	}
 	if err != nil {
-		return err
-	}
-	if zw != nil {
-		if err := zw.Close(); err != nil {
-			return fmt.Errorf("events export: %w", err)
-		}
-	}
-	if file != nil {
-		if err := file.Sync(); err != nil {
-			return fmt.Errorf("events export: %w", err)
-		}
-		if err := file.Close(); err != nil {
-			return fmt.Errorf("events export: %w", err)
-		}
+		return fmt.Errorf("events export: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "exported %d events up to position %d in %s (%s)\n",
 		end.Events, end.LastPosition, time.Since(start).Round(time.Millisecond), rate(end.Events, time.Since(start)))
 	return nil
+}
+
+// exportOutput opens where an export goes: standard output, or the file
+// out (compressed when gz or when its name ends in .gz). finish flushes,
+// syncs and closes it.
+func exportOutput(out string, gz bool) (w io.Writer, finish func() error, err error) {
+	w, finish = os.Stdout, func() error { return nil }
+	if out != "" && out != "-" {
+		file, err := os.Create(out)
+		if err != nil {
+			return nil, nil, err
+		}
+		w = file
+		finish = func() error {
+			if err := file.Sync(); err != nil {
+				file.Close()
+				return err
+			}
+			return file.Close()
+		}
+		gz = gz || strings.HasSuffix(out, ".gz")
+	}
+	if gz {
+		zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+		closeFile := finish
+		w, finish = zw, func() error {
+			if err := zw.Close(); err != nil {
+				closeFile()
+				return err
+			}
+			return closeFile()
+		}
+	}
+	return w, finish, nil
+}
+
+// exportRemote copies the server's export (GET /api/v1/events/export, the
+// format dump.Export writes) to w, counting its events into p and handing
+// its header to header, and returns its end line: an answer without one
+// (the server failed midway, the connection broke) is an error.
+func exportRemote(ctx context.Context, r *remote, w io.Writer, from, to uint64, p *dump.Progress, header func(dump.Header)) (dump.End, error) {
+	var end dump.End
+	resp, err := r.stream(ctx, fmt.Sprintf("/events/export?from=%d&to=%d", from, to))
+	if err != nil {
+		return end, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+	bw := bufio.NewWriterSize(w, 1<<20)
+	gotEnd := false
+	for n := 0; sc.Scan(); n++ {
+		line := sc.Bytes()
+		switch {
+		case n == 0:
+			var h dump.Header
+			if err := json.Unmarshal(line, &h); err != nil || h.Format != dump.Format {
+				return end, fmt.Errorf("the server's export does not start with a %s header", dump.Format)
+			}
+			header(h)
+		case bytes.HasPrefix(line, []byte(`{"end":`)):
+			var e struct {
+				End dump.End `json:"end"`
+			}
+			if err := json.Unmarshal(line, &e); err != nil {
+				return end, fmt.Errorf("the server's export: end line: %w", err)
+			}
+			end, gotEnd = e.End, true
+		default:
+			p.Events.Add(1)
+			p.Position.Store(linePosition(line))
+		}
+		bw.Write(line)
+		if err := bw.WriteByte('\n'); err != nil {
+			return end, fmt.Errorf("write: %w", err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return end, fmt.Errorf("read the server's export after %d events: %w", p.Events.Load(), err)
+	}
+	if !gotEnd {
+		return end, fmt.Errorf("the server's export ended without its end line after %d events (the server failed: see its log)", p.Events.Load())
+	}
+	if err := bw.Flush(); err != nil {
+		return end, fmt.Errorf("write: %w", err)
+	}
+	return end, nil
+}
+
+// linePosition reads the position of an event line of an export (0 when
+// it has none). The first `,"position":` is the field: inside the stream
+// name before it, quotes are escaped.
+func linePosition(line []byte) uint64 {
+	const key = `,"position":`
+	i := bytes.Index(line, []byte(key))
+	if i < 0 {
+		return 0
+	}
+	var n uint64
+	for _, c := range line[i+len(key):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n
 }
 
 // eventsImport imports an export into an empty event store.
@@ -153,13 +236,11 @@ func eventsImport(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("events import", flag.ContinueOnError)
 	config := fs.String("config", os.Getenv("COINLEDGER_CONFIG"), "YAML configuration file")
 	check := fs.Bool("check", false, "only read and verify the file; write nothing")
-	if err := fs.Parse(args); err != nil {
-		return usageError(err.Error())
+	pos, err := parseFlags(fs, eventsUsage, args, 1)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() != 1 {
-		return usageError("events import: give one FILE (or - for standard input)\n" + eventsUsage)
-	}
-	name := fs.Arg(0)
+	name := pos[0]
 	var raw io.Reader = os.Stdin
 	var size int64
 	if name != "-" {
@@ -186,29 +267,38 @@ func eventsImport(ctx context.Context, args []string) error {
 	}
 	var store eventstore.Store
 	if !*check {
-		var closeStore func() error
-		var err error
-		if store, _, closeStore, err = openStoreForEvents(ctx, "events import", *config); err != nil {
+		cfg, err := loadConfigFile("events import", *config)
+		if err != nil {
 			return err
 		}
+		st, closeStore, err := openEventStore(ctx, cfg.EventStore.Reveal())
+		if errors.Is(err, errStoreLocked) {
+			return fmt.Errorf("events import: %w (an import goes only into an empty store that nothing serves: "+
+				"stop the server, or import into a new store, COINLEDGER_EVENT_STORE, and serve that)", err)
+		}
+		if err != nil {
+			return fmt.Errorf("events import: %w", err)
+		}
 		defer closeStore()
+		store = st
 	}
 	var p dump.Progress
-	stop := startProgress("imported", &p, func() float64 {
-		if size <= 0 {
-			return 0
+	verb := "imported"
+	if *check {
+		verb = "verified"
+	}
+	stop := startProgress(verb, func() progressSample {
+		s := progressSample{Events: p.Events.Load(), Position: p.Position.Load()}
+		if size > 0 {
+			s.Fraction = float64(counted.n.Load()) / float64(size)
 		}
-		return float64(counted.n.Load()) / float64(size)
+		return s
 	})
 	start := time.Now()
 	_, end, err := dump.Import(ctx, store, in, dump.ImportOptions{Progress: &p, CheckOnly: *check})
 	stop()
 	if err != nil {
 		return err
-	}
-	verb := "imported"
-	if *check {
-		verb = "verified"
 	}
 	fmt.Fprintf(os.Stderr, "%s %d events up to source position %d, every hash chain verified, in %s (%s)\n",
 		verb, end.Events, end.LastPosition, time.Since(start).Round(time.Millisecond), rate(end.Events, time.Since(start)))
@@ -232,53 +322,4 @@ func rate(n uint64, d time.Duration) string {
 		return "- events/s"
 	}
 	return fmt.Sprintf("%.0f events/s", float64(n)/d.Seconds())
-}
-
-// startProgress reports p on standard error until the returned stop is
-// called: on a terminal one line refreshed in place with the rate and, when
-// fraction (the share done, 0 when unknown) tells, the time left; else a
-// plain line every five seconds.
-func startProgress(verb string, p *dump.Progress, fraction func() float64) (stop func()) {
-	tty := false
-	if st, err := os.Stderr.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-		tty = true
-	}
-	every := 5 * time.Second
-	if tty {
-		every = 250 * time.Millisecond
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		start := time.Now()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		printed := false
-		for {
-			select {
-			case <-done:
-				if printed && tty {
-					fmt.Fprint(os.Stderr, "\r\033[K")
-				}
-				return
-			case <-t.C:
-			}
-			elapsed := time.Since(start)
-			n := p.Events.Load()
-			s := fmt.Sprintf("%s %d events (position %d), %s", verb, n, p.Position.Load(), rate(n, elapsed))
-			if f := fraction(); f > 0 && f < 1 {
-				eta := time.Duration(float64(elapsed) * (1 - f) / f)
-				s += fmt.Sprintf(", %.0f%%, %s left", 100*f, eta.Round(time.Second))
-			}
-			if tty {
-				fmt.Fprintf(os.Stderr, "\r\033[K%s", s)
-			} else {
-				fmt.Fprintln(os.Stderr, s)
-			}
-			printed = true
-		}
-	}()
-	return func() { close(done); wg.Wait() }
 }

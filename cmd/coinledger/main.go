@@ -4,9 +4,14 @@
 //	coinledger bench store           measure the event store
 //	coinledger bench transfers       measure transfers over HTTP (bench reads: account reads)
 //	coinledger projections status    show each read model's checkpoint and lag
-//	coinledger projections retry N   resume a parked read model on the running server
+//	coinledger projections list|rebuild|retry   act on the running server's read models
+//	coinledger followers list|retry|skip        act on the running server's followers
 //	coinledger audit verify          verify every stream's hash chain
 //	coinledger events export|import  move the event log between stores (NDJSON)
+//
+// Commands that need the store (users, events export, audit verify,
+// projections status) go through the running server's admin API when it
+// holds the embedded store's lock (remote.go).
 //
 // Configuration: a YAML file named by COINLEDGER_CONFIG (or -config), then
 // COINLEDGER_* environment variables; see config.go.
@@ -15,10 +20,13 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -35,15 +43,25 @@ commands:
   bench reads            measure account reads over HTTP (server as its own process; same flags)
   bench notify           measure walletnotify ingestion to a confirmed deposit in the read models (null backend)
   projections status     checkpoint and lag of every read model
+  projections list       the running server's projections: version, state, position, lag
+  projections rebuild NAME... | -all
+                         rebuild read models blue/green on the running server, with progress
   projections retry NAME resume a parked read model on the running server
-                         (-url, default http://COINLEDGER_LISTEN; -token or COINLEDGER_TOKEN, an admin token,
-                         else login as admin with COINLEDGER_ADMIN_PASSWORD)
+  followers list         the running server's followers (alert engine, outbox, indexes, ...)
+  followers retry NAME   resume a parked follower
+  followers skip NAME    skip the event a parked side-effecting follower is stuck at
   audit verify           verify the hash chain of every stream
   events export|import   write the event log as NDJSON; import such a file into an empty store
   notify [-coin C] TXID  post a walletnotify to the running service (bitcoin.conf: walletnotify=coinledger notify %s)
   users ...              add users, grant and revoke, hash passwords, import Graphene maps
   config show            print the effective configuration (secrets redacted)
   version                print the version
+
+users, events export, audit verify and projections status work while a server runs: when it
+holds the embedded store they go through its admin API. The commands that talk to the server
+take -url (default http:// + COINLEDGER_LISTEN) and -token (default COINLEDGER_TOKEN, an admin
+token or API key; else an admin login with COINLEDGER_ADMIN_PASSWORD).
+"coinledger COMMAND -h" (or "coinledger COMMAND help") describes a command.
 
 configuration: COINLEDGER_CONFIG (YAML file), COINLEDGER_LISTEN, COINLEDGER_DATA_DIR,
 COINLEDGER_EVENT_STORE, COINLEDGER_READ_MODELS, COINLEDGER_ADMIN_PASSWORD, ...
@@ -56,6 +74,10 @@ func main() {
 	var ue usageError
 	switch {
 	case err == nil:
+	case errors.As(err, &ue) && strings.Contains(err.Error(), "usage: coinledger"):
+		// The error carries its command's usage.
+		fmt.Fprintf(os.Stderr, "coinledger: %v", err)
+		os.Exit(2)
 	case errors.As(err, &ue):
 		fmt.Fprintf(os.Stderr, "coinledger: %v\n\n%s", err, usage)
 		os.Exit(2)
@@ -69,7 +91,47 @@ type usageError string
 
 func (e usageError) Error() string { return string(e) }
 
+// parseFlags parses args with fs, flags and positional arguments in any
+// order, and returns the positional ones. -h or --help prints usage and
+// fs's flags on standard output and returns flag.ErrHelp, which run turns
+// into success; a bad flag, or another number of positional arguments
+// than want (when want >= 0), is a usageError.
+func parseFlags(fs *flag.FlagSet, usage string, args []string, want int) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				os.Stdout.WriteString(usage)
+				fmt.Fprintf(os.Stdout, "\nflags of %s:\n", fs.Name())
+				fs.SetOutput(os.Stdout)
+				fs.PrintDefaults()
+				return nil, err
+			}
+			return nil, usageError(fmt.Sprintf("%s: %v\n\n%s", fs.Name(), err, usage))
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+	}
+	if want >= 0 && len(pos) != want {
+		return nil, usageError(fmt.Sprintf("%s: want %d arguments, got %d\n\n%s", fs.Name(), want, len(pos), usage))
+	}
+	return pos, nil
+}
+
+// run runs the command args names; asking for help is a success.
 func run(ctx context.Context, args []string) error {
+	err := dispatch(ctx, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return usageError("no command given")
 	}
@@ -92,12 +154,15 @@ func run(ctx context.Context, args []string) error {
 		return benchServer(ctx, logger, rest[1:])
 	case cmd == "bench" && sub == "notify":
 		return benchNotify(ctx, rest[1:])
-	case cmd == "projections" && sub == "status":
-		return projectionsStatus(ctx, rest[1:])
-	case cmd == "projections" && sub == "retry":
-		return projectionsRetry(ctx, rest[1:])
+	case cmd == "projections":
+		return projectionsCmd(ctx, rest)
+	case cmd == "followers":
+		return followersCmd(ctx, rest)
 	case cmd == "audit" && sub == "verify":
 		return auditVerify(ctx, rest[1:])
+	case cmd == "audit" && (sub == "help" || sub == "-h" || sub == "--help"):
+		os.Stdout.WriteString(auditUsage)
+		return nil
 	case cmd == "events":
 		return eventsCmd(ctx, rest)
 	case cmd == "users":

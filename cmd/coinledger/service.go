@@ -137,7 +137,7 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	// follower the wiring above registered.
 	svc.runner = projections.NewRunner(db, svc.store, projections.Options{Logger: logger},
 		append(readModels(), svc.followers...)...)
-	a := api.New(api.Deps{Store: svc.store, DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
+	a := api.New(api.Deps{Store: svc.store, StoreKind: storeKind(cfg.EventStore.Reveal()), DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
 		Issuer: issuer, ClientIP: clientIP, Logins: auth.NewLoginGuard(auth.DefaultLoginPolicy(), time.Now), Chains: chains,
 		Market: mkt, Alerts: alertSvc, Outbox: ob, Hooks: svc.hooks, Logger: logger, Version: version,
 		Websocket: api.WebsocketLimits{MaxConnsPerUser: cfg.Websocket.MaxConnectionsPerUser,

@@ -15,14 +15,19 @@ import (
 	pgsqlite "github.com/coinledger/coinledger/projections/sqlite"
 )
 
+// errStoreLocked: the embedded event store is locked by another process,
+// a running server or another command. Commands that can go through a
+// running server's admin API instead (remote.go) branch on it.
+var errStoreLocked = errors.New("the event store is in use, by a running server or another command")
+
 // openEventStore opens the store the URL names: sqlite:PATH or esdb://...
-// An embedded store locked by another process (a running server, another
-// command) is an error that says so.
+// An embedded store locked by another process is an error wrapping
+// errStoreLocked.
 func openEventStore(ctx context.Context, url string) (eventstore.Store, func() error, error) {
 	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
 		s, err := sqlite.Open(ctx, path, sqlite.Options{})
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, nil, fmt.Errorf("the event store is in use, by a running server or another command: stop it first: %w", err)
+			return nil, nil, fmt.Errorf("%w: stop it first: %w", errStoreLocked, err)
 		}
 		if err != nil {
 			return nil, nil, err
@@ -34,6 +39,14 @@ func openEventStore(ctx context.Context, url string) (eventstore.Store, func() e
 		return nil, nil, fmt.Errorf("open EventStoreDB: %w", err)
 	}
 	return s, s.Close, nil
+}
+
+// storeKind names the kind of the event store the URL names: sqlite or esdb.
+func storeKind(url string) string {
+	if strings.HasPrefix(url, "sqlite:") {
+		return "sqlite"
+	}
+	return "esdb"
 }
 
 // openReadModels opens the read-model database the URL names: sqlite:PATH or postgres://...

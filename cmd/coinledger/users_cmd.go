@@ -6,6 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 
@@ -31,14 +33,16 @@ const usersUsage = `usage: coinledger users <command>
                                      entry becomes user "anonymous", read-only unless
                                      -wildcard-writes grants what its API sets map to
 
-They write to the event store the configuration names. The embedded store is
-locked by a running server: stop it first, or use the HTTP API.
-`
+They take -config FILE and write to the event store the configuration names. While a
+running server holds the embedded store, add, grant, revoke, disable and enable go
+through its admin API (add then needs -email); import-graphene needs the server
+stopped.
+` + remoteUsage
 
 // usersCmd runs the users subcommands.
 func usersCmd(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return usageError("users: no command given\n" + usersUsage)
+		return usageError("users: no command given\n\n" + usersUsage)
 	}
 	cmd, args := args[0], args[1:]
 	if cmd == "hash-password" {
@@ -61,85 +65,77 @@ func usersCmd(ctx context.Context, args []string) error {
 	var roles multiFlag
 	fs.Var(&roles, "role", "role: admin, auditor or price_feeder (add; repeatable)")
 	configPath := fs.String("config", os.Getenv("COINLEDGER_CONFIG"), "YAML configuration file")
-	// Flags may follow the positional arguments.
-	var pos []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return usageError(err.Error())
+	rf := addRemoteFlags(fs)
+	want := map[string]int{"add": 1, "grant": 3, "revoke": 2, "disable": 1, "enable": 1, "import-graphene": 1}
+	n, known := want[cmd]
+	if !known {
+		if cmd == "help" || cmd == "-h" || cmd == "--help" {
+			os.Stdout.WriteString(usersUsage)
+			return nil
 		}
-		if fs.NArg() == 0 {
-			break
+		return usageError(fmt.Sprintf("users: unknown command %q\n\n%s", cmd, usersUsage))
+	}
+	pos, err := parseFlags(fs, usersUsage, args, n)
+	if err != nil {
+		return err
+	}
+	if cmd == "import-graphene" && *wallet == "" {
+		return usageError("users import-graphene: -wallet is required\n\n" + usersUsage)
+	}
+	var password string
+	if cmd == "add" {
+		if password, err = readPassword(); err != nil {
+			return err
 		}
-		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
 	}
 	cfg, err := loadConfigFile("users", *configPath)
 	if err != nil {
 		return err
 	}
+	var admin userAdmin
+	var svc *users.Service
 	store, closeStore, err := openEventStore(ctx, cfg.EventStore.Reveal())
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-	svc, err := usersService(cfg, store, nil, nil, nil)
-	if err != nil {
-		return err
-	}
-	meta := eventstore.Metadata{Actor: "cli:" + os.Getenv("USER")}
-	need := func(n int) error {
-		if len(pos) != n {
-			return usageError(fmt.Sprintf("users %s: want %d arguments, got %d\n%s", cmd, n, len(pos), usersUsage))
+	switch {
+	case errors.Is(err, errStoreLocked):
+		if cmd == "import-graphene" {
+			return fmt.Errorf("users import-graphene writes to the store itself (the API has no import): stop the server first: %w", err)
 		}
-		return nil
+		admin = serverUsers{usingServer("users "+cmd, rf.client(cfg.Listen, cfg.AdminPassword.Reveal()))}
+	case err != nil:
+		return err
+	default:
+		defer closeStore()
+		if svc, err = usersService(cfg, store, nil, nil, nil); err != nil {
+			return err
+		}
+		admin = storeUsers{svc: svc, meta: eventstore.Metadata{Actor: "cli:" + os.Getenv("USER")}}
 	}
 	switch cmd {
 	case "add":
-		if err := need(1); err != nil {
-			return err
-		}
-		password, err := readPassword()
-		if err != nil {
-			return err
-		}
-		if err := svc.Register(ctx, meta, pos[0], *email, password, roles); err != nil {
+		if err := admin.add(ctx, pos[0], *email, password, roles); err != nil {
 			return err
 		}
 		fmt.Printf("user %s added\n", pos[0])
 	case "grant":
-		if err := need(3); err != nil {
-			return err
-		}
-		if err := svc.Grant(ctx, meta, pos[0], pos[1], strings.Split(pos[2], ",")); err != nil {
+		if err := admin.grant(ctx, pos[0], pos[1], strings.Split(pos[2], ",")); err != nil {
 			return err
 		}
 		fmt.Printf("granted %s on %s to %s\n", pos[2], pos[1], pos[0])
 	case "revoke":
-		if err := need(2); err != nil {
-			return err
-		}
-		if err := svc.Revoke(ctx, meta, pos[0], pos[1]); err != nil {
+		if err := admin.revoke(ctx, pos[0], pos[1]); err != nil {
 			return err
 		}
 		fmt.Printf("revoked %s's grant on %s\n", pos[0], pos[1])
 	case "disable", "enable":
-		if err := need(1); err != nil {
-			return err
-		}
-		change, done := svc.Disable, "disabled"
+		done := "disabled"
 		if cmd == "enable" {
-			change, done = svc.Enable, "enabled"
+			done = "enabled"
 		}
-		if err := change(ctx, meta, pos[0]); err != nil {
+		if err := admin.setDisabled(ctx, pos[0], cmd == "disable"); err != nil {
 			return err
 		}
 		fmt.Printf("user %s %s\n", pos[0], done)
 	case "import-graphene":
-		if err := need(1); err != nil {
-			return err
-		}
-		if *wallet == "" {
-			return usageError("users import-graphene: -wallet is required")
-		}
 		data, err := os.ReadFile(pos[0])
 		if err != nil {
 			return err
@@ -148,6 +144,7 @@ func usersCmd(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", pos[0], err)
 		}
+		meta := eventstore.Metadata{Actor: "cli:" + os.Getenv("USER")}
 		r, err := svc.ImportGraphene(ctx, meta, m, users.ImportOptions{Wallet: *wallet, WildcardWrites: *wildcardWrites})
 		for _, u := range r.Imported {
 			fmt.Printf("imported %s\n", u)
@@ -160,10 +157,77 @@ func usersCmd(ctx context.Context, args []string) error {
 				users.Anonymous, r.WildcardPermissions, *wallet)
 		}
 		return err
-	default:
-		return usageError(fmt.Sprintf("users: unknown command %q\n%s", cmd, usersUsage))
 	}
 	return nil
+}
+
+// userAdmin is what the users commands change: in the store, or through
+// the running server's admin API.
+type userAdmin interface {
+	add(ctx context.Context, name, email, password string, roles []string) error
+	grant(ctx context.Context, name, wallet string, perms []string) error
+	revoke(ctx context.Context, name, wallet string) error
+	setDisabled(ctx context.Context, name string, disabled bool) error
+}
+
+// storeUsers changes users in the store, recording meta.
+type storeUsers struct {
+	svc  *users.Service
+	meta eventstore.Metadata
+}
+
+func (s storeUsers) add(ctx context.Context, name, email, password string, roles []string) error {
+	return s.svc.Register(ctx, s.meta, name, email, password, roles)
+}
+
+func (s storeUsers) grant(ctx context.Context, name, wallet string, perms []string) error {
+	return s.svc.Grant(ctx, s.meta, name, wallet, perms)
+}
+
+func (s storeUsers) revoke(ctx context.Context, name, wallet string) error {
+	return s.svc.Revoke(ctx, s.meta, name, wallet)
+}
+
+func (s storeUsers) setDisabled(ctx context.Context, name string, disabled bool) error {
+	if disabled {
+		return s.svc.Disable(ctx, s.meta, name)
+	}
+	return s.svc.Enable(ctx, s.meta, name)
+}
+
+// serverUsers changes users through the server's user endpoints (admin).
+type serverUsers struct{ r *remote }
+
+func (s serverUsers) add(ctx context.Context, name, email, password string, roles []string) error {
+	if email == "" {
+		return usageError("users add: the server's API wants an e-mail address: give -email")
+	}
+	return s.r.call(ctx, http.MethodPost, "/users",
+		map[string]any{"username": name, "email": email, "password": password, "roles": nonNilRoles(roles)}, nil)
+}
+
+func (s serverUsers) grant(ctx context.Context, name, wallet string, perms []string) error {
+	return s.r.call(ctx, http.MethodPut, "/users/"+url.PathEscape(name)+"/wallets/"+url.PathEscape(wallet),
+		map[string]any{"permissions": perms}, nil)
+}
+
+func (s serverUsers) revoke(ctx context.Context, name, wallet string) error {
+	return s.r.call(ctx, http.MethodDelete, "/users/"+url.PathEscape(name)+"/wallets/"+url.PathEscape(wallet), nil, nil)
+}
+
+func (s serverUsers) setDisabled(ctx context.Context, name string, disabled bool) error {
+	action := "/enable"
+	if disabled {
+		action = "/disable"
+	}
+	return s.r.call(ctx, http.MethodPost, "/users/"+url.PathEscape(name)+action, nil, nil)
+}
+
+func nonNilRoles(roles []string) []string {
+	if roles == nil {
+		return []string{}
+	}
+	return roles
 }
 
 // readPassword reads one line from standard input (no echo handling: pipe it).

@@ -28,18 +28,20 @@ import (
 
 // Deps is what the API needs from the rest of the service.
 type Deps struct {
-	Store    eventstore.Store
-	DB       projections.DB
-	Runner   *projections.Runner
-	Wallets  *wallets.Service
-	Users    *users.Service
-	Issuer   *auth.Issuer
-	ClientIP *auth.ClientIP      // the caller's address, behind trusted proxies
-	Logins   *auth.LoginGuard    // login attempts
-	Chains   *chainsync.Registry // the coins' chain backends
-	Market   *market.Service     // price ticks
-	Alerts   *alerting.Service   // price alerts
-	Outbox   *outbox.Notifier    // alert deliveries
+	Store eventstore.Store
+	// StoreKind names the event store's kind (sqlite, esdb) in exports.
+	StoreKind string
+	DB        projections.DB
+	Runner    *projections.Runner
+	Wallets   *wallets.Service
+	Users     *users.Service
+	Issuer    *auth.Issuer
+	ClientIP  *auth.ClientIP      // the caller's address, behind trusted proxies
+	Logins    *auth.LoginGuard    // login attempts
+	Chains    *chainsync.Registry // the coins' chain backends
+	Market    *market.Service     // price ticks
+	Alerts    *alerting.Service   // price alerts
+	Outbox    *outbox.Notifier    // alert deliveries
 	// Websocket limits the realtime endpoint (zero fields: ws defaults).
 	Websocket WebsocketLimits
 	// Hooks, when set, takes the notification POSTs of external services
@@ -149,6 +151,7 @@ func New(d Deps) *API {
 	in.POST("/alerts/:id/deliveries/:delivery/redeliver", h.redeliver)
 	in.GET("/events", h.listEvents, requireRole(identity.RoleAuditor))
 	in.GET("/events/stream", h.streamEvents, requireRole(identity.RoleAuditor))
+	in.GET("/events/export", h.exportEvents, requireAdmin)
 	in.GET("/streams/:stream", h.getStream, requireRole(identity.RoleAuditor))
 	in.GET("/wallets", h.listWallets)
 	in.POST("/wallets", h.createWallet, requireAdmin)
