@@ -166,7 +166,12 @@ func (r *running) sync(tb testing.TB, w *world) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	must(tb, r.runner.WaitFor(ctx, alerting.EngineName, w.head(tb)))
+	// The engine appends triggers while it handles ticks, and then reads
+	// them back: wait until the head stops moving.
+	for head := uint64(0); head != w.head(tb); {
+		head = w.head(tb)
+		must(tb, r.runner.WaitFor(ctx, alerting.EngineName, head))
+	}
 }
 
 // status returns the engine's status in its runner.
