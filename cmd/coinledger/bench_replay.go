@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"time"
+
+	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/eventstore/dump"
+	"github.com/coinledger/coinledger/eventstore/loadgen"
+	"github.com/coinledger/coinledger/eventstore/sqlite"
+	"github.com/coinledger/coinledger/projections"
+	"github.com/coinledger/coinledger/projections/postgres"
+	pgsqlite "github.com/coinledger/coinledger/projections/sqlite"
+	"github.com/coinledger/coinledger/projections/wallet"
+)
+
+// benchReplay measures what an operator replaying the log waits for, over
+// one log of wallet traffic (loadgen.WalletTraffic) in the embedded store:
+// a rebuild of the wallet read models (balances, entries, transfers, holds)
+// from position 0 by a projections.Runner into a fresh SQLite database and,
+// given a server, a fresh Postgres schema; an export of the log to an
+// NDJSON file (as `events export -o FILE` writes it, fsync included); and
+// an import of that file into an empty embedded store (as `events import`).
+// Every figure is events/s of the same log, measured in the same run.
+func benchReplay(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench replay", flag.ContinueOnError)
+	events := fs.Int("events", 1_000_000, "events in the log")
+	logPath := fs.String("log", "", "embedded event store to replay: generated there if it does not exist, reused if it does (default: a temporary one)")
+	pgURL := fs.String("postgres", os.Getenv("COINLEDGER_TEST_POSTGRES_URL"), "Postgres URL to rebuild into too, in a fresh schema dropped afterwards (default COINLEDGER_TEST_POSTGRES_URL)")
+	dir := fs.String("dir", "", "directory for the read models, export and import (default: a temporary one, removed afterwards)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured phases (not the generation) to FILE")
+	if err := fs.Parse(args); err != nil {
+		return usageError(err.Error())
+	}
+	if *dir == "" {
+		tmp, err := os.MkdirTemp("", "coinledger-replay-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		*dir = tmp
+	}
+	if *logPath == "" {
+		*logPath = filepath.Join(*dir, "events.db")
+	}
+	stats, err := replayLog(ctx, *logPath, *events)
+	if err != nil {
+		return err
+	}
+	store, err := sqlite.Open(ctx, *logPath, sqlite.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	head, _ := store.Head(ctx)
+	fmt.Printf("log: %d events in %d wallets (%d accounts, %d transfers, %d holds)\n",
+		head, stats.Wallets, stats.Accounts, stats.Transfers, stats.Holds)
+	if head != uint64(stats.Events) {
+		return fmt.Errorf("bench replay: the log holds %d events, its stats say %d", head, stats.Events)
+	}
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	extra := map[string]float64{"events": float64(head)}
+	rate := func(d time.Duration) float64 { return float64(head) / d.Seconds() }
+	line := func(what string, d time.Duration) {
+		fmt.Printf("%-44s %8.2f s %10.0f events/s\n", what, d.Seconds(), rate(d))
+	}
+
+	// Rebuild into SQLite.
+	db, err := pgsqlite.Open(ctx, filepath.Join(*dir, "readmodels.db"))
+	if err != nil {
+		return err
+	}
+	d, err := rebuildWallet(ctx, db, store, head, stats)
+	db.Close()
+	if err != nil {
+		return fmt.Errorf("bench replay: rebuild into SQLite: %w", err)
+	}
+	line("rebuild wallet read models into SQLite", d)
+	sqliteRate := rate(d)
+	extra["rebuild_sqlite_events_per_sec"] = round(sqliteRate)
+
+	// Rebuild into Postgres.
+	if *pgURL != "" {
+		d, err := rebuildPostgres(ctx, *pgURL, store, head, stats)
+		if err != nil {
+			return fmt.Errorf("bench replay: rebuild into Postgres: %w", err)
+		}
+		line("rebuild wallet read models into Postgres", d)
+		extra["rebuild_postgres_events_per_sec"] = round(rate(d))
+	}
+
+	// Export to a file.
+	exportPath := filepath.Join(*dir, "export.ndjson")
+	start := time.Now()
+	end, size, err := exportFile(ctx, store, exportPath)
+	if err != nil {
+		return err
+	}
+	d = time.Since(start)
+	if end.Events != head {
+		return fmt.Errorf("bench replay: exported %d events of %d", end.Events, head)
+	}
+	line(fmt.Sprintf("export to NDJSON (%d MB, fsync)", size>>20), d)
+	extra["export_events_per_sec"] = round(rate(d))
+	extra["export_bytes_per_event"] = round(float64(size) / float64(head))
+
+	// Import into an empty embedded store.
+	start = time.Now()
+	n, err := importFile(ctx, exportPath, filepath.Join(*dir, "imported.db"))
+	if err != nil {
+		return err
+	}
+	d = time.Since(start)
+	if n != head {
+		return fmt.Errorf("bench replay: imported %d events of %d", n, head)
+	}
+	line("import into an empty embedded store", d)
+	extra["import_sqlite_events_per_sec"] = round(rate(d))
+
+	return printResult(benchResult{Scenario: "replay", OpsPerSec: round(sqliteRate), Extra: extra})
+}
+
+// replayLog returns the stats of the wallet traffic in the store at path,
+// generating events of it first if the store does not exist. The stats are
+// kept beside the store, so a later run can reuse the log.
+func replayLog(ctx context.Context, path string, events int) (loadgen.WalletStats, error) {
+	var stats loadgen.WalletStats
+	statsPath := path + ".stats.json"
+	if _, err := os.Stat(path); err == nil {
+		b, err := os.ReadFile(statsPath)
+		if err != nil {
+			return stats, fmt.Errorf("bench replay: reuse %s: %w", path, err)
+		}
+		return stats, json.Unmarshal(b, &stats)
+	}
+	store, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		return stats, err
+	}
+	defer store.Close()
+	start := time.Now()
+	if stats, err = loadgen.WalletTraffic(ctx, store, loadgen.WalletOptions{Events: events}); err != nil {
+		return stats, err
+	}
+	fmt.Printf("generated %d events of wallet traffic in %s\n", stats.Events, time.Since(start).Round(time.Millisecond))
+	b, _ := json.Marshal(stats)
+	return stats, os.WriteFile(statsPath, b, 0o600)
+}
+
+// rebuildWallet runs the wallet projection from 0 into db until it has the
+// whole log and checks the rows it wrote against stats. It returns the
+// time to the last commit.
+func rebuildWallet(ctx context.Context, db projections.DB, store eventstore.Store, head uint64, stats loadgen.WalletStats) (time.Duration, error) {
+	runner := projections.NewRunner(db, store, projections.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, wallet.New())
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := time.Now()
+	errc := make(chan error, 1)
+	go func() { errc <- runner.Run(rctx) }()
+	if err := runner.WaitFor(ctx, "wallet", head); err != nil {
+		return 0, err
+	}
+	d := time.Since(start)
+	cancel()
+	if err := <-errc; err != nil {
+		return d, err
+	}
+	for _, c := range []struct {
+		table string
+		want  int
+	}{{"wallet_transfers", stats.Transfers}, {"wallet_entries", stats.Entries},
+		{"wallet_accounts", stats.Accounts + 3*stats.Wallets}, {"wallets", stats.Wallets}} {
+		var n int64
+		if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM `+c.table).Scan(&n); err != nil {
+			return d, err
+		}
+		if n != int64(c.want) {
+			return d, fmt.Errorf("%s has %d rows, want %d", c.table, n, c.want)
+		}
+	}
+	for i := range stats.Wallets {
+		sum, err := wallet.SumBalances(ctx, db, fmt.Sprintf("w%d", i))
+		if err != nil {
+			return d, err
+		}
+		if sum.Total() != 0 {
+			return d, fmt.Errorf("the balances of wallet w%d sum to %+v, not zero", i, sum)
+		}
+	}
+	return d, nil
+}
+
+// rebuildPostgres runs rebuildWallet into a fresh schema of the server at
+// base, dropped afterwards.
+func rebuildPostgres(ctx context.Context, base string, store eventstore.Store, head uint64, stats loadgen.WalletStats) (time.Duration, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return 0, errors.New("cannot parse the Postgres URL")
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "bench_replay_" + hex.EncodeToString(b[:])
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	db, err := postgres.Open(ctx, u.String())
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		_ = db.Update(context.Background(), func(tx projections.Tx) error {
+			_, err := tx.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			return err
+		})
+		db.Close()
+	}()
+	return rebuildWallet(ctx, db, store, head, stats)
+}
+
+// exportFile exports the whole log to a new file at path, as `events export
+// -o` does (fsync included), and returns the end line and the file's size.
+func exportFile(ctx context.Context, store eventstore.Store, path string) (dump.End, int64, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return dump.End{}, 0, err
+	}
+	defer f.Close()
+	end, err := dump.Export(ctx, store, f, dump.ExportOptions{Source: "sqlite"})
+	if err != nil {
+		return end, 0, err
+	}
+	if err := f.Sync(); err != nil {
+		return end, 0, fmt.Errorf("export: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return end, 0, err
+	}
+	return end, st.Size(), f.Close()
+}
+
+// importFile imports the export at path into a new embedded store at
+// storePath, as `events import` does, and returns the new store's head.
+func importFile(ctx context.Context, path, storePath string) (uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	store, err := sqlite.Open(ctx, storePath, sqlite.Options{})
+	if err != nil {
+		return 0, err
+	}
+	defer store.Close()
+	if _, _, err := dump.Import(ctx, store, f, dump.ImportOptions{}); err != nil {
+		return 0, err
+	}
+	head, err := store.Head(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return head, store.Close()
+}
