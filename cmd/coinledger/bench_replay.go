@@ -54,6 +54,8 @@ func benchReplay(ctx context.Context, args []string) error {
 		}
 		defer os.RemoveAll(tmp)
 		*dir = tmp
+	} else if err := os.MkdirAll(*dir, 0o750); err != nil {
+		return err
 	}
 	if *logPath == "" {
 		*logPath = filepath.Join(*dir, "events.db")

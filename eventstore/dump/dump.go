@@ -271,9 +271,14 @@ func appendString(b []byte, s string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// bulkBatchSize is the default BatchSize of a bulk import: large
+// transactions, as nothing is synced before the end.
+const bulkBatchSize = 32768
+
 // ImportOptions tune Import.
 type ImportOptions struct {
-	// BatchSize is how many events one Import call of the store gets (default 4096).
+	// BatchSize is how many events one Import call of the store gets
+	// (default 4096; 32768 into a store that is an eventstore.BulkImporter).
 	BatchSize int
 	Progress  *Progress
 	// CheckOnly reads and verifies the file without writing (store may be nil).
@@ -304,12 +309,13 @@ type line struct {
 // broken link, a truncated file or a failed append, with an error naming
 // the event; events of the batches before stay written (an import into
 // SQLite is all-or-nothing per batch only): delete the target and start
-// again. Use CheckOnly to verify a file first.
-func Import(ctx context.Context, store eventstore.Store, r io.Reader, opts ImportOptions) (Header, End, error) {
-	var h Header
-	var end End
-	if opts.BatchSize <= 0 {
-		opts.BatchSize = pageSize
+// again. Use CheckOnly to verify a file first. Into a store that is an
+// eventstore.BulkImporter (SQLite) it imports in bulk, in large
+// transactions made durable together at the end: nothing is durable
+// before Import returns.
+func Import(ctx context.Context, store eventstore.Store, r io.Reader, opts ImportOptions) (h Header, end End, rerr error) {
+	if opts.BatchSize < 0 {
+		opts.BatchSize = 0
 	}
 	if opts.Progress == nil {
 		opts.Progress = new(Progress)
@@ -327,6 +333,24 @@ func Import(ctx context.Context, store eventstore.Store, r io.Reader, opts Impor
 		if head != 0 {
 			return h, end, fmt.Errorf("import: %w (head at position %d): import only into a new store", ErrNotEmpty, head)
 		}
+		if bulk, ok := store.(eventstore.BulkImporter); ok {
+			finish, err := bulk.BeginBulk(ctx)
+			if err != nil {
+				return h, end, fmt.Errorf("import: %w", err)
+			}
+			defer func() {
+				// Durable at last: nothing counts as imported before.
+				if ferr := finish(context.WithoutCancel(ctx)); ferr != nil && rerr == nil {
+					rerr = fmt.Errorf("import: %w", ferr)
+				}
+			}()
+			if opts.BatchSize == 0 {
+				opts.BatchSize = bulkBatchSize
+			}
+		}
+	}
+	if opts.BatchSize == 0 {
+		opts.BatchSize = pageSize
 	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
@@ -398,6 +422,7 @@ func Import(ctx context.Context, store eventstore.Store, r io.Reader, opts Impor
 // hands them on in batches; it checks the end line.
 func decode(ctx context.Context, sc *bufio.Scanner, opts ImportOptions, end *End, emit func([]eventstore.Event) error) error {
 	v := eventstore.NewVerifier()
+	p := newLineParser()
 	batch := make([]eventstore.Event, 0, opts.BatchSize)
 	var n, lastPos uint64
 	var got *End
@@ -407,18 +432,21 @@ func decode(ctx context.Context, sc *bufio.Scanner, opts ImportOptions, end *End
 		if got != nil {
 			return fmt.Errorf("import: line %d: data after the end line", lineNo)
 		}
-		var l line
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			return fmt.Errorf("import: line %d (after position %d): %w", lineNo, lastPos, err)
-		}
-		if l.End != nil {
-			got = l.End
-			continue
-		}
-		e := eventstore.Event{ID: l.ID, Stream: l.Stream, Revision: l.Revision, Position: l.Position,
-			Type: l.Type, Data: l.Data, Metadata: l.Metadata, Created: l.Created.UTC(), Hash: l.Hash}
-		if l.DataText != nil {
-			e.Data = json.RawMessage(*l.DataText)
+		var e eventstore.Event
+		if !p.parse(sc.Bytes(), &e) {
+			var l line
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				return fmt.Errorf("import: line %d (after position %d): %w", lineNo, lastPos, err)
+			}
+			if l.End != nil {
+				got = l.End
+				continue
+			}
+			e = eventstore.Event{ID: l.ID, Stream: l.Stream, Revision: l.Revision, Position: l.Position,
+				Type: l.Type, Data: l.Data, Metadata: l.Metadata, Created: l.Created.UTC(), Hash: l.Hash}
+			if l.DataText != nil {
+				e.Data = json.RawMessage(*l.DataText)
+			}
 		}
 		if e.Position <= lastPos {
 			return fmt.Errorf("import: line %d: position %d does not follow %d", lineNo, e.Position, lastPos)
