@@ -45,6 +45,7 @@ func benchReplay(ctx context.Context, args []string) error {
 	dir := fs.String("dir", "", "directory for the read models, export and import (default: a temporary one, removed afterwards)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured phases (not the generation) to FILE")
 	maxBatch := fs.Int("batch", 0, "the runner's MaxBatch: most events per read-model transaction (default: the runner's)")
+	coldStart := fs.Bool("cold-start", false, "also time `serve` over a copy of the log: a first start (read models and snapshots built from 0) and, after a clean stop, a second start, until /readyz answers 200")
 	only := fs.String("only", "", "run only these phases, comma-separated: sqlite, postgres, export, import (default: all)")
 	if err := fs.Parse(args); err != nil {
 		return usageError(err.Error())
@@ -150,6 +151,20 @@ func benchReplay(ctx context.Context, args []string) error {
 			return fmt.Errorf("bench replay: imported %d events of %d", n, head)
 		}
 		line("import into an empty embedded store", "import_sqlite", d)
+	}
+	if *coldStart {
+		// serve locks the store it opens and appends to it: it gets a copy.
+		if err := store.Close(); err != nil {
+			return err
+		}
+		first, second, err := coldStarts(ctx, *logPath, filepath.Join(*dir, "serve"))
+		if err != nil {
+			return fmt.Errorf("bench replay: cold start: %w", err)
+		}
+		fmt.Printf("%-44s %8.2f s\n", "serve: first start to /readyz 200", first.Seconds())
+		fmt.Printf("%-44s %8.2f s\n", "serve: restart to /readyz 200", second.Seconds())
+		extra["first_start_s"] = round(first.Seconds())
+		extra["cold_start_s"] = round(second.Seconds())
 	}
 	return printResult(benchResult{Scenario: "replay", OpsPerSec: extra["rebuild_sqlite_events_per_sec"], Extra: extra})
 }
@@ -308,4 +323,66 @@ func freshPath(path string) string {
 		_ = os.Remove(path + suffix)
 	}
 	return path
+}
+
+// coldStarts copies the log at logPath into a fresh data directory under
+// dir and starts this binary's `serve` over it twice, as its own process:
+// the first start builds every read model and follower from 0, the second,
+// after a clean stop (SIGTERM), resumes from what the first left. Each time
+// is from starting the process to /readyz answering 200.
+func coldStarts(ctx context.Context, logPath, dir string) (first, second time.Duration, err error) {
+	data := filepath.Join(dir, "data")
+	if err := os.RemoveAll(dir); err != nil {
+		return 0, 0, err
+	}
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return 0, 0, err
+	}
+	defer os.RemoveAll(dir)
+	for _, suffix := range []string{"", "-wal"} {
+		if err := copyFile(logPath+suffix, filepath.Join(data, "events.db"+suffix)); err != nil && !(suffix != "" && errors.Is(err, os.ErrNotExist)) {
+			return 0, 0, err
+		}
+	}
+	spec, err := thisServer("serve", false, "")
+	if err != nil {
+		return 0, 0, err
+	}
+	spec.dataDir, spec.startWait = data, 10*time.Minute
+	start := func() (time.Duration, error) {
+		t0 := time.Now()
+		p, err := startServer(ctx, spec)
+		if err != nil {
+			return 0, err
+		}
+		defer p.stop()
+		ready := strings.TrimSuffix(p.base, "/api/v1") + "/readyz"
+		if err := p.waitFor(ctx, ready, 30*time.Minute, func(status int) bool { return status == 200 }); err != nil {
+			return 0, err
+		}
+		return time.Since(t0), nil
+	}
+	if first, err = start(); err != nil {
+		return 0, 0, err
+	}
+	second, err = start()
+	return first, second, err
+}
+
+// copyFile copies the file at src to dst.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
