@@ -35,10 +35,10 @@ func TestFundsTransferredDecodesAsEncodingJSON(t *testing.T) {
 	}
 	base := `{"id":"t-1","from":"a","to":"b","amount":5,"memo":"m","postings":[{"account":"a","bucket":"available","amount":-5},{"account":"b","bucket":"available","amount":5}],"idempotency_key":"k"}`
 	inputs = append(inputs, base, `{}`, `{"postings":[]}`, `{"postings":[{}]}`,
-		strings.Replace(base, `"id"`, `"ID"`, 1),                  // another spelling
+		strings.Replace(base, `"id"`, `"ID"`, 1),                     // another spelling
 		strings.Replace(base, `"memo":"m"`, `"memo":"m","x":[1]`, 1), // unknown key
 		strings.Replace(base, `"to":"b"`, `"to":"b","to":"c"`, 1),    // repeated key
-		strings.Replace(base, `,"amount":5`, `, "amount" : 5`, 1),   // whitespace
+		strings.Replace(base, `,"amount":5`, `, "amount" : 5`, 1),    // whitespace
 		strings.Replace(base, `"amount":5`, `"amount":5.0`, 1),
 		strings.Replace(base, `"amount":5`, `"amount":1e3`, 1),
 		strings.Replace(base, `"amount":5`, `"amount":99999999999999999999`, 1),
