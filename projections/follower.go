@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/coinledger/coinledger/eventstore"
 )
@@ -83,7 +84,8 @@ type memory struct {
 	mu    sync.Mutex      // guards skips, which Skip writes
 	skips map[uint64]bool // positions an operator skipped
 	pos   uint64          // last event folded into f (or skipped)
-	snap  uint64          // position of the last snapshot written
+	snap  uint64          // position of the last snapshot committed
+	saved uint64          // position of the snapshot written in the transaction under way; 0 if none
 	every uint64          // snapshot spacing, set by the Runner
 }
 
@@ -143,14 +145,27 @@ func (m *memory) save(ctx context.Context, tx Tx) error {
 	if err != nil {
 		return fmt.Errorf("follower %s: snapshot: %w", m.f.Name(), err)
 	}
+	if data == nil {
+		data = []byte{} // NOT NULL: nil would be NULL on Postgres
+	}
 	_, err = tx.Exec(ctx, `INSERT INTO follower_snapshots (name, version, position, state) VALUES (?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET version = excluded.version, position = excluded.position, state = excluded.state`,
 		m.f.Name(), int64(m.f.Version()), int64(m.pos), data)
 	if err != nil {
 		return fmt.Errorf("follower %s: write snapshot at %d: %w", m.f.Name(), m.pos, err)
 	}
-	m.snap = m.pos
+	m.saved = m.pos
 	return nil
+}
+
+// settle ends a transaction that may have written a snapshot (see save):
+// once it committed, that snapshot is the latest; when it failed, it was
+// rolled back (or its outcome lost) and is written again later.
+func (m *memory) settle(committed bool) {
+	if committed {
+		m.snap = max(m.snap, m.saved)
+	}
+	m.saved = 0
 }
 
 // restore loads f's snapshot (if there is one of f's version) into f and
@@ -190,4 +205,130 @@ func skipEvent(name string, e eventstore.Event, failure string) (eventstore.Even
 		return eventstore.EventData{}, err
 	}
 	return eventstore.EventData{Type: TypeEventSkipped, Data: data}, nil
+}
+
+// transientStore marks a failed read of the store as worth retrying, unless
+// the store is closed.
+func transientStore(err error) error {
+	if err == nil || errors.Is(err, eventstore.ErrClosed) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrTransient, err)
+}
+
+// resume restores follower m from its snapshot, loads the skips recorded
+// for it, and moves its checkpoint to the snapshot's position, which it
+// returns: the follower reads only the events after it.
+func (r *Runner) resume(ctx context.Context, m *memory) (uint64, error) {
+	m.every = r.opts.SnapshotEvery
+	pos, err := m.restore(ctx, r.db)
+	if err != nil {
+		return 0, err
+	}
+	if m.sideEffects() {
+		if err := r.loadSkips(ctx, m); err != nil {
+			return 0, err
+		}
+	}
+	err = r.db.Update(ctx, func(tx Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (name, position) VALUES (?, ?)
+			ON CONFLICT (name) DO UPDATE SET position = excluded.position`, m.Name(), int64(pos))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("follower %s: set checkpoint to snapshot at %d: %w", m.Name(), pos, err)
+	}
+	return pos, nil
+}
+
+// loadSkips reads the events an operator skipped for m from its stream.
+func (r *Runner) loadSkips(ctx context.Context, m *memory) error {
+	stream := SkipStreamPrefix + m.Name()
+	for from := uint64(0); ; {
+		events, err := r.store.ReadStream(ctx, stream, from, 256)
+		if err != nil {
+			return transientStore(fmt.Errorf("follower %s: read skips: %w", m.Name(), err))
+		}
+		for _, e := range events {
+			var s EventSkipped
+			if e.Type != TypeEventSkipped {
+				continue
+			}
+			if err := json.Unmarshal(e.Data, &s); err != nil {
+				return fmt.Errorf("follower %s: read skip %s: %w", m.Name(), e, err)
+			}
+			m.skip(s.Position)
+		}
+		if len(events) < 256 {
+			return nil
+		}
+		from = events[len(events)-1].Revision + 1
+	}
+}
+
+// saveFollowers writes every follower's snapshot that is behind its state,
+// when Run ends (its appliers have returned).
+func (r *Runner) saveFollowers() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, p := range r.projs {
+		m, ok := p.(*memory)
+		if !ok || m.pos <= m.snap {
+			continue
+		}
+		err := r.db.Update(ctx, func(tx Tx) error { return m.save(ctx, tx) })
+		m.settle(err == nil)
+		if err != nil {
+			r.opts.Logger.Warn("follower snapshot not saved", "follower", m.Name(), "position", m.pos, "err", err)
+		}
+	}
+}
+
+// Skip gives up on the event a SideEffecting follower is parked at: it
+// records the skip in the log (TypeEventSkipped in the follower's stream,
+// with actor as the actor), so a replay skips it too, and resumes the
+// follower after it. It returns the skipped event's position;
+// ErrUnknownProjection, ErrNotSkippable or ErrNotParked when it cannot.
+func (r *Runner) Skip(ctx context.Context, name, actor string) (uint64, error) {
+	pr, ok := r.progress[name]
+	if !ok {
+		return 0, fmt.Errorf("skip %s: %w", name, ErrUnknownProjection)
+	}
+	var m *memory
+	for _, p := range r.projs {
+		if p.Name() == name {
+			m, _ = p.(*memory)
+		}
+	}
+	if m == nil || !m.sideEffects() {
+		return 0, fmt.Errorf("skip %s: %w", name, ErrNotSkippable)
+	}
+	pr.mu.Lock()
+	state, at, failure := pr.state, pr.parkedAt, pr.err
+	pr.mu.Unlock()
+	if state != StateParked || at == 0 {
+		return 0, fmt.Errorf("skip %s: %w", name, ErrNotParked)
+	}
+	events, err := r.store.ReadAll(ctx, at-1, 1)
+	if err != nil {
+		return 0, fmt.Errorf("skip %s at %d: read event: %w", name, at, err)
+	}
+	if len(events) == 0 || events[0].Position != at {
+		return 0, fmt.Errorf("skip %s: no event at %d", name, at)
+	}
+	ev, err := skipEvent(name, events[0], failure)
+	if err != nil {
+		return 0, fmt.Errorf("skip %s at %d: %w", name, at, err)
+	}
+	// One skip of one event, however often asked.
+	ev.Metadata = eventstore.Metadata{Actor: actor, IdempotencyKey: fmt.Sprintf("skip %s %d", name, at)}
+	if _, err := r.store.Append(ctx, SkipStreamPrefix+name, eventstore.Any, ev); err != nil {
+		return 0, fmt.Errorf("skip %s at %d: record: %w", name, at, err)
+	}
+	m.skip(at)
+	r.opts.Logger.Warn("follower event skipped", "follower", name, "position", at, "actor", actor)
+	if err := r.Retry(name); err != nil && !errors.Is(err, ErrNotParked) {
+		return 0, err
+	}
+	return at, nil
 }

@@ -32,8 +32,9 @@ type Projection interface {
 // batch without a wanted event is not applied: the projection's position
 // advances in memory (so WaitFor returns at once) and its stored
 // checkpoint moves with the next applied batch, after CheckpointInterval
-// skipped events, or when the log has been quiet for a second; a restart
-// re-reads the events skipped since and skips them again. Wants must be cheap (it sees every event) and
+// skipped events, when the log has been quiet for a second, or when Run
+// stops; a restart after a crash re-reads the events skipped since and
+// skips them again. Wants must be cheap (it sees every event) and
 // consistent with Apply.
 type Selective interface {
 	Wants(e eventstore.Event) bool

@@ -35,6 +35,10 @@ var (
 	ErrParked = errors.New("projection parked")
 	// ErrNotParked: Retry was called on a projection that is not parked.
 	ErrNotParked = errors.New("projection not parked")
+	// ErrNotSkippable: Skip was called on a projection that is not a
+	// SideEffecting Follower (a read model must not miss an event: rebuild
+	// it or fix the event's handling instead).
+	ErrNotSkippable = errors.New("only a side-effect follower may skip an event")
 )
 
 // State is what a projection is doing.
@@ -58,11 +62,20 @@ const (
 // Owner of the runner's own migrations (the checkpoint table).
 const runnerOwner = "projections"
 
-var runnerMigrations = []string{
-	`CREATE TABLE projection_checkpoints (
+func runnerMigrations(d Dialect) []string {
+	return []string{
+		`CREATE TABLE projection_checkpoints (
 		name     TEXT PRIMARY KEY,
 		position BIGINT NOT NULL
 	)`,
+		// The latest snapshot of each Follower's state, at position.
+		`CREATE TABLE follower_snapshots (
+		name     TEXT PRIMARY KEY,
+		version  BIGINT NOT NULL,
+		position BIGINT NOT NULL,
+		state    ` + d.Bytes() + ` NOT NULL
+	)`,
+	}
 }
 
 // Options tune a Runner. The zero value is usable.
@@ -136,6 +149,7 @@ type Runner struct {
 	opts     Options
 	progress map[string]*progress
 	running  atomic.Bool
+	jobs     *jobs // rebuilds; see rebuild.go
 }
 
 // progress is a projection's committed checkpoint as this process knows it,
@@ -151,6 +165,8 @@ type progress struct {
 	parkedAt uint64 // position of the event it is parked at
 	failures uint64 // failed attempts since NewRunner
 	retry    chan struct{}
+	readyAt  uint64         // the store's head when Run started
+	pause    chan *pauseReq // a rebuild asks the applier to hold; see rebuild.go
 }
 
 func (p *progress) update(f func()) {
@@ -165,7 +181,8 @@ func (p *progress) update(f func()) {
 // no I/O. It panics if two projections share a name: that is a wiring bug.
 func NewRunner(db DB, store eventstore.Store, opts Options, projections ...Projection) *Runner {
 	opts.setDefaults()
-	r := &Runner{db: db, store: store, projs: projections, opts: opts, progress: make(map[string]*progress, len(projections))}
+	r := &Runner{db: db, store: store, projs: projections, opts: opts, progress: make(map[string]*progress, len(projections)),
+		jobs: newJobs()}
 	for _, p := range projections {
 		name := p.Name()
 		if name == "" {
@@ -174,7 +191,8 @@ func NewRunner(db DB, store eventstore.Store, opts Options, projections ...Proje
 		if _, dup := r.progress[name]; dup {
 			panic("projections: two projections named " + name)
 		}
-		r.progress[name] = &progress{changed: make(chan struct{}), state: StateStopped, retry: make(chan struct{}, 1)}
+		r.progress[name] = &progress{changed: make(chan struct{}), state: StateStopped, retry: make(chan struct{}, 1),
+			pause: make(chan *pauseReq)}
 	}
 	return r
 }
@@ -194,7 +212,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	defer r.running.Store(false)
 	for _, p := range r.progress {
-		p.update(func() { p.stopped, p.state, p.err, p.parkedAt = nil, StateCatchingUp, "", 0 })
+		p.update(func() {
+			p.stopped, p.state, p.err, p.parkedAt, p.readyAt = nil, StateCatchingUp, "", 0, math.MaxUint64
+		})
 		select {
 		case <-p.retry:
 		default:
@@ -279,7 +299,7 @@ func (f *feed) deliver(ctx context.Context, events []eventstore.Event) error {
 func (r *Runner) run(ctx context.Context) error {
 	d := r.db.Dialect()
 	err := r.retryTransient(ctx, "migrate", func() error {
-		if err := r.db.Migrate(ctx, runnerOwner, runnerMigrations); err != nil {
+		if err := r.db.Migrate(ctx, runnerOwner, runnerMigrations(d)); err != nil {
 			return fmt.Errorf("run projections: %w", err)
 		}
 		for _, p := range r.projs {
@@ -301,11 +321,23 @@ func (r *Runner) run(ctx context.Context) error {
 	// goroutine of its own, so reading the next batch overlaps writing the
 	// current one (the slowest projection sets the pace). A projection that
 	// fails leaves it for a subscription of its own.
+	var start uint64
+	err = r.retryTransient(ctx, "read head", func() (err error) {
+		start, err = r.store.Head(ctx)
+		return transientStore(err)
+	})
+	if err != nil {
+		return fmt.Errorf("run projections: read head: %w", err)
+	}
 	feeds := make([]*feed, len(r.projs))
 	oldest := uint64(math.MaxUint64)
 	for i, p := range r.projs {
 		var pos uint64
 		err := r.retryTransient(ctx, "load checkpoint", func() (err error) {
+			if m, ok := p.(*memory); ok {
+				pos, err = r.resume(ctx, m)
+				return err
+			}
 			pos, err = r.loadCheckpoint(ctx, p.Name())
 			return err
 		})
@@ -313,16 +345,19 @@ func (r *Runner) run(ctx context.Context) error {
 			return fmt.Errorf("projection %s: %w", p.Name(), err)
 		}
 		pr := r.progress[p.Name()]
-		pr.update(func() { pr.pos, pr.loaded = pos, true })
+		pr.update(func() { pr.pos, pr.loaded, pr.readyAt = pos, true, start })
 		feeds[i] = newFeed(pos, nil)
 		oldest = min(oldest, pos)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { r.pump(gctx, oldest, feeds); return nil })
+	g.Go(func() error { return r.rebuilds(gctx, g) })
 	for i, p := range r.projs {
 		g.Go(func() error { return r.follow(gctx, g, p, feeds[i]) })
 	}
-	return g.Wait()
+	err = g.Wait()
+	r.saveFollowers()
+	return err
 }
 
 // subscribe starts a subscription of one projection's own, after position
@@ -430,6 +465,9 @@ func (r *Runner) follow(ctx context.Context, g *errgroup.Group, p Projection, f 
 		if errors.Is(err, ErrCheckpointMoved) {
 			return err
 		}
+		if errors.Is(err, errResubscribe) {
+			continue
+		}
 		if checkpoint != failAt {
 			fails, applies, failAt = 0, 0, checkpoint
 		}
@@ -450,10 +488,15 @@ func (r *Runner) follow(ctx context.Context, g *errgroup.Group, p Projection, f 
 		if park {
 			pr.update(func() { pr.state, pr.err, pr.parkedAt, pr.failures = StateParked, msg, at, pr.failures+1 })
 			r.opts.Logger.Error("projection parked", "projection", name, "position", at, "err", err)
-			select {
-			case <-pr.retry:
-			case <-ctx.Done():
-				return nil
+			for waiting := true; waiting; {
+				select {
+				case <-pr.retry:
+					waiting = false
+				case req := <-pr.pause: // a rebuild may replace what it is parked on
+					waiting = !r.holdParked(ctx, pr, req, &checkpoint)
+				case <-ctx.Done():
+					return nil
+				}
 			}
 			fails, applies = 0, 0
 			r.opts.Logger.Info("projection retried", "projection", name, "position", at)
@@ -514,6 +557,7 @@ func (r *Runner) loadCheckpoint(ctx context.Context, name string) (uint64, error
 // *attempted to the checkpoint that write stores.
 func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoint, attempted *uint64, narrow uint64, f *feed) error {
 	name := p.Name()
+	m, _ := p.(*memory)
 	head, err := r.store.Head(ctx)
 	if err != nil {
 		return fmt.Errorf("projection %s at %d: read head: %w", name, *checkpoint, err)
@@ -524,7 +568,7 @@ func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoi
 	defer idle.Stop()
 	for {
 		var batch []eventstore.Event
-		if skipped > *checkpoint {
+		if skipped > *checkpoint || (m != nil && m.pos > m.snap) {
 			idle.Reset(skippedFlush)
 		}
 		select {
@@ -533,14 +577,30 @@ func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoi
 			return err
 		case <-idle.C:
 			// Quiet: store the position reached by skipping, so that the
-			// stored checkpoint (projections status) is current.
-			*attempted = skipped
-			if err := r.advance(ctx, name, *checkpoint, skipped); err != nil {
+			// stored checkpoint (projections status) is current, and a
+			// follower's state as of now.
+			to := max(skipped, *checkpoint)
+			*attempted = to
+			if err := r.flush(ctx, name, m, *checkpoint, to); err != nil {
 				return fmt.Errorf("projection %s at %d: %w", name, *checkpoint, err)
 			}
-			*checkpoint = skipped
+			*checkpoint = to
+			continue
+		case req := <-pr.pause:
+			if err := r.holdForRebuild(ctx, pr, req, checkpoint, &skipped); err != nil {
+				return err
+			}
 			continue
 		case <-ctx.Done():
+			if skipped > *checkpoint {
+				// Stopping: store the position reached by skipping, so that
+				// a restart does not read those events again.
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				if r.flush(sctx, name, m, *checkpoint, skipped) == nil {
+					*checkpoint = skipped
+				}
+				cancel()
+			}
 			return ctx.Err()
 		}
 		idle.Stop()
@@ -587,6 +647,9 @@ func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoi
 		switch {
 		case skip(p, events) && last-*checkpoint < CheckpointInterval:
 			skipped = last // nothing of this projection's: move on in memory only
+			if m != nil {
+				m.pos = max(m.pos, last) // its state is the same as of last
+			}
 		case events[0].Position <= narrow:
 			for i, e := range events {
 				*attempted = e.Position
@@ -630,10 +693,25 @@ func (r *Runner) committed(pr *progress, pos, head uint64) {
 // before it stores the position it reached.
 const skippedFlush = time.Second
 
-// advance moves a checkpoint from from to to without applying anything
-// (the events between were not the projection's).
-func (r *Runner) advance(ctx context.Context, name string, from, to uint64) error {
-	return r.db.Update(ctx, func(tx Tx) error { return moveCheckpoint(ctx, tx, name, from, to) })
+// flush moves a checkpoint from from to to without applying anything (the
+// events between were not the projection's) and writes follower m's
+// snapshot if it has moved since the last (m may be nil).
+func (r *Runner) flush(ctx context.Context, name string, m *memory, from, to uint64) error {
+	err := r.db.Update(ctx, func(tx Tx) error {
+		if to != from {
+			if err := moveCheckpoint(ctx, tx, name, from, to); err != nil {
+				return err
+			}
+		}
+		if m != nil && m.pos > m.snap {
+			return m.save(ctx, tx)
+		}
+		return nil
+	})
+	if m != nil {
+		m.settle(err == nil)
+	}
+	return err
 }
 
 // moveCheckpoint moves name's checkpoint from from to to, fenced: a second
@@ -684,6 +762,9 @@ func (r *Runner) commit(ctx context.Context, p Projection, checkpoint uint64, ev
 		}
 		return p.Apply(ctx, tx, events)
 	})
+	if m, ok := p.(*memory); ok {
+		m.settle(err == nil)
+	}
 	if err != nil {
 		return &applyError{first: first, last: last, n: len(events), err: err}
 	}
@@ -735,9 +816,23 @@ func (r *Runner) CaughtUp(ctx context.Context, name string) error {
 	return r.WaitFor(ctx, name, head)
 }
 
+// Kinds of projection in Status.
+const (
+	KindReadModel = "read_model" // tables in the read-model database
+	KindFollower  = "follower"   // a Follower's state in memory (see Follow)
+)
+
 // Status is where a projection stands.
 type Status struct {
 	Name string
+	// Kind is KindReadModel or KindFollower.
+	Kind string
+	// Skippable: a SideEffecting follower, whose parked event an operator
+	// may Skip.
+	Skippable bool
+	// Ready reports that the projection has caught up to the store's head
+	// as it was when Run started (it may lag since).
+	Ready bool
 	// Position is the global position of the last event committed.
 	Position uint64
 	// Head is the store's newest position when Status was called.
@@ -802,9 +897,12 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 		pr := r.progress[name]
 		pr.mu.Lock()
 		pos, loaded := pr.pos, pr.loaded
-		st := Status{Name: name, Head: head, Running: running, State: pr.state, Error: pr.err,
-			ParkedAt: pr.parkedAt, Failures: pr.failures}
+		st := Status{Name: name, Kind: KindReadModel, Head: head, Running: running, State: pr.state, Error: pr.err,
+			ParkedAt: pr.parkedAt, Failures: pr.failures, Ready: running && loaded && pr.pos >= pr.readyAt}
 		pr.mu.Unlock()
+		if m, ok := p.(*memory); ok {
+			st.Kind, st.Skippable = KindFollower, m.sideEffects()
+		}
 		if !loaded {
 			if stored == nil {
 				if stored, err = r.storedCheckpoints(ctx); err != nil {
@@ -824,7 +922,7 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 
 func (r *Runner) storedCheckpoints(ctx context.Context) (map[string]uint64, error) {
 	// The checkpoint table may not exist yet if no runner ever ran here.
-	if err := r.db.Migrate(ctx, runnerOwner, runnerMigrations); err != nil {
+	if err := r.db.Migrate(ctx, runnerOwner, runnerMigrations(r.db.Dialect())); err != nil {
 		return nil, fmt.Errorf("projection status: %w", err)
 	}
 	rows, err := r.db.Query(ctx, `SELECT name, position FROM projection_checkpoints`)

@@ -2,7 +2,8 @@
 // engine that fires them.
 //
 // Service creates and deletes alerts for their owners. Engine follows the
-// event store: it keeps every watched alert in an in-memory index
+// event store as a projections.Follower (a Runner drives it from its
+// snapshot): it keeps every watched alert in an in-memory index
 // (alerts.Index) and, for each recorded price tick, triggers the alerts the
 // tick crosses by executing alerts.Trigger on their streams. Notifications
 // are not sent here: the notifier (package notify) follows the

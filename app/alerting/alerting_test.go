@@ -3,7 +3,9 @@ package alerting_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/coinledger/coinledger/domain/prices"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/sqlite/sqlitetest"
+	"github.com/coinledger/coinledger/projections"
 )
 
 func TestCreate(t *testing.T) {
@@ -129,15 +132,13 @@ func TestEngineTriggersOnce(t *testing.T) {
 	if n, _ := fired(t, store, other); len(n) != 0 {
 		t.Fatalf("ETH alert fired on BTC ticks: %+v", n)
 	}
-	if !eng.Ready() {
-		t.Fatal("engine not ready after catching up")
+	if st := eng.status(t); st.State != projections.StateRunning || st.Position != w.head(t) {
+		t.Fatalf("engine status %+v after catching up", st)
 	}
 
-	// A restart replays the whole log: nothing fires again.
+	// A start over a fresh read-model database (no snapshot) replays the
+	// whole log: nothing fires again.
 	must(t, eng.stop())
-	if err := eng.WaitFor(context.Background(), 1); !errors.Is(err, alerting.ErrStopped) {
-		t.Fatalf("WaitFor on a stopped engine: %v", err)
-	}
 	head := w.head(t)
 	eng2 := start(t, store)
 	eng2.sync(t, w)
@@ -306,11 +307,13 @@ func (f *flaky) Append(ctx context.Context, stream string, v eventstore.Expected
 func TestEngineErrorsOnOneAlert(t *testing.T) {
 	store := sqlitetest.Open(t)
 	w := newWorld(t, store)
-	broken := w.create(t, above("alice", "64000"))
-	retried := w.create(t, above("bob", "64000"))
+	// Crossed in this order (same target: by creation): the failures come
+	// after a trigger that succeeded, which the retries must not repeat.
 	fine := w.create(t, above("carol", "64000"))
+	retried := w.create(t, above("bob", "64000"))
+	broken := w.create(t, above("alice", "64000"))
 	f := &flaky{Store: store, stream: broken.Stream(), fails: make(chan struct{}, 100)}
-	for range 3 { // the engine tries 3 times per tick (SetRetry)
+	for range 3 {
 		f.fails <- struct{}{}
 	}
 	f2 := &flaky{Store: f, stream: retried.Stream(), fails: make(chan struct{}, 1)}
@@ -318,22 +321,64 @@ func TestEngineErrorsOnOneAlert(t *testing.T) {
 	eng := start(t, f2)
 	first := w.tick(t, btcusd, "64001")
 	eng.sync(t, w)
-	if got, _ := fired(t, store, fine); len(got) != 1 {
-		t.Fatalf("healthy alert: %+v", got)
+	// The runner retried the tick until every alert fired, once each.
+	for _, id := range []alerts.ID{fine, retried, broken} {
+		if got, _ := fired(t, store, id); len(got) != 1 || got[0].TickPosition != first {
+			t.Fatalf("%s: triggers %+v, want one at %d", id, got, first)
+		}
 	}
-	if got, _ := fired(t, store, retried); len(got) != 1 || got[0].TickPosition != first {
-		t.Fatalf("alert with one failed append: %+v, want a trigger at %d", got, first)
+	if logs := eng.logs.String(); !strings.Contains(logs, "projection retrying") || !strings.Contains(logs, errFlaky.Error()) {
+		t.Fatalf("no retry logged:\n%s", logs)
 	}
-	if got, _ := fired(t, store, broken); len(got) != 0 {
-		t.Fatalf("broken alert: %+v", got)
+	if st := eng.status(t); st.Failures != 4 {
+		t.Fatalf("status %+v, want 4 failures", st)
 	}
-	if logs := eng.logs.String(); !strings.Contains(logs, "trigger failed") {
-		t.Fatalf("no error logged:\n%s", logs)
+	if h := w.head(t); h != first+3 {
+		t.Fatalf("head %d, want the tick at %d and 3 triggers", h, first)
 	}
-	// The engine goes on; the broken alert is tried again on the next tick.
-	next := w.tick(t, btcusd, "64002")
+}
+
+// failed fails appends to one stream as a store that has failed for good.
+type failed struct {
+	eventstore.Store
+	stream string
+	broken atomic.Bool
+}
+
+func (f *failed) Append(ctx context.Context, stream string, v eventstore.ExpectedVersion, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	if stream == f.stream && f.broken.Load() {
+		return eventstore.AppendResult{}, fmt.Errorf("append %s: %w: injected", stream, eventstore.ErrStoreFailed)
+	}
+	return f.Store.Append(ctx, stream, v, events...)
+}
+
+func TestEngineParksOnPermanentError(t *testing.T) {
+	ctx := context.Background()
+	store := sqlitetest.Open(t)
+	w := newWorld(t, store)
+	fine := w.create(t, above("alice", "64000"))
+	broken := w.create(t, above("bob", "64000"))
+	f := &failed{Store: store, stream: broken.Stream()}
+	f.broken.Store(true)
+	eng := start(t, f)
+	at := w.tick(t, btcusd, "64001")
+	// The engine parks at the tick: WaitFor says so at once.
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := eng.runner.WaitFor(wctx, alerting.EngineName, at); !errors.Is(err, projections.ErrParked) {
+		t.Fatalf("wait for the tick: %v, want ErrParked", err)
+	}
+	if st := eng.status(t); st.State != projections.StateParked || st.ParkedAt != at ||
+		!strings.Contains(st.Error, eventstore.ErrStoreFailed.Error()) {
+		t.Fatalf("status %+v, want parked at %d with the store's error", st, at)
+	}
+	// The store mended, an operator's retry fires each alert once.
+	f.broken.Store(false)
+	must(t, eng.runner.Retry(alerting.EngineName))
 	eng.sync(t, w)
-	if got, _ := fired(t, store, broken); len(got) != 1 || got[0].TickPosition != next {
-		t.Fatalf("broken alert after recovery: %+v, want a trigger at %d", got, next)
+	for _, id := range []alerts.ID{fine, broken} {
+		if got, _ := fired(t, store, id); len(got) != 1 || got[0].TickPosition != at {
+			t.Fatalf("%s: triggers %+v, want one at %d", id, got, at)
+		}
 	}
 }

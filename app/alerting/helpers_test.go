@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +15,8 @@ import (
 	"github.com/coinledger/coinledger/domain/alerts"
 	"github.com/coinledger/coinledger/domain/prices"
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/projections"
+	projsqlite "github.com/coinledger/coinledger/projections/sqlite"
 	"github.com/coinledger/coinledger/test/background"
 )
 
@@ -82,11 +86,13 @@ func (w *world) head(tb testing.TB) uint64 {
 	return h
 }
 
-// running is an engine running in the background.
+// running is an engine followed by a projections.Runner in the background.
 type running struct {
 	*alerting.Engine
-	logs *syncBuffer
-	stop func() error
+	runner  *projections.Runner
+	handled *atomic.Int64 // events handed to the engine
+	logs    *syncBuffer
+	stop    func() error
 }
 
 type syncBuffer struct {
@@ -106,23 +112,75 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-// start runs a new engine over store until the test ends or stop is
-// called; stop returns Run's error.
-func start(tb testing.TB, store eventstore.Store) *running {
+// openDB opens a SQLite read-model database at path (a fresh one in a
+// temporary directory for ""), closed when tb ends.
+func openDB(tb testing.TB, path string) *projsqlite.DB {
 	tb.Helper()
-	logs := &syncBuffer{}
-	e := alerting.NewEngine(store, slog.New(slog.NewTextHandler(logs, nil)))
-	alerting.SetRetry(e, 3, time.Millisecond)
-	stop := background.Run(tb, true, e.Run)
-	return &running{Engine: e, logs: logs, stop: stop}
+	if path == "" {
+		path = filepath.Join(tb.TempDir(), "read.db")
+	}
+	db, err := projsqlite.Open(context.Background(), path)
+	must(tb, err)
+	tb.Cleanup(func() { db.Close() })
+	return db
 }
 
-// sync waits until the engine has processed the store's head.
+// start runs a new engine over store under a runner with a fresh read-model
+// database until the test ends or stop is called.
+func start(tb testing.TB, store eventstore.Store) *running {
+	tb.Helper()
+	return startOn(tb, store, openDB(tb, ""), projections.Options{})
+}
+
+// startOn runs a new engine over store under a runner on db with opts
+// (retries a few milliseconds apart unless set) until the test ends or
+// stop is called; stop returns the runner's error.
+func startOn(tb testing.TB, store eventstore.Store, db projections.DB, opts projections.Options) *running {
+	tb.Helper()
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, nil))
+	e := alerting.NewEngine(store, logger)
+	if opts.RetryMin == 0 {
+		opts.RetryMin, opts.RetryMax = time.Millisecond, 5*time.Millisecond
+	}
+	opts.Logger = logger
+	c := &counted{Engine: e}
+	r := projections.NewRunner(db, store, opts, projections.Follow(c))
+	stop := background.Run(tb, true, r.Run)
+	return &running{Engine: e, runner: r, handled: &c.n, logs: logs, stop: stop}
+}
+
+// counted is an engine that counts the events handed to it.
+type counted struct {
+	*alerting.Engine
+	n atomic.Int64
+}
+
+func (c *counted) Handle(ctx context.Context, e eventstore.Event) error {
+	c.n.Add(1)
+	return c.Engine.Handle(ctx, e)
+}
+
+// sync waits until the engine has handled the store's head.
 func (r *running) sync(tb testing.TB, w *world) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	must(tb, r.WaitFor(ctx, w.head(tb)))
+	must(tb, r.runner.WaitFor(ctx, alerting.EngineName, w.head(tb)))
+}
+
+// status returns the engine's status in its runner.
+func (r *running) status(tb testing.TB) projections.Status {
+	tb.Helper()
+	st, err := r.runner.Status(context.Background())
+	must(tb, err)
+	for _, s := range st {
+		if s.Name == alerting.EngineName {
+			return s
+		}
+	}
+	tb.Fatalf("no %s in %+v", alerting.EngineName, st)
+	return projections.Status{}
 }
 
 // fired returns the AlertTriggered and AlertRearmed events of alert id,

@@ -30,16 +30,51 @@ var ErrUnknownCoin = errors.New("no chain backend for the coin")
 
 // Registry holds one Syncer per coin.
 type Registry struct {
-	store   eventstore.Store
-	wallets *wallets.Service
-	idx     *index
-	log     *slog.Logger
-	syncers map[string]*Syncer
+	store    eventstore.Store
+	wallets  *wallets.Service
+	idx      *Index
+	caughtUp func(context.Context) error
+	log      *slog.Logger
+	syncers  map[string]*Syncer
 }
 
-// NewRegistry returns an empty registry. It does no I/O.
-func NewRegistry(store eventstore.Store, ws *wallets.Service, logger *slog.Logger) *Registry {
-	return &Registry{store: store, wallets: ws, idx: newIndex(store), log: logger, syncers: map[string]*Syncer{}}
+// NewRegistry returns an empty registry routing through idx, which the
+// projection runner feeds. caughtUp waits until idx has handled every event
+// appended so far (the runner's CaughtUp for it): a lookup that misses
+// calls it and looks again, so an address assigned or a withdrawal
+// broadcast a moment ago is found; lists of a coin's wallets or addresses
+// call it first. nil: lookups use the index as it is. It does no I/O.
+func NewRegistry(store eventstore.Store, ws *wallets.Service, idx *Index, caughtUp func(context.Context) error,
+	logger *slog.Logger) *Registry {
+	return &Registry{store: store, wallets: ws, idx: idx, caughtUp: caughtUp, log: logger, syncers: map[string]*Syncer{}}
+}
+
+// sync waits until the index has handled every event appended so far.
+func (r *Registry) sync(ctx context.Context) error {
+	if r.caughtUp == nil {
+		return nil
+	}
+	if err := r.caughtUp(ctx); err != nil {
+		return fmt.Errorf("chain index: %w", err)
+	}
+	return nil
+}
+
+// lookup runs look, and when it misses, waits until the index is current
+// (once per *synced, so one notification waits at most once) and runs it
+// again.
+func (r *Registry) lookup(ctx context.Context, synced *bool, look func() bool) (bool, error) {
+	if look() {
+		return true, nil
+	}
+	if *synced {
+		return false, nil
+	}
+	if err := r.sync(ctx); err != nil {
+		return false, err
+	}
+	*synced = true
+	return look(), nil
 }
 
 // Options tune a Syncer; the zero value is the production default.
@@ -158,14 +193,12 @@ func (o *Observed) add(r wallets.Result) { o.Position = max(o.Position, r.Positi
 // idempotent: the same txid any number of times changes nothing more. An
 // unreachable node is ErrUnavailable (retry later).
 func (s *Syncer) Notify(ctx context.Context, txid string) (Observed, error) {
-	if err := s.reg.idx.catchUp(ctx); err != nil {
-		return Observed{}, err
-	}
-	return s.notify(ctx, txid)
+	return s.notify(ctx, txid, new(bool))
 }
 
-// notify is Notify with the index already caught up.
-func (s *Syncer) notify(ctx context.Context, txid string) (Observed, error) {
+// notify is Notify; *synced reports whether the index was made current
+// during the caller's work already (lookups that miss wait once).
+func (s *Syncer) notify(ctx context.Context, txid string, synced *bool) (Observed, error) {
 	var obs Observed
 	tx, err := s.backend.Transaction(ctx, txid)
 	switch {
@@ -177,7 +210,11 @@ func (s *Syncer) notify(ctx context.Context, txid string) (Observed, error) {
 		return obs, s.reverse(ctx, &obs, txid, ledger.ReasonDoubleSpend)
 	}
 	for _, o := range tx.Received {
-		wallet, ok := s.reg.idx.walletOf(s.coin, o.Address)
+		var wallet string
+		ok, err := s.reg.lookup(ctx, synced, func() (ok bool) { wallet, ok = s.reg.idx.walletOf(s.coin, o.Address); return ok })
+		if err != nil {
+			return obs, fmt.Errorf("notify %s %s: %w", s.coin, txid, err)
+		}
 		if !ok {
 			s.log.Debug("output to an address of no wallet", "txid", txid, "vout", o.Vout, "address", o.Address)
 			continue
@@ -191,7 +228,15 @@ func (s *Syncer) notify(ctx context.Context, txid string) (Observed, error) {
 		}
 		obs.add(res)
 	}
-	if w, ok := s.reg.idx.withdrawalOf(s.coin, txid); ok && tx.Confirmations > 0 {
+	if tx.Confirmations <= 0 {
+		return obs, nil
+	}
+	var w walletW
+	ok, err := s.reg.lookup(ctx, synced, func() (ok bool) { w, ok = s.reg.idx.withdrawalOf(s.coin, txid); return ok })
+	if err != nil {
+		return obs, fmt.Errorf("notify %s %s: %w", s.coin, txid, err)
+	}
+	if ok {
 		res, err := s.execute(ctx, txid, w.wallet, func(st *ledger.State) (ledger.Command, error) {
 			wd, ok := st.Withdrawal(w.id)
 			if !ok || wd.Status != ledger.WithdrawalStatusBroadcast || tx.Confirmations < st.Wallet().Confirmations {
@@ -240,9 +285,9 @@ func (s *Syncer) reverse(ctx context.Context, obs *Observed, txid, reason string
 }
 
 // viewWallets runs view on the state of each of the coin's wallets, after
-// catching the index up; view must not keep the state.
+// waiting for the index to be current; view must not keep the state.
 func (s *Syncer) viewWallets(ctx context.Context, view func(wallet string, st *ledger.State)) error {
-	if err := s.reg.idx.catchUp(ctx); err != nil {
+	if err := s.reg.sync(ctx); err != nil {
 		return err
 	}
 	for _, wallet := range s.reg.idx.walletsOf(s.coin) {
@@ -266,7 +311,7 @@ func (s *Syncer) Refresh(ctx context.Context) (Observed, error) {
 }
 
 // followed returns the txids the coin's wallets still follow: tracked
-// deposits and broadcast withdrawals (catching the index up).
+// deposits and broadcast withdrawals (the index made current first).
 func (s *Syncer) followed(ctx context.Context) ([]string, error) {
 	var txids []string
 	err := s.viewWallets(ctx, func(_ string, st *ledger.State) {
@@ -283,13 +328,14 @@ func (s *Syncer) followed(ctx context.Context) ([]string, error) {
 	return txids, nil
 }
 
-// notifyAll notifies each of txids once, the index caught up by the
-// caller.
+// notifyAll notifies each of txids once; lookups that miss wait for the
+// index at most once in all.
 func (s *Syncer) notifyAll(ctx context.Context, txids []string) (Observed, error) {
 	var obs Observed
+	synced := false
 	slices.Sort(txids)
 	for _, txid := range slices.Compact(txids) {
-		o, err := s.notify(ctx, txid)
+		o, err := s.notify(ctx, txid, &synced)
 		if err != nil {
 			return obs, err
 		}
@@ -301,7 +347,7 @@ func (s *Syncer) notifyAll(ctx context.Context, txids []string) (Observed, error
 // Addresses returns the deposit addresses of the coin's wallets, e.g.
 // for a notification source that subscribes per address.
 func (s *Syncer) Addresses(ctx context.Context) ([]string, error) {
-	if err := s.reg.idx.catchUp(ctx); err != nil {
+	if err := s.reg.sync(ctx); err != nil {
 		return nil, err
 	}
 	return s.reg.idx.addressesOf(s.coin), nil

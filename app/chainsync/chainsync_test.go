@@ -17,6 +17,8 @@ import (
 	"github.com/coinledger/coinledger/domain/money"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
+	"github.com/coinledger/coinledger/projections"
+	"github.com/coinledger/coinledger/projections/dbtest"
 )
 
 type fixture struct {
@@ -47,7 +49,9 @@ func newFixture(t *testing.T, wrap func(*null.Chain) chainsync.Backend) *fixture
 	if wrap != nil {
 		f.backend = wrap(f.chain)
 	}
-	f.reg = chainsync.NewRegistry(store, ws, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	idx := chainsync.NewIndex()
+	caughtUp, _ := dbtest.RunFollower(t, store, filepath.Join(t.TempDir(), "readmodels.db"), idx, projections.Options{})
+	f.reg = chainsync.NewRegistry(store, ws, idx, caughtUp, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f.sync = f.reg.Add("BTC", f.backend, chainsync.Options{Kind: "null"})
 	f.do(ledger.OpenWallet{Name: "w", Coin: money.BTC, Permissions: ledger.AllPermissions(), Confirmations: 3})
 	f.do(ledger.OpenAccount{Name: "alice"})

@@ -47,9 +47,6 @@ func (s *Syncer) scan(ctx context.Context, also []string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("rescan %s since %q: %w", s.coin, s.scanLast, err)
 	}
-	if err := s.reg.idx.catchUp(ctx); err != nil {
-		return 0, err
-	}
 	if _, err := s.notifyAll(ctx, append(slices.Clone(since.TxIDs), also...)); err != nil {
 		return 0, fmt.Errorf("rescan %s: %w", s.coin, err)
 	}

@@ -1,6 +1,7 @@
 // Package expiry ends holds at their expiry: a scheduler that follows the
-// event store's log and appends ledger.HoldExpired, through the wallet
-// command path, for every hold whose expires_at has passed.
+// event store's log (a projections.Follower) and appends
+// ledger.HoldExpired, through the wallet command path, for every hold whose
+// expires_at has passed.
 package expiry
 
 import (
@@ -14,11 +15,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/coinledger/coinledger/app/wallets"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/internal/compact"
 )
 
 // Actor is the metadata actor of the events the scheduler appends.
@@ -52,30 +52,32 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// Scheduler expires holds. Run follows the global log from position 0 and
-// keeps every active hold that has an expiry (HoldPlaced with expires_at,
-// forgotten at its HoldReleased or HoldExpired); when the clock reaches a
-// hold's expiry it executes ledger.ExpireHold{Now: now} on the hold's
-// wallet through the wallet service, whose decider appends HoldExpired.
+// Scheduler expires holds. It is a follower of the log
+// (projections.Follower, named "hold_expiry"): the runner hands it the hold
+// events, and it keeps every active hold that has an expiry (HoldPlaced
+// with expires_at, forgotten at its HoldReleased or HoldExpired); Run
+// executes ledger.ExpireHold{Now: now} on a hold's wallet through the
+// wallet service, whose decider appends HoldExpired, when the clock reaches
+// the hold's expiry.
 //
-// Durability: the scheduler keeps nothing of its own. Each Run re-derives
-// the holds from the log, so holds that expired while no scheduler ran
-// (or whose expiry failed) are expired as soon as it starts. Start-up
-// reads the whole log (decoding only hold events); a snapshot is left to
-// the follower that will run every log consumer.
+// Durability: the runner keeps a snapshot of the holds with its position
+// and restores it at start, handing the scheduler only the events after
+// it, so holds that expired while no scheduler ran (or whose expiry
+// failed) are expired as soon as it has caught up.
 //
 // Idempotence: an expiry is a command decided on the wallet's current
 // state with the expected version. A hold that already ended (expired by
 // another instance, by a spending command that carried the time, or
 // released) is refused by the decider (ledger.ErrHoldNotFound) and
 // dropped, so several schedulers, a restart in the middle of an expiry or
-// a replay of the log never expire a hold twice. Reads need no scheduler to
-// be correct: a hold past its expiry already reads as released.
+// a replay of the log since the snapshot never expire a hold twice. Reads
+// need no scheduler to be correct: a hold past its expiry already reads as
+// released. It is SideEffecting: an operator may skip an event that parks
+// it.
 //
 // Errors: a store error on one expiry is logged and the hold tried again
-// after Options.Retry; Run fails only when its subscription does.
+// after Options.Retry.
 type Scheduler struct {
-	store   eventstore.Store
 	wallets *wallets.Service
 	codec   *eventstore.Codec[ledger.Event]
 	log     *slog.Logger
@@ -86,13 +88,6 @@ type Scheduler struct {
 	pending map[hold]*entry // the active holds that expire, by wallet and id
 	queue   queue           // the same entries, soonest first
 	wake    chan struct{}   // a new entry may be due sooner
-
-	// Owned by the subscription: the log's head when Run started, and
-	// ready, closed once the log up to it is followed. Until then the
-	// holds known are history in progress (a later event may end them),
-	// so nothing is expired.
-	target uint64
-	ready  chan struct{}
 }
 
 // hold names a hold.
@@ -105,95 +100,156 @@ type entry struct {
 	index int // in queue; -1 when not queued
 }
 
-// New returns a scheduler that follows store and expires holds through
-// svc, logging to logger (nil: no logging). It does no I/O.
-func New(store eventstore.Store, svc *wallets.Service, logger *slog.Logger, opts Options) *Scheduler {
+// New returns a scheduler that expires holds through svc, logging to
+// logger (nil: no logging). It does no I/O.
+func New(svc *wallets.Service, logger *slog.Logger, opts Options) *Scheduler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	opts.setDefaults()
-	return &Scheduler{store: store, wallets: svc, codec: eventstore.NewCodecOf(ledger.Events()...), log: logger, opts: opts}
+	return &Scheduler{wallets: svc, codec: eventstore.NewCodecOf(ledger.Events()...), log: logger, opts: opts,
+		pending: map[hold]*entry{}, wake: make(chan struct{}, 1)}
 }
 
-// Run follows the log and expires holds until ctx is done (it returns nil)
-// or the subscription fails (it returns that error). It may be called
-// again after it returned; it starts over from position 0.
-func (s *Scheduler) Run(ctx context.Context) error {
+// Name is the scheduler's follower name.
+const Name = "hold_expiry"
+
+// Name implements projections.Follower.
+func (s *Scheduler) Name() string { return Name }
+
+// Version implements projections.Follower: bump it when what the
+// scheduler keeps or its snapshot encoding changes.
+func (s *Scheduler) Version() int { return 1 }
+
+// SideEffects marks the scheduler as acting on the world
+// (projections.SideEffecting).
+func (s *Scheduler) SideEffects() {}
+
+// Wants reports whether e places or ends a hold.
+func (s *Scheduler) Wants(e eventstore.Event) bool {
+	switch e.Type {
+	case ledger.TypeHoldPlaced, ledger.TypeHoldReleased, ledger.TypeHoldExpired:
+		return strings.HasPrefix(e.Stream, ledger.StreamPrefix)
+	}
+	return false
+}
+
+// Handle takes an event of the log: a hold placed with an expiry is
+// scheduled, an ended hold forgotten. An undecodable hold event is an
+// error and changes nothing.
+func (s *Scheduler) Handle(_ context.Context, ev eventstore.Event) error {
+	if !s.Wants(ev) {
+		return nil
+	}
+	wallet := strings.TrimPrefix(ev.Stream, ledger.StreamPrefix)
+	d, err := s.codec.Decode(ev)
+	if err != nil {
+		return fmt.Errorf("hold expiry: %w", err)
+	}
+	switch e := d.(type) {
+	case ledger.HoldPlaced:
+		if !e.ExpiresAt.IsZero() {
+			s.schedule(hold{wallet, e.ID}, e.ExpiresAt)
+			s.poke()
+		}
+	case ledger.HoldReleased:
+		s.forget(hold{wallet, e.ID})
+	case ledger.HoldExpired:
+		s.forget(hold{wallet, e.ID})
+	}
+	return nil
+}
+
+// poke tells the loop that an entry may be due sooner.
+func (s *Scheduler) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Snapshot encodes the pending holds: a table of their wallets, then each
+// hold as its wallet's number, its id and when it is due (Unix
+// nanoseconds).
+func (s *Scheduler) Snapshot() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	numbers := map[string]uint64{}
+	var names []string
+	for h := range s.pending {
+		if _, ok := numbers[h.wallet]; !ok {
+			numbers[h.wallet] = uint64(len(names))
+			names = append(names, h.wallet)
+		}
+	}
+	var w compact.Writer
+	w.Uint(uint64(len(names)))
+	for _, name := range names {
+		w.String(name)
+	}
+	w.Uint(uint64(len(s.pending)))
+	for h, e := range s.pending {
+		w.Uint(numbers[h.wallet])
+		w.String(h.id)
+		w.Int(e.at.UnixNano())
+	}
+	return w.Bytes(), nil
+}
+
+// Restore replaces the pending holds with a snapshot's (none for nil). A
+// corrupt snapshot is an error and changes nothing.
+func (s *Scheduler) Restore(data []byte) error {
+	pending := map[hold]*entry{}
+	var q queue
+	if len(data) > 0 {
+		r := compact.NewReader(data)
+		names := make([]string, r.Len())
+		for i := range names {
+			names[i] = r.String()
+		}
+		for range r.Len() {
+			n := r.Uint()
+			if n >= uint64(len(names)) {
+				return fmt.Errorf("hold expiry: restore: %w", compact.ErrCorrupt)
+			}
+			h := hold{names[n], r.String()}
+			e := &entry{hold: h, at: time.Unix(0, r.Int()).UTC(), index: len(q)}
+			pending[h] = e
+			q = append(q, e)
+		}
+		if err := r.Done(); err != nil {
+			return fmt.Errorf("hold expiry: restore: %w", err)
+		}
+		heap.Init(&q)
+	}
+	s.mu.Lock()
+	s.pending, s.queue = pending, q
+	s.mu.Unlock()
+	s.poke()
+	return nil
+}
+
+// Run expires holds as they fall due until ctx is done (it returns nil).
+// It starts once caughtUp returns (nil: at once): until the scheduler has
+// handled the log up to its head, the holds it knows are history in
+// progress (a later event may end them). caughtUp is the runner's CaughtUp
+// for the scheduler; when it fails (the scheduler is parked) Run logs it
+// and starts anyway, since the decider refuses to end a hold twice.
+func (s *Scheduler) Run(ctx context.Context, caughtUp func(context.Context) error) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return ErrRunning
 	}
 	defer s.running.Store(false)
-	s.mu.Lock()
-	s.pending, s.queue, s.wake = map[hold]*entry{}, nil, make(chan struct{}, 1)
-	s.mu.Unlock()
-	head, err := s.store.Head(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("hold expiry: %w", err)
-	}
-	s.target, s.ready = head, make(chan struct{})
-	if head == 0 {
-		close(s.ready)
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		err := s.store.Subscribe(gctx, 0, s.follow)
-		if gctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("hold expiry: subscription: %w", err)
-	})
-	g.Go(func() error { s.loop(gctx); return nil })
-	err = g.Wait()
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
-}
-
-// follow takes a batch of the log: holds placed with an expiry are
-// scheduled, ended holds forgotten.
-func (s *Scheduler) follow(_ context.Context, events []eventstore.Event) error {
-	changed := false
-	for _, ev := range events {
-		if ev.Type != ledger.TypeHoldPlaced && ev.Type != ledger.TypeHoldReleased && ev.Type != ledger.TypeHoldExpired {
-			continue
-		}
-		wallet, ok := strings.CutPrefix(ev.Stream, ledger.StreamPrefix)
-		if !ok {
-			continue
-		}
-		d, err := s.codec.Decode(ev)
-		if err != nil {
-			s.log.Error("hold expiry: undecodable event", "stream", ev.Stream, "position", ev.Position, "err", err)
-			continue
-		}
-		switch e := d.(type) {
-		case ledger.HoldPlaced:
-			if !e.ExpiresAt.IsZero() {
-				s.schedule(hold{wallet, e.ID}, e.ExpiresAt)
-				changed = true
+	if caughtUp != nil {
+		if err := caughtUp(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
-		case ledger.HoldReleased:
-			s.forget(hold{wallet, e.ID})
-		case ledger.HoldExpired:
-			s.forget(hold{wallet, e.ID})
+			s.log.Warn("hold expiry starts before catching up", "err", err)
 		}
 	}
-	if last := events[len(events)-1].Position; last >= s.target && s.target > 0 {
-		s.target = 0 // caught up: from now on every batch is live
-		close(s.ready)
-		s.log.Info("hold expiry ready", "position", last, "holds", s.pendingCount())
-		changed = true
-	}
-	if changed {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
-	}
+	s.log.Info("hold expiry ready", "holds", s.pendingCount())
+	s.loop(ctx)
 	return nil
 }
 
@@ -258,11 +314,6 @@ func (s *Scheduler) untilNext(now time.Time) time.Duration {
 }
 
 func (s *Scheduler) loop(ctx context.Context) {
-	select {
-	case <-ctx.Done():
-		return
-	case <-s.ready:
-	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {

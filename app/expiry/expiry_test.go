@@ -2,6 +2,7 @@ package expiry_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -13,6 +14,9 @@ import (
 	"github.com/coinledger/coinledger/domain/money"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
+	"github.com/coinledger/coinledger/eventstore/storetest"
+	"github.com/coinledger/coinledger/projections"
+	"github.com/coinledger/coinledger/projections/dbtest"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -35,27 +39,30 @@ func (c *clock) Set(t time.Time) {
 	c.t = t
 }
 
-// node is one running instance: a wallet service and a scheduler over a
-// store.
+// node is one running instance: a wallet service, and a scheduler over a
+// store fed by a projection runner over the read-model database at a path.
 type node struct {
 	svc  *wallets.Service
+	sch  *expiry.Scheduler
 	stop func()
 }
 
-func start(t *testing.T, store eventstore.Store, clk *clock) *node {
+func start(t *testing.T, store eventstore.Store, readModels string, clk *clock) *node {
 	t.Helper()
 	svc := wallets.New(store, wallets.Options{})
-	sch := expiry.New(store, svc, nil, expiry.Options{Now: clk.Now, MaxWait: 5 * time.Millisecond, Retry: 10 * time.Millisecond})
+	sch := expiry.New(svc, nil, expiry.Options{Now: clk.Now, MaxWait: 5 * time.Millisecond, Retry: 10 * time.Millisecond})
+	caughtUp, stopRunner := dbtest.RunFollower(t, store, readModels, sch, projections.Options{SnapshotEvery: 2})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- sch.Run(ctx) }()
+	go func() { done <- sch.Run(ctx, caughtUp) }()
 	var once sync.Once
-	n := &node{svc: svc, stop: func() {
+	n := &node{svc: svc, sch: sch, stop: func() {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
 				t.Errorf("scheduler: %v", err)
 			}
+			stopRunner()
 			svc.Close()
 		})
 	}}
@@ -142,12 +149,24 @@ func waitExpired(t *testing.T, svc *wallets.Service, ids ...string) {
 // TestSchedulerExpiresHoldsAcrossRestarts: holds expire when the clock
 // passes their expiry, not before; holds without expiry or released stay
 // as they are; a hold that expired while the service was down is expired
-// at the next start; each hold is expired once.
+// at the next start; each hold is expired once. The restart is cold (a
+// new read-model database: the log is read from 0) or from the
+// scheduler's snapshot (the same database: the log is not read from 0).
 func TestSchedulerExpiresHoldsAcrossRestarts(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		snapshot bool
+	}{{"cold", false}, {"from snapshot", true}} {
+		t.Run(tc.name, func(t *testing.T) { testExpiresAcrossRestart(t, tc.snapshot) })
+	}
+}
+
+func testExpiresAcrossRestart(t *testing.T, fromSnapshot bool) {
 	path := filepath.Join(t.TempDir(), "events.db")
+	readModels := filepath.Join(t.TempDir(), "readmodels.db")
 	clk := &clock{t: t0}
 	store := openStore(t, path)
-	n := start(t, store, clk)
+	n := start(t, store, readModels, clk)
 	do(t, n.svc,
 		ledger.OpenWallet{Name: "main", Coin: money.BTC, Permissions: ledger.AllPermissions()},
 		ledger.OpenAccount{Name: "alice"},
@@ -175,8 +194,15 @@ func TestSchedulerExpiresHoldsAcrossRestarts(t *testing.T) {
 	store.Close()
 	clk.Set(t0.Add(11 * time.Minute))
 	store = openStore(t, path)
-	n = start(t, store, clk)
+	counter := &storetest.LogCounter{Store: store}
+	if !fromSnapshot {
+		readModels = filepath.Join(t.TempDir(), "readmodels.db")
+	}
+	n = start(t, counter, readModels, clk)
 	waitExpired(t, n.svc, "h-2")
+	if got := counter.FromStart(); fromSnapshot && got != 0 {
+		t.Errorf("restart from the snapshot read the log from 0 %d times", got)
+	}
 	time.Sleep(50 * time.Millisecond) // let a second expiry show, if there were one
 	if got := expiries(t, store); len(got) != 2 || got["h-1"] != 1 || got["h-2"] != 1 {
 		t.Fatalf("expiries %v, want h-1 and h-2 once each", got)
@@ -201,8 +227,8 @@ func TestSchedulerExpiresHoldsAcrossRestarts(t *testing.T) {
 func TestTwoSchedulersExpireOnce(t *testing.T) {
 	clk := &clock{t: t0}
 	store := openStore(t, filepath.Join(t.TempDir(), "events.db"))
-	a := start(t, store, clk)
-	start(t, store, clk) // a second instance
+	a := start(t, store, filepath.Join(t.TempDir(), "a.db"), clk)
+	start(t, store, filepath.Join(t.TempDir(), "b.db"), clk) // a second instance
 	do(t, a.svc,
 		ledger.OpenWallet{Name: "main", Coin: money.BTC, Permissions: ledger.AllPermissions()},
 		ledger.OpenAccount{Name: "alice"},
@@ -228,6 +254,109 @@ func TestTwoSchedulersExpireOnce(t *testing.T) {
 	for _, id := range ids {
 		if got[id] != 1 {
 			t.Errorf("hold %s expired %d times", id, got[id])
+		}
+	}
+}
+
+// TestSchedulerSnapshotRoundTrip: for every cut of a log of holds placed,
+// released and expired over two wallets, the scheduler fed up to the cut,
+// snapshotted, restored into a new scheduler and fed the rest holds the
+// same pending holds, due at the same times, as one fed the whole log;
+// Restore(nil) empties it; a corrupt snapshot or an undecodable hold event
+// is an error that changes nothing.
+func TestSchedulerSnapshotRoundTrip(t *testing.T) {
+	store := openStore(t, filepath.Join(t.TempDir(), "events.db"))
+	svc := wallets.New(store, wallets.Options{})
+	t.Cleanup(svc.Close)
+	for _, w := range []string{"main", "other"} {
+		if _, err := svc.Execute(context.Background(), eventstore.Metadata{Actor: "test"}, w, func(*ledger.State) (ledger.Command, error) {
+			return ledger.OpenWallet{Name: w, Coin: money.BTC, Permissions: ledger.AllPermissions()}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	do(t, svc,
+		ledger.OpenAccount{Name: "alice"},
+		ledger.ImportBalance{ID: "i-1", Account: "alice", Amount: money.New(money.BTC, 1000)},
+		hold("h-1", 100, t0.Add(time.Minute)),
+		hold("h-2", 200, t0.Add(10*time.Minute)),
+		hold("h-3", 300, time.Time{}),
+		hold("h-4", 50, t0.Add(time.Minute)),
+		ledger.ReleaseHold{ID: "h-4"},
+		hold("h-5", 10, t0.Add(time.Second)),
+		ledger.ExpireHold{ID: "h-5", Now: t0.Add(time.Hour)},
+	)
+	events, err := store.ReadAll(context.Background(), 0, 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same hold ids in another wallet's stream are other holds.
+	for _, ev := range events {
+		if ev.Stream == ledger.Stream("main") && ev.Type == ledger.TypeHoldPlaced {
+			ev.Stream, ev.Position = ledger.Stream("other"), ev.Position+10_000
+			events = append(events, ev)
+		}
+	}
+	fed := func(events []eventstore.Event) *expiry.Scheduler {
+		s := expiry.New(nil, nil, expiry.Options{})
+		for _, ev := range events {
+			if err := s.Handle(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return s
+	}
+	full := expiry.Pending(fed(events))
+	want := map[string]time.Time{"main/h-1": t0.Add(time.Minute), "main/h-2": t0.Add(10 * time.Minute),
+		"other/h-1": t0.Add(time.Minute), "other/h-2": t0.Add(10 * time.Minute), "other/h-4": t0.Add(time.Minute),
+		"other/h-5": t0.Add(time.Second)}
+	samePending(t, "full fold", full, want)
+	for cut := 0; cut <= len(events); cut++ {
+		before := fed(events[:cut])
+		snap, err := before.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := expiry.New(nil, nil, expiry.Options{})
+		if err := after.Restore(snap); err != nil {
+			t.Fatalf("cut %d: %v", cut, err)
+		}
+		samePending(t, fmt.Sprintf("cut %d restored", cut), expiry.Pending(after), expiry.Pending(before))
+		for _, ev := range events[cut:] {
+			if err := after.Handle(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		samePending(t, fmt.Sprintf("cut %d restored and fed the rest", cut), expiry.Pending(after), full)
+	}
+
+	s := fed(events)
+	snap, err := s.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Restore(snap[:len(snap)-1]); err == nil {
+		t.Fatal("a truncated snapshot restored")
+	}
+	bad := eventstore.Event{Stream: ledger.Stream("main"), Type: ledger.TypeHoldPlaced, Data: []byte(`{"id":`), Position: 99_999}
+	if err := s.Handle(context.Background(), bad); err == nil {
+		t.Fatal("an undecodable hold event was handled")
+	}
+	samePending(t, "after failures", expiry.Pending(s), full)
+	if err := s.Restore(nil); err != nil {
+		t.Fatal(err)
+	}
+	samePending(t, "after Restore(nil)", expiry.Pending(s), map[string]time.Time{})
+}
+
+func samePending(t *testing.T, what string, got, want map[string]time.Time) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: pending %v, want %v", what, got, want)
+	}
+	for h, at := range want {
+		if !got[h].Equal(at) {
+			t.Fatalf("%s: pending %v, want %v", what, got, want)
 		}
 	}
 }

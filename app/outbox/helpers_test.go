@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/coinledger/coinledger/domain/alerts"
 	"github.com/coinledger/coinledger/domain/prices"
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/projections"
+	rmsqlite "github.com/coinledger/coinledger/projections/sqlite"
 	"github.com/coinledger/coinledger/test/background"
 )
 
@@ -157,26 +160,58 @@ func (s *alertStreams) fire(tb testing.TB, id alerts.ID, price string) alerts.Al
 	return events[0].(alerts.AlertTriggered)
 }
 
-// running is a notifier running in the background.
+// running is a notifier running in the background: its Follower under a
+// projection runner, and its sender.
 type running struct {
 	*outbox.Notifier
-	stop func() error
+	runner *projections.Runner
+	stop   func() error
 }
 
+// start runs a notifier on cfg with a fresh read-model database: its
+// Follower reads the log from the start.
 func start(tb testing.TB, cfg outbox.Config) *running {
 	tb.Helper()
+	n := newNotifier(cfg)
+	return run(tb, cfg.Store, n, openDB(tb, filepath.Join(tb.TempDir(), "read.db")), n.Follower())
+}
+
+func newNotifier(cfg outbox.Config) *outbox.Notifier {
 	if cfg.Clock == nil {
 		cfg.Clock = clock()
 	}
-	n := outbox.New(cfg)
-	stop := background.Run(tb, true, n.Run)
-	return &running{Notifier: n, stop: stop}
+	return outbox.New(cfg)
 }
 
+// run runs n's sender and a runner over db and store (n's) with f, n's
+// Follower or a wrapper of it.
+func run(tb testing.TB, store eventstore.Store, n *outbox.Notifier, db projections.DB, f projections.Follower) *running {
+	tb.Helper()
+	r := projections.NewRunner(db, store, projections.Options{RetryMin: time.Millisecond, RetryMax: 50 * time.Millisecond},
+		projections.Follow(f))
+	stopRunner := background.Run(tb, true, r.Run)
+	stopSender := background.Run(tb, true, n.Run)
+	return &running{Notifier: n, runner: r, stop: func() error {
+		return errors.Join(stopSender(), stopRunner())
+	}}
+}
+
+// openDB opens a read-model database at path, closed when tb ends.
+func openDB(tb testing.TB, path string) *rmsqlite.DB {
+	tb.Helper()
+	db, err := rmsqlite.Open(context.Background(), path)
+	must(tb, err)
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+// idle waits until the Follower has read the log up to its head and the
+// notifier has nothing left to do.
 func (r *running) idle(tb testing.TB) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	must(tb, r.runner.CaughtUp(ctx, outbox.FollowerName))
 	must(tb, r.WaitIdle(ctx))
 }
 

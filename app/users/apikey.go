@@ -13,6 +13,8 @@ import (
 
 	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/eventstore/seal"
+	"github.com/coinledger/coinledger/internal/compact"
 )
 
 // APIKeyPrefix starts every API key secret: "clk_" + base64url (no
@@ -56,7 +58,6 @@ func (s *Service) IssueAPIKey(ctx context.Context, meta eventstore.Metadata, use
 	if err != nil {
 		return identity.APIKey{}, "", err
 	}
-	s.keys.add(k.Hash, username)
 	return identity.APIKey{ID: issued.ID, Name: issued.Name, Hash: issued.Hash, Roles: issued.Roles,
 		Wallets: issued.Wallets, IssuedAt: issued.At}, secret, nil
 }
@@ -74,9 +75,10 @@ func (s *Service) RevokeAPIKey(ctx context.Context, meta eventstore.Metadata, us
 // current roles and grants). A malformed, unknown or revoked secret, or a
 // disabled owner, is ErrBadCredentials.
 //
-// The owner is found through an in-memory index of secret hash → user,
-// caught up from the store's global log when a hash is not in it (so keys
-// issued by other instances are found); the owner's state then decides,
+// The owner is found through the APIKeyIndex (Options.APIKeys); a hash not
+// in it waits for the index to handle the log so far
+// (Options.APIKeysCaughtUp) and is looked up again, so a key issued a
+// moment ago, here or on another instance, is found. The owner's state then decides,
 // through the same cache of user states as token checks (one catch-up read
 // of the owner's stream, not a full load per request).
 func (s *Service) AuthenticateAPIKey(ctx context.Context, secret string) (string, identity.APIKey, error) {
@@ -89,17 +91,23 @@ func (s *Service) keyAccess(ctx context.Context, secret string) (Access, identit
 	if raw, err := base64.RawURLEncoding.DecodeString(rest); !ok || err != nil || len(raw) != apiKeyBytes {
 		return Access{}, identity.APIKey{}, ErrBadCredentials
 	}
-	hash := HashAPIKey(secret)
-	owner, err := s.keys.lookup(ctx, s, hash)
-	if err != nil {
-		return Access{}, identity.APIKey{}, err
+	sum := sha256.Sum256([]byte(secret))
+	hash := hex.EncodeToString(sum[:])
+	owner, ok := s.keys.lookup(sum)
+	if !ok && s.keysCaughtUp != nil {
+		// Issued a moment ago, here or on another instance? Wait for the
+		// index to handle the log so far and look again.
+		if err := s.keysCaughtUp(ctx); err != nil {
+			return Access{}, identity.APIKey{}, fmt.Errorf("authenticate api key: %w", err)
+		}
+		owner, ok = s.keys.lookup(sum)
 	}
-	if owner == "" {
+	if !ok {
 		return Access{}, identity.APIKey{}, ErrBadCredentials
 	}
 	var a Access
 	var eff identity.APIKey
-	err = s.dir.current(ctx, owner, func(u *identity.User) error {
+	err := s.dir.current(ctx, owner, func(u *identity.User) error {
 		k, ok := u.ActiveAPIKeyByHash(hash)
 		if !ok {
 			return ErrBadCredentials
@@ -119,50 +127,126 @@ func (s *Service) keyAccess(ctx context.Context, secret string) (Access, identit
 	return a, eff, err
 }
 
-// keyIndex maps API key secret hashes to their owners. Entries are never
-// removed (a revoked key's stream says so); it grows with keys issued.
-type keyIndex struct {
-	mu    sync.Mutex
-	owner map[string]string
-	after uint64 // global position read so far
+// APIKeyIndex maps API key secret hashes to their owners, for
+// AuthenticateAPIKey. It is a follower of the log (projections.Follower,
+// named "api_key_index"): the runner hands it the users' APIKeyIssued
+// events and keeps a snapshot of it in the read-model database. Entries
+// are never removed (a revoked key's owner stream says so); it grows with
+// keys issued.
+//
+// Its state and its snapshot hold secret hashes: no error or log line of
+// it names one.
+type APIKeyIndex struct {
+	codec *eventstore.Codec[identity.Event]
+	mu    sync.RWMutex
+	owner map[[sha256.Size]byte]string
 }
 
-func (x *keyIndex) add(hash, username string) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	x.owner[hash] = username
+// NewAPIKeyIndex returns an empty index that opens the events' sealed
+// fields with keyring: the users service's (Options.Keyring).
+func NewAPIKeyIndex(keyring *seal.Keyring) *APIKeyIndex {
+	return &APIKeyIndex{codec: newCodec(keyring), owner: map[[sha256.Size]byte]string{}}
 }
 
-const keyIndexPage = 1024
+// APIKeyIndexName is the index's follower name.
+const APIKeyIndexName = "api_key_index"
 
-// lookup returns the owner of hash ("" if none), reading the log from
-// where it left off when hash is not known yet.
-func (x *keyIndex) lookup(ctx context.Context, s *Service, hash string) (string, error) {
+// Name implements projections.Follower.
+func (x *APIKeyIndex) Name() string { return APIKeyIndexName }
+
+// Version implements projections.Follower: bump it when what the index
+// keeps or its snapshot encoding changes.
+func (x *APIKeyIndex) Version() int { return 1 }
+
+// Wants reports whether e issues an API key.
+func (x *APIKeyIndex) Wants(e eventstore.Event) bool {
+	return e.Type == identity.TypeAPIKeyIssued && strings.HasPrefix(e.Stream, identity.StreamPrefix)
+}
+
+// Handle records the owner of the key e issues. A hash that is not the
+// hex SHA-256 form HashAPIKey gives could never be presented: it is left
+// out.
+func (x *APIKeyIndex) Handle(_ context.Context, e eventstore.Event) error {
+	if !x.Wants(e) {
+		return nil
+	}
+	d, err := x.codec.Decode(e)
+	if err != nil {
+		return fmt.Errorf("api key index: %w", err)
+	}
+	issued, ok := d.(identity.APIKeyIssued)
+	if !ok {
+		return fmt.Errorf("api key index: %s decodes to %T", e, d)
+	}
+	var hash [sha256.Size]byte
+	if n, err := hex.Decode(hash[:], []byte(issued.Hash)); err != nil || n != len(hash) {
+		return nil
+	}
 	x.mu.Lock()
-	defer x.mu.Unlock()
-	if u, ok := x.owner[hash]; ok {
-		return u, nil
-	}
-	for {
-		events, err := s.store.ReadAll(ctx, x.after, keyIndexPage)
-		if err != nil {
-			return "", fmt.Errorf("api key index after %d: %w", x.after, err)
-		}
-		for _, e := range events {
-			x.after = e.Position
-			name, ok := strings.CutPrefix(e.Stream, identity.StreamPrefix)
-			if !ok || e.Type != identity.TypeAPIKeyIssued {
-				continue
-			}
-			de, err := s.codec.Decode(e)
-			if err != nil {
-				return "", fmt.Errorf("api key index: %w", err)
-			}
-			x.owner[de.(identity.APIKeyIssued).Hash] = name
-		}
-		if len(events) < keyIndexPage {
-			break
+	x.owner[hash] = strings.TrimPrefix(e.Stream, identity.StreamPrefix)
+	x.mu.Unlock()
+	return nil
+}
+
+// Snapshot encodes the index: the owners' names, then each hash (32
+// bytes) with its owner's number among them.
+func (x *APIKeyIndex) Snapshot() ([]byte, error) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	numbers := map[string]uint64{}
+	var names []string
+	for _, name := range x.owner {
+		if _, ok := numbers[name]; !ok {
+			numbers[name] = uint64(len(names))
+			names = append(names, name)
 		}
 	}
-	return x.owner[hash], nil
+	var w compact.Writer
+	w.Uint(uint64(len(names)))
+	for _, name := range names {
+		w.String(name)
+	}
+	w.Uint(uint64(len(x.owner)))
+	for hash, name := range x.owner {
+		w.Raw(hash[:])
+		w.Uint(numbers[name])
+	}
+	return w.Bytes(), nil
+}
+
+// Restore replaces the index with a snapshot's (empty for nil). A corrupt
+// snapshot is an error and leaves the index as it was.
+func (x *APIKeyIndex) Restore(data []byte) error {
+	owner := map[[sha256.Size]byte]string{}
+	if len(data) > 0 {
+		r := compact.NewReader(data)
+		names := make([]string, r.Len())
+		for i := range names {
+			names[i] = r.String()
+		}
+		for range r.Len() {
+			var hash [sha256.Size]byte
+			copy(hash[:], r.Raw(sha256.Size))
+			i := r.Uint()
+			if i >= uint64(len(names)) {
+				return fmt.Errorf("api key index: restore: %w", compact.ErrCorrupt)
+			}
+			owner[hash] = names[i]
+		}
+		if err := r.Done(); err != nil {
+			return fmt.Errorf("api key index: restore: %w", err)
+		}
+	}
+	x.mu.Lock()
+	x.owner = owner
+	x.mu.Unlock()
+	return nil
+}
+
+// lookup returns the owner of the key whose secret hashes to hash.
+func (x *APIKeyIndex) lookup(hash [sha256.Size]byte) (string, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	name, ok := x.owner[hash]
+	return name, ok
 }

@@ -52,6 +52,15 @@ type Options struct {
 	SnapshotEvery uint64
 	// Logger reports snapshots ignored or not saved (default slog.Default()).
 	Logger *slog.Logger
+	// APIKeys is the index AuthenticateAPIKey finds a key's owner in: a
+	// follower the projection runner feeds (NewAPIKeyIndex with Keyring).
+	// Default: an index nothing feeds, which finds no key (for commands
+	// that authenticate none).
+	APIKeys *APIKeyIndex
+	// APIKeysCaughtUp waits until APIKeys has handled every event appended
+	// to the log so far (the runner's CaughtUp for it). A key not in the
+	// index calls it, then is looked up again. nil: the index as it is.
+	APIKeysCaughtUp func(context.Context) error
 }
 
 func (o *Options) setDefaults() {
@@ -67,6 +76,9 @@ func (o *Options) setDefaults() {
 	if o.Keyring == nil {
 		o.Keyring = seal.Random()
 	}
+	if o.APIKeys == nil {
+		o.APIKeys = NewAPIKeyIndex(o.Keyring)
+	}
 }
 
 // Service manages users.
@@ -77,8 +89,10 @@ type Service struct {
 	cost   int
 	now    func() time.Time
 	random io.Reader
-	keys   keyIndex
-	dir    directory
+	keys   *APIKeyIndex
+	// keysCaughtUp waits until keys is current (nil: it is as it is).
+	keysCaughtUp func(context.Context) error
+	dir          directory
 }
 
 // New returns a service over store. cost is the bcrypt cost (0: bcrypt.DefaultCost).
@@ -89,16 +103,23 @@ func New(store eventstore.Store, cost int) *Service {
 // NewWithOptions returns a service over store tuned by opts.
 func NewWithOptions(store eventstore.Store, opts Options) *Service {
 	opts.setDefaults()
-	c := eventstore.NewCodecOf(identity.Events()...)
-	c.Seal(opts.Keyring, eventstore.Sealing(identity.CredentialFields()))
+	c := newCodec(opts.Keyring)
 	repo := eventstore.NewRepository(store, c,
 		eventstore.Aggregate[*identity.User, identity.Event]{Initial: identity.New, Evolve: identity.Evolve})
 	if opts.Snapshots != nil {
 		repo.SetSnapshotter(snapshotter(opts))
 	}
 	return &Service{store: store, codec: c, cost: opts.BcryptCost, now: opts.Now, random: opts.Random,
-		keys: keyIndex{owner: map[string]string{}}, repo: repo,
+		keys: opts.APIKeys, keysCaughtUp: opts.APIKeysCaughtUp, repo: repo,
 		dir: directory{repo: repo, m: map[string]*cached{}}}
+}
+
+// newCodec returns the codec of user events, sealing their credential
+// fields with keyring.
+func newCodec(keyring *seal.Keyring) *eventstore.Codec[identity.Event] {
+	c := eventstore.NewCodecOf(identity.Events()...)
+	c.Seal(keyring, eventstore.Sealing(identity.CredentialFields()))
+	return c
 }
 
 // snapshotAAD binds a sealed snapshot to what it is.

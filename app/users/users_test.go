@@ -19,6 +19,7 @@ import (
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/seal"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
+	"github.com/coinledger/coinledger/projections"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -39,6 +40,7 @@ func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now
 func (c *clock) Advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
 
 type env struct {
+	tb    testing.TB
 	store *sqlite.Store
 	svc   *users.Service
 	clock *clock
@@ -53,15 +55,18 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	e := &env{store: store, clock: &clock{now: t0}, keys: seal.Random()}
+	e := &env{tb: t, store: store, clock: &clock{now: t0}, keys: seal.Random()}
 	e.svc = e.fresh()
 	return e
 }
 
 // fresh returns another service over the same store, as a restart or a
-// second instance would see it.
+// second instance would see it: its API key index is fed by a runner of
+// its own.
 func (e *env) fresh() *users.Service {
-	return users.NewWithOptions(e.store, users.Options{BcryptCost: bcrypt.MinCost, Now: e.clock.Now, Keyring: e.keys})
+	keys := users.NewAPIKeyIndex(e.keys)
+	return users.NewWithOptions(e.store, users.Options{BcryptCost: bcrypt.MinCost, Now: e.clock.Now, Keyring: e.keys,
+		APIKeys: keys, APIKeysCaughtUp: follow(e.tb, e.store, filepath.Join(e.tb.TempDir(), "readmodels.db"), keys, projections.Options{})})
 }
 
 func (e *env) mustRegister(t testing.TB, name string, roles ...string) {

@@ -401,7 +401,7 @@ func TestEventsImportIntoESDBDoubleServesIdenticalBalances(t *testing.T) {
 	srcCfg := config()
 	srcPath := filepath.Join(srcCfg.DataDir, "events.db")
 	src := openSQLite(t, srcPath)
-	us, err := usersService(srcCfg, src, nil, nil)
+	us, err := usersService(srcCfg, src, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

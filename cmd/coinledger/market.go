@@ -86,13 +86,13 @@ func (svc *service) wireMarket(cfg *Config, bus *gochannel.GoChannel, logger *sl
 		return nil, nil, nil, err
 	}
 	alertSvc := alerting.New(svc.store, alerting.Config{Email: cfg.Notify.SMTP != nil, Webhooks: hooks})
-	engine := alerting.NewEngine(svc.store, logger)
-	svc.workers = append(svc.workers, engine.Run)
+	svc.follow(alerting.NewEngine(svc.store, logger))
 
 	n, err := newNotifier(cfg, hooks, svc.store, logger)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	svc.follow(n.Follower()) // queues deliveries, keeps the pending ones
 	svc.workers = append(svc.workers, n.Run)
 
 	feeds, err := priceFeeds(cfg, logger)

@@ -83,7 +83,7 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 		svc.closers = append(svc.closers, s.Close)
 		snaps = s
 	}
-	userSvc, err := usersService(cfg, svc.store, snaps, logger)
+	userSvc, err := usersService(cfg, svc.store, snaps, logger, svc.follow)
 	if err != nil {
 		return svc, err
 	}
@@ -116,12 +116,15 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	}
 	// Holds end at their expires_at: the scheduler follows the log and
 	// appends hold_expired through the wallet writers.
-	svc.workers = append(svc.workers, expiry.New(svc.store, walletSvc, logger, expiry.Options{}).Run)
+	holds := expiry.New(walletSvc, logger, expiry.Options{})
+	holdsCaughtUp := svc.follow(holds)
+	svc.workers = append(svc.workers, func(ctx context.Context) error { return holds.Run(ctx, holdsCaughtUp) })
 	// The embedded default binds BTC to the simulated chain; /status
 	// describes exactly what is wired here.
 	bus := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, watermill.NewSlogLogger(logger))
 	svc.closers = append(svc.closers, bus.Close)
-	chains := chainsync.NewRegistry(svc.store, walletSvc, logger)
+	idx := chainsync.NewIndex()
+	chains := chainsync.NewRegistry(svc.store, walletSvc, idx, svc.follow(idx), logger)
 	svc.chains = chains
 	if err := svc.wireChains(cfg, chains, bus, logger); err != nil {
 		return svc, err
@@ -182,8 +185,11 @@ func snapshotEvery(cfg *Config) uint64 { return uint64(max(cfg.SnapshotEvery, 0)
 
 // usersService returns the users service over store, sealing credentials
 // with the configured key or with one kept in the data directory, created
-// at first start, and keeping user snapshots in snaps (nil: none).
-func usersService(cfg *Config, store eventstore.Store, snaps eventstore.SnapshotStore, logger *slog.Logger) (*users.Service, error) {
+// at first start, and keeping user snapshots in snaps (nil: none). follow
+// registers its API key index with the runner (nil: no index is fed, for
+// commands that authenticate no API key).
+func usersService(cfg *Config, store eventstore.Store, snaps eventstore.SnapshotStore, logger *slog.Logger,
+	follow func(projections.Follower) func(context.Context) error) (*users.Service, error) {
 	secret, err := keyFile(cfg, "seal.key", cfg.SealKey)
 	if err != nil {
 		return nil, fmt.Errorf("seal key: %w", err)
@@ -196,8 +202,13 @@ func usersService(cfg *Config, store eventstore.Store, snaps eventstore.Snapshot
 	if err != nil {
 		return nil, fmt.Errorf("seal key: %w", err)
 	}
-	return users.NewWithOptions(store, users.Options{BcryptCost: cfg.BcryptCost, Keyring: keyring,
-		Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg), Logger: logger}), nil
+	opts := users.Options{BcryptCost: cfg.BcryptCost, Keyring: keyring,
+		Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg), Logger: logger}
+	if follow != nil {
+		opts.APIKeys = users.NewAPIKeyIndex(keyring)
+		opts.APIKeysCaughtUp = follow(opts.APIKeys)
+	}
+	return users.NewWithOptions(store, opts), nil
 }
 
 // seed creates the wallets and users the configuration declares; run at

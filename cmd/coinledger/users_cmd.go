@@ -81,7 +81,7 @@ func usersCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeStore()
-	svc, err := usersService(cfg, store, nil, nil)
+	svc, err := usersService(cfg, store, nil, nil, nil)
 	if err != nil {
 		return err
 	}

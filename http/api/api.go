@@ -122,6 +122,12 @@ func New(d Deps) *API {
 	in := v1.Group("", h.authenticate)
 	in.GET("/status", h.status)
 	in.POST("/projections/:name/retry", h.retryProjection, requireAdmin)
+	in.POST("/followers/:name/retry", h.retryProjection, requireAdmin)
+	in.POST("/followers/:name/skip", h.skipFollowerEvent, requireAdmin)
+	in.GET("/projections", h.listReadModels, requireAdmin)
+	in.POST("/projections/:name/rebuild", h.rebuildProjection, requireAdmin)
+	in.GET("/projections/jobs", h.listRebuildJobs, requireAdmin)
+	in.GET("/projections/jobs/:id", h.getRebuildJob, requireAdmin)
 	in.GET("/me", h.me)
 	in.POST("/auth/logout", h.logout)
 	in.POST("/api-keys", h.createAPIKey)
@@ -201,7 +207,8 @@ func (h *handlers) healthz(c echo.Context) error {
 }
 
 // readyz answers 200 when the event store answers and accepts appends and
-// every read model is running and none is parked; 503 otherwise, naming
+// every read model and follower is running, has caught up to the head the
+// store had at start, and none is parked; 503 otherwise, naming
 // the read model (the error is in /api/v1/status, behind authentication).
 func (h *handlers) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
@@ -227,19 +234,25 @@ func (h *handlers) readyz(c echo.Context) error {
 			return c.JSON(http.StatusServiceUnavailable, map[string]string{
 				"status": "projection " + s.Name + " parked at " + strconv.FormatUint(s.ParkedAt, 10)})
 		}
+		if !s.Ready {
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "projection " + s.Name + " catching up"})
+		}
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
 
 type projectionStatus struct {
-	Name     string `json:"name"`
-	Position uint64 `json:"position"`
-	Lag      uint64 `json:"lag"`
-	Running  bool   `json:"running"`
-	State    string `json:"state"`
-	Error    string `json:"error,omitempty"`
-	ParkedAt uint64 `json:"parked_at,omitempty"`
-	Failures uint64 `json:"failures"`
+	Name      string `json:"name"`
+	Kind      string `json:"kind"`
+	Ready     bool   `json:"ready"`
+	Skippable bool   `json:"skippable"`
+	Position  uint64 `json:"position"`
+	Lag       uint64 `json:"lag"`
+	Running   bool   `json:"running"`
+	State     string `json:"state"`
+	Error     string `json:"error,omitempty"`
+	ParkedAt  uint64 `json:"parked_at,omitempty"`
+	Failures  uint64 `json:"failures"`
 }
 
 // retryProjection un-parks a read model (admin): 202, it resumes from its
@@ -249,6 +262,16 @@ func (h *handlers) retryProjection(c echo.Context) error {
 		return err
 	}
 	return c.NoContent(http.StatusAccepted)
+}
+
+// skipFollowerEvent gives up on the event a side-effect follower is
+// parked at (admin): the skip is recorded in the log; 202 with its position.
+func (h *handlers) skipFollowerEvent(c echo.Context) error {
+	pos, err := h.d.Runner.Skip(c.Request().Context(), c.Param("name"), "user:"+caller(c).Username)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, map[string]uint64{"skipped_position": pos})
 }
 
 // status is the heartbeat: version, store head, lag per read model, backends.
@@ -264,7 +287,7 @@ func (h *handlers) status(c echo.Context) error {
 	}
 	ps := make([]projectionStatus, len(st))
 	for i, s := range st {
-		ps[i] = projectionStatus{Name: s.Name, Position: s.Position, Lag: s.Lag, Running: s.Running,
+		ps[i] = projectionStatus{Name: s.Name, Kind: s.Kind, Ready: s.Ready, Skippable: s.Skippable, Position: s.Position, Lag: s.Lag, Running: s.Running,
 			State: string(s.State), Error: s.Error, ParkedAt: s.ParkedAt, Failures: s.Failures}
 	}
 	return c.JSON(http.StatusOK, map[string]any{

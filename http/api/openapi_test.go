@@ -294,7 +294,7 @@ var dtoSchemas = []any{
 	transferRequest{}, transferCreated{}, transferResponse{}, importRequest{},
 	holdRequest{}, holdCreated{}, holdResponse{}, releaseRequest{}, positionResponse{},
 	problem{}, fieldError{},
-	projectionStatus{}, Backend{},
+	projectionStatus{}, Backend{}, readModel{}, readModelList{}, rebuildJob{}, rebuildJobList{},
 	createUserRequest{}, userResponse{}, userList{}, grantRequest{}, createAPIKeyRequest{}, apiKeyCreated{},
 	addressResponse{}, simulateDepositRequest{}, simulatedTransaction{}, simulateBlocksRequest{}, simulatedBlocks{},
 	depositPage{}, withdrawalRequest{}, withdrawalCreated{}, withdrawal{}, rescanResponse{},

@@ -45,6 +45,7 @@ type testServer struct {
 	wallets *wallets.Service
 	issuer  *auth.Issuer
 	keyring *seal.Keyring
+	keys    *users.APIKeyIndex // the API key index every instance shares
 	logs    *syncBuffer
 }
 
@@ -85,17 +86,19 @@ func newTestServerWith(t *testing.T, configure func(*api.Deps), extra ...project
 	if err != nil {
 		t.Fatal(err)
 	}
+	keyring := seal.Random() // one seal key for every instance, as the data directory's
+	// One API key index, fed by the runner, for every instance.
+	keys := users.NewAPIKeyIndex(keyring)
 	runner := projections.NewRunner(db, store, projections.Options{RetryMin: time.Millisecond, Logger: slog.New(slog.DiscardHandler)},
-		append([]projections.Projection{wallet.New(), userview.New()}, extra...)...)
+		append([]projections.Projection{wallet.New(), userview.New(), projections.Follow(keys)}, extra...)...)
 	done := make(chan error, 1)
 	go func() { done <- runner.Run(ctx) }()
 	issuer, err := auth.NewIssuer(auth.KeyOf([]byte("api-test-secret-api-test-secret-0123")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyring := seal.Random() // one seal key for every instance, as the data directory's
-	ts := &testServer{Store: store, DB: db, Runner: runner, keyring: keyring,
-		Users:   users.NewWithOptions(store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: keyring}),
+	ts := &testServer{Store: store, DB: db, Runner: runner, keyring: keyring, keys: keys,
+		Users:   users.NewWithOptions(store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: keyring, APIKeys: keys, APIKeysCaughtUp: keysCaughtUp(runner)}),
 		wallets: wallets.New(store, wallets.Options{}), issuer: issuer, logs: &syncBuffer{}}
 	t.Cleanup(func() { // after every instance's own cleanup
 		cancel()
@@ -116,13 +119,20 @@ func newTestServerWith(t *testing.T, configure func(*api.Deps), extra ...project
 	return ts
 }
 
+// keysCaughtUp is the wiring's port for the API key index: the runner's
+// CaughtUp for it.
+func keysCaughtUp(r *projections.Runner) func(context.Context) error {
+	return func(ctx context.Context) error { return r.CaughtUp(ctx, users.APIKeyIndexName) }
+}
+
 // instance starts another API instance over ts's stores, with its own
 // users service (its own caches) and websocket hub, as a second process
 // would have.
 func (ts *testServer) instance(t *testing.T, configure func(*api.Deps)) *testServer {
 	t.Helper()
-	other := &testServer{Store: ts.Store, DB: ts.DB, Runner: ts.Runner, keyring: ts.keyring,
-		Users:   users.NewWithOptions(ts.Store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: ts.keyring}),
+	other := &testServer{Store: ts.Store, DB: ts.DB, Runner: ts.Runner, keyring: ts.keyring, keys: ts.keys,
+		Users: users.NewWithOptions(ts.Store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: ts.keyring,
+			APIKeys: ts.keys, APIKeysCaughtUp: keysCaughtUp(ts.Runner)}),
 		wallets: ts.wallets, issuer: ts.issuer, logs: ts.logs}
 	other.serve(t, configure)
 	return other

@@ -89,6 +89,8 @@ var (
 		"1 when the read model is parked at an event that keeps failing (see /api/v1/status).", []string{"projection"}, nil)
 	errorsDesc = prometheus.NewDesc("coinledger_projection_errors_total",
 		"Failed attempts to apply (or read) the read model's events.", []string{"projection"}, nil)
+	readyDesc = prometheus.NewDesc("coinledger_projection_ready",
+		"1 once the read model or follower has caught up to the head the store had at start.", []string{"projection", "kind"}, nil)
 )
 
 // states are the values of coinledger_projection_state's state label.
@@ -106,6 +108,7 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- stateDesc
 	ch <- parkedDesc
 	ch <- errorsDesc
+	ch <- readyDesc
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -131,6 +134,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(parkedDesc, prometheus.GaugeValue, is(s.State == projections.StateParked), s.Name)
 		ch <- prometheus.MustNewConstMetric(errorsDesc, prometheus.CounterValue, float64(s.Failures), s.Name)
+		ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, is(s.Ready), s.Name, s.Kind)
 	}
 }
 

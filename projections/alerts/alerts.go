@@ -44,6 +44,11 @@ func New() *Projection { return &Projection{codec: eventstore.NewCodecOf(alerts.
 // Name implements projections.Projection: "alerts".
 func (*Projection) Name() string { return "alerts" }
 
+// Version implements projections.Versioned: bump it when Apply writes
+// something else for the same events, and the read model is rebuilt
+// blue/green at the next start.
+func (*Projection) Version() int { return 1 }
+
 // Migrations implements projections.Projection. Lists are per owner,
 // newest first, which the (owner, created_position) index serves.
 func (*Projection) Migrations(d projections.Dialect) []string {

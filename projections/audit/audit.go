@@ -17,6 +17,11 @@ type Heads struct{}
 // Name implements projections.Projection.
 func (Heads) Name() string { return "audit_heads" }
 
+// Version implements projections.Versioned: bump it when Apply writes
+// something else for the same events, and the read model is rebuilt
+// blue/green at the next start.
+func (Heads) Version() int { return 1 }
+
 // Migrations implements projections.Projection.
 func (Heads) Migrations(d projections.Dialect) []string {
 	return []string{`CREATE TABLE stream_heads (

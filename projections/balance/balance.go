@@ -49,6 +49,11 @@ var _ projections.Projection = Balances{}
 // Name is "balances".
 func (Balances) Name() string { return "balances" }
 
+// Version implements projections.Versioned: bump it when Apply writes
+// something else for the same events, and the read model is rebuilt
+// blue/green at the next start.
+func (Balances) Version() int { return 1 }
+
 // Migrations creates the balances table.
 func (Balances) Migrations(d projections.Dialect) []string {
 	return []string{`CREATE TABLE balances (

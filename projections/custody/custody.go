@@ -43,6 +43,11 @@ func New() *Projection { return &Projection{codec: eventstore.NewCodecOf(ledger.
 // Name implements projections.Projection: "custody".
 func (*Projection) Name() string { return "custody" }
 
+// Version implements projections.Versioned: bump it when Apply writes
+// something else for the same events, and the read model is rebuilt
+// blue/green at the next start.
+func (*Projection) Version() int { return 1 }
+
 // Migrations implements projections.Projection. Deposits are listed newest
 // first by the position they were first seen at (seen_position), which the
 // (wallet, seen_position) index serves.

@@ -41,6 +41,7 @@ func Run(t *testing.T, newDB NewDB) {
 		{"RestartResumesExactly", testRestart},
 		{"PoisonParksOnlyItsProjection", testPoison},
 		{"TransientFailuresRetried", testTransient},
+		{"CommitOutcomeLost", testLostCommit},
 		{"CatchUpBatches", testBatching},
 		{"WaitFor", testWaitFor},
 		{"Status", testStatus},
@@ -49,6 +50,9 @@ func Run(t *testing.T, newDB NewDB) {
 		{"SelectiveSkipsUnwanted", testSelective},
 		{"HostileTextRoundTrips", testHostileText},
 		{"HostileEventTextsCatchUp", testHostileEvents},
+		{"FollowerResumesFromSnapshot", testFollowerResumes},
+		{"FollowerPoisonSkipped", testFollowerSkip},
+		{"FollowerSnapshotRolledBack", testFollowerSnapshotRolledBack},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -596,6 +600,80 @@ func testTransient(t *testing.T, newDB NewDB) {
 	must(t, err)
 	if n != int64(head) || lo != 1 || uint64(hi) != head {
 		t.Errorf("after transient failures: %d rows %d..%d, want %d rows", n, lo, hi, head)
+	}
+}
+
+// lostCommits is a DB whose transactions commit but, while Lose is above
+// 0, report a transient failure anyway (counting Lose down): the
+// connection dropped after COMMIT was sent, as when the server stops
+// between committing and answering.
+type lostCommits struct {
+	projections.DB
+	Lose atomic.Int32
+}
+
+func (db *lostCommits) Update(ctx context.Context, fn func(projections.Tx) error) error {
+	if err := db.DB.Update(ctx, fn); err != nil {
+		return err
+	}
+	for n := db.Lose.Load(); n > 0; n = db.Lose.Load() {
+		if db.Lose.CompareAndSwap(n, n-1) {
+			return fmt.Errorf("commit: %w: connection lost after COMMIT (test)", projections.ErrTransient)
+		}
+	}
+	return nil
+}
+
+// testLostCommit checks that a write whose COMMIT took effect but whose
+// outcome was lost is not applied again: the runner reads the stored
+// checkpoint back, finds the position the lost write stored, and goes on
+// from there (the counter's primary key fails a second application, and
+// the fence would stop the runner). Nothing parks and Run goes on.
+func testLostCommit(t *testing.T, newDB NewDB) {
+	ctx := context.Background()
+	db, store := &lostCommits{DB: newDB(t)}, NewStore(t)
+	counter := &Counter{}
+	r := projections.NewRunner(db, store, fastRetry(), counter, balance.Balances{})
+	stop := start(t, r)
+	head := AppendCredits(t, store, "wallet-a", 50, 3, 10)
+	wait(t, r, "counter", head)
+	wait(t, r, "balances", head)
+	for round := range 3 {
+		// The next writes (commits, or the checkpoint reads after them) lose
+		// their outcomes.
+		db.Lose.Store(int32(1 + round))
+		head = AppendCredits(t, store, "wallet-b", 30, 3, 3)
+		wait(t, r, "counter", head)
+		wait(t, r, "balances", head)
+		if n := db.Lose.Load(); n != 0 {
+			t.Fatalf("round %d: %d lost outcomes left: the runner wrote nothing after the appends", round, n)
+		}
+	}
+	for _, name := range []string{"counter", "balances"} {
+		if st := statusOf(t, r, name); st.State != projections.StateRunning || st.Error != "" || st.Position != head {
+			t.Errorf("status of %s after lost commits: %+v, want running at %d", name, st, head)
+		}
+	}
+	if st := statusOf(t, r, "counter"); st.Failures == 0 && statusOf(t, r, "balances").Failures == 0 {
+		t.Errorf("no failure counted: no outcome was lost")
+	}
+	must(t, stop())
+	n, lo, hi, err := CounterRows(ctx, db)
+	must(t, err)
+	if n != int64(head) || lo != 1 || uint64(hi) != head {
+		t.Errorf("after lost commits: %d rows %d..%d, want %d rows 1..%d", n, lo, hi, head, head)
+	}
+	var sum int64
+	must(t, db.QueryRow(ctx, `SELECT CAST(SUM(amount) AS BIGINT) FROM balances`).Scan(&sum))
+	if uint64(sum) != head {
+		t.Errorf("balances sum to %d, want %d (one per event)", sum, head)
+	}
+	for _, name := range []string{"counter", "balances"} {
+		cp, err := Checkpoint(ctx, db, name)
+		must(t, err)
+		if cp != head {
+			t.Errorf("stored checkpoint of %s: %d, want %d", name, cp, head)
+		}
 	}
 }
 

@@ -138,15 +138,17 @@ func transient(err error) error {
 }
 
 // Query runs a query on a pooled connection, outside any transaction.
+// Failures to reach the server are projections.ErrTransient, as in Update.
 func (db *DB) Query(ctx context.Context, query string, args ...any) (projections.Rows, error) {
 	r, err := db.pool.Query(ctx, db.sql.rewrite(query), text(args)...)
 	if err != nil {
-		return nil, err
+		return nil, transient(err)
 	}
 	return rows{r}, nil
 }
 
-// QueryRow runs a query for at most one row on a pooled connection.
+// QueryRow runs a query for at most one row on a pooled connection; see
+// Query for its errors.
 func (db *DB) QueryRow(ctx context.Context, query string, args ...any) projections.Row {
 	return row{db.pool.QueryRow(ctx, db.sql.rewrite(query), text(args)...)}
 }
@@ -180,9 +182,11 @@ func (r rows) Scan(dest ...any) error {
 	return nil
 }
 
+func (r rows) Err() error { return transient(r.Rows.Err()) }
+
 func (r rows) Close() error {
 	r.Rows.Close()
-	return r.Rows.Err()
+	return r.Err()
 }
 
 type row struct{ r pgx.Row }
@@ -195,7 +199,7 @@ func (r row) Scan(dest ...any) error {
 	if err == nil {
 		unescapeDest(dest)
 	}
-	return err
+	return transient(err)
 }
 
 type tx struct {

@@ -19,6 +19,8 @@ import (
 
 func TestConformance(t *testing.T) { dbtest.Run(t, dbtest.OpenPostgres) }
 
+func TestRebuild(t *testing.T) { dbtest.RunRebuild(t, dbtest.OpenPostgres) }
+
 func BenchmarkCatchUp(b *testing.B) { dbtest.BenchCatchUp(b, dbtest.OpenPostgres) }
 
 func TestOpenBadURL(t *testing.T) {
@@ -172,5 +174,82 @@ func TestDeadlockIsTransient(t *testing.T) {
 	}
 	if failed != 1 {
 		t.Errorf("errors %v, want one deadlock", errs)
+	}
+}
+
+// TestReadsOutsideTransactionsTransient: a read outside any transaction
+// (DB.Query, DB.QueryRow, as the runner reads a follower's snapshot at
+// start) that fails because the server went away is
+// projections.ErrTransient, as failures inside Update are, so the runner
+// retries it instead of stopping: on a pooled connection the server
+// terminated (as pg_ctl stop -m fast does), and when no connection can be
+// made. A query error of the caller's own stays as it is.
+func TestReadsOutsideTransactionsTransient(t *testing.T) {
+	ctx := context.Background()
+	u, err := url.Parse(dbtest.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := postgres.Open(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(admin.Close)
+	proxy := dbtest.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	db, err := postgres.Open(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+
+	// terminate ends the session of db's only idle pooled connection.
+	terminate := func(t *testing.T) {
+		t.Helper()
+		var pid int64
+		if err := db.QueryRow(ctx, `SELECT CAST(pg_backend_pid() AS BIGINT)`).Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		var done bool
+		if err := admin.QueryRow(ctx, `SELECT pg_terminate_backend(CAST(? AS INTEGER))`, pid).Scan(&done); err != nil || !done {
+			t.Fatalf("terminate backend %d: %v %v", pid, done, err)
+		}
+	}
+	reads := []struct {
+		name string
+		read func() error
+	}{
+		{"QueryRow", func() error {
+			var n int64
+			return db.QueryRow(ctx, `SELECT CAST(1 AS BIGINT)`).Scan(&n)
+		}},
+		{"Query", func() error {
+			rows, err := db.Query(ctx, `SELECT CAST(1 AS BIGINT)`)
+			if err != nil {
+				return err
+			}
+			return rows.Close()
+		}},
+	}
+	for _, r := range reads {
+		t.Run(r.name, func(t *testing.T) {
+			terminate(t)
+			if err := r.read(); !errors.Is(err, projections.ErrTransient) {
+				t.Errorf("on a terminated connection: %v, want ErrTransient", err)
+			}
+			proxy.Cut()
+			err := r.read()
+			proxy.Restore()
+			if !errors.Is(err, projections.ErrTransient) {
+				t.Errorf("with the server unreachable: %v, want ErrTransient", err)
+			}
+			if err := r.read(); err != nil {
+				t.Errorf("after the server is back: %v", err)
+			}
+		})
+	}
+	var n int64
+	if err := db.QueryRow(ctx, `SELECT CAST(1 AS BIGINT) FROM no_such_table`).Scan(&n); err == nil || projections.Transient(err) {
+		t.Errorf("query of a missing table: %v, want a non-transient error", err)
 	}
 }

@@ -66,6 +66,11 @@ func New() *Projection { return &Projection{codec: eventstore.NewCodecOf(prices.
 // Name implements projections.Projection: "prices".
 func (*Projection) Name() string { return "prices" }
 
+// Version implements projections.Versioned: bump it when Apply writes
+// something else for the same events, and the read model is rebuilt
+// blue/green at the next start.
+func (*Projection) Version() int { return 1 }
+
 // Migrations implements projections.Projection. History and OHLC read
 // ticks of one pair by time, which the (pair, at, position) index serves.
 func (*Projection) Migrations(d projections.Dialect) []string {

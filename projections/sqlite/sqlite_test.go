@@ -20,3 +20,5 @@ func TestOpenRejectsMemory(t *testing.T) {
 		}
 	}
 }
+
+func TestRebuild(t *testing.T) { dbtest.RunRebuild(t, dbtest.OpenSQLite) }

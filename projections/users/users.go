@@ -23,6 +23,11 @@ func New() *Projection { return &Projection{codec: eventstore.NewCodecOf(identit
 // Name implements projections.Projection.
 func (*Projection) Name() string { return "users" }
 
+// Version implements projections.Versioned: bump it when Apply writes
+// something else for the same events, and the read model is rebuilt
+// blue/green at the next start.
+func (*Projection) Version() int { return 1 }
+
 // Migrations implements projections.Projection.
 func (*Projection) Migrations(projections.Dialect) []string {
 	return []string{

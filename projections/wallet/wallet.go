@@ -78,6 +78,11 @@ func New() *Projection { return &Projection{codec: Codec()} }
 // Name implements projections.Projection: "wallet".
 func (*Projection) Name() string { return "wallet" }
 
+// Version implements projections.Versioned: bump it when Apply writes
+// something else for the same events, and the read model is rebuilt
+// blue/green at the next start.
+func (*Projection) Version() int { return 1 }
+
 // Migrations implements projections.Projection.
 //
 // Entries are keyed (account_id, position), account_id being an integer
