@@ -48,18 +48,3 @@ func ValidateImport(events []Event) error {
 	}
 	return nil
 }
-
-// BulkImporter is an optional capability of an Importer: importing a whole
-// log into an empty store faster than batch by batch durably.
-type BulkImporter interface {
-	Importer
-	// BeginBulk starts a bulk import into the store, which must be empty
-	// (else it fails and changes nothing). Until finish is called the
-	// store's commits are not made durable one by one: a crash may lose
-	// or damage what was imported, and the target of a failed import is
-	// deleted anyway. finish makes everything committed durable at once
-	// and restores the store's usual durability; call it exactly once,
-	// after a failed import too. Imports stay atomic per call and their
-	// events visible to readers as usual.
-	BeginBulk(ctx context.Context) (finish func(context.Context) error, err error)
-}

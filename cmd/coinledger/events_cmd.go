@@ -28,8 +28,7 @@ const eventsUsage = `usage: coinledger events <command>
                       import an export (FILE, or - for stdin; .gz or gzip data is
                       decompressed) into the event store the configuration names, which
                       must be empty, verifying every stream's hash chain as it goes;
-                      -check only verifies the file. Into SQLite it is durable only once
-                      it ends: delete the target of a failed import
+                      -check only verifies the file
 
 Both take -config FILE. They open the event store COINLEDGER_EVENT_STORE names; the
 embedded store is locked by a running server: stop it first.

@@ -271,14 +271,9 @@ func appendString(b []byte, s string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// bulkBatchSize is the default BatchSize of a bulk import: large
-// transactions, as nothing is synced before the end.
-const bulkBatchSize = 32768
-
 // ImportOptions tune Import.
 type ImportOptions struct {
-	// BatchSize is how many events one Import call of the store gets
-	// (default 4096; 32768 into a store that is an eventstore.BulkImporter).
+	// BatchSize is how many events one Import call of the store gets (default 4096).
 	BatchSize int
 	Progress  *Progress
 	// CheckOnly reads and verifies the file without writing (store may be nil).
@@ -309,13 +304,12 @@ type line struct {
 // broken link, a truncated file or a failed append, with an error naming
 // the event; events of the batches before stay written (an import into
 // SQLite is all-or-nothing per batch only): delete the target and start
-// again. Use CheckOnly to verify a file first. Into a store that is an
-// eventstore.BulkImporter (SQLite) it imports in bulk, in large
-// transactions made durable together at the end: nothing is durable
-// before Import returns.
-func Import(ctx context.Context, store eventstore.Store, r io.Reader, opts ImportOptions) (h Header, end End, rerr error) {
-	if opts.BatchSize < 0 {
-		opts.BatchSize = 0
+// again. Use CheckOnly to verify a file first.
+func Import(ctx context.Context, store eventstore.Store, r io.Reader, opts ImportOptions) (Header, End, error) {
+	var h Header
+	var end End
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = pageSize
 	}
 	if opts.Progress == nil {
 		opts.Progress = new(Progress)
@@ -333,24 +327,6 @@ func Import(ctx context.Context, store eventstore.Store, r io.Reader, opts Impor
 		if head != 0 {
 			return h, end, fmt.Errorf("import: %w (head at position %d): import only into a new store", ErrNotEmpty, head)
 		}
-		if bulk, ok := store.(eventstore.BulkImporter); ok {
-			finish, err := bulk.BeginBulk(ctx)
-			if err != nil {
-				return h, end, fmt.Errorf("import: %w", err)
-			}
-			defer func() {
-				// Durable at last: nothing counts as imported before.
-				if ferr := finish(context.WithoutCancel(ctx)); ferr != nil && rerr == nil {
-					rerr = fmt.Errorf("import: %w", ferr)
-				}
-			}()
-			if opts.BatchSize == 0 {
-				opts.BatchSize = bulkBatchSize
-			}
-		}
-	}
-	if opts.BatchSize == 0 {
-		opts.BatchSize = pageSize
 	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
