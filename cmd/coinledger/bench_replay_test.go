@@ -60,19 +60,3 @@ func captureStdout(t *testing.T, fn func() error) string {
 	}
 	return buf.String()
 }
-
-// TestBenchReplayColdStart: -cold-start serves a copy of a small log twice
-// and reports both times to /readyz 200.
-func TestBenchReplayColdStart(t *testing.T) {
-	out := captureStdout(t, func() error {
-		return benchReplay(context.Background(), []string{"-events", "500", "-only", "none", "-cold-start", "-dir", t.TempDir()})
-	})
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	var r benchResult
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
-		t.Fatalf("last line %q: %v\n%s", lines[len(lines)-1], err, out)
-	}
-	if r.Extra["first_start_s"] <= 0 || r.Extra["cold_start_s"] <= 0 || r.Extra["events"] != 500 {
-		t.Fatalf("result %+v, want both start times over 500 events\n%s", r, out)
-	}
-}
