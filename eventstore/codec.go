@@ -52,7 +52,12 @@ func Register[T any, E Typed](c *Codec[E]) {
 }
 
 // NewCodecOf returns a codec for the event types of samples (one value of
-// each concrete type, as a domain package lists them).
+// each concrete type, as a domain package lists them). A type whose
+// pointer implements json.Unmarshaler is decoded by calling its
+// UnmarshalJSON directly, without encoding/json's validation pass and
+// reflection around it (most of the cost for a hand-written decoder): that
+// method must reject invalid JSON itself, as one does that falls back to
+// json.Unmarshal for any input it does not fully parse.
 func NewCodecOf[E Typed](samples ...E) *Codec[E] {
 	c := NewCodec[E]()
 	for _, sample := range samples {
@@ -63,7 +68,13 @@ func NewCodecOf[E Typed](samples ...E) *Codec[E] {
 		}
 		c.decoders[name] = func(data []byte) (E, error) {
 			p := reflect.New(t)
-			if err := json.Unmarshal(data, p.Interface()); err != nil {
+			var err error
+			if u, ok := p.Interface().(json.Unmarshaler); ok {
+				err = u.UnmarshalJSON(data) // see NewCodecOf: it rejects invalid JSON itself
+			} else {
+				err = json.Unmarshal(data, p.Interface())
+			}
+			if err != nil {
 				var none E
 				return none, err
 			}

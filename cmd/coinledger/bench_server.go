@@ -29,6 +29,11 @@ type serverSpec struct {
 	label  string // how the bench lines name it
 	binary string
 	args   []string
+	// dataDir, when set, is the data directory to serve, kept after
+	// stop; by default a fresh one, removed at stop.
+	dataDir string
+	// startWait bounds the wait for the server to answer HTTP (default 30 s).
+	startWait time.Duration
 }
 
 // thisServer is this binary's `serve`; with baseline or a CPU profile, its
@@ -73,9 +78,13 @@ func startServer(ctx context.Context, spec serverSpec) (*serverProc, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+	dataDir := spec.dataDir
+	if dataDir == "" {
+		dataDir = filepath.Join(dir, "data")
+		if err := os.Mkdir(dataDir, 0o700); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
 	}
 	logf, err := os.Create(filepath.Join(dir, "server.log"))
 	if err != nil {
@@ -85,7 +94,7 @@ func startServer(ctx context.Context, spec serverSpec) (*serverProc, error) {
 	cmd := exec.Command(spec.binary, spec.args...)
 	cmd.Env = append(benchServerEnv(os.Environ()),
 		"COINLEDGER_LISTEN="+listen,
-		"COINLEDGER_DATA_DIR="+filepath.Join(dir, "data"),
+		"COINLEDGER_DATA_DIR="+dataDir,
 		"COINLEDGER_WALLETNOTIFY_LISTEN="+notify,
 		"COINLEDGER_ADMIN_PASSWORD="+benchAdminPassword,
 		"COINLEDGER_BCRYPT_COST=4")
@@ -97,7 +106,11 @@ func startServer(ctx context.Context, spec serverSpec) (*serverProc, error) {
 		return nil, fmt.Errorf("start %s: %w", spec.binary, err)
 	}
 	go func() { _ = cmd.Wait(); close(p.exited) }()
-	if err := p.waitListening(ctx, "http://"+listen+"/healthz"); err != nil {
+	wait := spec.startWait
+	if wait <= 0 {
+		wait = 30 * time.Second
+	}
+	if err := p.waitListening(ctx, "http://"+listen+"/healthz", wait); err != nil {
 		p.stop()
 		return nil, fmt.Errorf("%s %s: %w", spec.binary, strings.Join(spec.args, " "), err)
 	}
@@ -118,13 +131,21 @@ func benchServerEnv(env []string) []string {
 
 // waitListening polls url until the server answers at all (any status:
 // older builds may lack the endpoint) or the process exits.
-func (p *serverProc) waitListening(ctx context.Context, url string) error {
+func (p *serverProc) waitListening(ctx context.Context, url string, wait time.Duration) error {
+	return p.waitFor(ctx, url, wait, func(int) bool { return true })
+}
+
+// waitFor polls url every 20 ms until it answers with a status ok accepts,
+// the process exits or wait has passed.
+func (p *serverProc) waitFor(ctx context.Context, url string, wait time.Duration, ok func(status int) bool) error {
 	c := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(wait)
 	for {
 		if resp, err := c.Get(url); err == nil {
 			resp.Body.Close()
-			return nil
+			if ok(resp.StatusCode) {
+				return nil
+			}
 		}
 		select {
 		case <-p.exited:
@@ -134,7 +155,7 @@ func (p *serverProc) waitListening(ctx context.Context, url string) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("server not answering after 30s: %s", p.logTail())
+			return fmt.Errorf("no answer from %s after %s: %s", url, wait, p.logTail())
 		}
 	}
 }

@@ -3,6 +3,7 @@
 //	coinledger serve                 run the service (embedded stores in ./data by default)
 //	coinledger bench store           measure the event store
 //	coinledger bench transfers       measure transfers over HTTP (bench reads: account reads)
+//	coinledger bench replay          measure rebuilds, export and import over a big log
 //	coinledger projections status    show each read model's checkpoint and lag
 //	coinledger projections list|rebuild|retry   act on the running server's read models
 //	coinledger followers list|retry|skip        act on the running server's followers
@@ -42,6 +43,8 @@ commands:
                          (server as its own process; -against OTHER_BINARY, -rounds K, -rate R for open loop)
   bench reads            measure account reads over HTTP (server as its own process; same flags)
   bench notify           measure walletnotify ingestion to a confirmed deposit in the read models (null backend)
+  bench replay           measure rebuilding the wallet read models (SQLite; Postgres with -postgres URL), export
+                         and import over a generated log of wallet traffic (-events N, default 1,000,000)
   projections status     checkpoint and lag of every read model
   projections list       the running server's projections: version, state, position, lag
   projections rebuild NAME... | -all
@@ -154,6 +157,8 @@ func dispatch(ctx context.Context, args []string) error {
 		return benchServer(ctx, logger, rest[1:])
 	case cmd == "bench" && sub == "notify":
 		return benchNotify(ctx, rest[1:])
+	case cmd == "bench" && sub == "replay":
+		return benchReplay(ctx, rest[1:])
 	case cmd == "projections":
 		return projectionsCmd(ctx, rest)
 	case cmd == "followers":

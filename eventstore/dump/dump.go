@@ -398,6 +398,7 @@ func Import(ctx context.Context, store eventstore.Store, r io.Reader, opts Impor
 // hands them on in batches; it checks the end line.
 func decode(ctx context.Context, sc *bufio.Scanner, opts ImportOptions, end *End, emit func([]eventstore.Event) error) error {
 	v := eventstore.NewVerifier()
+	p := newLineParser()
 	batch := make([]eventstore.Event, 0, opts.BatchSize)
 	var n, lastPos uint64
 	var got *End
@@ -407,18 +408,21 @@ func decode(ctx context.Context, sc *bufio.Scanner, opts ImportOptions, end *End
 		if got != nil {
 			return fmt.Errorf("import: line %d: data after the end line", lineNo)
 		}
-		var l line
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			return fmt.Errorf("import: line %d (after position %d): %w", lineNo, lastPos, err)
-		}
-		if l.End != nil {
-			got = l.End
-			continue
-		}
-		e := eventstore.Event{ID: l.ID, Stream: l.Stream, Revision: l.Revision, Position: l.Position,
-			Type: l.Type, Data: l.Data, Metadata: l.Metadata, Created: l.Created.UTC(), Hash: l.Hash}
-		if l.DataText != nil {
-			e.Data = json.RawMessage(*l.DataText)
+		var e eventstore.Event
+		if !p.parse(sc.Bytes(), &e) {
+			var l line
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				return fmt.Errorf("import: line %d (after position %d): %w", lineNo, lastPos, err)
+			}
+			if l.End != nil {
+				got = l.End
+				continue
+			}
+			e = eventstore.Event{ID: l.ID, Stream: l.Stream, Revision: l.Revision, Position: l.Position,
+				Type: l.Type, Data: l.Data, Metadata: l.Metadata, Created: l.Created.UTC(), Hash: l.Hash}
+			if l.DataText != nil {
+				e.Data = json.RawMessage(*l.DataText)
+			}
 		}
 		if e.Position <= lastPos {
 			return fmt.Errorf("import: line %d: position %d does not follow %d", lineNo, e.Position, lastPos)

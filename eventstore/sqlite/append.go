@@ -241,6 +241,11 @@ func (b *txBatch) write(batch []*appendReq) ([]appendResult, error) {
 	}
 	defer b.tx.Rollback()
 	b.pos = b.w.s.head.Load()
+	n := 0
+	for _, req := range batch {
+		n += len(req.events) + len(req.imported)
+	}
+	b.rows = make([]row, 0, n)
 	now := b.w.s.opts.Now().UTC().Truncate(time.Microsecond)
 	for i, req := range batch {
 		if req.imported != nil {
