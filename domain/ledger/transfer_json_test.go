@@ -73,3 +73,25 @@ func TestFundsTransferredDecodesAsEncodingJSON(t *testing.T) {
 		t.Errorf("json.Marshal's output did not take the fast path")
 	}
 }
+
+// FuzzFundsTransferredDecodesAsEncodingJSON: on any input the hand decoder
+// fails exactly when encoding/json does and otherwise decodes the same.
+func FuzzFundsTransferredDecodesAsEncodingJSON(f *testing.F) {
+	type plain FundsTransferred
+	for _, s := range []string{`{"id":"t-1","from":"a","to":"b","amount":5,"memo":"m","postings":[{"account":"a","bucket":"available","amount":-5},{"account":"b","bucket":"available","amount":5}],"idempotency_key":"k","request_hash":"h"}`,
+		`{}`, `{"postings":[{}]}`, `{"amount":-0}`, `{"id":"\u00fc"}`, `null`, `{"id":"x"}x`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fast FundsTransferred
+		ferr := fast.UnmarshalJSON(b)
+		var want plain
+		werr := json.Unmarshal(b, &want)
+		if (ferr == nil) != (werr == nil) {
+			t.Fatalf("%q: error %v, encoding/json: %v", b, ferr, werr)
+		}
+		if ferr == nil && !reflect.DeepEqual(fast, FundsTransferred(want)) {
+			t.Fatalf("%q:\n got %+v\nwant %+v", b, fast, want)
+		}
+	})
+}

@@ -72,3 +72,34 @@ func TestLineParserAgreesWithEncodingJSON(t *testing.T) {
 		})
 	}
 }
+
+// FuzzLineParser: whatever line an import file holds, the fast parser
+// either leaves it to encoding/json or decodes it exactly as encoding/json
+// does; it never panics.
+func FuzzLineParser(f *testing.F) {
+	e := eventstore.Event{ID: uuid.MustParse("0b5c2f7e-4c1d-4b8e-9a57-1f2e3d4c5b6a"), Stream: "wallet-w1", Revision: 7,
+		Position: 12, Type: "ledger.funds_transferred", Data: json.RawMessage(`{"a":[1,{"b":null}]}`),
+		Metadata: eventstore.Metadata{CorrelationID: "c1", Actor: "user:a", SchemaVersion: 2, IdempotencyKey: "k1"},
+		Created: time.Date(2026, 3, 4, 5, 6, 7, 891011000, time.UTC)}
+	e.Hash = eventstore.ChainHash(eventstore.Hash{}, e)
+	f.Add(AppendEvent(nil, e))
+	e.Metadata = eventstore.Metadata{}
+	f.Add(AppendEvent(nil, e))
+	f.Add([]byte(`{"end":{"events":1,"last_position":12}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		b = []byte(strings.TrimSuffix(string(b), "\n"))
+		var got eventstore.Event
+		if !newLineParser().parse(b, &got) {
+			return
+		}
+		var l line
+		if err := json.Unmarshal(b, &l); err != nil {
+			t.Fatalf("fast parser took %q, encoding/json refuses it: %v", b, err)
+		}
+		want := eventstore.Event{ID: l.ID, Stream: l.Stream, Revision: l.Revision, Position: l.Position,
+			Type: l.Type, Data: l.Data, Metadata: l.Metadata, Created: l.Created.UTC(), Hash: l.Hash}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: fast parser\n%+v\nencoding/json\n%+v", b, got, want)
+		}
+	})
+}
