@@ -643,5 +643,11 @@ func (r *Runner) holdParked(ctx context.Context, pr *progress, req *pauseReq, ch
 		pr.pos = max(pr.pos, m.pos)
 		pr.state, pr.err, pr.parkedAt = StateCatchingUp, "", 0
 	})
+	// The swap un-parked it: a retry asked meanwhile is spent, and must not
+	// un-park a later failure by itself.
+	select {
+	case <-pr.retry:
+	default:
+	}
 	return true
 }

@@ -478,8 +478,10 @@ func (r *Runner) follow(ctx context.Context, g *errgroup.Group, p Projection, f 
 			applies++
 			at = ae.first
 			switch {
-			case !Transient(err) && ae.n > 1:
-				narrow = ae.last // find the failing event
+			case ae.n > 1 && (!Transient(err) || applies >= r.opts.ParkAfter):
+				// Find the failing event before parking, so that the park
+				// (and an operator's skip) names it, not its batch's first.
+				narrow = ae.last
 			case !Transient(err), applies >= r.opts.ParkAfter:
 				park = true
 			}

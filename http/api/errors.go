@@ -87,6 +87,7 @@ var statusOf = []struct {
 	{ledger.ErrWalletExists, http.StatusConflict, "wallet_exists", ""},
 	{projections.ErrUnknownProjection, http.StatusNotFound, "not_found", ""},
 	{projections.ErrNotParked, http.StatusConflict, "projection_not_parked", "the read model or follower is not parked"},
+	{projections.ErrNoShadow, http.StatusConflict, "rebuild_unsupported", "the read-model database cannot rebuild beside the live tables"},
 	{projections.ErrNotSkippable, http.StatusConflict, "follower_not_skippable", "only a side-effect follower may skip an event"},
 	{projections.ErrRebuilding, http.StatusConflict, "projection_rebuilding", "the read model is already being rebuilt"},
 	{projections.ErrJobNotFound, http.StatusNotFound, "not_found", ""},

@@ -17,9 +17,14 @@ import (
 	"github.com/coinledger/coinledger/projections/balance"
 )
 
+// TransientType is an event type Sums always fails on with an error
+// wrapping projections.ErrTransient.
+const TransientType = "test.transient"
+
 // Sums is a test Follower: it sums test.credited amounts per account in
 // memory and counts the events it handles. While Fail is set it fails on a
-// PoisonType event. Version is 1 unless V is set.
+// PoisonType event; it always fails on a TransientType event, transiently.
+// Version is 1 unless V is set.
 type Sums struct {
 	V       int
 	Fail    atomic.Bool
@@ -41,6 +46,9 @@ func (s *Sums) Handle(_ context.Context, e eventstore.Event) error {
 	s.Handled.Add(1)
 	if e.Type == PoisonType && s.Fail.Load() {
 		return ErrPoison
+	}
+	if e.Type == TransientType {
+		return fmt.Errorf("%w: the event keeps failing", projections.ErrTransient)
 	}
 	if e.Type != balance.CreditedType {
 		return nil
@@ -297,5 +305,40 @@ func testFollowerSnapshotRolledBack(t *testing.T, newDB NewDB) {
 	}
 	if got, want := second.Totals(), wantSums(5, 50); !maps.Equal(got, want) {
 		t.Errorf("after restart: %v, want %v", got, want)
+	}
+}
+
+// testFollowerTransientParkNamesTheEvent checks that a follower whose
+// event keeps failing with a transient error parks at that event, not at
+// the first of the batch it came in, so that a skip gets past it.
+func testFollowerTransientParkNamesTheEvent(t *testing.T, newDB NewDB) {
+	ctx := context.Background()
+	db, store := newDB(t), NewStore(t)
+	AppendCredits(t, store, "wallet-a", 30, 3, 30)
+	res, err := store.Append(ctx, "wallet-a", eventstore.Any, eventstore.EventData{Type: TransientType, Data: []byte(`{}`)})
+	must(t, err)
+	w := &Worker{}
+	opts := followerOptions()
+	opts.ParkAfter = 2
+	r := projections.NewRunner(db, store, opts, projections.Follow(w)) // one catch-up batch of 31
+	stop := start(t, r)
+	var st projections.Status
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if st = statusOf(t, r, "sums"); st.State == projections.StateParked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("transient failures: follower %+v, want parked", st)
+		}
+	}
+	if st.ParkedAt != res.Position || st.Position != res.Position-1 {
+		t.Fatalf("parked %+v, want at %d (the failing event) with the 30 credits before it handled", st, res.Position)
+	}
+	at, err := r.Skip(ctx, "sums", "user:admin")
+	must(t, err)
+	must(t, r.CaughtUp(ctx, "sums"))
+	must(t, stop())
+	if got, want := w.Totals(), wantSums(3, 30); at != res.Position || !maps.Equal(got, want) {
+		t.Errorf("skipped %d, sums %v; want %d, %v", at, got, res.Position, want)
 	}
 }

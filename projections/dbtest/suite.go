@@ -52,6 +52,7 @@ func Run(t *testing.T, newDB NewDB) {
 		{"HostileEventTextsCatchUp", testHostileEvents},
 		{"FollowerResumesFromSnapshot", testFollowerResumes},
 		{"FollowerPoisonSkipped", testFollowerSkip},
+		{"FollowerTransientParkNamesTheEvent", testFollowerTransientParkNamesTheEvent},
 		{"FollowerSnapshotRolledBack", testFollowerSnapshotRolledBack},
 	}
 	for _, tc := range tests {
