@@ -134,18 +134,20 @@ func (s *Service) keyAccess(ctx context.Context, secret string) (Access, identit
 // are never removed (a revoked key's owner stream says so); it grows with
 // keys issued.
 //
-// Its state and its snapshot hold secret hashes: no error or log line of
-// it names one.
+// Its state holds secret hashes: no error or log line of it names one, and
+// its snapshot is sealed with the keyring, as the log's own hashes are (a
+// reader of the read-model database learns nothing of them).
 type APIKeyIndex struct {
-	codec *eventstore.Codec[identity.Event]
-	mu    sync.RWMutex
+	codec   *eventstore.Codec[identity.Event]
+	keyring *seal.Keyring
+	mu      sync.RWMutex
 	owner map[[sha256.Size]byte]string
 }
 
 // NewAPIKeyIndex returns an empty index that opens the events' sealed
 // fields with keyring: the users service's (Options.Keyring).
 func NewAPIKeyIndex(keyring *seal.Keyring) *APIKeyIndex {
-	return &APIKeyIndex{codec: newCodec(keyring), owner: map[[sha256.Size]byte]string{}}
+	return &APIKeyIndex{codec: newCodec(keyring), keyring: keyring, owner: map[[sha256.Size]byte]string{}}
 }
 
 // APIKeyIndexName is the index's follower name.
@@ -156,7 +158,10 @@ func (x *APIKeyIndex) Name() string { return APIKeyIndexName }
 
 // Version implements projections.Follower: bump it when what the index
 // keeps or its snapshot encoding changes.
-func (x *APIKeyIndex) Version() int { return 1 }
+func (x *APIKeyIndex) Version() int { return 2 }
+
+// apiKeyIndexAAD binds a sealed index snapshot to what it is.
+var apiKeyIndexAAD = []byte("coinledger/api_key_index\x00v2")
 
 // Wants reports whether e issues an API key.
 func (x *APIKeyIndex) Wants(e eventstore.Event) bool {
@@ -188,8 +193,8 @@ func (x *APIKeyIndex) Handle(_ context.Context, e eventstore.Event) error {
 	return nil
 }
 
-// Snapshot encodes the index: the owners' names, then each hash (32
-// bytes) with its owner's number among them.
+// Snapshot encodes the index (the owners' names, then each hash, 32
+// bytes, with its owner's number among them) sealed with the keyring.
 func (x *APIKeyIndex) Snapshot() ([]byte, error) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
@@ -204,7 +209,11 @@ func (x *APIKeyIndex) Snapshot() ([]byte, error) {
 		w.Raw(hash[:])
 		w.Uint(names.Add(name))
 	}
-	return w.Bytes(), nil
+	box, err := x.keyring.Seal(w.Bytes(), apiKeyIndexAAD)
+	if err != nil {
+		return nil, fmt.Errorf("api key index: snapshot: %w", err)
+	}
+	return []byte(box), nil
 }
 
 // Restore replaces the index with a snapshot's (empty for nil). A corrupt
@@ -212,7 +221,11 @@ func (x *APIKeyIndex) Snapshot() ([]byte, error) {
 func (x *APIKeyIndex) Restore(data []byte) error {
 	owner := map[[sha256.Size]byte]string{}
 	if len(data) > 0 {
-		r := compact.NewReader(data)
+		plain, err := x.keyring.Open(string(data), apiKeyIndexAAD)
+		if err != nil {
+			return fmt.Errorf("api key index: restore: %w", err)
+		}
+		r := compact.NewReader(plain)
 		names := r.Names()
 		for range r.Len() {
 			var hash [sha256.Size]byte
