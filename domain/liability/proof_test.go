@@ -77,7 +77,7 @@ func TestVerifyRefusesTampering(t *testing.T) {
 		{name: "root total negative", root: func(r *Root) { r.Total = -1 }, want: ErrNegativeBalance},
 		{name: "root hash", root: func(r *Root) { r.Hash[5] ^= 1 }, want: ErrRootHashMismatch},
 		{name: "another account's id", account: other, want: ErrRootHashMismatch},
-		{name: "empty account id", account: "\x00", want: ErrRootHashMismatch},
+		{name: "account id of one NUL byte", account: "\x00", want: ErrRootHashMismatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
