@@ -141,7 +141,7 @@ type APIKeyIndex struct {
 	codec   *eventstore.Codec[identity.Event]
 	keyring *seal.Keyring
 	mu      sync.RWMutex
-	owner map[[sha256.Size]byte]string
+	owner   map[[sha256.Size]byte]string
 }
 
 // NewAPIKeyIndex returns an empty index that opens the events' sealed

@@ -80,7 +80,7 @@ func FuzzLineParser(f *testing.F) {
 	e := eventstore.Event{ID: uuid.MustParse("0b5c2f7e-4c1d-4b8e-9a57-1f2e3d4c5b6a"), Stream: "wallet-w1", Revision: 7,
 		Position: 12, Type: "ledger.funds_transferred", Data: json.RawMessage(`{"a":[1,{"b":null}]}`),
 		Metadata: eventstore.Metadata{CorrelationID: "c1", Actor: "user:a", SchemaVersion: 2, IdempotencyKey: "k1"},
-		Created: time.Date(2026, 3, 4, 5, 6, 7, 891011000, time.UTC)}
+		Created:  time.Date(2026, 3, 4, 5, 6, 7, 891011000, time.UTC)}
 	e.Hash = eventstore.ChainHash(eventstore.Hash{}, e)
 	f.Add(AppendEvent(nil, e))
 	e.Metadata = eventstore.Metadata{}
