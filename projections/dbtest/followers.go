@@ -183,15 +183,7 @@ func testFollowerSkip(t *testing.T, newDB NewDB) {
 	head := AppendCredits(t, store, "wallet-b", 20, 3, 5)
 	wait(t, r, "balances", head) // the read model goes on
 
-	var st projections.Status
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if st = statusOf(t, r, "sums"); st.State == projections.StateParked {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("poison event: follower %+v, want parked", st)
-		}
-	}
+	st := waitParked(t, r, "sums")
 	if st.ParkedAt != poison || !st.Skippable {
 		t.Fatalf("parked follower: %+v, want parked at %d and skippable", st, poison)
 	}
@@ -259,10 +251,8 @@ func (db *rollbackSnapshots) Update(ctx context.Context, fn func(projections.Tx)
 		if err := fn(st); err != nil || !st.wrote {
 			return err
 		}
-		for n := db.Fail.Load(); n > 0; n = db.Fail.Load() {
-			if db.Fail.CompareAndSwap(n, n-1) {
-				return fmt.Errorf("commit: %w: snapshot rolled back (test)", projections.ErrTransient)
-			}
+		if takeOne(&db.Fail) {
+			return fmt.Errorf("commit: %w: snapshot rolled back (test)", projections.ErrTransient)
 		}
 		return nil
 	})
@@ -283,10 +273,8 @@ func testFollowerSnapshotRolledBack(t *testing.T, newDB NewDB) {
 	stop := start(t, r)
 	head := AppendCredits(t, store, "wallet-a", 50, 5, 10)
 	must(t, r.WaitFor(ctx, "sums", head))
-	for deadline := time.Now().Add(30 * time.Second); db.Fail.Load() > 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no snapshot written within 30s of the log going quiet")
-		}
+	if !eventually(30*time.Second, func() bool { return db.Fail.Load() == 0 }) {
+		t.Fatal("no snapshot written within 30s of the log going quiet")
 	}
 	must(t, stop())
 	var pos int64
@@ -322,15 +310,7 @@ func testFollowerTransientParkNamesTheEvent(t *testing.T, newDB NewDB) {
 	opts.ParkAfter = 2
 	r := projections.NewRunner(db, store, opts, projections.Follow(w)) // one catch-up batch of 31
 	stop := start(t, r)
-	var st projections.Status
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if st = statusOf(t, r, "sums"); st.State == projections.StateParked {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("transient failures: follower %+v, want parked", st)
-		}
-	}
+	st := waitParked(t, r, "sums")
 	if st.ParkedAt != res.Position || st.Position != res.Position-1 {
 		t.Fatalf("parked %+v, want at %d (the failing event) with the 30 credits before it handled", st, res.Position)
 	}
@@ -341,4 +321,17 @@ func testFollowerTransientParkNamesTheEvent(t *testing.T, newDB NewDB) {
 	if got, want := w.Totals(), wantSums(3, 30); at != res.Position || !maps.Equal(got, want) {
 		t.Errorf("skipped %d, sums %v; want %d, %v", at, got, res.Position, want)
 	}
+}
+
+// waitParked waits until projection name parks and returns its status.
+func waitParked(tb testing.TB, r *projections.Runner, name string) projections.Status {
+	tb.Helper()
+	var st projections.Status
+	if !eventually(60*time.Second, func() bool {
+		st = statusOf(tb, r, name)
+		return st.State == projections.StateParked
+	}) {
+		tb.Fatalf("%s: %+v, want parked", name, st)
+	}
+	return st
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
@@ -110,10 +111,8 @@ func (c *Counter) Apply(ctx context.Context, tx projections.Tx, events []eventst
 	if poisoned && c.Fail.Load() {
 		return ErrPoison
 	}
-	for n := c.Transient.Load(); n > 0; n = c.Transient.Load() {
-		if c.Transient.CompareAndSwap(n, n-1) {
-			return fmt.Errorf("counter: %w: test failure", projections.ErrTransient)
-		}
+	if takeOne(&c.Transient) {
+		return fmt.Errorf("counter: %w: test failure", projections.ErrTransient)
 	}
 	return nil
 }
@@ -167,4 +166,26 @@ func (s SmallBatches) Subscribe(ctx context.Context, after uint64, fn func(conte
 		}
 		return nil
 	})
+}
+
+// eventually polls cond every few milliseconds until it holds (true) or
+// timeout passes (false).
+func eventually(timeout time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
+// takeOne counts n down by one if it is above zero and reports whether it
+// did: the test doubles' "fail the next n times".
+func takeOne(n *atomic.Int32) bool {
+	for v := n.Load(); v > 0; v = n.Load() {
+		if n.CompareAndSwap(v, v-1) {
+			return true
+		}
+	}
+	return false
 }

@@ -272,14 +272,14 @@ func testRebuildVersion(t *testing.T, newDB NewDB) {
 	r2 := projections.NewRunner(db, store, projections.Options{Logger: quiet, MaxBatch: 300}, v2)
 	start(t, r2)
 	var job projections.Job
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if jobs := r2.Jobs(); len(jobs) > 0 {
+	if !eventually(30*time.Second, func() bool {
+		jobs := r2.Jobs()
+		if len(jobs) > 0 {
 			job = jobs[0]
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no rebuild job started for the changed version")
-		}
+		return len(jobs) > 0
+	}) {
+		t.Fatal("no rebuild job started for the changed version")
 	}
 	if job.Projection != "scaled" || job.Reason != projections.ReasonVersion {
 		t.Errorf("job %+v, want a version rebuild of scaled", job)

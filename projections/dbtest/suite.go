@@ -535,13 +535,11 @@ func testPoison(t *testing.T, newDB NewDB) {
 	// Retried while still broken: parks again at the same event.
 	failures := st.Failures
 	must(t, r.Retry("counter"))
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if st = statusOf(t, r, "counter"); st.State == projections.StateParked && st.Failures > failures {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("retried while broken: %+v, want parked again", st)
-		}
+	if !eventually(60*time.Second, func() bool {
+		st = statusOf(t, r, "counter")
+		return st.State == projections.StateParked && st.Failures > failures
+	}) {
+		t.Fatalf("retried while broken: %+v, want parked again", st)
 	}
 	if st.ParkedAt != poison {
 		t.Errorf("parked again at %d, want %d", st.ParkedAt, poison)
@@ -617,10 +615,8 @@ func (db *lostCommits) Update(ctx context.Context, fn func(projections.Tx) error
 	if err := db.DB.Update(ctx, fn); err != nil {
 		return err
 	}
-	for n := db.Lose.Load(); n > 0; n = db.Lose.Load() {
-		if db.Lose.CompareAndSwap(n, n-1) {
-			return fmt.Errorf("commit: %w: connection lost after COMMIT (test)", projections.ErrTransient)
-		}
+	if takeOne(&db.Lose) {
+		return fmt.Errorf("commit: %w: connection lost after COMMIT (test)", projections.ErrTransient)
 	}
 	return nil
 }
@@ -971,15 +967,14 @@ func testSelective(t *testing.T, newDB NewDB) {
 		t.Fatalf("%d batches applied for unwanted events", n)
 	}
 	// Once the log is quiet, the skipped position is stored too.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		cp, err := Checkpoint(ctx, db, "balances")
+	var cp uint64
+	if !eventually(30*time.Second, func() bool {
+		var err error
+		cp, err = Checkpoint(ctx, db, "balances")
 		must(t, err)
-		if cp == head {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stored checkpoint %d, want %d after a quiet second", cp, head)
-		}
+		return cp == head
+	}) {
+		t.Fatalf("stored checkpoint %d, want %d after a quiet second", cp, head)
 	}
 	head = AppendCredits(t, store, "wallet-a", 10, 1, 10) // wanted
 	wait(t, r, "balances", head)
