@@ -294,12 +294,7 @@ func (r *Runner) Skip(ctx context.Context, name, actor string) (uint64, error) {
 	if !ok {
 		return 0, fmt.Errorf("skip %s: %w", name, ErrUnknownProjection)
 	}
-	var m *memory
-	for _, p := range r.projs {
-		if p.Name() == name {
-			m, _ = p.(*memory)
-		}
-	}
+	m, _ := r.projection(name).(*memory)
 	if m == nil || !m.sideEffects() {
 		return 0, fmt.Errorf("skip %s: %w", name, ErrNotSkippable)
 	}

@@ -253,13 +253,9 @@ func (r *Runner) ReadModels(ctx context.Context) ([]ReadModel, error) {
 
 // readModel returns the projection name unless it is unknown or a follower.
 func (r *Runner) readModel(name string) (Projection, bool) {
-	for _, p := range r.projs {
-		if p.Name() == name {
-			_, follower := p.(*memory)
-			return p, !follower
-		}
-	}
-	return nil, false
+	p := r.projection(name)
+	_, follower := p.(*memory)
+	return p, p != nil && !follower
 }
 
 func versionOf(p Projection) int {
@@ -520,7 +516,7 @@ func (b *builder) fill(ctx context.Context, to uint64) error {
 				return
 			}
 			if i := len(events); events[i-1].Position > to {
-				if events = events[:sortSearch(events, to)]; len(events) == 0 {
+				if events = events[:upTo(events, to)]; len(events) == 0 {
 					return // to was no event's position: nothing more up to it
 				}
 			}
@@ -563,20 +559,6 @@ func (b *builder) fill(ctx context.Context, to uint64) error {
 		})
 	}
 	return ctx.Err()
-}
-
-// sortSearch returns how many of events are at or before position to.
-func sortSearch(events []eventstore.Event, to uint64) int {
-	i, _ := slices.BinarySearchFunc(events, to+1, func(e eventstore.Event, t uint64) int {
-		switch {
-		case e.Position < t:
-			return -1
-		case e.Position > t:
-			return 1
-		}
-		return 0
-	})
-	return i
 }
 
 // pauseReq asks a live projection's applier to hold where it stands for a

@@ -281,8 +281,7 @@ func (f *feed) deliver(ctx context.Context, events []eventstore.Event) error {
 	}
 	mine := events
 	if mine[0].Position <= f.from {
-		i := sort.Search(len(mine), func(i int) bool { return mine[i].Position > f.from })
-		if mine = mine[i:]; len(mine) == 0 {
+		if mine = mine[upTo(mine, f.from):]; len(mine) == 0 {
 			return nil
 		}
 	}
@@ -769,6 +768,22 @@ func (r *Runner) commit(ctx context.Context, p Projection, checkpoint uint64, ev
 	}
 	if err != nil {
 		return &applyError{first: first, last: last, n: len(events), err: err}
+	}
+	return nil
+}
+
+// upTo returns how many of events (in global order) are at or before
+// position pos.
+func upTo(events []eventstore.Event, pos uint64) int {
+	return sort.Search(len(events), func(i int) bool { return events[i].Position > pos })
+}
+
+// projection returns the projection named name, nil if there is none.
+func (r *Runner) projection(name string) Projection {
+	for _, p := range r.projs {
+		if p.Name() == name {
+			return p
+		}
 	}
 	return nil
 }
