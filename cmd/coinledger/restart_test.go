@@ -7,33 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
+	"github.com/coinledger/coinledger/eventstore/storetest"
 )
-
-// countingStore counts the events its ReadAll and Subscribe hand out: what
-// following the log costs.
-type countingStore struct {
-	eventstore.Store
-	read atomic.Int64
-}
-
-func (s *countingStore) ReadAll(ctx context.Context, after uint64, limit int) ([]eventstore.Event, error) {
-	events, err := s.Store.ReadAll(ctx, after, limit)
-	s.read.Add(int64(len(events)))
-	return events, err
-}
-
-func (s *countingStore) Subscribe(ctx context.Context, after uint64, fn func(context.Context, []eventstore.Event) error) error {
-	return s.Store.Subscribe(ctx, after, func(ctx context.Context, events []eventstore.Event) error {
-		s.read.Add(int64(len(events)))
-		return fn(ctx, events)
-	})
-}
 
 // TestRestartReadsOnlyTheTail: a service restarted over a log it has
 // followed to the end reads none of it again: every read model resumes from
@@ -49,7 +28,7 @@ func TestRestartReadsOnlyTheTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer inner.Close()
-	store := &countingStore{Store: inner}
+	store := &storetest.LogCounter{Store: inner}
 	cfg := &Config{DataDir: dir, AdminPassword: benchAdminPassword, BcryptCost: 4,
 		SealKey: "0123456789abcdef0123456789abcdef", JWTSecret: "jwt-secret-jwt-secret-jwt-secret-0123"}
 	cfg.setDefaults()
@@ -92,12 +71,12 @@ func TestRestartReadsOnlyTheTail(t *testing.T) {
 	}
 	stop()
 	svc.close()
-	if store.read.Load() == 0 {
+	if store.Events() == 0 {
 		t.Fatal("the first life read no events: the count does not work")
 	}
 
 	// Second life over the same log and read models.
-	store.read.Store(0)
+	store.Reset()
 	svc, err = newService(ctx, cfg, logger, wiring{store: store})
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +88,7 @@ func TestRestartReadsOnlyTheTail(t *testing.T) {
 	}
 	defer stop()
 	waitReady(t, ctx, c)
-	if n := store.read.Load(); n != 0 {
+	if n := store.Events(); n != 0 {
 		t.Errorf("the restarted service read %d events of the log, want none", n)
 	}
 	c.token = key.Key // the API-key index was restored, not re-read
@@ -117,7 +96,7 @@ func TestRestartReadsOnlyTheTail(t *testing.T) {
 	if err != nil || status != http.StatusOK {
 		t.Fatalf("balance with the API key after restart: %d %s %v", status, b, err)
 	}
-	if n := store.read.Load(); n != 0 {
+	if n := store.Events(); n != 0 {
 		t.Errorf("answering after the restart read %d events of the log, want none", n)
 	}
 }
