@@ -51,8 +51,8 @@ func benchStore(ctx context.Context, args []string) error {
 	baseTotal := fs.Int("baseline-total", 20_000, "events to append in each one-event-per-append run")
 	credits := fs.Int("catchup", 300_000, "extra events for the read and catch-up runs")
 	dir := fs.String("dir", "", "directory for the databases (default: a temporary one, removed afterwards)")
-	if err := fs.Parse(args); err != nil {
-		return usageError(err.Error())
+	if _, err := parseFlags(fs, benchUsage, args, 0); err != nil {
+		return err
 	}
 	if *dir == "" {
 		tmp, err := os.MkdirTemp("", "coinledger-bench-")
@@ -169,3 +169,9 @@ func benchReadAndCatchUp(ctx context.Context, storePath, dbPath string, credits 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func round(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+
+// benchUsage heads the help of every bench command (its flags follow).
+const benchUsage = `usage: coinledger bench store|transfers|reads|notify|replay [flags]
+
+Every bench prints one line per run and a JSON result as its last line (see README, Performance).
+`

@@ -36,8 +36,8 @@ func benchNotify(ctx context.Context, args []string) error {
 	baseTotal := fs.Int("baseline-total", 500, "notifications in the baseline run (one client)")
 	accounts := fs.Int("accounts", 64, "accounts with a deposit address each")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	if err := fs.Parse(args); err != nil {
-		return usageError(err.Error())
+	if _, err := parseFlags(fs, benchUsage, args, 0); err != nil {
+		return err
 	}
 	stop, err := startCPUProfile(*cpuProfile)
 	if err != nil {

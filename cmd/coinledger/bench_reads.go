@@ -13,8 +13,8 @@ import (
 func benchReads(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench reads", flag.ContinueOnError)
 	o := httpBenchFlags(fs, 60_000)
-	if err := fs.Parse(args); err != nil {
-		return usageError(err.Error())
+	if _, err := parseFlags(fs, benchUsage, args, 0); err != nil {
+		return err
 	}
 	if err := o.check(); err != nil {
 		return err

@@ -47,8 +47,8 @@ func benchReplay(ctx context.Context, args []string) error {
 	maxBatch := fs.Int("batch", 0, "the runner's MaxBatch: most events per read-model transaction (default: the runner's)")
 	coldStart := fs.Bool("cold-start", false, "also time `serve` over a copy of the log: a first start (read models and snapshots built from 0) and, after a clean stop, a second start, until /readyz answers 200")
 	only := fs.String("only", "", "run only these phases, comma-separated: sqlite, postgres, export, import (default: all)")
-	if err := fs.Parse(args); err != nil {
-		return usageError(err.Error())
+	if _, err := parseFlags(fs, benchUsage, args, 0); err != nil {
+		return err
 	}
 	if *dir == "" {
 		tmp, err := os.MkdirTemp("", "coinledger-replay-")

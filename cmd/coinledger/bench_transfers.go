@@ -17,8 +17,8 @@ func benchTransfers(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench transfers", flag.ContinueOnError)
 	o := httpBenchFlags(fs, 30_000)
 	baseTotal := fs.Int("baseline-total", 4_000, "transfers in the baseline run (0: none; none in open-loop mode)")
-	if err := fs.Parse(args); err != nil {
-		return usageError(err.Error())
+	if _, err := parseFlags(fs, benchUsage, args, 0); err != nil {
+		return err
 	}
 	if err := o.check(); err != nil {
 		return err
