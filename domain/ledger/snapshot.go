@@ -107,14 +107,10 @@ func DecodeSnapshot(data []byte) (*State, error) {
 		}
 		s.wallet.Coin = asset
 	}
-	for k, v := range in.Accounts {
-		b := v
-		s.accounts[k] = &b
-	}
+	s.accounts = pointers(in.Accounts)
 	for k, v := range in.Holds {
-		h := v
-		s.holds[k] = &h
-		s.listExpiring(&h)
+		s.holds[k] = &v
+		s.listExpiring(&v)
 	}
 	for k, v := range in.Processed {
 		s.processed[k] = processed{hash: v.Hash, command: v.Command, result: v.Result}
@@ -125,14 +121,8 @@ func DecodeSnapshot(data []byte) (*State, error) {
 	if in.AccountAddrs != nil {
 		s.accountAddrs = in.AccountAddrs
 	}
-	for k, v := range in.Deposits {
-		d := v
-		s.deposits[k] = &d
-	}
-	for k, v := range in.Withdrawals {
-		wd := v
-		s.withdrawals[k] = &wd
-	}
+	s.deposits = pointers(in.Deposits)
+	s.withdrawals = pointers(in.Withdrawals)
 	if in.Debts != nil {
 		s.debts = in.Debts
 	}
@@ -140,4 +130,14 @@ func DecodeSnapshot(data []byte) (*State, error) {
 		return nil, fmt.Errorf("decode ledger snapshot: %w", err)
 	}
 	return s, nil
+}
+
+// pointers returns m with each value behind a pointer of its own (never
+// nil, as the state's maps are).
+func pointers[K comparable, V any](m map[K]V) map[K]*V {
+	out := make(map[K]*V, len(m))
+	for k, v := range m {
+		out[k] = &v
+	}
+	return out
 }
