@@ -60,6 +60,48 @@ func ChainHash(prev Hash, e Event) Hash {
 	return out
 }
 
+// GlobalLink is the global chain's value after e, the n-th event of the
+// log in global order (n counts from 1), given its value after the event
+// before (the zero Hash before the first):
+//
+//	SHA-256("coinledger/global/v1" ‖ be64(n) ‖ prev ‖ e.Hash)
+//
+// e.Hash covers all of e and its stream's chain, so the global chain covers
+// every event and the order of all of them: deleting, inserting or
+// reordering any event changes every later link. It covers the ordinal n,
+// not the store's Position: positions are sparse in EventStoreDB and change
+// when a log is exported into another store; the ordinal and the chain do
+// not. (In the embedded store, whose positions count from 1 without gaps,
+// n is the position.) Stores do not keep the links: every reader
+// (GlobalChain) recomputes them, and signed checkpoints in the log anchor
+// them (domain/audit), so the chain needs no write path of its own and is
+// the same on every store.
+func GlobalLink(prev Hash, n uint64, e Event) Hash {
+	var b [len(globalTag) + 8 + 2*sha256.Size]byte
+	copy(b[:], globalTag)
+	binary.BigEndian.PutUint64(b[len(globalTag):], n)
+	copy(b[len(globalTag)+8:], prev[:])
+	copy(b[len(globalTag)+8+sha256.Size:], e.Hash[:])
+	return sha256.Sum256(b[:])
+}
+
+const globalTag = "coinledger/global/v1"
+
+// GlobalChain folds events read in global order into the global chain.
+// The zero value is the chain of the empty log.
+type GlobalChain struct {
+	// Events counts the events added: the ordinal of the last one.
+	Events uint64
+	// Head is the chain's value after the last event added.
+	Head Hash
+}
+
+// Add links the next event of the log.
+func (g *GlobalChain) Add(e Event) {
+	g.Events++
+	g.Head = GlobalLink(g.Head, g.Events, e)
+}
+
 // ChainError reports a broken hash chain.
 type ChainError struct {
 	Stream   string

@@ -96,6 +96,8 @@ var Prefixes = map[string]string{
 	"ledger.deposit_":    "domain/ledger",
 	"ledger.withdrawal_": "domain/ledger",
 	"alerts.":            "domain/alerts",
+	"audit-":             "domain/audit",
+	"audit.":             "domain/audit",
 }
 
 // eventType is the form of an event type name ("ledger.deposit_seen").
