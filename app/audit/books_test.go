@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"reflect"
 	"testing"
 
 	"github.com/coinledger/coinledger/app/audit"
@@ -76,5 +77,64 @@ func TestBooksFoldWhatTheDomainFolds(t *testing.T) {
 		if users != len(s.Accounts()) {
 			t.Errorf("%s: %d user accounts in the books, %d in the domain", name, users, len(s.Accounts()))
 		}
+	}
+}
+
+// TestTallyStatementIsAFunctionOfTheLog: two tallies of one log state the
+// same; one more event changes the chain, the heads and the time.
+func TestTallyStatementIsAFunctionOfTheLog(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, t.TempDir()+"/events.db", sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := loadgen.WalletTraffic(ctx, store, loadgen.WalletOptions{Events: 2000, Wallets: 3}); err != nil {
+		t.Fatal(err)
+	}
+	events, err := store.ReadAll(ctx, 0, 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := make([]byte, 32)
+	a, b := audit.NewTally(), audit.NewTally()
+	for _, e := range events[:len(events)-1] {
+		if _, _, _, err := a.Add(e); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, err := b.Add(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sa, trees, err := a.Statement(1, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, _, _ := b.Statement(1, secret)
+	if !reflect.DeepEqual(sa, sb) {
+		t.Fatalf("two tallies of one log differ:\n%+v\n%+v", sa, sb)
+	}
+	if len(sa.Liabilities) == 0 || len(trees) != len(sa.Liabilities) {
+		t.Fatalf("liabilities %+v, %d trees", sa.Liabilities, len(trees))
+	}
+	var total int64
+	for _, lines := range a.Owed() {
+		for _, o := range lines {
+			total += o.Balance
+		}
+	}
+	var signed int64
+	for _, r := range sa.Liabilities {
+		signed += r.Total
+	}
+	if total != signed || total == 0 {
+		t.Fatalf("trees total %d, owed %d", signed, total)
+	}
+	if _, _, _, err := b.Add(events[len(events)-1]); err != nil {
+		t.Fatal(err)
+	}
+	sb, _, _ = b.Statement(1, secret)
+	if sb.GlobalHead == sa.GlobalHead || sb.Events != sa.Events+1 || sb.Position == sa.Position {
+		t.Fatalf("one more event, same statement: %+v", sb)
 	}
 }
