@@ -161,5 +161,12 @@ func (v *Verifier) Link(e Event) error {
 	return nil
 }
 
+// Resume makes e its stream's head whatever came before, so a reader that
+// reported a broken chain (a ChainError of Verify or Link) goes on checking
+// the stream from e rather than failing every later event of it.
+func (v *Verifier) Resume(e Event) {
+	v.heads[e.Stream] = chainHead{next: e.Revision + 1, hash: e.Hash}
+}
+
 // Streams returns the number of streams seen.
 func (v *Verifier) Streams() int { return len(v.heads) }
