@@ -1,0 +1,466 @@
+package audit
+
+import (
+	"cmp"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/coinledger/coinledger/domain/audit"
+	"github.com/coinledger/coinledger/domain/ledger"
+	"github.com/coinledger/coinledger/domain/money"
+	"github.com/coinledger/coinledger/eventstore"
+)
+
+// Codes of findings: stable, for scripts and tests.
+const (
+	// CodeChainBroken: an event's hash does not recompute from its content
+	// and the previous hash of its stream (its data or metadata changed).
+	CodeChainBroken = "chain_broken"
+	// CodeRevisionGap: a stream's revisions skip or repeat (an event
+	// deleted or moved out of its stream's order).
+	CodeRevisionGap = "revision_gap"
+	// CodePositionOrder: global positions do not increase.
+	CodePositionOrder = "position_order"
+	// CodeUndecodable: a ledger event whose data does not decode.
+	CodeUndecodable = "undecodable_event"
+	// CodeUnbalanced: an event's postings do not sum to zero, so its
+	// wallet's balances no longer do.
+	CodeUnbalanced = "unbalanced_event"
+	// CodeNegativeBalance: a user account's balance went below zero.
+	CodeNegativeBalance = "negative_balance"
+	// CodeLedgerInvariant: a wallet breaks a rule of ledger.State.Verify
+	// (held ≠ holds and withdrawals in flight, pending ≠ seen deposits, …).
+	CodeLedgerInvariant = "ledger_invariant"
+	// CodeCheckpointInvalid: a checkpoint event that does not parse.
+	CodeCheckpointInvalid = "checkpoint_invalid"
+	// CodeUnknownKey: a checkpoint signed by a key the auditor does not hold.
+	CodeUnknownKey = "checkpoint_unknown_key"
+	// CodeBadSignature: a checkpoint whose signature does not verify.
+	CodeBadSignature = "checkpoint_bad_signature"
+	// CodeGlobalChain: at a checkpoint, the log's global chain differs from
+	// the one signed (an event at or before it edited, deleted, inserted or
+	// moved, even with its stream's chain recomputed).
+	CodeGlobalChain = "global_chain_mismatch"
+	// CodeStreamHeads: at a checkpoint, the streams' heads differ from the
+	// ones signed (a stream or its newest events deleted).
+	CodeStreamHeads = "stream_heads_mismatch"
+	// CodeLiabilities: at a checkpoint, what the log says the service owes
+	// per coin differs from the signed liability totals (or roots).
+	CodeLiabilities = "liabilities_mismatch"
+	// CodeCheckpointUnreached: the log ends before a checkpoint's event
+	// count (its tail cut).
+	CodeCheckpointUnreached = "checkpoint_unreached"
+	// CodeCheckpointUnmatched: a checkpoint met in the log that was not
+	// given before the pass, so the log could not be compared with it.
+	CodeCheckpointUnmatched = "checkpoint_unmatched"
+	// CodeReadModelDrift: a read-model row differs from what the log folds to.
+	CodeReadModelDrift = "read_model_drift"
+)
+
+// Finding is one thing the verifier found wrong, at the first place it
+// shows.
+type Finding struct {
+	Code       string `json:"code"`
+	Position   uint64 `json:"position,omitempty"`
+	Stream     string `json:"stream,omitempty"`
+	Revision   uint64 `json:"revision,omitempty"`
+	Checkpoint uint64 `json:"checkpoint,omitempty"` // the checkpoint's number
+	Message    string `json:"message"`
+}
+
+func (f Finding) String() string {
+	var where []string
+	if f.Position > 0 {
+		where = append(where, fmt.Sprintf("position %d", f.Position))
+	}
+	if f.Stream != "" {
+		where = append(where, fmt.Sprintf("%s@%d", f.Stream, f.Revision))
+	}
+	if f.Checkpoint > 0 {
+		where = append(where, fmt.Sprintf("checkpoint %d", f.Checkpoint))
+	}
+	if len(where) == 0 {
+		return f.Code + ": " + f.Message
+	}
+	return f.Code + " at " + strings.Join(where, ", ") + ": " + f.Message
+}
+
+// DefaultMaxPerCode is how many findings of one code a report keeps.
+const DefaultMaxPerCode = 20
+
+// Options configure a Verifier.
+type Options struct {
+	// Keys are the public keys the auditor holds, by key id (audit.KeyID).
+	// Without any, checkpoint signatures are not checked (Report.Unsigned).
+	Keys map[string]ed25519.PublicKey
+	// Checkpoints are every checkpoint known before the pass: received out
+	// of band and the log's own, read first (a checkpoint's event comes
+	// after the events it states, too late to compare them in one pass).
+	Checkpoints []audit.Checkpoint
+	// Secret, when given, is the service's secret: the liability trees'
+	// roots are recomputed too, not only their totals.
+	Secret []byte
+	// MaxPerCode caps the findings kept per code (default
+	// DefaultMaxPerCode); the others are only counted.
+	MaxPerCode int
+	// Probes look at the fold at given positions: the read-model drift
+	// checks (ReadModelDrift).
+	Probes []Probe
+	// Entries makes the verifier keep every account's entries (Entries)
+	// for a probe.
+	Entries bool
+}
+
+// Probe is called once with the verifier as of the last event at or
+// before At (at the end if the log ends before), and its findings are
+// reported.
+type Probe struct {
+	At  uint64
+	Run func(v *Verifier) []Finding
+}
+
+// Verifier checks a log read in global order (Add): every stream's chain
+// and revisions, every checkpoint's signature and statement, and the
+// ledger's rules in every wallet after every event. It is not safe for
+// concurrent use.
+type Verifier struct {
+	opts   Options
+	chains *eventstore.Verifier
+	tally  *Tally
+	states map[string]*ledger.State
+	// deposits counts the deposits seen per wallet.
+	deposits map[string]int
+	entries  map[string][]Entry
+
+	pending  []audit.Checkpoint // given, not yet compared, by Events
+	given    map[uint64]audit.Checkpoint
+	matched  int
+	probes   []Probe // not run yet, by At
+	last     uint64 // position of the last event
+	findings []Finding
+	counts   map[string]int
+	accounts []string // scratch: the accounts an event touches
+}
+
+// Entry is an account's balances after an event that moved them: a row
+// of the wallet read model's entries.
+type Entry struct {
+	Position uint64
+	Balance  ledger.Balance
+}
+
+// NewVerifier returns a verifier of an empty log.
+func NewVerifier(opts Options) *Verifier {
+	if opts.MaxPerCode <= 0 {
+		opts.MaxPerCode = DefaultMaxPerCode
+	}
+	v := &Verifier{opts: opts, chains: eventstore.NewVerifier(), tally: NewTally(), states: map[string]*ledger.State{},
+		deposits: map[string]int{}, entries: map[string][]Entry{}, given: map[uint64]audit.Checkpoint{},
+		counts: map[string]int{}}
+	for _, c := range opts.Checkpoints {
+		if old, dup := v.given[c.Number]; dup && slices.Equal(old.Signature, c.Signature) {
+			continue // the same checkpoint, out of band and in the log
+		}
+		v.given[c.Number] = c
+		v.checkSignature(c, 0)
+		v.pending = append(v.pending, c)
+	}
+	v.probes = slices.Clone(opts.Probes)
+	slices.SortStableFunc(v.probes, func(a, b Probe) int { return cmp.Compare(a.At, b.At) })
+	slices.SortStableFunc(v.pending, func(a, b audit.Checkpoint) int {
+		return cmp.Compare(a.Events, b.Events)
+	})
+	return v
+}
+
+// Add verifies the next event of the log. Its hash is recomputed.
+func (v *Verifier) Add(e eventstore.Event) { v.add(e, false) }
+
+// AddRedacted verifies the next event of the log, shown with its data
+// redacted: its hash is linked, not recomputed (eventstore.Verifier.Link).
+func (v *Verifier) AddRedacted(e eventstore.Event) { v.add(e, true) }
+
+func (v *Verifier) add(e eventstore.Event, redacted bool) {
+	v.beforeEvent(e)
+	if e.Position <= v.last && v.tally.Chain.Events > 0 {
+		v.find(Finding{Code: CodePositionOrder, Position: e.Position, Stream: e.Stream, Revision: e.Revision,
+			Message: fmt.Sprintf("position %d after position %d", e.Position, v.last)})
+	}
+	v.last = e.Position
+	v.chain(e, redacted)
+	wallet, _, ev, err := v.tally.Add(e)
+	if err != nil {
+		v.find(Finding{Code: CodeUndecodable, Position: e.Position, Stream: e.Stream, Revision: e.Revision, Message: err.Error()})
+	}
+	if ev != nil {
+		v.ledger(e, wallet, ev)
+	}
+	if e.Stream == audit.Stream && e.Type == audit.TypeCheckpointSigned {
+		v.metCheckpoint(e)
+	}
+	v.afterEvent()
+}
+
+// chain checks e's place and hash in its stream.
+func (v *Verifier) chain(e eventstore.Event, redacted bool) {
+	check := v.chains.Verify
+	if redacted {
+		check = v.chains.Link
+	}
+	err := check(e)
+	var ce *eventstore.ChainError
+	if !errors.As(err, &ce) {
+		return
+	}
+	code := CodeChainBroken
+	if e.Revision != v.tally.Heads()[e.Stream].Next {
+		code = CodeRevisionGap
+	}
+	v.find(Finding{Code: code, Position: e.Position, Stream: e.Stream, Revision: e.Revision, Message: ce.Reason})
+	v.chains.Resume(e) // one broken link is one finding
+}
+
+// ledger checks the rules of double entry on a wallet's event and folds it
+// into the wallet's state.
+func (v *Verifier) ledger(e eventstore.Event, wallet string, ev ledger.Event) {
+	s := v.states[wallet]
+	if s == nil {
+		s = ledger.NewState()
+		v.states[wallet] = s
+	}
+	ps := ledger.PostingsOf(ev)
+	var sum int64
+	ok := true
+	v.accounts = v.accounts[:0]
+	for _, p := range ps {
+		if sum, ok = money.AddUnits(sum, p.Amount); !ok {
+			break
+		}
+		if !slices.Contains(v.accounts, p.Account) {
+			v.accounts = append(v.accounts, p.Account)
+		}
+	}
+	if !ok || sum != 0 {
+		v.find(Finding{Code: CodeUnbalanced, Position: e.Position, Stream: e.Stream, Revision: e.Revision,
+			Message: fmt.Sprintf("%s: postings sum to %d (overflow: %v), not zero: wallet %s no longer sums to zero", e.Type, sum, !ok, wallet)})
+	}
+	if d, ok := ev.(ledger.DepositSeen); ok {
+		if _, known := s.Deposit(d.TxID, d.Vout); !known {
+			v.deposits[wallet]++
+		}
+	}
+	ledger.Evolve(s, ev)
+	for _, a := range v.accounts {
+		b, _ := s.Balance(a)
+		if !ledger.IsSystemAccount(a) && (b.Available < 0 || b.Pending < 0 || b.Held < 0) {
+			v.find(Finding{Code: CodeNegativeBalance, Position: e.Position, Stream: e.Stream, Revision: e.Revision,
+				Message: fmt.Sprintf("%s: account %s/%s: available %d, pending %d, held %d", e.Type, wallet, a, b.Available, b.Pending, b.Held)})
+		}
+		if v.opts.Entries {
+			k := LiabilityAccount(wallet, a)
+			v.entries[k] = append(v.entries[k], Entry{Position: e.Position, Balance: b})
+		}
+	}
+}
+
+// metCheckpoint checks a checkpoint event of the log: it parses, is
+// signed, and was given before the pass (then the log was compared with
+// it when it reached its event count).
+func (v *Verifier) metCheckpoint(e eventstore.Event) {
+	c, err := audit.ParseCheckpoint(e.Data)
+	if err != nil {
+		v.find(Finding{Code: CodeCheckpointInvalid, Position: e.Position, Stream: e.Stream, Revision: e.Revision, Message: err.Error()})
+		return
+	}
+	given, ok := v.given[c.Number]
+	if ok && slices.Equal(given.Signature, c.Signature) {
+		return // its signature was checked when given
+	}
+	v.checkSignature(c, e.Position)
+	if c.Events >= v.tally.Chain.Events {
+		v.find(Finding{Code: CodeGlobalChain, Position: e.Position, Stream: e.Stream, Revision: e.Revision, Checkpoint: c.Number,
+			Message: fmt.Sprintf("checkpoint states %d events, but it is event %d of the log", c.Events, v.tally.Chain.Events)})
+		return
+	}
+	msg := "not given before the pass: the log was not compared with it"
+	if ok {
+		msg = "differs from the checkpoint of that number given before the pass"
+	}
+	v.find(Finding{Code: CodeCheckpointUnmatched, Position: e.Position, Stream: e.Stream, Revision: e.Revision, Checkpoint: c.Number, Message: msg})
+}
+
+// checkSignature verifies c with the auditor's keys (none: not checked).
+func (v *Verifier) checkSignature(c audit.Checkpoint, position uint64) {
+	if len(v.opts.Keys) == 0 {
+		return
+	}
+	err := c.Verify(v.opts.Keys)
+	switch {
+	case errors.Is(err, audit.ErrUnknownKey):
+		v.find(Finding{Code: CodeUnknownKey, Position: position, Checkpoint: c.Number, Message: err.Error()})
+	case err != nil:
+		v.find(Finding{Code: CodeBadSignature, Position: position, Checkpoint: c.Number, Message: err.Error()})
+	}
+}
+
+// beforeEvent runs the probes e goes past.
+func (v *Verifier) beforeEvent(e eventstore.Event) {
+	for len(v.probes) > 0 && e.Position > v.probes[0].At {
+		v.probe()
+	}
+}
+
+// afterEvent compares the log with the checkpoints that state its event
+// count.
+func (v *Verifier) afterEvent() {
+	for len(v.pending) > 0 && v.pending[0].Events <= v.tally.Chain.Events {
+		c := v.pending[0]
+		v.pending = v.pending[1:]
+		if c.Events == v.tally.Chain.Events {
+			v.compare(c)
+		}
+	}
+}
+
+// probe runs the next probe.
+func (v *Verifier) probe() {
+	p := v.probes[0]
+	v.probes = v.probes[1:]
+	for _, f := range p.Run(v) {
+		v.find(f)
+	}
+}
+
+// compare checks the log as it is now against what c states.
+func (v *Verifier) compare(c audit.Checkpoint) {
+	v.matched++
+	t := v.tally
+	at := func(code, msg string, args ...any) {
+		v.find(Finding{Code: code, Position: t.Position, Stream: t.Last.Stream, Revision: t.Last.Revision, Checkpoint: c.Number,
+			Message: fmt.Sprintf(msg, args...)})
+	}
+	if audit.Hash(t.Chain.Head) != c.GlobalHead {
+		at(CodeGlobalChain, "after %d events the global chain is %s, the checkpoint states %s", t.Chain.Events,
+			eventstore.Hash(t.Chain.Head), eventstore.Hash(c.GlobalHead))
+	}
+	heads := t.Heads()
+	if root := audit.StreamRoot(heads); uint64(len(heads)) != c.Streams || root != c.StreamRoot {
+		at(CodeStreamHeads, "%d streams with root %s, the checkpoint states %d with root %s", len(heads),
+			eventstore.Hash(root), c.Streams, eventstore.Hash(c.StreamRoot))
+	}
+	owed := t.Owed()
+	var roots map[string]audit.Hash
+	if v.opts.Secret != nil {
+		s, _, err := t.Statement(c.Number, v.opts.Secret)
+		if err != nil {
+			at(CodeLiabilities, "%v", err)
+		}
+		roots = map[string]audit.Hash{}
+		for _, r := range s.Liabilities {
+			roots[r.Coin] = r.Hash
+		}
+	}
+	coins := map[string]bool{}
+	for coin := range owed {
+		coins[coin] = true
+	}
+	for _, r := range c.Liabilities {
+		coins[r.Coin] = true
+	}
+	for _, coin := range slices.Sorted(maps.Keys(coins)) {
+		var total int64
+		for _, o := range owed[coin] {
+			total += o.Balance
+		}
+		r, ok := c.Liability(coin)
+		switch {
+		case !ok:
+			at(CodeLiabilities, "%s: the log owes %d, the checkpoint states no liabilities", coin, total)
+		case r.Total != total:
+			at(CodeLiabilities, "%s: the log owes %d, the checkpoint states %d", coin, total, r.Total)
+		case roots != nil && roots[coin] != r.Hash:
+			at(CodeLiabilities, "%s: liability root %s, the checkpoint states %s", coin, eventstore.Hash(roots[coin]), eventstore.Hash(r.Hash))
+		}
+	}
+}
+
+// Finish ends the pass: checkpoints the log never reached, the probe if
+// it has not run, the full ledger rules of every wallet. It returns the
+// report.
+func (v *Verifier) Finish() Report {
+	for _, c := range v.pending {
+		v.find(Finding{Code: CodeCheckpointUnreached, Checkpoint: c.Number, Position: c.Position,
+			Message: fmt.Sprintf("the checkpoint states %d events at position %d, the log has %d events up to position %d",
+				c.Events, c.Position, v.tally.Chain.Events, v.tally.Position)})
+	}
+	v.pending = nil
+	for len(v.probes) > 0 {
+		v.probe()
+	}
+	for _, wallet := range slices.Sorted(maps.Keys(v.states)) {
+		if err := v.states[wallet].Verify(); err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				v.find(Finding{Code: CodeLedgerInvariant, Stream: ledger.StreamPrefix + wallet,
+					Message: fmt.Sprintf("wallet %s: %s", wallet, line)})
+			}
+		}
+	}
+	r := Report{Events: v.tally.Chain.Events, Streams: len(v.tally.Heads()), Position: v.tally.Position,
+		GlobalHead: v.tally.Chain.Head, Wallets: len(v.states), Checkpoints: v.matched, Linked: v.chains.Linked,
+		Unsigned: len(v.opts.Keys) == 0, Findings: v.findings, Omitted: map[string]int{}}
+	for code, n := range v.counts {
+		if n > v.opts.MaxPerCode {
+			r.Omitted[code] = n - v.opts.MaxPerCode
+		}
+	}
+	if r.Findings == nil {
+		r.Findings = []Finding{}
+	}
+	return r
+}
+
+// find records f unless its code has reached the cap.
+func (v *Verifier) find(f Finding) {
+	v.counts[f.Code]++
+	if v.counts[f.Code] <= v.opts.MaxPerCode {
+		v.findings = append(v.findings, f)
+	}
+}
+
+// Tally returns the fold so far.
+func (v *Verifier) Tally() *Tally { return v.tally }
+
+// State returns a wallet's ledger as folded so far (nil: no such wallet).
+func (v *Verifier) State(wallet string) *ledger.State { return v.states[wallet] }
+
+// Deposits returns how many deposits a wallet has seen.
+func (v *Verifier) Deposits(wallet string) int { return v.deposits[wallet] }
+
+// Entries returns the entries of every account ("<wallet>/<account>") so
+// far, oldest first (only with Options.Entries).
+func (v *Verifier) Entries() map[string][]Entry { return v.entries }
+
+// Report is the outcome of a pass.
+type Report struct {
+	Events      uint64          `json:"events"`
+	Streams     int             `json:"streams"`
+	Position    uint64          `json:"position"`
+	GlobalHead  eventstore.Hash `json:"global_head"`
+	Wallets     int             `json:"wallets"`
+	Checkpoints int             `json:"checkpoints_matched"`
+	// Linked counts events shown redacted, whose hashes were linked, not
+	// recomputed.
+	Linked uint64 `json:"linked"`
+	// Unsigned: no public key was given, so no signature was checked.
+	Unsigned bool      `json:"unsigned"`
+	Findings []Finding `json:"findings"`
+	// Omitted counts the findings left out per code (over MaxPerCode).
+	Omitted map[string]int `json:"omitted,omitempty"`
+}
+
+// OK reports whether the pass found nothing wrong.
+func (r Report) OK() bool { return len(r.Findings) == 0 }
