@@ -7,7 +7,7 @@
 //	coinledger projections status    show each read model's checkpoint and lag
 //	coinledger projections list|rebuild|retry   act on the running server's read models
 //	coinledger followers list|retry|skip        act on the running server's followers
-//	coinledger audit verify          verify every stream's hash chain
+//	coinledger audit verify          verify the log (chains, checkpoints, double entry, read models)
 //	coinledger events export|import  move the event log between stores (NDJSON)
 //
 // Commands that need the store (users, events export, audit verify,
@@ -53,7 +53,7 @@ commands:
   followers list         the running server's followers (alert engine, outbox, indexes, ...)
   followers retry NAME   resume a parked follower
   followers skip NAME    skip the event a parked side-effecting follower is stuck at
-  audit verify           verify the hash chain of every stream
+  audit verify           verify the log: chains, checkpoints, double entry, read models
   events export|import   write the event log as NDJSON; import such a file into an empty store
   notify [-coin C] TXID  post a walletnotify to the running service (bitcoin.conf: walletnotify=coinledger notify %s)
   users ...              add users, grant and revoke, hash passwords, import Graphene maps
