@@ -140,7 +140,7 @@ type Verifier struct {
 	given    map[uint64]audit.Checkpoint
 	matched  int
 	probes   []Probe // not run yet, by At
-	last     uint64 // position of the last event
+	last     uint64  // position of the last event
 	findings []Finding
 	counts   map[string]int
 	accounts []string // scratch: the accounts an event touches
