@@ -136,8 +136,9 @@ type Verifier struct {
 	deposits map[string]int
 	entries  map[string][]Entry
 
-	pending  []audit.Checkpoint // given, not yet compared, by Events
-	given    map[uint64]audit.Checkpoint
+	pending  []*pendingCheckpoint // given, not yet compared, by Events
+	byPos    []*pendingCheckpoint // the same, by Position, not yet passed
+	given    map[string]bool      // by identity (checkpointID)
 	matched  int
 	probes   []Probe // not run yet, by At
 	last     uint64  // position of the last event
@@ -159,21 +160,22 @@ func NewVerifier(opts Options) *Verifier {
 		opts.MaxPerCode = DefaultMaxPerCode
 	}
 	v := &Verifier{opts: opts, chains: eventstore.NewVerifier(), tally: NewTally(), states: map[string]*ledger.State{},
-		deposits: map[string]int{}, entries: map[string][]Entry{}, given: map[uint64]audit.Checkpoint{},
+		deposits: map[string]int{}, entries: map[string][]Entry{}, given: map[string]bool{},
 		counts: map[string]int{}}
 	for _, c := range opts.Checkpoints {
-		if old, dup := v.given[c.Number]; dup && slices.Equal(old.Signature, c.Signature) {
+		id := checkpointID(c)
+		if v.given[id] {
 			continue // the same checkpoint, out of band and in the log
 		}
-		v.given[c.Number] = c
+		v.given[id] = true
 		v.checkSignature(c, 0)
-		v.pending = append(v.pending, c)
+		v.pending = append(v.pending, &pendingCheckpoint{c: c})
 	}
 	v.probes = slices.Clone(opts.Probes)
 	slices.SortStableFunc(v.probes, func(a, b Probe) int { return cmp.Compare(a.At, b.At) })
-	slices.SortStableFunc(v.pending, func(a, b audit.Checkpoint) int {
-		return cmp.Compare(a.Events, b.Events)
-	})
+	slices.SortStableFunc(v.pending, func(a, b *pendingCheckpoint) int { return cmp.Compare(a.c.Events, b.c.Events) })
+	v.byPos = slices.Clone(v.pending)
+	slices.SortStableFunc(v.byPos, func(a, b *pendingCheckpoint) int { return cmp.Compare(a.c.Position, b.c.Position) })
 	return v
 }
 
@@ -276,9 +278,8 @@ func (v *Verifier) metCheckpoint(e eventstore.Event) {
 		v.find(Finding{Code: CodeCheckpointInvalid, Position: e.Position, Stream: e.Stream, Revision: e.Revision, Message: err.Error()})
 		return
 	}
-	given, ok := v.given[c.Number]
-	if ok && slices.Equal(given.Signature, c.Signature) {
-		return // its signature was checked when given
+	if v.given[checkpointID(c)] {
+		return // checked when given
 	}
 	v.checkSignature(c, e.Position)
 	if c.Events >= v.tally.Chain.Events {
@@ -286,12 +287,12 @@ func (v *Verifier) metCheckpoint(e eventstore.Event) {
 			Message: fmt.Sprintf("checkpoint states %d events, but it is event %d of the log", c.Events, v.tally.Chain.Events)})
 		return
 	}
-	msg := "not given before the pass: the log was not compared with it"
-	if ok {
-		msg = "differs from the checkpoint of that number given before the pass"
-	}
-	v.find(Finding{Code: CodeCheckpointUnmatched, Position: e.Position, Stream: e.Stream, Revision: e.Revision, Checkpoint: c.Number, Message: msg})
+	v.find(Finding{Code: CodeCheckpointUnmatched, Position: e.Position, Stream: e.Stream, Revision: e.Revision, Checkpoint: c.Number,
+		Message: "not given before the pass: the log was not compared with it"})
 }
+
+// checkpointID identifies a checkpoint by all it says and its signature.
+func checkpointID(c audit.Checkpoint) string { return string(c.SigningBytes()) + string(c.Signature) }
 
 // checkSignature verifies c with the auditor's keys (none: not checked).
 func (v *Verifier) checkSignature(c audit.Checkpoint, position uint64) {
@@ -307,21 +308,47 @@ func (v *Verifier) checkSignature(c audit.Checkpoint, position uint64) {
 	}
 }
 
-// beforeEvent runs the probes e goes past.
+// pendingCheckpoint is a given checkpoint the log has not reached.
+type pendingCheckpoint struct {
+	c audit.Checkpoint
+	// passed: the log went past the checkpoint's position before reaching
+	// its event count, and atPosition is how it differed there.
+	passed     bool
+	atPosition []Finding
+}
+
+// beforeEvent runs the probes e goes past, and compares the log with the
+// checkpoints whose position e goes past: if the log never reaches their
+// event count (events before them deleted), that is how it differs.
 func (v *Verifier) beforeEvent(e eventstore.Event) {
 	for len(v.probes) > 0 && e.Position > v.probes[0].At {
 		v.probe()
 	}
+	for len(v.byPos) > 0 && e.Position > v.byPos[0].c.Position {
+		v.pass(v.byPos[0])
+		v.byPos = v.byPos[1:]
+	}
+}
+
+// pass compares the log, as at p's position, with p's checkpoint.
+func (v *Verifier) pass(p *pendingCheckpoint) {
+	if v.tally.Chain.Events < p.c.Events {
+		p.passed, p.atPosition = true, v.compare(p.c)
+	}
 }
 
 // afterEvent compares the log with the checkpoints that state its event
-// count.
+// count. Positions change when a log is imported into another store, the
+// event count does not: it is what checkpoints are matched by.
 func (v *Verifier) afterEvent() {
-	for len(v.pending) > 0 && v.pending[0].Events <= v.tally.Chain.Events {
-		c := v.pending[0]
+	for len(v.pending) > 0 && v.pending[0].c.Events <= v.tally.Chain.Events {
+		c := v.pending[0].c
 		v.pending = v.pending[1:]
 		if c.Events == v.tally.Chain.Events {
-			v.compare(c)
+			v.matched++
+			for _, f := range v.compare(c) {
+				v.find(f)
+			}
 		}
 	}
 }
@@ -335,17 +362,17 @@ func (v *Verifier) probe() {
 	}
 }
 
-// compare checks the log as it is now against what c states.
-func (v *Verifier) compare(c audit.Checkpoint) {
-	v.matched++
+// compare returns how the log as it is now differs from what c states.
+func (v *Verifier) compare(c audit.Checkpoint) []Finding {
+	var out []Finding
 	t := v.tally
 	at := func(code, msg string, args ...any) {
-		v.find(Finding{Code: code, Position: t.Position, Stream: t.Last.Stream, Revision: t.Last.Revision, Checkpoint: c.Number,
+		out = append(out, Finding{Code: code, Position: t.Position, Stream: t.Last.Stream, Revision: t.Last.Revision, Checkpoint: c.Number,
 			Message: fmt.Sprintf(msg, args...)})
 	}
-	if audit.Hash(t.Chain.Head) != c.GlobalHead {
-		at(CodeGlobalChain, "after %d events the global chain is %s, the checkpoint states %s", t.Chain.Events,
-			eventstore.Hash(t.Chain.Head), eventstore.Hash(c.GlobalHead))
+	if t.Chain.Events != c.Events || audit.Hash(t.Chain.Head) != c.GlobalHead {
+		at(CodeGlobalChain, "after %d events the global chain is %s, the checkpoint states %s after %d", t.Chain.Events,
+			eventstore.Hash(t.Chain.Head), eventstore.Hash(c.GlobalHead), c.Events)
 	}
 	heads := t.Heads()
 	if root := audit.StreamRoot(heads); uint64(len(heads)) != c.Streams || root != c.StreamRoot {
@@ -386,18 +413,32 @@ func (v *Verifier) compare(c audit.Checkpoint) {
 			at(CodeLiabilities, "%s: liability root %s, the checkpoint states %s", coin, eventstore.Hash(roots[coin]), eventstore.Hash(r.Hash))
 		}
 	}
+	return out
 }
 
-// Finish ends the pass: checkpoints the log never reached, the probe if
-// it has not run, the full ledger rules of every wallet. It returns the
+// Finish ends the pass: checkpoints whose event count the log never
+// reached (how it differed at their position, if it went past it; else a
+// cut tail), the probes that have not run, the full ledger rules of every wallet. It returns the
 // report.
 func (v *Verifier) Finish() Report {
-	for _, c := range v.pending {
+	for _, p := range v.byPos {
+		if v.tally.Position >= p.c.Position {
+			v.pass(p)
+		}
+	}
+	for _, p := range v.pending {
+		if p.passed {
+			for _, f := range p.atPosition {
+				v.find(f)
+			}
+			continue
+		}
+		c := p.c
 		v.find(Finding{Code: CodeCheckpointUnreached, Checkpoint: c.Number, Position: c.Position,
 			Message: fmt.Sprintf("the checkpoint states %d events at position %d, the log has %d events up to position %d",
 				c.Events, c.Position, v.tally.Chain.Events, v.tally.Position)})
 	}
-	v.pending = nil
+	v.pending, v.byPos = nil, nil
 	for len(v.probes) > 0 {
 		v.probe()
 	}
