@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
 	"github.com/coinledger/coinledger/eventstore"
+	"golang.org/x/sync/errgroup"
 )
 
 // Codes of findings: stable, for scripts and tests.
@@ -140,8 +142,10 @@ type Verifier struct {
 	byPos    []*pendingCheckpoint // the same, by Position, not yet passed
 	given    map[string]bool      // by identity (checkpointID)
 	matched  int
-	probes   []Probe // not run yet, by At
-	last     uint64  // position of the last event
+	probes   []Probe                    // not run yet, by At
+	stored   map[string]eventstore.Hash // the stored hash of each stream's last event pushed
+	inflight *batch                     // pushed, not checked yet
+	last     uint64                     // position of the last event
 	findings []Finding
 	counts   map[string]int
 	accounts []string // scratch: the accounts an event touches
@@ -160,7 +164,7 @@ func NewVerifier(opts Options) *Verifier {
 		opts.MaxPerCode = DefaultMaxPerCode
 	}
 	v := &Verifier{opts: opts, chains: eventstore.NewVerifier(), tally: NewTally(), states: map[string]*ledger.State{},
-		deposits: map[string]int{}, entries: map[string][]Entry{}, given: map[string]bool{},
+		deposits: map[string]int{}, stored: map[string]eventstore.Hash{}, entries: map[string][]Entry{}, given: map[string]bool{},
 		counts: map[string]int{}}
 	for _, c := range opts.Checkpoints {
 		id := checkpointID(c)
@@ -180,26 +184,113 @@ func NewVerifier(opts Options) *Verifier {
 }
 
 // Add verifies the next event of the log. Its hash is recomputed.
-func (v *Verifier) Add(e eventstore.Event) { v.add(e, false) }
+func (v *Verifier) Add(e eventstore.Event) { v.push([]eventstore.Event{e}, false) }
 
 // AddRedacted verifies the next event of the log, shown with its data
 // redacted: its hash is linked, not recomputed (eventstore.Verifier.Link).
-func (v *Verifier) AddRedacted(e eventstore.Event) { v.add(e, true) }
+func (v *Verifier) AddRedacted(e eventstore.Event) { v.push([]eventstore.Event{e}, true) }
 
-func (v *Verifier) add(e eventstore.Event, redacted bool) {
+// AddBatch verifies the next events of the log, as many Adds would. The
+// work that needs no other event (recomputing hashes, decoding) is done on
+// every CPU, and overlaps with the checks of the batch before: AddBatch
+// may return before events are checked, and keeps events until the next
+// call or Finish (do not change them).
+func (v *Verifier) AddBatch(events []eventstore.Event) { v.push(events, false) }
+
+// batch is events on their way through the verifier.
+type batch struct {
+	events   []eventstore.Event
+	redacted bool
+	prev     []eventstore.Hash // the stored hash of each event's predecessor in its stream
+	prep     []prepared
+	done     chan struct{} // closed when prep is ready
+}
+
+// prepared is what the verifier computes for an event without the others.
+type prepared struct {
+	hash   eventstore.Hash // recomputed (not for a redacted event)
+	wallet string
+	ev     ledger.Event // nil: not a ledger event
+	err    error        // of decoding
+}
+
+// parallelMin is the smallest batch prepared on several goroutines.
+const parallelMin = 256
+
+// push starts preparing events and checks the batch before them.
+func (v *Verifier) push(events []eventstore.Event, redacted bool) {
+	if len(events) == 0 {
+		return
+	}
+	b := &batch{events: events, redacted: redacted, prev: make([]eventstore.Hash, len(events)),
+		prep: make([]prepared, len(events)), done: make(chan struct{})}
+	for i, e := range events {
+		b.prev[i] = v.stored[e.Stream]
+		v.stored[e.Stream] = e.Hash
+	}
+	if len(events) < parallelMin {
+		v.drain()
+		v.prepare(b, 0, len(events))
+		close(b.done)
+		v.check(b)
+		return
+	}
+	parts := min(runtime.GOMAXPROCS(0), len(events)/parallelMin)
+	var g errgroup.Group
+	for p := range parts {
+		lo, hi := p*len(events)/parts, (p+1)*len(events)/parts
+		g.Go(func() error { v.prepare(b, lo, hi); return nil })
+	}
+	go func() { g.Wait(); close(b.done) }()
+	v.drain()
+	v.inflight = b
+}
+
+// drain checks the batch in flight, if any.
+func (v *Verifier) drain() {
+	if b := v.inflight; b != nil {
+		v.inflight = nil
+		v.check(b)
+	}
+}
+
+// prepare recomputes the hashes of b's events from lo to hi and decodes
+// them; it reads only b and the codec, so several run at once.
+func (v *Verifier) prepare(b *batch, lo, hi int) {
+	buf := make([]byte, 0, 1024)
+	books := v.tally.Books()
+	for i := lo; i < hi; i++ {
+		e := b.events[i]
+		p := &b.prep[i]
+		if !b.redacted {
+			p.hash = eventstore.AppendChainHash(buf, b.prev[i], e)
+		}
+		p.wallet, p.ev, p.err = books.Decode(e)
+	}
+}
+
+// check checks b's events in order, once they are prepared.
+func (v *Verifier) check(b *batch) {
+	<-b.done
+	for i, e := range b.events {
+		v.add(e, b.redacted, &b.prep[i])
+	}
+}
+
+func (v *Verifier) add(e eventstore.Event, redacted bool, p *prepared) {
 	v.beforeEvent(e)
 	if e.Position <= v.last && v.tally.Chain.Events > 0 {
 		v.find(Finding{Code: CodePositionOrder, Position: e.Position, Stream: e.Stream, Revision: e.Revision,
 			Message: fmt.Sprintf("position %d after position %d", e.Position, v.last)})
 	}
 	v.last = e.Position
-	v.chain(e, redacted)
-	wallet, _, ev, err := v.tally.Add(e)
-	if err != nil {
-		v.find(Finding{Code: CodeUndecodable, Position: e.Position, Stream: e.Stream, Revision: e.Revision, Message: err.Error()})
+	v.chain(e, redacted, p.hash)
+	v.tally.AddDecoded(e, p.wallet, p.ev)
+	if p.err != nil {
+		v.find(Finding{Code: CodeUndecodable, Position: e.Position, Stream: e.Stream, Revision: e.Revision, Message: p.err.Error()})
 	}
-	if ev != nil {
-		v.ledger(e, wallet, ev)
+	if p.ev != nil {
+		v.ledger(e, p.wallet, p.ev)
 	}
 	if e.Stream == audit.Stream && e.Type == audit.TypeCheckpointSigned {
 		v.metCheckpoint(e)
@@ -207,13 +298,15 @@ func (v *Verifier) add(e eventstore.Event, redacted bool) {
 	v.afterEvent()
 }
 
-// chain checks e's place and hash in its stream.
-func (v *Verifier) chain(e eventstore.Event, redacted bool) {
-	check := v.chains.Verify
+// chain checks e's place and hash (recomputed, unless e is redacted) in
+// its stream.
+func (v *Verifier) chain(e eventstore.Event, redacted bool, hash eventstore.Hash) {
+	var err error
 	if redacted {
-		check = v.chains.Link
+		err = v.chains.Link(e)
+	} else {
+		err = v.chains.VerifyHashed(e, hash)
 	}
-	err := check(e)
 	var ce *eventstore.ChainError
 	if !errors.As(err, &ce) {
 		return
@@ -421,6 +514,7 @@ func (v *Verifier) compare(c audit.Checkpoint) []Finding {
 // cut tail), the probes that have not run, the full ledger rules of every wallet. It returns the
 // report.
 func (v *Verifier) Finish() Report {
+	v.drain()
 	for _, p := range v.byPos {
 		if v.tally.Position >= p.c.Position {
 			v.pass(p)

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -128,9 +129,10 @@ type auditSource interface {
 	// prepare returns the checkpoints the log holds up to the position
 	// the pass ends at, and the probes of the read models (if any).
 	prepare(ctx context.Context, opts *appaudit.Options) error
-	// read hands the log to add in global order, up to that position;
-	// redacted marks an event shown with its data redacted.
-	read(ctx context.Context, add func(e eventstore.Event, redacted bool), p *auditProgress) error
+	// read hands the log to add in global order, in batches, up to that
+	// position; redacted marks events shown with their data redacted.
+	// add keeps the batches.
+	read(ctx context.Context, add func(events []eventstore.Event, redacted bool), p *auditProgress) error
 }
 
 // auditProgress is how far a pass is.
@@ -154,15 +156,17 @@ func verifyLog(ctx context.Context, src auditSource, opts appaudit.Options) (app
 		return s
 	})
 	defer stop()
-	err := src.read(ctx, func(e eventstore.Event, redacted bool) {
-		if redacted {
-			v.AddRedacted(e)
-		} else {
-			v.Add(e)
+	err := src.read(ctx, func(events []eventstore.Event, redacted bool) {
+		switch {
+		case redacted:
+			for _, e := range events {
+				v.AddRedacted(e)
+			}
+		default:
+			v.AddBatch(events)
 		}
-		if n := p.events.Add(1); n%4096 == 0 {
-			p.position.Store(e.Position)
-		}
+		p.events.Add(uint64(len(events)))
+		p.position.Store(events[len(events)-1].Position)
 	}, &p)
 	stop()
 	if err != nil {
@@ -331,22 +335,20 @@ func (s *storeSource) prepare(ctx context.Context, opts *appaudit.Options) error
 	return nil
 }
 
-func (s *storeSource) read(ctx context.Context, add func(eventstore.Event, bool), p *auditProgress) error {
+func (s *storeSource) read(ctx context.Context, add func([]eventstore.Event, bool), p *auditProgress) error {
 	p.head = s.head
 	for after := uint64(0); after < s.head; {
 		page, err := s.store.ReadAll(ctx, after, 4096)
 		if err != nil {
 			return err
 		}
+		if i := slices.IndexFunc(page, func(e eventstore.Event) bool { return e.Position > s.head }); i >= 0 {
+			page = page[:i]
+		}
 		if len(page) == 0 {
 			return nil
 		}
-		for _, e := range page {
-			if e.Position > s.head {
-				return nil
-			}
-			add(e, false)
-		}
+		add(page, false)
 		after = page[len(page)-1].Position
 	}
 	return nil
@@ -386,16 +388,14 @@ func (f fileSource) prepare(ctx context.Context, opts *appaudit.Options) error {
 	return err
 }
 
-func (f fileSource) read(ctx context.Context, add func(eventstore.Event, bool), p *auditProgress) error {
+func (f fileSource) read(ctx context.Context, add func([]eventstore.Event, bool), p *auditProgress) error {
 	r, done, err := f.open()
 	if err != nil {
 		return err
 	}
 	defer done()
 	h, _, err := dump.Read(ctx, r, func(events []eventstore.Event) error {
-		for _, e := range events {
-			add(e, false)
-		}
+		add(events, false)
 		return nil
 	})
 	p.head = h.To
@@ -473,7 +473,7 @@ func (s *remoteSource) prepare(ctx context.Context, opts *appaudit.Options) erro
 	}
 }
 
-func (s *remoteSource) read(ctx context.Context, add func(eventstore.Event, bool), p *auditProgress) error {
+func (s *remoteSource) read(ctx context.Context, add func([]eventstore.Event, bool), p *auditProgress) error {
 	p.head = s.head
 	for from := uint64(1); from <= s.head; {
 		var page struct {
@@ -491,7 +491,7 @@ func (s *remoteSource) read(ctx context.Context, add func(eventstore.Event, bool
 			if err != nil {
 				return err
 			}
-			add(e, a.Redacted)
+			add([]eventstore.Event{e}, a.Redacted)
 		}
 		if len(page.Events) == 0 || page.Next <= from || page.Next == math.MaxUint64 {
 			return nil

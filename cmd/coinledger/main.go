@@ -4,6 +4,7 @@
 //	coinledger bench store           measure the event store
 //	coinledger bench transfers       measure transfers over HTTP (bench reads: account reads)
 //	coinledger bench replay          measure rebuilds, export and import over a big log
+//	coinledger bench audit           measure audit verify's chain and double-entry checks
 //	coinledger projections status    show each read model's checkpoint and lag
 //	coinledger projections list|rebuild|retry   act on the running server's read models
 //	coinledger followers list|retry|skip        act on the running server's followers
@@ -147,6 +148,8 @@ func dispatch(ctx context.Context, args []string) error {
 	switch {
 	case cmd == "serve":
 		return serve(ctx, logger, rest)
+	case cmd == "bench" && sub == "audit":
+		return benchAudit(ctx, rest[1:])
 	case cmd == "bench" && sub == "store":
 		return benchStore(ctx, rest[1:])
 	case cmd == "bench" && sub == "transfers":
