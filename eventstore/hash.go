@@ -139,7 +139,9 @@ type chainHead struct {
 }
 
 // NewVerifier returns a Verifier that expects every stream to start at revision 0.
-func NewVerifier() *Verifier { return &Verifier{heads: make(map[string]chainHead), buf: make([]byte, 0, 1024)} }
+func NewVerifier() *Verifier {
+	return &Verifier{heads: make(map[string]chainHead), buf: make([]byte, 0, 1024)}
+}
 
 // Verify checks the next event; events of one stream must come in revision order.
 func (v *Verifier) Verify(e Event) error {
