@@ -335,23 +335,49 @@ func (s *storeSource) prepare(ctx context.Context, opts *appaudit.Options) error
 	return nil
 }
 
+// read pages through the log up to the head, reading the next page while
+// this one is checked. (Not Subscribe: the embedded store's reads ahead
+// assume positions without gaps, which a tampered log may not have.)
 func (s *storeSource) read(ctx context.Context, add func([]eventstore.Event, bool), p *auditProgress) error {
 	p.head = s.head
-	for after := uint64(0); after < s.head; {
-		page, err := s.store.ReadAll(ctx, after, 4096)
-		if err != nil {
-			return err
+	type page struct {
+		events []eventstore.Event
+		err    error
+	}
+	next := make(chan page, 1)
+	fetch := func(after uint64) {
+		go func() {
+			events, err := s.store.ReadAll(ctx, after, 4096)
+			next <- page{events, err}
+		}()
+	}
+	if s.head == 0 {
+		return nil
+	}
+	fetch(0)
+	for {
+		pg := <-next
+		if pg.err != nil {
+			return pg.err
 		}
-		if i := slices.IndexFunc(page, func(e eventstore.Event) bool { return e.Position > s.head }); i >= 0 {
-			page = page[:i]
+		events := pg.events
+		i := slices.IndexFunc(events, func(e eventstore.Event) bool { return e.Position > s.head })
+		if i >= 0 {
+			events = events[:i]
 		}
-		if len(page) == 0 {
+		if len(events) == 0 {
 			return nil
 		}
-		add(page, false)
-		after = page[len(page)-1].Position
+		last := events[len(events)-1].Position
+		more := i < 0 && last < s.head
+		if more {
+			fetch(last)
+		}
+		add(events, false)
+		if !more {
+			return nil
+		}
 	}
-	return nil
 }
 
 // fileSource reads an export file (gzip or not).
