@@ -595,6 +595,9 @@ type Report struct {
 	Findings []Finding `json:"findings"`
 	// Omitted counts the findings left out per code (over MaxPerCode).
 	Omitted map[string]int `json:"omitted,omitempty"`
+	// Chains reconciles each coin with its node's wallet, where one was
+	// reachable (Reconcile).
+	Chains []Reconciliation `json:"chains,omitempty"`
 }
 
 // OK reports whether the pass found nothing wrong.

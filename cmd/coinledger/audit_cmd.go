@@ -44,6 +44,8 @@ code and the first failing position, stream and revision:
   event; holds and pending deposits           ledger_invariant, undecodable_event
   the wallet and custody read models (offline read_model_drift
   store only) against what the log folds to
+  per configured coin, deposits − withdrawals  chain_shortfall (a surplus is reported,
+  − fees against the node wallet's balance     not a finding); -chains=false skips it
 
 Sources: -file reads an export (events export; offline). Otherwise the configured store;
 while a running server holds it (or with -url), the server's API (GET /api/v1/events,
@@ -69,6 +71,7 @@ func auditVerify(ctx context.Context, args []string) error {
 	cpFile := fs.String("checkpoints", "", "file of checkpoints received out of band")
 	asJSON := fs.Bool("json", false, "write the report as JSON")
 	max := fs.Int("max-findings", appaudit.DefaultMaxPerCode, "findings shown per code")
+	chains := fs.Bool("chains", true, "reconcile each configured coin with its node's wallet (not with -file)")
 	rf := addRemoteFlags(fs)
 	if _, err := parseFlags(fs, auditUsage, args, 0); err != nil {
 		return err
@@ -87,16 +90,23 @@ func auditVerify(ctx context.Context, args []string) error {
 		opts.Checkpoints = cps
 	}
 	var src auditSource
+	var coins []CoinConfig
+	var cfg *Config
+	if *file == "" {
+		var err error
+		if cfg, err = loadConfigFile("audit verify", *config); err != nil {
+			return err
+		}
+		if *chains {
+			coins = cfg.coins()
+		}
+	}
 	switch {
 	case *file != "":
 		src = fileSource(*file)
 	case *rf.url != "":
 		src = &remoteSource{r: rf.client("", "")}
 	default:
-		cfg, err := loadConfigFile("audit verify", *config)
-		if err != nil {
-			return err
-		}
 		store, db, closeStores, err := openStores(ctx, cfg)
 		switch {
 		case errors.Is(err, errStoreLocked):
@@ -108,7 +118,9 @@ func auditVerify(ctx context.Context, args []string) error {
 			src = &storeSource{store: store, db: db}
 		}
 	}
-	report, err := verifyLog(ctx, src, opts)
+	report, err := verifyLog(ctx, src, opts, func(report *appaudit.Report, t *appaudit.Tally) error {
+		return reconcileChains(ctx, coins, report, t)
+	})
 	if err != nil {
 		return fmt.Errorf("audit verify: %w", err)
 	}
@@ -141,8 +153,33 @@ type auditProgress struct {
 	head             uint64
 }
 
-// verifyLog runs the verifier over src, with a progress bar.
-func verifyLog(ctx context.Context, src auditSource, opts appaudit.Options) (appaudit.Report, error) {
+// reconcileChains reconciles each coin whose backend can tell its
+// wallet's balance (bitcoind) with the books of t, into report.
+func reconcileChains(ctx context.Context, coins []CoinConfig, report *appaudit.Report, t *appaudit.Tally) error {
+	for _, cc := range coins {
+		if cc.Backend == backendNull {
+			continue // a simulated chain: nothing to reconcile with
+		}
+		b, err := openBackend(cc)
+		if err != nil {
+			return err
+		}
+		w, ok := b.(appaudit.ChainWallet)
+		if ok {
+			r, findings := appaudit.Reconcile(ctx, t, cc.Coin, w)
+			report.Chains = append(report.Chains, r)
+			report.Findings = append(report.Findings, findings...)
+		}
+		if c, ok := b.(interface{ Close() error }); ok {
+			c.Close()
+		}
+	}
+	return nil
+}
+
+// verifyLog runs the verifier over src, with a progress bar, then after
+// (if not nil) with the report and the fold.
+func verifyLog(ctx context.Context, src auditSource, opts appaudit.Options, after func(*appaudit.Report, *appaudit.Tally) error) (appaudit.Report, error) {
 	if err := src.prepare(ctx, &opts); err != nil {
 		return appaudit.Report{}, err
 	}
@@ -172,7 +209,13 @@ func verifyLog(ctx context.Context, src auditSource, opts appaudit.Options) (app
 	if err != nil {
 		return appaudit.Report{}, err
 	}
-	return v.Finish(), nil
+	report := v.Finish()
+	if after != nil {
+		if err := after(&report, v.Tally()); err != nil {
+			return report, err
+		}
+	}
+	return report, nil
 }
 
 // printReport writes the human report.
@@ -186,6 +229,11 @@ func printReport(w io.Writer, r appaudit.Report) {
 	if r.Linked > 0 {
 		summary += fmt.Sprintf(", %d redacted events linked", r.Linked)
 	}
+	defer func() {
+		for _, c := range r.Chains {
+			fmt.Fprintf(w, "chain %s\n", c)
+		}
+	}()
 	if r.OK() {
 		fmt.Fprintf(w, "ok: %s\n", summary)
 		return

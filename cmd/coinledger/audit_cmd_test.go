@@ -31,6 +31,7 @@ import (
 	"github.com/coinledger/coinledger/projections/custody"
 	"github.com/coinledger/coinledger/projections/dbtest"
 	"github.com/coinledger/coinledger/projections/wallet"
+	"github.com/coinledger/coinledger/test/btcnode"
 )
 
 // testKey returns the Ed25519 key of a seed byte.
@@ -388,7 +389,7 @@ func TestAuditVerifyNamesEveryTampering(t *testing.T) {
 					ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 					defer cancel()
 					// The auditor received the checkpoints out of band.
-					r, err := verifyLog(ctx, &storeSource{store: l.store(), db: db}, appaudit.Options{Keys: keys, Checkpoints: cps})
+					r, err := verifyLog(ctx, &storeSource{store: l.store(), db: db}, appaudit.Options{Keys: keys, Checkpoints: cps}, nil)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -509,5 +510,61 @@ func TestAuditVerifyAgainstRunningServer(t *testing.T) {
 		if err != nil || json.Unmarshal([]byte(out), &r) != nil || !r.OK() || r.Checkpoints != 1 || r.Events == 0 {
 			t.Fatalf("%s: %v\n%s", who, err, out)
 		}
+	}
+}
+
+// TestAuditVerifyReconcilesTheChain: with a bitcoind backend configured
+// (btcd and btcwallet on simnet), audit verify compares the ledger's
+// deposits − withdrawals − fees with the node wallet's balance: coins the
+// node holds beyond the ledger are reported, a deposit the node never
+// received is a chain_shortfall.
+func TestAuditVerifyReconcilesTheChain(t *testing.T) {
+	node := btcnode.Start(t)
+	node.FundWallet(t, 10*btcnode.BTC)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "events.db")
+	config := filepath.Join(dir, "coinledger.yml")
+	writeFile(t, config, fmt.Sprintf("coins:\n  - coin: BTC\n    backend: bitcoind\n    bitcoind:\n      url: %q\n      network: simnet\n      timeout: 10s\n", node.WalletURL()))
+	t.Setenv("COINLEDGER_CONFIG", config)
+	t.Setenv("COINLEDGER_DATA_DIR", dir)
+	t.Setenv("COINLEDGER_EVENT_STORE", "sqlite:"+path)
+	store := openSQLite(t, path)
+	populate(t, store, nil)
+	store.Close()
+	verify := func() (appaudit.Report, error) {
+		t.Helper()
+		var runErr error
+		out := captureStdout(t, func() error {
+			runErr = run(context.Background(), []string{"audit", "verify", "-json"})
+			return nil
+		})
+		var r appaudit.Report
+		if err := json.Unmarshal([]byte(out), &r); err != nil || len(r.Chains) != 1 {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return r, runErr
+	}
+	r, err := verify()
+	if c := r.Chains[0]; err != nil || c.Coin != "BTC" || c.Ledger != 0 || c.NodeTotal != 10*btcnode.BTC || c.Difference != 10*btcnode.BTC {
+		t.Fatalf("%v: %+v", err, r)
+	}
+
+	store = openSQLite(t, path)
+	ws := wallets.New(store, wallets.Options{})
+	for _, c := range []ledger.Command{
+		ledger.AssignAddress{Account: "bob", Address: "SdepositAddress1"},
+		ledger.ObserveDeposit{TxID: strings.Repeat("ab", 32), Address: "SdepositAddress1", Amount: money.New(money.BTC, 20*btcnode.BTC)},
+	} {
+		if _, err := ws.Execute(context.Background(), eventstore.Metadata{Actor: "chain"}, "main", func(*ledger.State) (ledger.Command, error) { return c, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ws.Close()
+	store.Close()
+	r, err = verify()
+	c := r.Chains[0]
+	if !errors.Is(err, errFindings) || c.Ledger != 20*btcnode.BTC || c.UnconfirmedDeposits != 20*btcnode.BTC || c.Difference != -10*btcnode.BTC ||
+		r.Findings[0].Code != appaudit.CodeChainShortfall {
+		t.Fatalf("%v: %+v", err, r)
 	}
 }

@@ -105,7 +105,7 @@ func benchAudit(ctx context.Context, args []string) error {
 	}
 	log = nil
 	storeRate, storeUS, err := measure("verify from the store (audit verify)", func() (appaudit.Report, error) {
-		return verifyLog(ctx, &storeSource{store: store}, appaudit.Options{})
+		return verifyLog(ctx, &storeSource{store: store}, appaudit.Options{}, nil)
 	})
 	if err != nil {
 		return err
