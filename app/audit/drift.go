@@ -21,13 +21,20 @@ import (
 // (wallet_entries), naming the row that differs. The verifier must keep
 // entries (Options.Entries).
 func WalletDrift(ctx context.Context, db projections.DB, position uint64) Probe {
+	return driftProbe(ctx, db, position, "wallet", walletDrift)
+}
+
+// driftProbe is the probe at position that runs check, whose drift
+// findings (and error) name the read model.
+func driftProbe(ctx context.Context, db projections.DB, position uint64, model string,
+	check func(context.Context, projections.DB, *Verifier, func(string, ...any)) error) Probe {
 	return Probe{At: position, Run: func(v *Verifier) []Finding {
 		var out []Finding
 		drift := func(format string, args ...any) {
 			out = append(out, Finding{Code: CodeReadModelDrift, Position: position, Message: fmt.Sprintf(format, args...)})
 		}
-		if err := walletDrift(ctx, db, v, drift); err != nil {
-			drift("wallet read model: %v", err)
+		if err := check(ctx, db, v, drift); err != nil {
+			drift("%s read model: %v", model, err)
 		}
 		return out
 	}}
@@ -122,16 +129,7 @@ func entryDrift(ctx context.Context, db projections.DB, v *Verifier, drift func(
 // fold: each row's account, amount and status, and their number per
 // wallet.
 func CustodyDrift(ctx context.Context, db projections.DB, position uint64) Probe {
-	return Probe{At: position, Run: func(v *Verifier) []Finding {
-		var out []Finding
-		drift := func(format string, args ...any) {
-			out = append(out, Finding{Code: CodeReadModelDrift, Position: position, Message: fmt.Sprintf(format, args...)})
-		}
-		if err := depositDrift(ctx, db, v, drift); err != nil {
-			drift("custody read model: %v", err)
-		}
-		return out
-	}}
+	return driftProbe(ctx, db, position, "custody", depositDrift)
 }
 
 func depositDrift(ctx context.Context, db projections.DB, v *Verifier, drift func(string, ...any)) error {

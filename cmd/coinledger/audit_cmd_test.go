@@ -90,21 +90,7 @@ func auditFixture(t *testing.T, store eventstore.Store, db projections.DB) []aud
 	}
 	ws.Close()
 	c2 := appendCheckpoint(t, store, testKey(1), 2)
-	r := projections.NewRunner(db, store, projections.Options{}, wallet.New(), custody.New())
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(runCtx) }()
-	head, err := store.Head(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"wallet", "custody"} {
-		if err := r.WaitFor(ctx, name, head); err != nil {
-			t.Fatal(err)
-		}
-	}
-	stop()
-	<-done
+	catchUp(ctx, t, db, store, wallet.New(), custody.New())
 	return []audit.Checkpoint{c1, c2}
 }
 
