@@ -87,10 +87,10 @@ func (s *Service) keyAccess(ctx context.Context, secret string) (Access, identit
 	}
 	sum := sha256.Sum256([]byte(secret))
 	hash := hex.EncodeToString(sum[:])
-	if s.caughtUp == nil { // nothing feeds the directory: no key is known
+	if s.dirAt == nil { // nothing feeds the directory: no key is known
 		return Access{}, identity.APIKey{}, ErrBadCredentials
 	}
-	if err := s.caughtUp(ctx); err != nil {
+	if err := s.awaitDirectory(ctx); err != nil {
 		// Only the directory knows a key's owner.
 		return Access{}, identity.APIKey{}, fmt.Errorf("authenticate api key: %w", err)
 	}

@@ -25,11 +25,11 @@ import (
 
 // follow runs a projection runner for f over a read-model database at
 // path, fed from store, until the test ends, and returns the wiring's port
-// for it (the runner's CaughtUp).
-func follow(tb testing.TB, store eventstore.Store, path string, f projections.Follower, opts projections.Options) func(context.Context) error {
+// for it (the runner's WaitFor).
+func follow(tb testing.TB, store eventstore.Store, path string, f projections.Follower, opts projections.Options) func(context.Context, uint64) error {
 	tb.Helper()
-	caughtUp, _ := dbtest.RunFollower(tb, store, path, f, opts)
-	return caughtUp
+	at, _ := dbtest.RunFollowerAt(tb, store, path, f, opts)
+	return at
 }
 
 // counted counts the events a follower is handed that it wants (the
@@ -224,14 +224,14 @@ func TestDirectoryRestartsFromItsSnapshot(t *testing.T) {
 	counter := &storetest.LogCounter{Store: e.store}
 	path := filepath.Join(t.TempDir(), "readmodels.db")
 	opts := projections.Options{SnapshotEvery: 3}
-	service := func(f *counted, caughtUp func(context.Context) error) *users.Service {
+	service := func(f *counted, at func(context.Context, uint64) error) *users.Service {
 		return users.NewWithOptions(counter, users.Options{BcryptCost: bcrypt.MinCost, Now: e.clock.Now, Keyring: e.keys,
-			Directory: f.Directory, DirectoryCaughtUp: caughtUp})
+			Directory: f.Directory, DirectoryAt: at, SharedStore: true})
 	}
 
 	first := &counted{Directory: users.NewDirectory(e.keys)}
-	caughtUp, stop := dbtest.RunFollower(t, counter, path, first, opts)
-	svc := service(first, caughtUp)
+	at, stop := dbtest.RunFollowerAt(t, counter, path, first, opts)
+	svc := service(first, at)
 	if owner, _, err := svc.AuthenticateAPIKey(ctx, secrets[0]); err != nil || owner != "alice" {
 		t.Fatalf("before the restart: %q %v", owner, err)
 	}
@@ -242,11 +242,15 @@ func TestDirectoryRestartsFromItsSnapshot(t *testing.T) {
 
 	counter.Reset()
 	second := &counted{Directory: users.NewDirectory(e.keys)}
-	caughtUp, _ = dbtest.RunFollower(t, counter, path, second, opts)
-	svc = service(second, caughtUp)
+	at, _ = dbtest.RunFollowerAt(t, counter, path, second, opts)
+	svc = service(second, at)
 	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := caughtUp(waitCtx); err != nil {
+	head, err := e.store.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := at(waitCtx, head); err != nil {
 		t.Fatal(err)
 	}
 	for i, s := range secrets {

@@ -41,11 +41,12 @@ func (a Access) HasRole(role string) bool { return slices.Contains(a.Roles, role
 // instead of the user's stream. It is a follower of the log
 // (projections.Follower, named DirectoryName): the runner hands it the
 // events of user streams and keeps a snapshot of it in the read-model
-// database. The Service reads it only once it has handled every event
-// appended so far (Options.DirectoryCaughtUp: the runner compares the
-// follower's position with the log's head), so a revocation, a disabled
-// user, a changed grant or a key issued a moment ago, here or on another
-// instance, counts on the next request.
+// database. The Service reads it only once it has reached the position of
+// the latest user event that may matter (Options.DirectoryAt and
+// SharedStore: the service's own latest write on a store of its own, the
+// log's head on a shared one), so a revocation, a disabled user, a changed
+// grant or a key issued a moment ago, here or on another instance, counts
+// on the next request.
 //
 // Its state holds credential material (password and key hashes): no error
 // or log line of it names any, and its snapshot is sealed with the
@@ -226,15 +227,33 @@ func (s *Service) current(ctx context.Context, username string, fn func(*identit
 }
 
 // directoryCurrent waits, at most DirectoryWait, until the directory has
-// handled every event appended so far; false when it did not (or nothing
-// feeds it).
+// handled every user event appended so far; false when it did not (or
+// nothing feeds it).
 func (s *Service) directoryCurrent(ctx context.Context) bool {
-	if s.caughtUp == nil {
+	if s.dirAt == nil {
 		return false
 	}
 	wctx, cancel := context.WithTimeout(ctx, DirectoryWait)
 	defer cancel()
-	return s.caughtUp(wctx) == nil
+	return s.awaitDirectory(wctx) == nil
+}
+
+// awaitDirectory waits until the directory has handled every user event
+// appended so far (see Options.SharedStore).
+func (s *Service) awaitDirectory(ctx context.Context) error {
+	at := s.written.Load()
+	if s.shared || !s.started.Load() {
+		head, err := s.store.Head(ctx)
+		if err != nil {
+			return fmt.Errorf("user directory: read head: %w", err)
+		}
+		if !s.shared {
+			raise(s.written, head)
+			s.started.Store(true)
+		}
+		at = max(at, head)
+	}
+	return s.dirAt(ctx, at)
 }
 
 // TokenAccess checks a token of username issued at issuedAt in refresh

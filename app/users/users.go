@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/coinledger/coinledger/domain/identity"
@@ -58,10 +59,19 @@ type Options struct {
 	// nobody): token checks then read the user's stream, and no API key is
 	// known.
 	Directory *Directory
-	// DirectoryCaughtUp waits until Directory has handled every event
-	// appended to the log so far (the runner's CaughtUp for it); every
-	// check calls it first. nil: nothing feeds Directory.
-	DirectoryCaughtUp func(context.Context) error
+	// DirectoryAt waits until Directory has handled the log up to a
+	// position (the runner's WaitFor for it); every check calls it first.
+	// nil: nothing feeds Directory.
+	DirectoryAt func(ctx context.Context, position uint64) error
+	// SharedStore: other processes append to the store too (several
+	// instances over one EventStoreDB). A check then waits until the
+	// Directory has reached the log's head, since a revocation may have
+	// been written anywhere. Otherwise the store is this process's alone
+	// (the embedded store is locked by one), every user event is written
+	// through this service, and a check waits only for the service's own
+	// latest write (and, at its first check, for the head as it was): as
+	// exact, and no wait at all behind unrelated appends.
+	SharedStore bool
 }
 
 func (o *Options) setDefaults() {
@@ -91,8 +101,13 @@ type Service struct {
 	now    func() time.Time
 	random io.Reader
 	dir    *Directory
-	// caughtUp waits until dir is current (nil: nothing feeds it).
-	caughtUp func(context.Context) error
+	// dirAt waits until dir has reached a position (nil: nothing feeds it).
+	dirAt  func(context.Context, uint64) error
+	shared bool
+	// written is the position of the service's latest append (or of the
+	// head at its first check); started: that head was read.
+	written *atomic.Uint64
+	started atomic.Bool
 }
 
 // New returns a service over store. cost is the bcrypt cost (0: bcrypt.DefaultCost).
@@ -104,13 +119,39 @@ func New(store eventstore.Store, cost int) *Service {
 func NewWithOptions(store eventstore.Store, opts Options) *Service {
 	opts.setDefaults()
 	c := newCodec(opts.Keyring)
-	repo := eventstore.NewRepository(store, c,
+	written := new(atomic.Uint64)
+	repo := eventstore.NewRepository(marking{Store: store, written: written}, c,
 		eventstore.Aggregate[*identity.User, identity.Event]{Initial: identity.New, Evolve: identity.Evolve})
 	if opts.Snapshots != nil {
 		repo.SetSnapshotter(snapshotter(opts))
 	}
 	return &Service{store: store, codec: c, cost: opts.BcryptCost, now: opts.Now, random: opts.Random,
-		dir: opts.Directory, caughtUp: opts.DirectoryCaughtUp, repo: repo}
+		dir: opts.Directory, dirAt: opts.DirectoryAt, shared: opts.SharedStore, written: written, repo: repo}
+}
+
+// marking is the store as the service's repository sees it: it records
+// the position of every append that succeeds.
+type marking struct {
+	eventstore.Store
+	written *atomic.Uint64
+}
+
+func (m marking) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	res, err := m.Store.Append(ctx, stream, expected, events...)
+	if err == nil {
+		raise(m.written, res.Position)
+	}
+	return res, err
+}
+
+// raise sets v to p if p is greater.
+func raise(v *atomic.Uint64, p uint64) {
+	for {
+		cur := v.Load()
+		if p <= cur || v.CompareAndSwap(cur, p) {
+			return
+		}
+	}
 }
 
 // newCodec returns the codec of user events, sealing their credential

@@ -83,7 +83,7 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 		svc.closers = append(svc.closers, s.Close)
 		snaps = s
 	}
-	userSvc, err := usersService(cfg, svc.store, snaps, logger, svc.follow)
+	userSvc, err := usersService(cfg, svc.store, snaps, logger, svc.followAt)
 	if err != nil {
 		return svc, err
 	}
@@ -155,6 +155,14 @@ func (s *service) follow(f projections.Follower) func(context.Context) error {
 	return func(ctx context.Context) error { return s.runner.CaughtUp(ctx, name) }
 }
 
+// followAt is follow with the other port: a function that waits until f
+// has handled the log up to a position.
+func (s *service) followAt(f projections.Follower) func(context.Context, uint64) error {
+	s.followers = append(s.followers, projections.Follow(f))
+	name := f.Name()
+	return func(ctx context.Context, pos uint64) error { return s.runner.WaitFor(ctx, name, pos) }
+}
+
 // close releases everything, last opened first.
 func (s *service) close() {
 	for i := len(s.closers) - 1; i >= 0; i-- {
@@ -185,7 +193,7 @@ func snapshotEvery(cfg *Config) uint64 { return uint64(max(cfg.SnapshotEvery, 0)
 // registers its API key index with the runner (nil: no index is fed, for
 // commands that authenticate no API key).
 func usersService(cfg *Config, store eventstore.Store, snaps eventstore.SnapshotStore, logger *slog.Logger,
-	follow func(projections.Follower) func(context.Context) error) (*users.Service, error) {
+	follow func(projections.Follower) func(context.Context, uint64) error) (*users.Service, error) {
 	secret, err := keyFile(cfg, "seal.key", cfg.SealKey)
 	if err != nil {
 		return nil, fmt.Errorf("seal key: %w", err)
@@ -202,7 +210,10 @@ func usersService(cfg *Config, store eventstore.Store, snaps eventstore.Snapshot
 		Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg), Logger: logger}
 	if follow != nil {
 		opts.Directory = users.NewDirectory(keyring)
-		opts.DirectoryCaughtUp = follow(opts.Directory)
+		opts.DirectoryAt = follow(opts.Directory)
+		// The embedded store is locked by this process: every user event
+		// is written here. Another store may have other writers.
+		opts.SharedStore = storeKind(cfg.EventStore.Reveal()) != "sqlite"
 	}
 	return users.NewWithOptions(store, opts), nil
 }

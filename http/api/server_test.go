@@ -98,7 +98,7 @@ func newTestServerWith(t *testing.T, configure func(*api.Deps), extra ...project
 		t.Fatal(err)
 	}
 	ts := &testServer{Store: store, DB: db, Runner: runner, keyring: keyring, keys: keys,
-		Users:   users.NewWithOptions(store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: keyring, Directory: keys, DirectoryCaughtUp: keysCaughtUp(runner)}),
+		Users:   users.NewWithOptions(store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: keyring, Directory: keys, DirectoryAt: directoryAt(runner), SharedStore: true}),
 		wallets: wallets.New(store, wallets.Options{}), issuer: issuer, logs: &syncBuffer{}}
 	t.Cleanup(func() { // after every instance's own cleanup
 		cancel()
@@ -119,10 +119,10 @@ func newTestServerWith(t *testing.T, configure func(*api.Deps), extra ...project
 	return ts
 }
 
-// keysCaughtUp is the wiring's port for the API key index: the runner's
-// CaughtUp for it.
-func keysCaughtUp(r *projections.Runner) func(context.Context) error {
-	return func(ctx context.Context) error { return r.CaughtUp(ctx, users.DirectoryName) }
+// directoryAt is the wiring's port for the user directory: the runner's
+// WaitFor for it. (The test's instances share one store: SharedStore.)
+func directoryAt(r *projections.Runner) func(context.Context, uint64) error {
+	return func(ctx context.Context, pos uint64) error { return r.WaitFor(ctx, users.DirectoryName, pos) }
 }
 
 // instance starts another API instance over ts's stores, with its own
@@ -132,7 +132,7 @@ func (ts *testServer) instance(t *testing.T, configure func(*api.Deps)) *testSer
 	t.Helper()
 	other := &testServer{Store: ts.Store, DB: ts.DB, Runner: ts.Runner, keyring: ts.keyring, keys: ts.keys,
 		Users: users.NewWithOptions(ts.Store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: ts.keyring,
-			Directory: ts.keys, DirectoryCaughtUp: keysCaughtUp(ts.Runner)}),
+			Directory: ts.keys, DirectoryAt: directoryAt(ts.Runner), SharedStore: true}),
 		wallets: ts.wallets, issuer: ts.issuer, logs: ts.logs}
 	other.serve(t, configure)
 	return other
