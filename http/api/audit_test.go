@@ -114,7 +114,7 @@ func TestAuditCheckpointsAndProofs(t *testing.T) {
 
 	// The proof of liabilities, at the newest checkpoint and at the first.
 	for _, q := range []string{"", "?checkpoint=1"} {
-		r := reader.Get("/wallets/w/accounts/alice/liability-proof" + q).Expect(t, http.StatusOK)
+		r := reader.Get("/wallets/w/accounts/alice/liability-proof"+q).Expect(t, http.StatusOK)
 		var got struct {
 			Account    string          `json:"account"`
 			Checkpoint json.RawMessage `json:"checkpoint"`
