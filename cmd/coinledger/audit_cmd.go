@@ -47,6 +47,7 @@ while a running server holds the embedded store, go through its admin API (check
 POST /api/v1/audit/checkpoints; checkpoints: GET /api/v1/audit/checkpoints). public-key
 and rotate-key use the key file (audit.key_file, default DATA_DIR/audit-keys.json);
 public-key with -url asks the server instead. verify-proof needs neither.
+
 ` + remoteUsage
 
 // auditSigningCmd runs the audit subcommands of checkpoints and proofs;
