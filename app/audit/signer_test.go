@@ -13,6 +13,8 @@ import (
 	domain "github.com/coinledger/coinledger/domain/audit"
 	"github.com/coinledger/coinledger/domain/liability"
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/eventstore/esdb"
+	"github.com/coinledger/coinledger/eventstore/esdb/esdbtest"
 	"github.com/coinledger/coinledger/eventstore/loadgen"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
 	"github.com/coinledger/coinledger/projections"
@@ -49,6 +51,20 @@ func (k *keys) rotate(t *testing.T) {
 		t.Fatal(err)
 	}
 	k.k = next
+}
+
+// stores opens each kind of event store the signer is tested on.
+var stores = map[string]func(t *testing.T) eventstore.Store{
+	"sqlite": func(t *testing.T) eventstore.Store { return openStore(t) },
+	"esdb double": func(t *testing.T) eventstore.Store {
+		srv := esdbtest.Start(t, esdbtest.Options{Links: true})
+		store, err := esdb.Open(context.Background(), srv.URL(), esdb.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		return store
+	},
 }
 
 func openStore(t *testing.T) *sqlite.Store {
@@ -121,7 +137,12 @@ func caughtUp(t *testing.T, n *signerNode) {
 // events, its own checkpoint events not counted; none while fewer have
 // arrived; each signed over the tally of the log up to its position.
 func TestSignerCheckpointsEveryNEvents(t *testing.T) {
-	store := openStore(t)
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) { testSignerCheckpointsEveryNEvents(t, open(t)) })
+	}
+}
+
+func testSignerCheckpointsEveryNEvents(t *testing.T, store eventstore.Store) {
 	k := newKeys(t)
 	n := startSigner(t, store, filepath.Join(t.TempDir(), "rm.db"), audit.SignerOptions{Keys: k.get, Every: 10, Interval: -1})
 	appendEvents(t, store, 10)
@@ -133,8 +154,8 @@ func TestSignerCheckpointsEveryNEvents(t *testing.T) {
 	got := checkpoints(t, store)
 	// 10 events: checkpoint 1 at 10, its event at 11; 10 more (12..21):
 	// checkpoint 2 at 21, its event at 22; 9 more: none.
-	if len(got) != 2 || got[0].Position != 10 || got[1].Position != 21 {
-		t.Fatalf("checkpoints at %v, want 1@10 and 2@21", positions(got))
+	if len(got) != 2 || got[0].Events != 10 || got[1].Events != 21 {
+		t.Fatalf("checkpoints after %v events, want 1 after 10 and 2 after 21", counts(got))
 	}
 	kr, _ := k.get()
 	for i, c := range got {
@@ -162,6 +183,14 @@ func positions(cs []domain.Checkpoint) []uint64 {
 	out := make([]uint64, len(cs))
 	for i, c := range cs {
 		out[i] = c.Position
+	}
+	return out
+}
+
+func counts(cs []domain.Checkpoint) []uint64 {
+	out := make([]uint64, len(cs))
+	for i, c := range cs {
+		out[i] = c.Events
 	}
 	return out
 }
@@ -208,9 +237,15 @@ func TestSignerOnDemandAndInterval(t *testing.T) {
 // start of the log (its snapshot lost) makes the identical checkpoints
 // again, which the store recognises: nothing is appended, nothing
 // conflicts, and it carries on numbering after them. A restart from its
-// snapshot does the same.
+// snapshot does the same. On SQLite and on the EventStoreDB double (sparse
+// positions, system events interleaved).
 func TestSignerIdempotentOverRestart(t *testing.T) {
-	store := openStore(t)
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) { testSignerIdempotentOverRestart(t, open(t)) })
+	}
+}
+
+func testSignerIdempotentOverRestart(t *testing.T, store eventstore.Store) {
 	k := newKeys(t)
 	ctx := context.Background()
 	opts := audit.SignerOptions{Keys: k.get, Every: 5, Interval: -1}
@@ -259,7 +294,12 @@ func TestSignerIdempotentOverRestart(t *testing.T) {
 // the store keeps the first (one number, one event), the late signer
 // adopts it and numbers after it.
 func TestSignerAdoptsATakenNumber(t *testing.T) {
-	store := openStore(t)
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) { testSignerAdoptsATakenNumber(t, open(t)) })
+	}
+}
+
+func testSignerAdoptsATakenNumber(t *testing.T, store eventstore.Store) {
 	k := newKeys(t)
 	ctx := context.Background()
 	appendEvents(t, store, 4)
@@ -282,7 +322,7 @@ func TestSignerAdoptsATakenNumber(t *testing.T) {
 	}
 	got := checkpoints(t, store)
 	if len(got) != 1 || !bytes.Equal(got[0].Signature, first.Signature) {
-		t.Fatalf("checkpoints at %v, want only a's at 4", positions(got))
+		t.Fatalf("checkpoints after %v events, want only a's after 4", counts(got))
 	}
 	appendEvents(t, store, 2)
 	events, err = store.ReadAll(ctx, events[len(events)-1].Position, 100)
@@ -295,8 +335,8 @@ func TestSignerAdoptsATakenNumber(t *testing.T) {
 		}
 	}
 	got = checkpoints(t, store)
-	if len(got) != 2 || got[1].Number != 2 || got[1].Position != 7 {
-		t.Fatalf("checkpoints at %v, want a's at 4 and b's at 7", positions(got))
+	if len(got) != 2 || got[1].Number != 2 || got[1].Events != 7 {
+		t.Fatalf("checkpoints after %v events, want a's after 4 and b's after 7", counts(got))
 	}
 }
 
