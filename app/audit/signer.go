@@ -148,17 +148,21 @@ func (s *Signer) Version() int { return 1 }
 func (s *Signer) SideEffects() {}
 
 // Handle folds e into the tally and makes a checkpoint when Every events
-// have passed. A checkpoint event is read as such: it resets the count.
-// An event the tally cannot fold (a wallet event that does not decode) is
-// an error; handed again, only what failed is redone.
+// have passed. A checkpoint event is read as such: it resets the count
+// (one that cannot be read is folded and counted as any other event, and
+// logged: the chain must cover it, and audit verify names it). An event
+// the books cannot fold (a wallet event that does not decode) is an
+// error; the chain has taken it, so handed again only the books retry it,
+// and an operator's skip leaves the chain whole.
 func (s *Signer) Handle(ctx context.Context, e eventstore.Event) error {
 	var seen *audit.Checkpoint
 	if e.Stream == audit.Stream {
 		c, err := decodeCheckpoint(e)
 		if err != nil {
-			return fmt.Errorf("checkpoint signer: %w", err)
+			s.log.Error("checkpoint event unreadable", "position", e.Position, "stream", e.Stream, "err", err)
+		} else {
+			seen = &c
 		}
-		seen = &c
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

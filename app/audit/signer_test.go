@@ -11,6 +11,7 @@ import (
 
 	"github.com/coinledger/coinledger/app/audit"
 	domain "github.com/coinledger/coinledger/domain/audit"
+	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/liability"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/esdb"
@@ -521,5 +522,51 @@ func TestSignerSnapshotRoundTrips(t *testing.T) {
 	}
 	if again, _ := other.Snapshot(); !bytes.Equal(snap, again) {
 		t.Fatal("a refused restore changed the state")
+	}
+}
+
+// TestSignerFoldsWhatItCannotRead: an unreadable checkpoint event is folded
+// (the chain covers it) without parking the signer; a wallet event the
+// books cannot decode is an error, and handing it again retries only the
+// books: the chain does not take it twice.
+func TestSignerFoldsWhatItCannotRead(t *testing.T) {
+	store := openStore(t)
+	k := newKeys(t)
+	ctx := context.Background()
+	if _, err := store.Append(ctx, domain.Stream, eventstore.NoStream, eventstore.EventData{Type: domain.TypeCheckpointSigned, Data: []byte(`{"number":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Append(ctx, ledger.StreamPrefix+"w", eventstore.NoStream, eventstore.EventData{Type: ledger.TypeWalletOpened, Data: []byte(`[1]`)}); err != nil {
+		t.Fatal(err)
+	}
+	events, err := store.ReadAll(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := audit.NewSigner(store, audit.SignerOptions{Keys: k.get, Every: -1, Interval: -1})
+	if err := s.Handle(ctx, events[0]); err != nil {
+		t.Fatalf("unreadable checkpoint event: %v", err)
+	}
+	var snaps [][]byte
+	for range 2 {
+		if err := s.Handle(ctx, events[1]); err == nil {
+			t.Fatal("an undecodable wallet event was folded")
+		}
+		snap, _ := s.Snapshot()
+		snaps = append(snaps, snap)
+	}
+	if !bytes.Equal(snaps[0], snaps[1]) {
+		t.Fatal("handing the failed event again changed the state")
+	}
+	want := audit.NewTally()
+	for _, e := range events {
+		want.Add(e)
+	}
+	restored := audit.NewTally()
+	if err := restored.UnmarshalBinary(snaps[1][4:]); err != nil { // after the signer's 1-byte version and three 1-byte counters
+		t.Fatal(err)
+	}
+	if restored.Chain != want.Chain {
+		t.Fatalf("chain %+v, want %+v", restored.Chain, want.Chain)
 	}
 }
