@@ -12,9 +12,9 @@
 //	                                 signed checkpoints and proofs of liabilities
 //	coinledger events export|import  move the event log between stores (NDJSON)
 //
-// Commands that need the store (users, events export, audit verify,
-// projections status) go through the running server's admin API when it
-// holds the embedded store's lock (remote.go).
+// Commands that need the store (users, events export, audit verify, audit
+// checkpoint(s), projections status) go through the running server's admin
+// API when it holds the embedded store's lock (remote.go).
 //
 // Configuration: a YAML file named by COINLEDGER_CONFIG (or -config), then
 // COINLEDGER_* environment variables; see config.go.
