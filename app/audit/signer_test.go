@@ -570,3 +570,40 @@ func TestSignerFoldsWhatItCannotRead(t *testing.T) {
 		t.Fatalf("chain %+v, want %+v", restored.Chain, want.Chain)
 	}
 }
+
+// BenchmarkSignerFold measures what the signer adds to every event the
+// service writes: folding it into the tally (chain, stream head, books).
+func BenchmarkSignerFold(b *testing.B) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "events.db"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := loadgen.WalletTraffic(ctx, store, loadgen.WalletOptions{Events: 20_000, Wallets: 4, Accounts: 500}); err != nil {
+		b.Fatal(err)
+	}
+	var events []eventstore.Event
+	for after := uint64(0); ; {
+		page, err := store.ReadAll(ctx, after, 4096)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		events = append(events, page...)
+		after = page[len(page)-1].Position
+	}
+	keys, _ := audit.NewKeyring(nil, time.Now())
+	b.ResetTimer()
+	for b.Loop() {
+		s := audit.NewSigner(store, audit.SignerOptions{Keys: func() (*audit.Keyring, error) { return keys, nil }, Every: -1, Interval: -1})
+		for _, e := range events {
+			if err := s.Handle(ctx, e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*len(events))/b.Elapsed().Seconds(), "events/s")
+}
