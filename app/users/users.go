@@ -52,15 +52,16 @@ type Options struct {
 	SnapshotEvery uint64
 	// Logger reports snapshots ignored or not saved (default slog.Default()).
 	Logger *slog.Logger
-	// APIKeys is the index AuthenticateAPIKey finds a key's owner in: a
-	// follower the projection runner feeds (NewAPIKeyIndex with Keyring).
-	// Default: an index nothing feeds, which finds no key (for commands
-	// that authenticate none).
-	APIKeys *APIKeyIndex
-	// APIKeysCaughtUp waits until APIKeys has handled every event appended
-	// to the log so far (the runner's CaughtUp for it). A key not in the
-	// index calls it, then is looked up again. nil: the index as it is.
-	APIKeysCaughtUp func(context.Context) error
+	// Directory is where token and API key checks read users' states: a
+	// follower the projection runner feeds (NewDirectory with Keyring).
+	// Default: a directory nothing feeds (for commands that authenticate
+	// nobody): token checks then read the user's stream, and no API key is
+	// known.
+	Directory *Directory
+	// DirectoryCaughtUp waits until Directory has handled every event
+	// appended to the log so far (the runner's CaughtUp for it); every
+	// check calls it first. nil: nothing feeds Directory.
+	DirectoryCaughtUp func(context.Context) error
 }
 
 func (o *Options) setDefaults() {
@@ -76,8 +77,8 @@ func (o *Options) setDefaults() {
 	if o.Keyring == nil {
 		o.Keyring = seal.Random()
 	}
-	if o.APIKeys == nil {
-		o.APIKeys = NewAPIKeyIndex(o.Keyring)
+	if o.Directory == nil {
+		o.Directory = NewDirectory(o.Keyring)
 	}
 }
 
@@ -89,10 +90,9 @@ type Service struct {
 	cost   int
 	now    func() time.Time
 	random io.Reader
-	keys   *APIKeyIndex
-	// keysCaughtUp waits until keys is current (nil: it is as it is).
-	keysCaughtUp func(context.Context) error
-	dir          directory
+	dir    *Directory
+	// caughtUp waits until dir is current (nil: nothing feeds it).
+	caughtUp func(context.Context) error
 }
 
 // New returns a service over store. cost is the bcrypt cost (0: bcrypt.DefaultCost).
@@ -110,8 +110,7 @@ func NewWithOptions(store eventstore.Store, opts Options) *Service {
 		repo.SetSnapshotter(snapshotter(opts))
 	}
 	return &Service{store: store, codec: c, cost: opts.BcryptCost, now: opts.Now, random: opts.Random,
-		keys: opts.APIKeys, keysCaughtUp: opts.APIKeysCaughtUp, repo: repo,
-		dir: directory{repo: repo, m: map[string]*cached{}}}
+		dir: opts.Directory, caughtUp: opts.DirectoryCaughtUp, repo: repo}
 }
 
 // newCodec returns the codec of user events, sealing their credential
@@ -277,14 +276,13 @@ type LoginTarget struct {
 // it. A username that is neither registered nor covered by a wildcard user
 // is its own account.
 //
-// It reads through the cache of user states that token checks use (a
-// catch-up read per stream), not a full load.
+// It reads the users' states where token checks do (the Directory).
 func (s *Service) LoginTarget(ctx context.Context, username string) (LoginTarget, error) {
 	// lookup reports whether name is registered, whether it is the
 	// wildcard user and whether it is enabled.
 	if identity.ValidUsername(username) {
 		var registered, wildcard bool
-		err := s.dir.current(ctx, username, func(u *identity.User) error {
+		err := s.current(ctx, username, func(u *identity.User) error {
 			registered, wildcard = u.Registered, u.Wildcard()
 			return nil
 		})
@@ -294,7 +292,7 @@ func (s *Service) LoginTarget(ctx context.Context, username string) (LoginTarget
 	}
 	if username != Anonymous {
 		var fallback bool
-		err := s.dir.current(ctx, Anonymous, func(u *identity.User) error {
+		err := s.current(ctx, Anonymous, func(u *identity.User) error {
 			fallback = acceptsUnknown(u)
 			return nil
 		})

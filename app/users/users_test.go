@@ -64,9 +64,9 @@ func newEnv(t testing.TB) *env {
 // second instance would see it: its API key index is fed by a runner of
 // its own.
 func (e *env) fresh() *users.Service {
-	keys := users.NewAPIKeyIndex(e.keys)
+	keys := users.NewDirectory(e.keys)
 	return users.NewWithOptions(e.store, users.Options{BcryptCost: bcrypt.MinCost, Now: e.clock.Now, Keyring: e.keys,
-		APIKeys: keys, APIKeysCaughtUp: follow(e.tb, e.store, filepath.Join(e.tb.TempDir(), "readmodels.db"), keys, projections.Options{})})
+		Directory: keys, DirectoryCaughtUp: follow(e.tb, e.store, filepath.Join(e.tb.TempDir(), "readmodels.db"), keys, projections.Options{})})
 }
 
 func (e *env) mustRegister(t testing.TB, name string, roles ...string) {

@@ -221,8 +221,8 @@ func usersService(cfg *Config, store eventstore.Store, snaps eventstore.Snapshot
 	opts := users.Options{BcryptCost: cfg.BcryptCost, Keyring: keyring,
 		Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg), Logger: logger}
 	if follow != nil {
-		opts.APIKeys = users.NewAPIKeyIndex(keyring)
-		opts.APIKeysCaughtUp = follow(opts.APIKeys)
+		opts.Directory = users.NewDirectory(keyring)
+		opts.DirectoryCaughtUp = follow(opts.Directory)
 	}
 	return users.NewWithOptions(store, opts), nil
 }

@@ -45,7 +45,7 @@ type testServer struct {
 	wallets *wallets.Service
 	issuer  *auth.Issuer
 	keyring *seal.Keyring
-	keys    *users.APIKeyIndex // the API key index every instance shares
+	keys    *users.Directory // the API key index every instance shares
 	logs    *syncBuffer
 }
 
@@ -95,7 +95,7 @@ func newTestServerOver(t *testing.T, configure func(*api.Deps), extra func(*sqli
 	}
 	keyring := seal.Random() // one seal key for every instance, as the data directory's
 	// One API key index, fed by the runner, for every instance.
-	keys := users.NewAPIKeyIndex(keyring)
+	keys := users.NewDirectory(keyring)
 	runner := projections.NewRunner(db, store, projections.Options{RetryMin: time.Millisecond, Logger: slog.New(slog.DiscardHandler)},
 		append([]projections.Projection{wallet.New(), userview.New(), projections.Follow(keys)}, extra(store)...)...)
 	done := make(chan error, 1)
@@ -105,7 +105,7 @@ func newTestServerOver(t *testing.T, configure func(*api.Deps), extra func(*sqli
 		t.Fatal(err)
 	}
 	ts := &testServer{Store: store, DB: db, Runner: runner, keyring: keyring, keys: keys,
-		Users:   users.NewWithOptions(store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: keyring, APIKeys: keys, APIKeysCaughtUp: keysCaughtUp(runner)}),
+		Users:   users.NewWithOptions(store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: keyring, Directory: keys, DirectoryCaughtUp: keysCaughtUp(runner)}),
 		wallets: wallets.New(store, wallets.Options{}), issuer: issuer, logs: &syncBuffer{}}
 	t.Cleanup(func() { // after every instance's own cleanup
 		cancel()
@@ -129,7 +129,7 @@ func newTestServerOver(t *testing.T, configure func(*api.Deps), extra func(*sqli
 // keysCaughtUp is the wiring's port for the API key index: the runner's
 // CaughtUp for it.
 func keysCaughtUp(r *projections.Runner) func(context.Context) error {
-	return func(ctx context.Context) error { return r.CaughtUp(ctx, users.APIKeyIndexName) }
+	return func(ctx context.Context) error { return r.CaughtUp(ctx, users.DirectoryName) }
 }
 
 // instance starts another API instance over ts's stores, with its own
@@ -139,7 +139,7 @@ func (ts *testServer) instance(t *testing.T, configure func(*api.Deps)) *testSer
 	t.Helper()
 	other := &testServer{Store: ts.Store, DB: ts.DB, Runner: ts.Runner, keyring: ts.keyring, keys: ts.keys,
 		Users: users.NewWithOptions(ts.Store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: ts.keyring,
-			APIKeys: ts.keys, APIKeysCaughtUp: keysCaughtUp(ts.Runner)}),
+			Directory: ts.keys, DirectoryCaughtUp: keysCaughtUp(ts.Runner)}),
 		wallets: ts.wallets, issuer: ts.issuer, logs: ts.logs}
 	other.serve(t, configure)
 	return other
