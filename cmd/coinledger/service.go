@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
+	"github.com/coinledger/coinledger/app/audit"
 	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/app/expiry"
 	"github.com/coinledger/coinledger/app/users"
@@ -133,17 +134,36 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	if err != nil {
 		return svc, err
 	}
+	auditDeps, err := svc.wireAudit(cfg, logger)
+	if err != nil {
+		return svc, err
+	}
 	// One runner follows the log for every read model and every in-memory
 	// follower the wiring above registered.
 	svc.runner = projections.NewRunner(db, svc.store, projections.Options{Logger: logger},
 		append(readModels(), svc.followers...)...)
 	a := api.New(api.Deps{Store: svc.store, StoreKind: storeKind(cfg.EventStore.Reveal()), DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
 		Issuer: issuer, ClientIP: clientIP, Logins: auth.NewLoginGuard(auth.DefaultLoginPolicy(), time.Now), Chains: chains,
-		Market: mkt, Alerts: alertSvc, Outbox: ob, Hooks: svc.hooks, Logger: logger, Version: version,
+		Market: mkt, Alerts: alertSvc, Outbox: ob, Audit: auditDeps, Hooks: svc.hooks, Logger: logger, Version: version,
 		Websocket: api.WebsocketLimits{MaxConnsPerUser: cfg.Websocket.MaxConnectionsPerUser,
 			MaxBufferedEvents: cfg.Websocket.MaxBufferedEvents}})
 	svc.handler, svc.shutdown = a, append(svc.shutdown, a.Shutdown)
 	return svc, nil
+}
+
+// wireAudit opens the checkpoint keyring (created at first start) and
+// registers the checkpoint signer, which follows the log and signs by
+// count and by time, and its prover of liabilities.
+func (s *service) wireAudit(cfg *Config, logger *slog.Logger) (api.AuditDeps, error) {
+	keys, err := auditKeys(cfg)
+	if err != nil {
+		return api.AuditDeps{}, err
+	}
+	signer := audit.NewSigner(s.store, audit.SignerOptions{Keys: keys, Every: cfg.Audit.CheckpointEvery,
+		Interval: cfg.Audit.CheckpointInterval, Logger: logger})
+	caughtUp := s.follow(signer)
+	s.workers = append(s.workers, func(ctx context.Context) error { return signer.Run(ctx, caughtUp) })
+	return api.AuditDeps{Signer: signer, Prover: audit.NewProver(s.store, keys, signer), Keys: keys}, nil
 }
 
 // follow registers f with the runner and returns a function that waits

@@ -76,6 +76,13 @@ func newTestServer(t *testing.T, configure func(*api.Deps)) *testServer {
 // newTestServerWith is newTestServer with extra projections on its runner.
 func newTestServerWith(t *testing.T, configure func(*api.Deps), extra ...projections.Projection) *testServer {
 	t.Helper()
+	return newTestServerOver(t, configure, func(*sqlite.Store) []projections.Projection { return extra })
+}
+
+// newTestServerOver is newTestServer with the projections extra makes over
+// the server's store on its runner (before configure is called).
+func newTestServerOver(t *testing.T, configure func(*api.Deps), extra func(*sqlite.Store) []projections.Projection) *testServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
 	store, err := sqlite.Open(ctx, filepath.Join(dir, "events.db"), sqlite.Options{})
@@ -90,7 +97,7 @@ func newTestServerWith(t *testing.T, configure func(*api.Deps), extra ...project
 	// One API key index, fed by the runner, for every instance.
 	keys := users.NewDirectory(keyring)
 	runner := projections.NewRunner(db, store, projections.Options{RetryMin: time.Millisecond, Logger: slog.New(slog.DiscardHandler)},
-		append([]projections.Projection{wallet.New(), userview.New(), projections.Follow(keys)}, extra...)...)
+		append([]projections.Projection{wallet.New(), userview.New(), projections.Follow(keys)}, extra(store)...)...)
 	done := make(chan error, 1)
 	go func() { done <- runner.Run(ctx) }()
 	issuer, err := auth.NewIssuer(auth.KeyOf([]byte("api-test-secret-api-test-secret-0123")))
