@@ -848,7 +848,7 @@ type Status struct {
 	// may Skip.
 	Skippable bool
 	// Ready reports that the projection has caught up to the store's head
-	// as it was when Run started (it may lag since).
+	// as it was when Run started (it may lag since) and is not parked.
 	Ready bool
 	// Position is the global position of the last event committed.
 	Position uint64
@@ -915,7 +915,7 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 		pr.mu.Lock()
 		pos, loaded := pr.pos, pr.loaded
 		st := Status{Name: name, Kind: KindReadModel, Head: head, Running: running, State: pr.state, Error: pr.err,
-			ParkedAt: pr.parkedAt, Failures: pr.failures, Ready: running && loaded && pr.pos >= pr.readyAt}
+			ParkedAt: pr.parkedAt, Failures: pr.failures, Ready: running && loaded && pr.pos >= pr.readyAt && pr.state != StateParked}
 		pr.mu.Unlock()
 		if m, ok := p.(*memory); ok {
 			st.Kind, st.Skippable = KindFollower, m.sideEffects()

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/coinledger/coinledger/domain/identity"
@@ -52,15 +53,25 @@ type Options struct {
 	SnapshotEvery uint64
 	// Logger reports snapshots ignored or not saved (default slog.Default()).
 	Logger *slog.Logger
-	// APIKeys is the index AuthenticateAPIKey finds a key's owner in: a
-	// follower the projection runner feeds (NewAPIKeyIndex with Keyring).
-	// Default: an index nothing feeds, which finds no key (for commands
-	// that authenticate none).
-	APIKeys *APIKeyIndex
-	// APIKeysCaughtUp waits until APIKeys has handled every event appended
-	// to the log so far (the runner's CaughtUp for it). A key not in the
-	// index calls it, then is looked up again. nil: the index as it is.
-	APIKeysCaughtUp func(context.Context) error
+	// Directory is where token and API key checks read users' states: a
+	// follower the projection runner feeds (NewDirectory with Keyring).
+	// Default: a directory nothing feeds (for commands that authenticate
+	// nobody): token checks then read the user's stream, and no API key is
+	// known.
+	Directory *Directory
+	// DirectoryAt waits until Directory has handled the log up to a
+	// position (the runner's WaitFor for it); every check calls it first.
+	// nil: nothing feeds Directory.
+	DirectoryAt func(ctx context.Context, position uint64) error
+	// SharedStore: other processes append to the store too (several
+	// instances over one EventStoreDB). A check then waits until the
+	// Directory has reached the log's head, since a revocation may have
+	// been written anywhere. Otherwise the store is this process's alone
+	// (the embedded store is locked by one), every user event is written
+	// through this service, and a check waits only for the service's own
+	// latest write (and, at its first check, for the head as it was): as
+	// exact, and no wait at all behind unrelated appends.
+	SharedStore bool
 }
 
 func (o *Options) setDefaults() {
@@ -76,8 +87,8 @@ func (o *Options) setDefaults() {
 	if o.Keyring == nil {
 		o.Keyring = seal.Random()
 	}
-	if o.APIKeys == nil {
-		o.APIKeys = NewAPIKeyIndex(o.Keyring)
+	if o.Directory == nil {
+		o.Directory = NewDirectory(o.Keyring)
 	}
 }
 
@@ -89,10 +100,14 @@ type Service struct {
 	cost   int
 	now    func() time.Time
 	random io.Reader
-	keys   *APIKeyIndex
-	// keysCaughtUp waits until keys is current (nil: it is as it is).
-	keysCaughtUp func(context.Context) error
-	dir          directory
+	dir    *Directory
+	// dirAt waits until dir has reached a position (nil: nothing feeds it).
+	dirAt  func(context.Context, uint64) error
+	shared bool
+	// written is the position of the service's latest append (or of the
+	// head at its first check); started: that head was read.
+	written *atomic.Uint64
+	started atomic.Bool
 }
 
 // New returns a service over store. cost is the bcrypt cost (0: bcrypt.DefaultCost).
@@ -104,14 +119,39 @@ func New(store eventstore.Store, cost int) *Service {
 func NewWithOptions(store eventstore.Store, opts Options) *Service {
 	opts.setDefaults()
 	c := newCodec(opts.Keyring)
-	repo := eventstore.NewRepository(store, c,
+	written := new(atomic.Uint64)
+	repo := eventstore.NewRepository(marking{Store: store, written: written}, c,
 		eventstore.Aggregate[*identity.User, identity.Event]{Initial: identity.New, Evolve: identity.Evolve})
 	if opts.Snapshots != nil {
 		repo.SetSnapshotter(snapshotter(opts))
 	}
 	return &Service{store: store, codec: c, cost: opts.BcryptCost, now: opts.Now, random: opts.Random,
-		keys: opts.APIKeys, keysCaughtUp: opts.APIKeysCaughtUp, repo: repo,
-		dir: directory{repo: repo, m: map[string]*cached{}}}
+		dir: opts.Directory, dirAt: opts.DirectoryAt, shared: opts.SharedStore, written: written, repo: repo}
+}
+
+// marking is the store as the service's repository sees it: it records
+// the position of every append that succeeds.
+type marking struct {
+	eventstore.Store
+	written *atomic.Uint64
+}
+
+func (m marking) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	res, err := m.Store.Append(ctx, stream, expected, events...)
+	if err == nil {
+		raise(m.written, res.Position)
+	}
+	return res, err
+}
+
+// raise sets v to p if p is greater.
+func raise(v *atomic.Uint64, p uint64) {
+	for {
+		cur := v.Load()
+		if p <= cur || v.CompareAndSwap(cur, p) {
+			return
+		}
+	}
 }
 
 // newCodec returns the codec of user events, sealing their credential
@@ -277,14 +317,13 @@ type LoginTarget struct {
 // it. A username that is neither registered nor covered by a wildcard user
 // is its own account.
 //
-// It reads through the cache of user states that token checks use (a
-// catch-up read per stream), not a full load.
+// It reads the users' states where token checks do (the Directory).
 func (s *Service) LoginTarget(ctx context.Context, username string) (LoginTarget, error) {
 	// lookup reports whether name is registered, whether it is the
 	// wildcard user and whether it is enabled.
 	if identity.ValidUsername(username) {
 		var registered, wildcard bool
-		err := s.dir.current(ctx, username, func(u *identity.User) error {
+		err := s.current(ctx, username, func(u *identity.User) error {
 			registered, wildcard = u.Registered, u.Wildcard()
 			return nil
 		})
@@ -294,7 +333,7 @@ func (s *Service) LoginTarget(ctx context.Context, username string) (LoginTarget
 	}
 	if username != Anonymous {
 		var fallback bool
-		err := s.dir.current(ctx, Anonymous, func(u *identity.User) error {
+		err := s.current(ctx, Anonymous, func(u *identity.User) error {
 			fallback = acceptsUnknown(u)
 			return nil
 		})

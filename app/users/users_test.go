@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,9 +65,10 @@ func newEnv(t testing.TB) *env {
 // second instance would see it: its API key index is fed by a runner of
 // its own.
 func (e *env) fresh() *users.Service {
-	keys := users.NewAPIKeyIndex(e.keys)
+	keys := users.NewDirectory(e.keys)
 	return users.NewWithOptions(e.store, users.Options{BcryptCost: bcrypt.MinCost, Now: e.clock.Now, Keyring: e.keys,
-		APIKeys: keys, APIKeysCaughtUp: follow(e.tb, e.store, filepath.Join(e.tb.TempDir(), "readmodels.db"), keys, projections.Options{})})
+		Directory: keys, DirectoryAt: follow(e.tb, e.store, filepath.Join(e.tb.TempDir(), "readmodels.db"), keys, projections.Options{}),
+		SharedStore: true})
 }
 
 func (e *env) mustRegister(t testing.TB, name string, roles ...string) {
@@ -608,4 +610,64 @@ func TestBootstrapAdmin(t *testing.T) {
 func hashB64(password string, salt []byte) string {
 	sum := sha256.Sum256(append([]byte(password), salt...))
 	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// TestExclusiveStoreChecksSeeOwnWritesAtOnce: a service whose store is its
+// own (SharedStore false, as the embedded store is) reads token and key
+// checks from the directory and sees each of its own writes on the very
+// next check (revocation, disable, key revocation), while appends to other
+// streams never make a check wait; users written before it started count
+// from its first check.
+func TestExclusiveStoreChecksSeeOwnWritesAtOnce(t *testing.T) {
+	e := newEnv(t)
+	e.mustRegister(t, "bob") // before the service below started
+	dir := users.NewDirectory(e.keys)
+	at := follow(t, e.store, filepath.Join(t.TempDir(), "readmodels.db"), dir, projections.Options{})
+	var waited atomic.Int64
+	svc := users.NewWithOptions(e.store, users.Options{BcryptCost: bcrypt.MinCost, Now: e.clock.Now, Keyring: e.keys,
+		Directory: dir, DirectoryAt: func(ctx context.Context, pos uint64) error {
+			waited.Store(int64(pos))
+			return at(ctx, pos)
+		}})
+	if _, err := svc.TokenAccess(ctx, "bob", t0, ""); err != nil {
+		t.Fatalf("bob, registered before the start: %v", err)
+	}
+	if err := svc.Register(ctx, admin, "alice", "", "password-alice", nil); err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := svc.IssueAPIKey(ctx, admin, "alice", "bot", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if _, err := e.store.Append(ctx, "other-stream", eventstore.Any, eventstore.EventData{Type: "test.noise", Data: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.TokenAccess(ctx, "alice", t0, ""); err != nil {
+			t.Fatalf("check %d: %v", i, err)
+		}
+	}
+	head, _ := e.store.Head(ctx)
+	if w := uint64(waited.Load()); w >= head {
+		t.Errorf("checks waited for position %d, the head (%d) moved only by other streams", w, head)
+	}
+	if _, err := svc.KeyAccess(ctx, secret); err != nil {
+		t.Fatalf("key: %v", err)
+	}
+	e.clock.Advance(time.Minute)
+	if err := svc.RevokeSessions(ctx, admin, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.TokenAccess(ctx, "alice", t0, ""); !errors.Is(err, users.ErrBadCredentials) {
+		t.Fatalf("token issued before the revocation: %v", err)
+	}
+	if err := svc.Disable(ctx, admin, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.KeyAccess(ctx, secret); !errors.Is(err, users.ErrBadCredentials) {
+		t.Fatalf("key of a disabled user: %v", err)
+	}
+	if _, err := svc.TokenAccess(ctx, "alice", t0.Add(2*time.Minute), ""); !errors.Is(err, users.ErrBadCredentials) {
+		t.Fatalf("token of a disabled user: %v", err)
+	}
 }

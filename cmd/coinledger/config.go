@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/http/ws"
@@ -65,6 +66,8 @@ type Config struct {
 	PriceFeeds PriceFeedsConfig `yaml:"price_feeds"`
 	// Websocket bounds the realtime endpoint /api/v1/ws.
 	Websocket WebsocketConfig `yaml:"websocket"`
+	// Audit configures signed checkpoints and proofs of liabilities.
+	Audit AuditConfig `yaml:"audit"`
 	// Wallets and Users are created (or brought in line) at every start.
 	Wallets []WalletSeed `yaml:"wallets"`
 	Users   []UserSeed   `yaml:"users"`
@@ -108,6 +111,24 @@ type WebsocketConfig struct {
 	MaxBufferedEvents int `yaml:"max_buffered_events"`
 }
 
+// AuditConfig configures the checkpoint signer.
+type AuditConfig struct {
+	// KeyFile holds the Ed25519 checkpoint signing key, the public halves
+	// of rotated-out keys and the secret liability salts derive from
+	// (COINLEDGER_AUDIT_KEY_FILE; default DATA_DIR/audit-keys.json),
+	// created with mode 0600 at first start. Instances sharing stores must
+	// share it; back it up apart from the store.
+	KeyFile string `yaml:"key_file"`
+	// CheckpointEvery is how many events (checkpoints not counted) pass
+	// between two checkpoints (COINLEDGER_CHECKPOINT_EVERY; 0: the default,
+	// 10,000; -1: never by count).
+	CheckpointEvery int `yaml:"checkpoint_every"`
+	// CheckpointInterval: when events arrived since the last checkpoint,
+	// one is made this often (COINLEDGER_CHECKPOINT_INTERVAL; 0: the
+	// default, 10m; negative: never by time).
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+}
+
 // minBufferedEvents: a connection must be able to take one whole batch of
 // the embedded store's subscription (4096 events) and then some.
 const minBufferedEvents = 4097
@@ -143,6 +164,9 @@ func (c *Config) setDefaults() {
 		c.Websocket.MaxBufferedEvents = ws.DefaultMaxBehind
 	}
 	c.HTTP = c.HTTP.withDefaults()
+	if c.Audit.KeyFile == "" {
+		c.Audit.KeyFile = filepath.Join(c.DataDir, "audit-keys.json")
+	}
 }
 
 // Validate reports every problem at once.
@@ -183,6 +207,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BcryptCost != 0 && (c.BcryptCost < 4 || c.BcryptCost > 31) {
 		errs = append(errs, fmt.Errorf("bcrypt_cost: %d is outside 4..31", c.BcryptCost))
+	}
+	if c.Audit.CheckpointEvery < -1 {
+		errs = append(errs, fmt.Errorf("audit.checkpoint_every: %d: want -1 (off), 0 (default) or a positive count", c.Audit.CheckpointEvery))
 	}
 	if c.SnapshotEvery < -1 {
 		errs = append(errs, fmt.Errorf("snapshot_every: %d: want -1 (off), 0 (default) or a positive count", c.SnapshotEvery))
@@ -225,6 +252,14 @@ func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
 	env(&c.AdminPassword, "COINLEDGER_ADMIN_PASSWORD")
 	env(&c.JWTSecret, "COINLEDGER_JWT_SECRET")
 	env(&c.SealKey, "COINLEDGER_SEAL_KEY")
+	env(&c.Audit.KeyFile, "COINLEDGER_AUDIT_KEY_FILE")
+	if v, ok := os.LookupEnv("COINLEDGER_CHECKPOINT_INTERVAL"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return nil, nil, fmt.Errorf("COINLEDGER_CHECKPOINT_INTERVAL: %q is not a duration (e.g. 10m)", v)
+		}
+		c.Audit.CheckpointInterval = d
+	}
 	if v, ok := os.LookupEnv("COINLEDGER_TRUSTED_PROXIES"); ok {
 		c.TrustedProxies = nil
 		for _, p := range strings.Split(v, ",") {
@@ -236,6 +271,7 @@ func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
 	for key, dst := range map[string]*int{
 		"COINLEDGER_BCRYPT_COST":                 &c.BcryptCost,
 		"COINLEDGER_SNAPSHOT_EVERY":              &c.SnapshotEvery,
+		"COINLEDGER_CHECKPOINT_EVERY":            &c.Audit.CheckpointEvery,
 		"COINLEDGER_WS_MAX_CONNECTIONS_PER_USER": &c.Websocket.MaxConnectionsPerUser,
 		"COINLEDGER_WS_MAX_BUFFERED_EVENTS":      &c.Websocket.MaxBufferedEvents,
 	} {

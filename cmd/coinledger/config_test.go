@@ -84,3 +84,29 @@ func TestServiceSnapshotsWalletsAndUsers(t *testing.T) {
 		t.Fatalf("snapshot_every -2: %v", err)
 	}
 }
+
+// TestAuditConfig: the checkpoint settings come from the environment,
+// default to DATA_DIR/audit-keys.json, and bad values are errors naming
+// the variable or key.
+func TestAuditConfig(t *testing.T) {
+	t.Setenv("COINLEDGER_CONFIG", "")
+	t.Setenv("COINLEDGER_DATA_DIR", "/srv/ledger")
+	t.Setenv("COINLEDGER_CHECKPOINT_EVERY", "500")
+	t.Setenv("COINLEDGER_CHECKPOINT_INTERVAL", "30s")
+	cfg, _, err := loadConfig("test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Audit.KeyFile != "/srv/ledger/audit-keys.json" || cfg.Audit.CheckpointEvery != 500 || cfg.Audit.CheckpointInterval.String() != "30s" {
+		t.Fatalf("audit config %+v", cfg.Audit)
+	}
+	for key, bad := range map[string]string{"COINLEDGER_CHECKPOINT_INTERVAL": "ten minutes", "COINLEDGER_CHECKPOINT_EVERY": "-2"} {
+		t.Run(key, func(t *testing.T) {
+			t.Setenv(key, bad)
+			_, _, err := loadConfig("test", nil)
+			if err == nil || !strings.Contains(err.Error(), map[string]string{"COINLEDGER_CHECKPOINT_INTERVAL": key, "COINLEDGER_CHECKPOINT_EVERY": "audit.checkpoint_every"}[key]) {
+				t.Fatalf("%s=%q: %v", key, bad, err)
+			}
+		})
+	}
+}

@@ -9,11 +9,13 @@
 //	coinledger projections list|rebuild|retry   act on the running server's read models
 //	coinledger followers list|retry|skip        act on the running server's followers
 //	coinledger audit verify          verify the log (chains, checkpoints, double entry, read models)
+//	coinledger audit checkpoint|checkpoints|public-key|rotate-key|verify-proof
+//	                                 signed checkpoints and proofs of liabilities
 //	coinledger events export|import  move the event log between stores (NDJSON)
 //
-// Commands that need the store (users, events export, audit verify,
-// projections status) go through the running server's admin API when it
-// holds the embedded store's lock (remote.go).
+// Commands that need the store (users, events export, audit verify, audit
+// checkpoint(s), projections status) go through the running server's admin
+// API when it holds the embedded store's lock (remote.go).
 //
 // Configuration: a YAML file named by COINLEDGER_CONFIG (or -config), then
 // COINLEDGER_* environment variables; see config.go.
@@ -55,6 +57,8 @@ commands:
   followers retry NAME   resume a parked follower
   followers skip NAME    skip the event a parked side-effecting follower is stuck at
   audit verify           verify the log: chains, checkpoints, double entry, read models
+  audit checkpoint       sign a checkpoint of the log now (checkpoints -o FILE: export them;
+                         public-key -o FILE; rotate-key; verify-proof -proof F -account W/A -key K)
   events export|import   write the event log as NDJSON; import such a file into an empty store
   notify [-coin C] TXID  post a walletnotify to the running service (bitcoin.conf: walletnotify=coinledger notify %s)
   users ...              add users, grant and revoke, hash passwords, import Graphene maps
@@ -169,8 +173,12 @@ func dispatch(ctx context.Context, args []string) error {
 	case cmd == "audit" && sub == "verify":
 		return auditVerify(ctx, rest[1:])
 	case cmd == "audit" && (sub == "help" || sub == "-h" || sub == "--help"):
-		os.Stdout.WriteString(auditUsage)
+		os.Stdout.WriteString(auditUsage + "\n" + auditSigningUsage)
 		return nil
+	case cmd == "audit":
+		if ok, err := auditSigningCmd(ctx, sub, rest[1:]); ok {
+			return err
+		}
 	case cmd == "events":
 		return eventsCmd(ctx, rest)
 	case cmd == "users":

@@ -270,35 +270,63 @@ func keyFile(cfg *Config, name string, secret Secret) ([]byte, error) {
 // either no file or the whole file. A key must not be lost after events
 // sealed or signed with it were acknowledged.
 func createSynced(path string, b []byte) (created bool, err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	tmp, err := syncedTemp(path, b)
 	if err != nil {
 		return false, err
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Close(); err != nil {
-		return false, err
-	}
-	if err := os.Link(tmp.Name(), path); errors.Is(err, os.ErrExist) {
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); errors.Is(err, os.ErrExist) {
 		return false, nil
 	} else if err != nil {
 		return false, err
 	}
+	return true, syncDir(path)
+}
+
+// replaceSynced replaces path with a file of mode 0600 holding b, durably
+// and atomically: readers see the old file or the new one, whole.
+func replaceSynced(path string, b []byte) error {
+	tmp, err := syncedTemp(path, b)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(path)
+}
+
+// syncedTemp writes b, synced, to a new temporary file of mode 0600 beside
+// path and returns its name.
+func syncedTemp(path string, b []byte) (string, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return "", err
+	}
+	err = tmp.Chmod(0o600)
+	if err == nil {
+		_, err = tmp.Write(b)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	return tmp.Name(), nil
+}
+
+// syncDir syncs the directory of path, so a new name in it is durable.
+func syncDir(path string) error {
 	dir, err := os.Open(filepath.Dir(path))
 	if err != nil {
-		return true, err
+		return err
 	}
 	defer dir.Close()
-	return true, dir.Sync()
+	return dir.Sync()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
+	"github.com/coinledger/coinledger/app/audit"
 	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/app/expiry"
 	"github.com/coinledger/coinledger/app/users"
@@ -83,7 +84,7 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 		svc.closers = append(svc.closers, s.Close)
 		snaps = s
 	}
-	userSvc, err := usersService(cfg, svc.store, snaps, logger, svc.follow)
+	userSvc, err := usersService(cfg, svc.store, snaps, logger, svc.followAt)
 	if err != nil {
 		return svc, err
 	}
@@ -133,17 +134,36 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	if err != nil {
 		return svc, err
 	}
+	auditDeps, err := svc.wireAudit(cfg, logger)
+	if err != nil {
+		return svc, err
+	}
 	// One runner follows the log for every read model and every in-memory
 	// follower the wiring above registered.
 	svc.runner = projections.NewRunner(db, svc.store, projections.Options{Logger: logger},
 		append(readModels(), svc.followers...)...)
 	a := api.New(api.Deps{Store: svc.store, StoreKind: storeKind(cfg.EventStore.Reveal()), DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
 		Issuer: issuer, ClientIP: clientIP, Logins: auth.NewLoginGuard(auth.DefaultLoginPolicy(), time.Now), Chains: chains,
-		Market: mkt, Alerts: alertSvc, Outbox: ob, Hooks: svc.hooks, Logger: logger, Version: version,
+		Market: mkt, Alerts: alertSvc, Outbox: ob, Audit: auditDeps, Hooks: svc.hooks, Logger: logger, Version: version,
 		Websocket: api.WebsocketLimits{MaxConnsPerUser: cfg.Websocket.MaxConnectionsPerUser,
 			MaxBufferedEvents: cfg.Websocket.MaxBufferedEvents}})
 	svc.handler, svc.shutdown = a, append(svc.shutdown, a.Shutdown)
 	return svc, nil
+}
+
+// wireAudit opens the checkpoint keyring (created at first start) and
+// registers the checkpoint signer, which follows the log and signs by
+// count and by time, and its prover of liabilities.
+func (s *service) wireAudit(cfg *Config, logger *slog.Logger) (api.AuditDeps, error) {
+	keys, err := auditKeys(cfg)
+	if err != nil {
+		return api.AuditDeps{}, err
+	}
+	signer := audit.NewSigner(s.store, audit.SignerOptions{Keys: keys, Every: cfg.Audit.CheckpointEvery,
+		Interval: cfg.Audit.CheckpointInterval, Logger: logger})
+	caughtUp := s.follow(signer)
+	s.workers = append(s.workers, func(ctx context.Context) error { return signer.Run(ctx, caughtUp) })
+	return api.AuditDeps{Signer: signer, Prover: audit.NewProver(s.store, keys, signer), Keys: keys}, nil
 }
 
 // follow registers f with the runner and returns a function that waits
@@ -153,6 +173,14 @@ func (s *service) follow(f projections.Follower) func(context.Context) error {
 	s.followers = append(s.followers, projections.Follow(f))
 	name := f.Name()
 	return func(ctx context.Context) error { return s.runner.CaughtUp(ctx, name) }
+}
+
+// followAt is follow with the other port: a function that waits until f
+// has handled the log up to a position.
+func (s *service) followAt(f projections.Follower) func(context.Context, uint64) error {
+	s.followers = append(s.followers, projections.Follow(f))
+	name := f.Name()
+	return func(ctx context.Context, pos uint64) error { return s.runner.WaitFor(ctx, name, pos) }
 }
 
 // close releases everything, last opened first.
@@ -185,7 +213,7 @@ func snapshotEvery(cfg *Config) uint64 { return uint64(max(cfg.SnapshotEvery, 0)
 // registers its API key index with the runner (nil: no index is fed, for
 // commands that authenticate no API key).
 func usersService(cfg *Config, store eventstore.Store, snaps eventstore.SnapshotStore, logger *slog.Logger,
-	follow func(projections.Follower) func(context.Context) error) (*users.Service, error) {
+	follow func(projections.Follower) func(context.Context, uint64) error) (*users.Service, error) {
 	secret, err := keyFile(cfg, "seal.key", cfg.SealKey)
 	if err != nil {
 		return nil, fmt.Errorf("seal key: %w", err)
@@ -201,8 +229,11 @@ func usersService(cfg *Config, store eventstore.Store, snaps eventstore.Snapshot
 	opts := users.Options{BcryptCost: cfg.BcryptCost, Keyring: keyring,
 		Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg), Logger: logger}
 	if follow != nil {
-		opts.APIKeys = users.NewAPIKeyIndex(keyring)
-		opts.APIKeysCaughtUp = follow(opts.APIKeys)
+		opts.Directory = users.NewDirectory(keyring)
+		opts.DirectoryAt = follow(opts.Directory)
+		// The embedded store is locked by this process: every user event
+		// is written here. Another store may have other writers.
+		opts.SharedStore = storeKind(cfg.EventStore.Reveal()) != "sqlite"
 	}
 	return users.NewWithOptions(store, opts), nil
 }

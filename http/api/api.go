@@ -42,6 +42,9 @@ type Deps struct {
 	Market    *market.Service     // price ticks
 	Alerts    *alerting.Service   // price alerts
 	Outbox    *outbox.Notifier    // alert deliveries
+	// Audit signs checkpoints and answers liability proofs (zero: the
+	// endpoints that need it answer 503 signer_unavailable).
+	Audit AuditDeps
 	// Websocket limits the realtime endpoint (zero fields: ws defaults).
 	Websocket WebsocketLimits
 	// Hooks, when set, takes the notification POSTs of external services
@@ -116,6 +119,9 @@ func New(d Deps) *API {
 	v1 := e.Group("/api/v1")
 	v1.POST("/auth/login", h.login)
 	v1.POST("/auth/token", h.token)
+	// Public keys are public: whoever holds a checkpoint or a proof may
+	// fetch them to verify it.
+	v1.GET("/audit/public-key", h.publicKeys)
 
 	// The ws package speaks the protocol and authenticates by header or
 	// first message; wsPrincipal checks credentials and wallet
@@ -153,6 +159,8 @@ func New(d Deps) *API {
 	in.GET("/events/stream", h.streamEvents, requireRole(identity.RoleAuditor))
 	in.GET("/events/export", h.exportEvents, requireAdmin)
 	in.GET("/streams/:stream", h.getStream, requireRole(identity.RoleAuditor))
+	in.GET("/audit/checkpoints", h.listCheckpoints, requireRole(identity.RoleAuditor))
+	in.POST("/audit/checkpoints", h.createCheckpoint, requireRole(identity.RoleAuditor))
 	in.GET("/wallets", h.listWallets)
 	in.POST("/wallets", h.createWallet, requireAdmin)
 
@@ -165,6 +173,7 @@ func New(d Deps) *API {
 	w.GET("/accounts/:account", h.getAccount, h.walletAccess(ledger.PermRead))
 	w.GET("/accounts/:account/entries", h.entries, h.walletAccess(ledger.PermRead))
 	w.GET("/accounts/:account/balance", h.balanceAt, h.walletAccess(ledger.PermRead))
+	w.GET("/accounts/:account/liability-proof", h.liabilityProof, h.walletAccess(ledger.PermRead))
 	w.POST("/accounts/:account/imports", h.importBalance, h.walletAccess(""), requireAdmin)
 	w.POST("/accounts/:account/holds", h.placeHold, h.walletAccess(ledger.PermFreeze))
 	w.GET("/holds/:id", h.getHold, h.walletAccess(ledger.PermRead))

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/coinledger/coinledger/app/alerting"
+	"github.com/coinledger/coinledger/app/audit"
 	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/app/outbox"
 	"github.com/coinledger/coinledger/app/users"
@@ -91,6 +92,10 @@ var statusOf = []struct {
 	{projections.ErrNotSkippable, http.StatusConflict, "follower_not_skippable", "only a side-effect follower may skip an event"},
 	{projections.ErrRebuilding, http.StatusConflict, "projection_rebuilding", "the read model is already being rebuilt"},
 	{projections.ErrJobNotFound, http.StatusNotFound, "not_found", ""},
+	{audit.ErrUnknownCheckpoint, http.StatusNotFound, "unknown_checkpoint", ""},
+	{audit.ErrUnknownAccount, http.StatusNotFound, "unknown_account", ""},
+	{audit.ErrSignerStopped, http.StatusServiceUnavailable, "signer_unavailable",
+		"the checkpoint signer is not running or could not catch up with the log in time; retry"},
 	{ledger.ErrAccountExists, http.StatusConflict, "account_exists", ""},
 	{ledger.ErrHoldExists, http.StatusConflict, "hold_exists", ""},
 	{identity.ErrUserExists, http.StatusConflict, "user_exists", ""},

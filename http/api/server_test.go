@@ -45,7 +45,7 @@ type testServer struct {
 	wallets *wallets.Service
 	issuer  *auth.Issuer
 	keyring *seal.Keyring
-	keys    *users.APIKeyIndex // the API key index every instance shares
+	keys    *users.Directory // the API key index every instance shares
 	logs    *syncBuffer
 }
 
@@ -76,6 +76,13 @@ func newTestServer(t *testing.T, configure func(*api.Deps)) *testServer {
 // newTestServerWith is newTestServer with extra projections on its runner.
 func newTestServerWith(t *testing.T, configure func(*api.Deps), extra ...projections.Projection) *testServer {
 	t.Helper()
+	return newTestServerOver(t, configure, func(*sqlite.Store) []projections.Projection { return extra })
+}
+
+// newTestServerOver is newTestServer with the projections extra makes over
+// the server's store on its runner (before configure is called).
+func newTestServerOver(t *testing.T, configure func(*api.Deps), extra func(*sqlite.Store) []projections.Projection) *testServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
 	store, err := sqlite.Open(ctx, filepath.Join(dir, "events.db"), sqlite.Options{})
@@ -88,9 +95,9 @@ func newTestServerWith(t *testing.T, configure func(*api.Deps), extra ...project
 	}
 	keyring := seal.Random() // one seal key for every instance, as the data directory's
 	// One API key index, fed by the runner, for every instance.
-	keys := users.NewAPIKeyIndex(keyring)
+	keys := users.NewDirectory(keyring)
 	runner := projections.NewRunner(db, store, projections.Options{RetryMin: time.Millisecond, Logger: slog.New(slog.DiscardHandler)},
-		append([]projections.Projection{wallet.New(), userview.New(), projections.Follow(keys)}, extra...)...)
+		append([]projections.Projection{wallet.New(), userview.New(), projections.Follow(keys)}, extra(store)...)...)
 	done := make(chan error, 1)
 	go func() { done <- runner.Run(ctx) }()
 	issuer, err := auth.NewIssuer(auth.KeyOf([]byte("api-test-secret-api-test-secret-0123")))
@@ -98,7 +105,7 @@ func newTestServerWith(t *testing.T, configure func(*api.Deps), extra ...project
 		t.Fatal(err)
 	}
 	ts := &testServer{Store: store, DB: db, Runner: runner, keyring: keyring, keys: keys,
-		Users:   users.NewWithOptions(store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: keyring, APIKeys: keys, APIKeysCaughtUp: keysCaughtUp(runner)}),
+		Users:   users.NewWithOptions(store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: keyring, Directory: keys, DirectoryAt: directoryAt(runner), SharedStore: true}),
 		wallets: wallets.New(store, wallets.Options{}), issuer: issuer, logs: &syncBuffer{}}
 	t.Cleanup(func() { // after every instance's own cleanup
 		cancel()
@@ -119,10 +126,10 @@ func newTestServerWith(t *testing.T, configure func(*api.Deps), extra ...project
 	return ts
 }
 
-// keysCaughtUp is the wiring's port for the API key index: the runner's
-// CaughtUp for it.
-func keysCaughtUp(r *projections.Runner) func(context.Context) error {
-	return func(ctx context.Context) error { return r.CaughtUp(ctx, users.APIKeyIndexName) }
+// directoryAt is the wiring's port for the user directory: the runner's
+// WaitFor for it. (The test's instances share one store: SharedStore.)
+func directoryAt(r *projections.Runner) func(context.Context, uint64) error {
+	return func(ctx context.Context, pos uint64) error { return r.WaitFor(ctx, users.DirectoryName, pos) }
 }
 
 // instance starts another API instance over ts's stores, with its own
@@ -132,7 +139,7 @@ func (ts *testServer) instance(t *testing.T, configure func(*api.Deps)) *testSer
 	t.Helper()
 	other := &testServer{Store: ts.Store, DB: ts.DB, Runner: ts.Runner, keyring: ts.keyring, keys: ts.keys,
 		Users: users.NewWithOptions(ts.Store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: ts.keyring,
-			APIKeys: ts.keys, APIKeysCaughtUp: keysCaughtUp(ts.Runner)}),
+			Directory: ts.keys, DirectoryAt: directoryAt(ts.Runner), SharedStore: true}),
 		wallets: ts.wallets, issuer: ts.issuer, logs: ts.logs}
 	other.serve(t, configure)
 	return other

@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -45,6 +47,55 @@ type Issuer struct {
 	RefreshTTL time.Duration
 	Leeway     time.Duration
 	Now        func() time.Time
+
+	verified verified
+}
+
+// verified remembers the claims of tokens that verified, by token, so that
+// a client presenting the same token on every request pays for the HMAC
+// and the JSON decoding once. Only the expiry is checked again on a hit:
+// the other checks (signature, algorithm, key, not before, issued at)
+// cannot turn from pass to fail as time goes on. Revocations are not
+// Verify's business: the caller checks the user's state on every request.
+type verified struct {
+	mu sync.Mutex
+	m  map[string]verifiedToken
+}
+
+type verifiedToken struct {
+	claims Claims
+	exp    time.Time
+}
+
+// maxVerified bounds the tokens remembered; when full, one is forgotten.
+const maxVerified = 4096
+
+func (v *verified) get(token string) (Claims, time.Time, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	t, ok := v.m[token]
+	return t.claims, t.exp, ok
+}
+
+func (v *verified) put(token string, c Claims) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil {
+		v.m = make(map[string]verifiedToken)
+	}
+	if len(v.m) >= maxVerified {
+		for k := range v.m {
+			delete(v.m, k)
+			break
+		}
+	}
+	v.m[token] = verifiedToken{claims: c, exp: c.ExpiresAt.Time}
+}
+
+func (v *verified) forget(token string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.m, token)
 }
 
 // NewIssuer returns an issuer with the default lifetimes: access 30 min,
@@ -103,6 +154,13 @@ func (i *Issuer) Issue(kind, subject string, roles []string, family, id string) 
 
 // Verify checks a token's signature (HS256 only), kind and times.
 func (i *Issuer) Verify(token, kind string) (*Claims, error) {
+	if c, exp, ok := i.verified.get(token); ok {
+		if !i.now().Before(exp.Add(i.Leeway)) {
+			i.verified.forget(token)
+			return nil, fmt.Errorf("%w: token is expired", ErrInvalidToken)
+		}
+		return checkKind(c, kind)
+	}
 	var c Claims
 	_, err := jwt.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
@@ -117,10 +175,24 @@ func (i *Issuer) Verify(token, kind string) (*Claims, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
+	i.verified.put(token, c)
+	return checkKind(c, kind)
+}
+
+// checkKind returns a copy of c if it is a token of kind with a subject.
+func checkKind(c Claims, kind string) (*Claims, error) {
 	if c.Kind != kind || c.Subject == "" {
 		return nil, fmt.Errorf("%w: want a %s token", ErrInvalidToken, kind)
 	}
+	c.Roles = slices.Clone(c.Roles)
 	return &c, nil
+}
+
+func (i *Issuer) now() time.Time {
+	if i.Now != nil {
+		return i.Now()
+	}
+	return time.Now()
 }
 
 func randomID() string {

@@ -84,3 +84,44 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("old token after its key was dropped: %v", err)
 	}
 }
+
+// TestVerifiedTokenExpiresFromTheCache: a token verified once is
+// remembered, but expires on time, keeps its kind, and hands out a copy.
+func TestVerifiedTokenExpiresFromTheCache(t *testing.T) {
+	i := issuer(t)
+	now := time.Now()
+	i.Now = func() time.Time { return now }
+	tok, ttl, _ := i.Issue(Access, "alice", []string{"admin"}, "", "")
+	c, err := i.Verify(tok, Access)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Roles[0] = "changed by a caller"
+	if c, err = i.Verify(tok, Access); err != nil || c.Roles[0] != "admin" {
+		t.Fatalf("second verify: %+v %v", c, err)
+	}
+	if _, err := i.Verify(tok, Refresh); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("remembered access token accepted as refresh: %v", err)
+	}
+	now = now.Add(ttl + i.Leeway - time.Second)
+	if _, err := i.Verify(tok, Access); err != nil {
+		t.Fatalf("within the leeway: %v", err)
+	}
+	now = now.Add(2 * time.Second)
+	if _, err := i.Verify(tok, Access); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("expired token from the cache: %v", err)
+	}
+	if _, err := i.Verify(tok, Access); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("expired token verified again: %v", err)
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	i := issuer(b)
+	tok, _, _ := i.Issue(Access, "alice", []string{"admin"}, "", "")
+	for b.Loop() {
+		if _, err := i.Verify(tok, Access); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -21,6 +21,25 @@ import (
 func RunFollower(tb testing.TB, store eventstore.Store, path string, f projections.Follower, opts projections.Options) (
 	caughtUp func(context.Context) error, stop func()) {
 	tb.Helper()
+	r, stop := runFollower(tb, store, path, f, opts)
+	name := f.Name()
+	return func(ctx context.Context) error { return r.CaughtUp(ctx, name) }, stop
+}
+
+// RunFollowerAt is RunFollower with the other port for f: a function that
+// waits until f has handled the log up to a position (the runner's
+// WaitFor).
+func RunFollowerAt(tb testing.TB, store eventstore.Store, path string, f projections.Follower, opts projections.Options) (
+	at func(context.Context, uint64) error, stop func()) {
+	tb.Helper()
+	r, stop := runFollower(tb, store, path, f, opts)
+	name := f.Name()
+	return func(ctx context.Context, pos uint64) error { return r.WaitFor(ctx, name, pos) }, stop
+}
+
+func runFollower(tb testing.TB, store eventstore.Store, path string, f projections.Follower, opts projections.Options) (
+	*projections.Runner, func()) {
+	tb.Helper()
 	db, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		tb.Fatal(err)
@@ -31,7 +50,7 @@ func RunFollower(tb testing.TB, store eventstore.Store, path string, f projectio
 	r := projections.NewRunner(db, store, opts, projections.Follow(f))
 	stopRunner := background.Run(tb, false, r.Run)
 	var once sync.Once
-	stop = func() {
+	stop := func() {
 		once.Do(func() {
 			if err := stopRunner(); err != nil {
 				tb.Errorf("runner of %s: %v", f.Name(), err)
@@ -40,6 +59,5 @@ func RunFollower(tb testing.TB, store eventstore.Store, path string, f projectio
 		})
 	}
 	tb.Cleanup(stop)
-	name := f.Name()
-	return func(ctx context.Context) error { return r.CaughtUp(ctx, name) }, stop
+	return r, stop
 }
