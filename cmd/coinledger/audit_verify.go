@@ -6,12 +6,12 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/ed25519"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -51,8 +51,10 @@ Sources: -file reads an export (events export; offline). Otherwise the configure
 while a running server holds it (or with -url), the server's API (GET /api/v1/events,
 for auditors; events shown redacted are linked, not rehashed).
 
--key FILE holds the signing keys' public halves (GET /api/v1/audit/public-key, or a bare
-key in hex); repeatable. Without one, signatures are not checked. -checkpoints FILE holds
+-key FILE holds the signing keys' public halves (audit public-key, GET /api/v1/audit/public-key,
+or one key in hex); repeatable. Without one, offline the data directory's key file is used
+(with its salt secret: liability roots are checked too), through a server the keys it serves;
+with neither, signatures are not checked. -checkpoints FILE holds
 checkpoints received out of band (a JSON array, one object a line, or {"checkpoints":[…]}).
 
 The exit status is 1 when anything is found.
@@ -116,6 +118,11 @@ func auditVerify(ctx context.Context, args []string) error {
 		default:
 			defer closeStores()
 			src = &storeSource{store: store, db: db}
+		}
+	}
+	if len(keyFiles) == 0 {
+		if err := defaultKeys(ctx, cfg, src, &opts); err != nil {
+			return fmt.Errorf("audit verify: keys: %w", err)
 		}
 	}
 	report, err := verifyLog(ctx, src, opts, func(report *appaudit.Report, t *appaudit.Tally) error {
@@ -250,38 +257,56 @@ func printReport(w io.Writer, r appaudit.Report) {
 }
 
 // readKeys adds the public keys of a key file to keys: the published form
-// ({"keys":[{"id","algorithm":"ed25519","public_key":hex,…}]}) or one bare
-// key in hex.
+// (audit public-key, GET /api/v1/audit/public-key) or one key in hex.
 func readKeys(name string, keys map[string]ed25519.PublicKey) error {
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return err
 	}
-	var pubs []string
-	if raw := bytes.TrimSpace(data); len(raw) > 0 && raw[0] != '{' {
-		pubs = []string{string(raw)}
-	} else {
-		var f struct {
-			Keys []struct {
-				PublicKey string `json:"public_key"`
-			} `json:"keys"`
-		}
-		if err := json.Unmarshal(data, &f); err != nil {
-			return fmt.Errorf("key file %s: %w", name, err)
-		}
-		for _, k := range f.Keys {
-			pubs = append(pubs, k.PublicKey)
-		}
+	pubs, err := appaudit.ParsePublicKeys(data)
+	if err != nil {
+		return fmt.Errorf("key file %s: %w", name, err)
 	}
-	if len(pubs) == 0 {
-		return fmt.Errorf("key file %s: no keys", name)
-	}
-	for _, p := range pubs {
-		pub, err := hex.DecodeString(p)
-		if err != nil || len(pub) != ed25519.PublicKeySize {
-			return fmt.Errorf("key file %s: want ed25519 public keys of %d bytes in hex", name, ed25519.PublicKeySize)
+	maps.Copy(keys, appaudit.VerifyingKeys(pubs))
+	return nil
+}
+
+// defaultKeys finds keys when no -key was given: offline, the data
+// directory's key file (its public keys and the liability salt secret,
+// so the liability roots are checked too); through a server, the keys it
+// serves. It says on standard error where they come from.
+func defaultKeys(ctx context.Context, cfg *Config, src auditSource, opts *appaudit.Options) error {
+	switch src := src.(type) {
+	case *storeSource:
+		k, err := readKeyring(auditKeyPath(cfg))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
 		}
-		keys[audit.KeyID(pub)] = pub
+		if err != nil {
+			return err
+		}
+		opts.Keys, opts.Secret = k.Verifying(), k.SaltSecret()
+		fmt.Fprintf(os.Stderr, "audit verify: checkpoint keys and salt secret from %s (an independent audit gives -key)\n", auditKeyPath(cfg))
+	case *remoteSource:
+		resp, err := src.r.stream(ctx, "/audit/public-key")
+		var pe *problemError
+		if errors.As(err, &pe) && pe.Status == http.StatusNotFound {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err != nil {
+			return err
+		}
+		pubs, err := appaudit.ParsePublicKeys(data)
+		if err != nil {
+			return fmt.Errorf("the server's public keys: %w", err)
+		}
+		opts.Keys = appaudit.VerifyingKeys(pubs)
+		fmt.Fprintf(os.Stderr, "audit verify: checkpoint keys as the server serves them (an independent audit gives -key)\n")
 	}
 	return nil
 }

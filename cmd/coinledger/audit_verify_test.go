@@ -465,7 +465,8 @@ func writeFile(t *testing.T, name, data string) {
 // TestAuditVerifyAgainstRunningServer: while a server holds the store,
 // audit verify reads the log through the API (no lock error): as admin
 // from the export, as an auditor from GET /api/v1/events; both match the
-// checkpoint in the log, and the exit status says ok.
+// checkpoint the server signed, with the keys it serves, and the exit
+// status says ok.
 func TestAuditVerifyAgainstRunningServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -479,9 +480,10 @@ func TestAuditVerifyAgainstRunningServer(t *testing.T) {
 		"roles": []string{"auditor"}}, http.StatusCreated, &struct{}{}); err != nil {
 		t.Fatal(err)
 	}
-	appendCheckpoint(t, s.svc.store, testKey(1), 1)
-	keyFile := filepath.Join(dir, "key.hex")
-	writeFile(t, keyFile, hex.EncodeToString(testKey(1).Public().(ed25519.PublicKey)))
+	// The server signs a checkpoint on demand (the signer follows the log).
+	if err := s.c.postJSON("/audit/checkpoints", nil, http.StatusCreated, &struct{}{}); err != nil {
+		t.Fatal(err)
+	}
 	auditor := newBenchClient(s.c.base, 1)
 	var tok struct {
 		AccessToken string `json:"access_token"`
@@ -491,11 +493,22 @@ func TestAuditVerifyAgainstRunningServer(t *testing.T) {
 	}
 	for who, token := range map[string]string{"admin": s.c.token, "auditor": tok.AccessToken} {
 		t.Setenv("COINLEDGER_TOKEN", token)
-		out, err := runCLI(ctx, t, "", "audit", "verify", "-json", "-key", keyFile)
+		// Without -key, the keys the server serves.
+		out, err := runCLI(ctx, t, "", "audit", "verify", "-json")
 		var r appaudit.Report
-		if err != nil || json.Unmarshal([]byte(out), &r) != nil || !r.OK() || r.Checkpoints != 1 || r.Events == 0 {
+		if err != nil || json.Unmarshal([]byte(out), &r) != nil || !r.OK() || r.Checkpoints != 1 || r.Unsigned || r.Events == 0 {
 			t.Fatalf("%s: %v\n%s", who, err, out)
 		}
+	}
+	// Offline once the server has stopped: the data directory's key file
+	// (liability roots recomputed with its salt secret) and the read
+	// models beside the store.
+	s.checkpointsStored(ctx, t)
+	s.stop()
+	out, err := runCLI(ctx, t, "", "audit", "verify", "-json")
+	var r appaudit.Report
+	if err != nil || json.Unmarshal([]byte(out), &r) != nil || !r.OK() || r.Checkpoints != 1 || r.Unsigned {
+		t.Fatalf("offline: %v\n%s", err, out)
 	}
 }
 
