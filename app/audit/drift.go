@@ -7,7 +7,6 @@ import (
 	"math"
 	"slices"
 	"sort"
-	"strings"
 
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/projections"
@@ -155,14 +154,4 @@ func depositDrift(ctx context.Context, db projections.DB, v *Verifier, drift fun
 		}
 	}
 	return nil
-}
-
-// String lists a report's findings, one a line.
-func (r Report) String() string {
-	var b strings.Builder
-	for _, f := range r.Findings {
-		b.WriteString(f.String())
-		b.WriteByte('\n')
-	}
-	return b.String()
 }

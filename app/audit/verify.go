@@ -602,3 +602,13 @@ type Report struct {
 
 // OK reports whether the pass found nothing wrong.
 func (r Report) OK() bool { return len(r.Findings) == 0 }
+
+// String lists a report's findings, one a line.
+func (r Report) String() string {
+	var b strings.Builder
+	for _, f := range r.Findings {
+		b.WriteString(f.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}

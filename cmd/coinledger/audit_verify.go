@@ -72,13 +72,13 @@ func auditVerify(ctx context.Context, args []string) error {
 	fs.Var(&keyFiles, "key", "file of public keys that sign checkpoints (repeatable)")
 	cpFile := fs.String("checkpoints", "", "file of checkpoints received out of band")
 	asJSON := fs.Bool("json", false, "write the report as JSON")
-	max := fs.Int("max-findings", appaudit.DefaultMaxPerCode, "findings shown per code")
+	maxFindings := fs.Int("max-findings", appaudit.DefaultMaxPerCode, "findings shown per code")
 	chains := fs.Bool("chains", true, "reconcile each configured coin with its node's wallet (not with -file)")
 	rf := addRemoteFlags(fs)
 	if _, err := parseFlags(fs, auditUsage, args, 0); err != nil {
 		return err
 	}
-	opts := appaudit.Options{MaxPerCode: *max, Keys: map[string]ed25519.PublicKey{}}
+	opts := appaudit.Options{MaxPerCode: *maxFindings, Keys: map[string]ed25519.PublicKey{}}
 	for _, name := range keyFiles {
 		if err := readKeys(name, opts.Keys); err != nil {
 			return fmt.Errorf("audit verify: %w", err)
