@@ -64,7 +64,8 @@ const (
 )
 
 // Finding is one thing the verifier found wrong, at the first place it
-// shows.
+// shows: the event's store position and its stream and revision (in JSON
+// a revision of 0 is left out), or the checkpoint's number.
 type Finding struct {
 	Code       string `json:"code"`
 	Position   uint64 `json:"position,omitempty"`
