@@ -111,7 +111,7 @@ type Options struct {
 	// DefaultMaxPerCode); the others are only counted.
 	MaxPerCode int
 	// Probes look at the fold at given positions: the read-model drift
-	// checks (ReadModelDrift).
+	// checks (WalletDrift, CustodyDrift).
 	Probes []Probe
 	// Entries makes the verifier keep every account's entries (Entries)
 	// for a probe.
@@ -567,10 +567,12 @@ func (v *Verifier) find(f Finding) {
 	}
 }
 
-// Tally returns the fold so far.
+// Tally returns the fold of the events checked so far: inside a probe, or
+// after Finish (AddBatch may not have checked its events yet).
 func (v *Verifier) Tally() *Tally { return v.tally }
 
-// State returns a wallet's ledger as folded so far (nil: no such wallet).
+// State returns a wallet's ledger as folded so far, as Tally (nil: no
+// such wallet).
 func (v *Verifier) State(wallet string) *ledger.State { return v.states[wallet] }
 
 // Deposits returns how many deposits a wallet has seen.
