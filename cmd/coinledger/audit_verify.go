@@ -154,10 +154,24 @@ type auditSource interface {
 	read(ctx context.Context, add func(events []eventstore.Event, redacted bool), p *auditProgress) error
 }
 
-// auditProgress is how far a pass is.
+// auditProgress is how far a pass is; the progress line reads it while
+// the pass goes on.
 type auditProgress struct {
 	events, position atomic.Uint64
-	head             uint64
+	head             atomic.Uint64                  // the position the pass ends at (0: not known)
+	file             atomic.Pointer[countingReader] // the file read (nil: not a file)
+	size             atomic.Int64                   // of the file
+}
+
+// sample is the progress line's view of p.
+func (p *auditProgress) sample() progressSample {
+	s := progressSample{Events: p.events.Load(), Position: p.position.Load()}
+	if f, size := p.file.Load(), p.size.Load(); f != nil && size > 0 {
+		s.Fraction = float64(f.n.Load()) / float64(size)
+	} else if head := p.head.Load(); head > 0 {
+		s.Fraction = float64(s.Position) / float64(head)
+	}
+	return s
 }
 
 // reconcileChains reconciles each coin whose backend can tell its
@@ -192,13 +206,7 @@ func verifyLog(ctx context.Context, src auditSource, opts appaudit.Options, afte
 	}
 	v := appaudit.NewVerifier(opts)
 	var p auditProgress
-	stop := startProgress("verified", func() progressSample {
-		s := progressSample{Events: p.events.Load(), Position: p.position.Load()}
-		if p.head > 0 {
-			s.Fraction = float64(s.Position) / float64(p.head)
-		}
-		return s
-	})
+	stop := startProgress("verified", p.sample)
 	defer stop()
 	err := src.read(ctx, func(events []eventstore.Event, redacted bool) {
 		switch {
@@ -412,7 +420,7 @@ func (s *storeSource) prepare(ctx context.Context, opts *appaudit.Options) error
 // this one is checked. (Not Subscribe: the embedded store's reads ahead
 // assume positions without gaps, which a tampered log may not have.)
 func (s *storeSource) read(ctx context.Context, add func([]eventstore.Event, bool), p *auditProgress) error {
-	p.head = s.head
+	p.head.Store(s.head)
 	type page struct {
 		events []eventstore.Event
 		err    error
@@ -456,13 +464,21 @@ func (s *storeSource) read(ctx context.Context, add func([]eventstore.Event, boo
 // fileSource reads an export file (gzip or not).
 type fileSource string
 
-// open opens the file, decompressing it when it is gzip.
-func (f fileSource) open() (io.Reader, func(), error) {
+// open opens the file, decompressing it when it is gzip; p (if not nil)
+// counts the file's bytes read.
+func (f fileSource) open(p *auditProgress) (io.Reader, func(), error) {
 	fh, err := os.Open(string(f))
 	if err != nil {
 		return nil, nil, err
 	}
-	br := bufio.NewReaderSize(fh, 1<<20)
+	counted := &countingReader{r: fh}
+	if p != nil {
+		if st, err := fh.Stat(); err == nil && st.Mode().IsRegular() {
+			p.size.Store(st.Size())
+		}
+		p.file.Store(counted)
+	}
+	br := bufio.NewReaderSize(counted, 1<<20)
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
@@ -475,7 +491,7 @@ func (f fileSource) open() (io.Reader, func(), error) {
 }
 
 func (f fileSource) prepare(ctx context.Context, opts *appaudit.Options) error {
-	r, done, err := f.open()
+	r, done, err := f.open(nil)
 	if err != nil {
 		return err
 	}
@@ -488,16 +504,15 @@ func (f fileSource) prepare(ctx context.Context, opts *appaudit.Options) error {
 }
 
 func (f fileSource) read(ctx context.Context, add func([]eventstore.Event, bool), p *auditProgress) error {
-	r, done, err := f.open()
+	r, done, err := f.open(p)
 	if err != nil {
 		return err
 	}
 	defer done()
-	h, _, err := dump.Read(ctx, r, func(events []eventstore.Event) error {
+	_, _, err = dump.Read(ctx, r, func(events []eventstore.Event) error {
 		add(events, false)
 		return nil
 	})
-	p.head = h.To
 	return err
 }
 
@@ -576,7 +591,7 @@ func (s *remoteSource) prepare(ctx context.Context, opts *appaudit.Options) erro
 // every hash is recomputed), else GET /api/v1/events (for auditors:
 // events holding credentials in the clear are shown redacted and linked).
 func (s *remoteSource) read(ctx context.Context, add func([]eventstore.Event, bool), p *auditProgress) error {
-	p.head = s.head
+	p.head.Store(s.head)
 	if s.head == 0 {
 		return nil
 	}
