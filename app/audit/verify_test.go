@@ -15,23 +15,28 @@ import (
 	"github.com/coinledger/coinledger/eventstore/sqlite"
 )
 
-// traffic returns a generated log of wallet traffic.
-func traffic(t *testing.T, events int) []eventstore.Event {
-	t.Helper()
+// traffic returns a generated log of wallet traffic of events events.
+func traffic(tb testing.TB, events int) []eventstore.Event {
+	return trafficOf(tb, loadgen.WalletOptions{Events: events})
+}
+
+// trafficOf returns the log of wallet traffic opts shape.
+func trafficOf(tb testing.TB, opts loadgen.WalletOptions) []eventstore.Event {
+	tb.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, t.TempDir()+"/events.db", sqlite.Options{})
+	store, err := sqlite.Open(ctx, tb.TempDir()+"/events.db", sqlite.Options{})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer store.Close()
-	if _, err := loadgen.WalletTraffic(ctx, store, loadgen.WalletOptions{Events: events}); err != nil {
-		t.Fatal(err)
+	if _, err := loadgen.WalletTraffic(ctx, store, opts); err != nil {
+		tb.Fatal(err)
 	}
 	var out []eventstore.Event
 	for after := uint64(0); ; {
-		page, err := store.ReadAll(ctx, after, 1000)
+		page, err := store.ReadAll(ctx, after, 4096)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		if len(page) == 0 {
 			return out
