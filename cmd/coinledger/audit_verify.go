@@ -107,7 +107,7 @@ func auditVerify(ctx context.Context, args []string) error {
 	case *file != "":
 		src = fileSource(*file)
 	case *rf.url != "":
-		src = &remoteSource{r: rf.client("", "")}
+		src = &remoteSource{r: rf.client(cfg.Listen, cfg.AdminPassword.Reveal())}
 	default:
 		store, db, closeStores, err := openStores(ctx, cfg)
 		switch {
