@@ -48,6 +48,7 @@ commands:
   bench notify           measure walletnotify ingestion to a confirmed deposit in the read models (null backend)
   bench replay           measure rebuilding the wallet read models (SQLite; Postgres with -postgres URL), export
                          and import over a generated log of wallet traffic (-events N, default 1,000,000)
+  bench audit            measure audit verify's checks (chains, double entry) over such a log
   projections status     checkpoint and lag of every read model
   projections list       the running server's projections: version, state, position, lag
   projections rebuild NAME... | -all
