@@ -38,15 +38,33 @@ func NewBooks() *Books {
 // An event of a wallet stream whose type the ledger knows but whose data
 // does not decode is an error.
 func (b *Books) Apply(e eventstore.Event) (wallet string, book *Book, ev ledger.Event, err error) {
+	wallet, ev, err = b.Decode(e)
+	if ev == nil {
+		return "", nil, nil, err
+	}
+	return wallet, b.ApplyDecoded(wallet, ev), ev, nil
+}
+
+// Decode returns e's wallet and decoded event as Apply would, without
+// folding it: ev is nil (and err nil) for an event that is not a ledger
+// event. It is safe for concurrent use, so a reader may decode many events
+// at once and fold them in order with ApplyDecoded.
+func (b *Books) Decode(e eventstore.Event) (wallet string, ev ledger.Event, err error) {
 	wallet, ok := strings.CutPrefix(e.Stream, ledger.StreamPrefix)
 	if !ok || !b.codec.Knows(e.Type) {
-		return "", nil, nil, nil
+		return "", nil, nil
 	}
 	ev, err = b.codec.Decode(e)
 	if err != nil {
-		return "", nil, nil, fmt.Errorf("books: %s: %w", e, err)
+		return "", nil, fmt.Errorf("books: %s: %w", e, err)
 	}
-	book = b.wallets[wallet]
+	return wallet, ev, nil
+}
+
+// ApplyDecoded folds ev, the decoded event of wallet (Decode), and returns
+// the wallet's book.
+func (b *Books) ApplyDecoded(wallet string, ev ledger.Event) *Book {
+	book := b.wallets[wallet]
 	if book == nil {
 		book = &Book{Accounts: map[string]*ledger.Balance{}}
 		b.wallets[wallet] = book
@@ -71,7 +89,7 @@ func (b *Books) Apply(e eventstore.Event) (wallet string, book *Book, ev ledger.
 			bal.Held += p.Amount
 		}
 	}
-	return wallet, book, ev, nil
+	return book
 }
 
 // account returns the balance of name, opening it at zero.

@@ -31,11 +31,26 @@ func NewTally() *Tally { return &Tally{heads: map[string]audit.Head{}, books: Ne
 
 // Add folds the next event of the log; its results are Books.Apply's.
 func (t *Tally) Add(e eventstore.Event) (wallet string, book *Book, ev ledger.Event, err error) {
+	t.link(e)
+	return t.books.Apply(e)
+}
+
+// AddDecoded folds the next event of the log, whose ledger event (nil for
+// none) a Books.Decode gave, and returns its wallet's book (nil for none).
+func (t *Tally) AddDecoded(e eventstore.Event, wallet string, ev ledger.Event) *Book {
+	t.link(e)
+	if ev == nil {
+		return nil
+	}
+	return t.books.ApplyDecoded(wallet, ev)
+}
+
+// link adds e to the chain and the stream heads.
+func (t *Tally) link(e eventstore.Event) {
 	t.Chain.Add(e)
 	t.Position = e.Position
 	t.Last = e
 	t.heads[e.Stream] = audit.Head{Next: e.Revision + 1, Hash: audit.Hash(e.Hash)}
-	return t.books.Apply(e)
 }
 
 // Books returns the wallets' books.

@@ -302,6 +302,26 @@ func TestEventsExportSQLiteImportESDBDoubleBalancesIdentical(t *testing.T) {
 	}
 }
 
+// catchUp runs the projections into db until they have applied the whole
+// log of store.
+func catchUp(ctx context.Context, t *testing.T, db projections.DB, store eventstore.Store, projs ...projections.Projection) {
+	t.Helper()
+	r := projections.NewRunner(db, store, projections.Options{}, projs...)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	head, err := store.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range projs {
+		if err := r.WaitFor(ctx, p.Name(), head); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // balances builds the wallet read model from store and returns every
 // account's balances.
 func balances(t *testing.T, store eventstore.Store) map[string]wallet.Balance {
@@ -309,19 +329,7 @@ func balances(t *testing.T, store eventstore.Store) map[string]wallet.Balance {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	db := dbtest.OpenSQLite(t)
-	r := projections.NewRunner(db, store, projections.Options{}, wallet.New())
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(runCtx) }()
-	head, err := store.Head(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.WaitFor(ctx, "wallet", head); err != nil {
-		t.Fatal(err)
-	}
-	stop()
-	<-done
+	catchUp(ctx, t, db, store, wallet.New())
 	out := map[string]wallet.Balance{}
 	ws, err := wallet.ListWallets(ctx, db)
 	if err != nil {

@@ -4,10 +4,11 @@
 //	coinledger bench store           measure the event store
 //	coinledger bench transfers       measure transfers over HTTP (bench reads: account reads)
 //	coinledger bench replay          measure rebuilds, export and import over a big log
+//	coinledger bench audit           measure audit verify's chain and double-entry checks
 //	coinledger projections status    show each read model's checkpoint and lag
 //	coinledger projections list|rebuild|retry   act on the running server's read models
 //	coinledger followers list|retry|skip        act on the running server's followers
-//	coinledger audit verify          verify every stream's hash chain
+//	coinledger audit verify          verify the log (chains, checkpoints, double entry, read models)
 //	coinledger audit checkpoint|checkpoints|public-key|rotate-key|verify-proof
 //	                                 signed checkpoints and proofs of liabilities
 //	coinledger events export|import  move the event log between stores (NDJSON)
@@ -47,6 +48,7 @@ commands:
   bench notify           measure walletnotify ingestion to a confirmed deposit in the read models (null backend)
   bench replay           measure rebuilding the wallet read models (SQLite; Postgres with -postgres URL), export
                          and import over a generated log of wallet traffic (-events N, default 1,000,000)
+  bench audit            measure audit verify's checks (chains, double entry) over such a log
   projections status     checkpoint and lag of every read model
   projections list       the running server's projections: version, state, position, lag
   projections rebuild NAME... | -all
@@ -55,7 +57,7 @@ commands:
   followers list         the running server's followers (alert engine, outbox, indexes, ...)
   followers retry NAME   resume a parked follower
   followers skip NAME    skip the event a parked side-effecting follower is stuck at
-  audit verify           verify the hash chain of every stream
+  audit verify           verify the log: chains, checkpoints, double entry, read models
   audit checkpoint       sign a checkpoint of the log now (checkpoints -o FILE: export them;
                          public-key -o FILE; rotate-key; verify-proof -proof F -account W/A -key K)
   events export|import   write the event log as NDJSON; import such a file into an empty store
@@ -151,6 +153,8 @@ func dispatch(ctx context.Context, args []string) error {
 	switch {
 	case cmd == "serve":
 		return serve(ctx, logger, rest)
+	case cmd == "bench" && sub == "audit":
+		return benchAudit(ctx, rest[1:])
 	case cmd == "bench" && sub == "store":
 		return benchStore(ctx, rest[1:])
 	case cmd == "bench" && sub == "transfers":

@@ -7,12 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"sync/atomic"
 	"text/tabwriter"
-	"time"
 
-	"github.com/coinledger/coinledger/eventstore"
-	"github.com/coinledger/coinledger/eventstore/dump"
 	"github.com/coinledger/coinledger/projections"
 	"github.com/coinledger/coinledger/projections/alerts"
 	"github.com/coinledger/coinledger/projections/audit"
@@ -108,94 +104,4 @@ func remoteReadModels(ctx context.Context, r *remote) ([]projections.Status, err
 		}
 	}
 	return out, nil
-}
-
-// auditVerify reads the whole log and verifies every stream's hash chain:
-// from the store, or, when a running server holds the embedded store, from
-// the server's export (verified here, not by the server).
-func auditVerify(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
-	config := fs.String("config", os.Getenv("COINLEDGER_CONFIG"), "YAML configuration file")
-	rf := addRemoteFlags(fs)
-	if _, err := parseFlags(fs, auditUsage, args, 0); err != nil {
-		return err
-	}
-	cfg, err := loadConfigFile("audit verify", *config)
-	if err != nil {
-		return err
-	}
-	store, closeStore, err := openEventStore(ctx, cfg.EventStore.Reveal())
-	if errors.Is(err, errStoreLocked) {
-		return auditVerifyRemote(ctx, usingServer("audit verify", rf.client(cfg.Listen, cfg.AdminPassword.Reveal())))
-	}
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-	head, err := store.Head(ctx)
-	if err != nil {
-		return err
-	}
-	v := eventstore.NewVerifier()
-	var after, events atomic.Uint64
-	stop := startProgress("verified", func() progressSample {
-		s := progressSample{Events: events.Load(), Position: after.Load()}
-		if head > 0 {
-			s.Fraction = float64(s.Position) / float64(head)
-		}
-		return s
-	})
-	defer stop()
-	start := time.Now()
-	for {
-		page, err := store.ReadAll(ctx, after.Load(), 4096)
-		if err != nil {
-			return err
-		}
-		if len(page) == 0 {
-			break
-		}
-		for _, e := range page {
-			if err := v.Verify(e); err != nil {
-				return fmt.Errorf("audit: %w", err)
-			}
-		}
-		after.Store(page[len(page)-1].Position)
-		events.Store(v.Events)
-	}
-	stop()
-	fmt.Printf("ok: %d events in %d streams verified up to position %d in %s\n",
-		v.Events, v.Streams(), after.Load(), time.Since(start).Round(time.Millisecond))
-	return nil
-}
-
-const auditUsage = `usage: coinledger audit verify [-config FILE] [-url URL] [-token TOKEN]
-
-Reads the whole log and verifies every stream's hash chain. While a running server
-holds the embedded store, the log is read through the server's admin API (its NDJSON
-export) and verified here.
-` + remoteUsage
-
-// auditVerifyRemote verifies the chains of the server's export of the
-// whole log, as an import of it would (dump.Import without writing): every
-// stream's chain, positions in order, the end line present.
-func auditVerifyRemote(ctx context.Context, r *remote) error {
-	resp, err := r.stream(ctx, "/events/export")
-	if err != nil {
-		return fmt.Errorf("audit verify: %w", err)
-	}
-	defer resp.Body.Close()
-	var p dump.Progress
-	stop := startProgress("verified", func() progressSample {
-		return progressSample{Events: p.Events.Load(), Position: p.Position.Load()}
-	})
-	start := time.Now()
-	_, end, err := dump.Import(ctx, nil, resp.Body, dump.ImportOptions{CheckOnly: true, Progress: &p})
-	stop()
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	fmt.Printf("ok: %d events verified up to position %d in %s\n",
-		end.Events, end.LastPosition, time.Since(start).Round(time.Millisecond))
-	return nil
 }

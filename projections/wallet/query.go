@@ -558,3 +558,31 @@ func SumBalances(ctx context.Context, db projections.DB, wallet string) (Balance
 	}
 	return b, nil
 }
+
+// EachEntry calls fn with every entry of every account, user and system:
+// the account and the entry's position and balances after it (what an
+// audit compares with the log), in no particular order. It stops at fn's
+// first error.
+func EachEntry(ctx context.Context, db projections.DB, fn func(wallet, account string, position uint64, after Balance) error) error {
+	rows, err := db.Query(ctx, `SELECT a.wallet, a.account, e.position, e.available, e.pending, e.held
+		FROM wallet_entries e JOIN wallet_accounts a ON a.id = e.account_id`)
+	if err != nil {
+		return fmt.Errorf("every entry: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var w, a string
+		var pos int64
+		var b Balance
+		if err := rows.Scan(&w, &a, &pos, &b.Available, &b.Pending, &b.Held); err != nil {
+			return fmt.Errorf("every entry: %w", err)
+		}
+		if err := fn(w, a, uint64(pos), b); err != nil {
+			return err
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("every entry: %w", err)
+	}
+	return nil
+}

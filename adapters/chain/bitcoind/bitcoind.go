@@ -176,6 +176,26 @@ func (b *Backend) Height(ctx context.Context) (int64, error) {
 	return h, nil
 }
 
+// Balance returns the wallet's balance in satoshis: confirmed (one
+// confirmation or more) and in all, unconfirmed receipts and spends
+// included (getbalance "*" with minconf 1 and 0). An audit reconciles it
+// with the ledger.
+func (b *Backend) Balance(ctx context.Context) (confirmed, total int64, err error) {
+	for _, q := range []struct {
+		minConf int
+		out     *int64
+	}{{1, &confirmed}, {0, &total}} {
+		var n json.Number
+		if err := b.rpc.call(ctx, read, "getbalance", &n, "*", q.minConf); err != nil {
+			return 0, 0, fmt.Errorf("bitcoind: balance: %w", err)
+		}
+		if *q.out, err = satoshis(n); err != nil {
+			return 0, 0, fmt.Errorf("bitcoind: balance: %w", err)
+		}
+	}
+	return confirmed, total, nil
+}
+
 // SinceBlock lists the wallet's transactions since blockHash, all of them
 // when it is empty (listsinceblock): each txid once, in the node's order,
 // sends included. LastBlock is the node's lastblock.

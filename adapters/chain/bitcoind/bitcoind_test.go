@@ -164,3 +164,34 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestBalance: the wallet's balance counts a receipt in all at once and as
+// confirmed once it is mined.
+func TestBalance(t *testing.T) {
+	t.Parallel()
+	node := btcnode.Start(t)
+	node.FundWallet(t, 10*btcnode.BTC)
+	b := open(t, node)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	waitBalance := func(confirmed, total int64) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			c, all, err := b.Balance(ctx)
+			must(t, err)
+			if c == confirmed && all == total {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("balance %d confirmed, %d in all; want %d, %d", c, all, confirmed, total)
+			}
+		}
+	}
+	waitBalance(10*btcnode.BTC, 10*btcnode.BTC)
+	addr, err := b.NewAddress(ctx)
+	must(t, err)
+	node.Pay(t, addr, 123_456_789)
+	waitBalance(10*btcnode.BTC, 10*btcnode.BTC+123_456_789)
+	node.Mine(t, 1)
+	waitBalance(10*btcnode.BTC+123_456_789, 10*btcnode.BTC+123_456_789)
+}

@@ -1,6 +1,8 @@
 package esdbtest
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -136,4 +138,56 @@ func (l *memlog) validPosition(pos uint64) bool {
 // search returns the index of the first record at or after pos; l.mu must be held.
 func (l *memlog) search(pos uint64) int {
 	return sort.Search(len(l.records), func(i int) bool { return l.records[i].pos >= pos })
+}
+
+// Record is an event of the double's log as its database files hold it,
+// for tests that tamper with the log (Server.Tamper). Metadata is the
+// user metadata JSON.
+type Record struct {
+	Position       uint64
+	Stream         string
+	Revision       uint64
+	ID             uuid.UUID
+	Type           string
+	Data, Metadata []byte
+}
+
+// tamper replaces the records with what edit makes of them.
+func (l *memlog) tamper(edit func([]Record) []Record) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	in := make([]Record, len(l.records))
+	byPos := make(map[uint64]*record, len(l.records))
+	for i, r := range l.records {
+		in[i] = Record{Position: r.pos, Stream: r.stream, Revision: r.rev, ID: r.id, Type: r.typ,
+			Data: slices.Clone(r.data), Metadata: slices.Clone(r.meta)}
+		byPos[r.pos] = r
+	}
+	out := edit(in)
+	slices.SortStableFunc(out, func(a, b Record) int { return cmp.Compare(a.Position, b.Position) })
+	l.records = make([]*record, 0, len(out))
+	l.streams = make(map[string][]*record)
+	l.byID = make(map[uuid.UUID]*record)
+	for _, t := range out {
+		r := &record{pos: t.Position, stream: t.Stream, rev: t.Revision, id: t.ID, typ: t.Type, json: true,
+			data: t.Data, meta: t.Metadata}
+		if old := byPos[t.Position]; old != nil {
+			r.size, r.created, r.json = old.size, old.created, old.json
+		} else {
+			r.size, r.created = 8, l.opts.Now().UnixNano()/100
+		}
+		l.records = append(l.records, r)
+		l.streams[r.stream] = append(l.streams[r.stream], r)
+		if _, dup := l.byID[r.id]; !dup && r.id != uuid.Nil {
+			l.byID[r.id] = r
+		}
+	}
+	for _, rs := range l.streams {
+		slices.SortStableFunc(rs, func(a, b *record) int { return cmp.Compare(a.rev, b.rev) })
+	}
+	if n := len(l.records); n > 0 {
+		l.next = max(l.next, l.records[n-1].pos+l.records[n-1].size)
+	}
+	close(l.changed)
+	l.changed = make(chan struct{})
 }

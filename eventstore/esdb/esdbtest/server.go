@@ -213,5 +213,13 @@ func (s *Server) AppendRaw(stream, eventType string, data, metadata []byte) uint
 	return s.log.appendRaw(stream, eventType, data, metadata)
 }
 
+// Tamper rewrites the log as someone with write access to the node's
+// database files would: edit gets every record in log order (the
+// server's own included) and returns the new log, whose records are put in
+// order of Position (which must be unique) and indexed by stream and
+// revision as given. Nothing is checked: revisions may skip, ids repeat.
+// Open subscriptions are not told of the change.
+func (s *Server) Tamper(edit func([]Record) []Record) { s.log.tamper(edit) }
+
 // Head returns the log position of the newest record (events included, of any kind).
 func (s *Server) Head() uint64 { return s.log.head() }
