@@ -176,6 +176,8 @@ func dispatch(ctx context.Context, args []string) error {
 	case cmd == "audit" && (sub == "help" || sub == "-h" || sub == "--help"):
 		os.Stdout.WriteString(auditUsage + "\n" + auditSigningUsage)
 		return nil
+	case cmd == "audit" && sub == "":
+		return usageError("audit: name a subcommand (coinledger audit -h lists them)")
 	case cmd == "audit":
 		if ok, err := auditSigningCmd(ctx, sub, rest[1:]); ok {
 			return err
