@@ -19,12 +19,12 @@ import (
 	"slices"
 	"strconv"
 	"sync/atomic"
-	"time"
 
 	appaudit "github.com/coinledger/coinledger/app/audit"
 	"github.com/coinledger/coinledger/domain/audit"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/dump"
+	"github.com/coinledger/coinledger/http/api"
 	"github.com/coinledger/coinledger/projections"
 	"github.com/coinledger/coinledger/projections/custody"
 	"github.com/coinledger/coinledger/projections/wallet"
@@ -522,34 +522,6 @@ type remoteSource struct {
 	head uint64
 }
 
-// apiEvent is an event as GET /api/v1/events and /streams show it.
-type apiEvent struct {
-	ID       string          `json:"id"`
-	Position uint64          `json:"position"`
-	Stream   string          `json:"stream"`
-	Revision uint64          `json:"revision"`
-	Type     string          `json:"type"`
-	Time     time.Time       `json:"time"`
-	Data     json.RawMessage `json:"data"`
-	Metadata json.RawMessage `json:"metadata"`
-	Hash     eventstore.Hash `json:"hash"`
-	Redacted bool            `json:"redacted"`
-}
-
-func (a apiEvent) event() (eventstore.Event, error) {
-	e := eventstore.Event{Stream: a.Stream, Revision: a.Revision, Position: a.Position, Type: a.Type,
-		Data: a.Data, Created: a.Time.UTC(), Hash: a.Hash}
-	if err := e.ID.UnmarshalText([]byte(a.ID)); err != nil {
-		return e, fmt.Errorf("event at position %d: id: %w", a.Position, err)
-	}
-	if len(a.Metadata) > 0 {
-		if err := json.Unmarshal(a.Metadata, &e.Metadata); err != nil {
-			return e, fmt.Errorf("event at position %d: metadata: %w", a.Position, err)
-		}
-	}
-	return e, nil
-}
-
 func (s *remoteSource) prepare(ctx context.Context, opts *appaudit.Options) error {
 	st, err := getStatus(ctx, s.r)
 	if err != nil {
@@ -558,8 +530,8 @@ func (s *remoteSource) prepare(ctx context.Context, opts *appaudit.Options) erro
 	s.head = st.Store.Head
 	for from := uint64(0); ; {
 		var page struct {
-			Events []apiEvent `json:"events"`
-			Next   uint64     `json:"next"`
+			Events []api.Event `json:"events"`
+			Next   uint64      `json:"next"`
 		}
 		err := s.r.call(ctx, http.MethodGet, "/streams/"+url.PathEscape(audit.Stream)+"?limit=1000&from="+strconv.FormatUint(from, 10), nil, &page)
 		var pe *problemError
@@ -571,7 +543,7 @@ func (s *remoteSource) prepare(ctx context.Context, opts *appaudit.Options) erro
 		}
 		var events []eventstore.Event
 		for _, a := range page.Events {
-			e, err := a.event()
+			e, err := a.Stored()
 			if err != nil {
 				return err
 			}
@@ -615,8 +587,8 @@ func (s *remoteSource) read(ctx context.Context, add func([]eventstore.Event, bo
 func (s *remoteSource) readEvents(ctx context.Context, add func([]eventstore.Event, bool)) error {
 	for from := uint64(1); from <= s.head; {
 		var page struct {
-			Events []apiEvent `json:"events"`
-			Next   uint64     `json:"next"`
+			Events []api.Event `json:"events"`
+			Next   uint64      `json:"next"`
 		}
 		if err := s.r.call(ctx, http.MethodGet, "/events?limit=1000&from="+strconv.FormatUint(from, 10), nil, &page); err != nil {
 			return err
@@ -625,7 +597,7 @@ func (s *remoteSource) readEvents(ctx context.Context, add func([]eventstore.Eve
 			if a.Position > s.head {
 				return nil
 			}
-			e, err := a.event()
+			e, err := a.Stored()
 			if err != nil {
 				return err
 			}

@@ -17,13 +17,14 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// event is a stored event as auditors read it: with its id, time,
+// Event is a stored event as auditors read it: with its id, time,
 // metadata and chain hash, so they can recompute every hash themselves
 // (eventstore.ChainHash). Credential material is sealed in the stored data
 // and shows as a box; events stored before sealing hold it in the clear and
 // are shown with it redacted (Redacted): their own hash cannot be
-// recomputed, only linked (eventstore.Verifier.Link).
-type event struct {
+// recomputed, only linked (eventstore.Verifier.Link). Clients of the API
+// (coinledger audit verify) read it with Stored.
+type Event struct {
 	ID       string          `json:"id"`
 	Position uint64          `json:"position"`
 	Stream   string          `json:"stream"`
@@ -40,23 +41,42 @@ type event struct {
 var credentials = eventstore.Sealing(identity.CredentialFields())
 
 type eventPage struct {
-	Events []event `json:"events"`
+	Events []Event `json:"events"`
 	Next   uint64  `json:"next"`
 }
 
 type streamPage struct {
 	Stream string  `json:"stream"`
-	Events []event `json:"events"`
+	Events []Event `json:"events"`
 	Next   uint64  `json:"next"`
 }
 
 // eventOf is e as readers of the log see it: with any credential that it
 // holds in the clear redacted.
-func eventOf(e eventstore.Event) event {
+func eventOf(e eventstore.Event) Event {
 	meta, _ := json.Marshal(e.Metadata) // a plain struct
 	data, redacted := credentials.Redact(e)
-	return event{ID: e.ID.String(), Position: e.Position, Stream: e.Stream, Revision: e.Revision, Type: e.Type,
+	return Event{ID: e.ID.String(), Position: e.Position, Stream: e.Stream, Revision: e.Revision, Type: e.Type,
 		Time: e.Created, Data: data, Metadata: meta, Hash: e.Hash.String(), Redacted: redacted}
+}
+
+// Stored is the event a reader of the API was shown (with Data as shown:
+// redacted when Redacted).
+func (a Event) Stored() (eventstore.Event, error) {
+	e := eventstore.Event{Stream: a.Stream, Revision: a.Revision, Position: a.Position, Type: a.Type,
+		Data: a.Data, Created: a.Time.UTC()}
+	if err := e.ID.UnmarshalText([]byte(a.ID)); err != nil {
+		return e, fmt.Errorf("event at position %d: id: %w", a.Position, err)
+	}
+	if err := e.Hash.UnmarshalText([]byte(a.Hash)); err != nil {
+		return e, fmt.Errorf("event at position %d: hash: %w", a.Position, err)
+	}
+	if len(a.Metadata) > 0 {
+		if err := json.Unmarshal(a.Metadata, &e.Metadata); err != nil {
+			return e, fmt.Errorf("event at position %d: metadata: %w", a.Position, err)
+		}
+	}
+	return e, nil
 }
 
 // eventFilter selects events by stream prefix and type.
@@ -100,7 +120,7 @@ func (h *handlers) listEvents(c echo.Context) error {
 	}
 	f := filterOf(c)
 	after := max(from, 1) - 1
-	page := eventPage{Events: []event{}, Next: max(from, 1)}
+	page := eventPage{Events: []Event{}, Next: max(from, 1)}
 	ctx := c.Request().Context()
 	for scanned := 0; len(page.Events) < limit && scanned < maxScan; {
 		batch, err := h.d.Store.ReadAll(ctx, after, min(1000, maxScan-scanned))
@@ -145,7 +165,7 @@ func (h *handlers) getStream(c echo.Context) error {
 	if len(events) == 0 && from == 0 {
 		return errNotFound
 	}
-	page := streamPage{Stream: name, Events: make([]event, len(events)), Next: from}
+	page := streamPage{Stream: name, Events: make([]Event, len(events)), Next: from}
 	for i, e := range events {
 		page.Events[i], page.Next = eventOf(e), e.Revision+1
 	}

@@ -300,7 +300,7 @@ var dtoSchemas = []any{
 	depositPage{}, withdrawalRequest{}, withdrawalCreated{}, withdrawal{}, rescanResponse{},
 	priceTick{}, priceResponse{}, priceHistory{}, candle{}, alertRequest{}, alert{}, alertList{}, alertChannels{}, alertRearm{},
 	delivery{}, deliveryAttempt{}, deliveryList{}, resolveRequest{},
-	event{}, eventPage{}, streamPage{}, checkpointList{}, liabilityProof{},
+	Event{}, eventPage{}, streamPage{}, checkpointList{}, liabilityProof{},
 }
 
 func schemaName(t reflect.Type) string { return strings.ToUpper(t.Name()[:1]) + t.Name()[1:] }
