@@ -63,15 +63,18 @@ func scan(rows *sql.Rows, capacity int) ([]eventstore.Event, error) {
 	defer rows.Close()
 	events := make([]eventstore.Event, 0, min(capacity, 4096))
 	var id, hash sql.RawBytes
-	var created int64
+	// Integers are scanned into int64: database/sql converts an int64 into
+	// any other integer type by formatting and parsing it.
+	var position, revision, created, schemaVersion int64
 	for rows.Next() {
 		var e eventstore.Event
 		var data []byte
 		m := &e.Metadata
-		if err := rows.Scan(&e.Position, &e.Stream, &e.Revision, &id, &e.Type, &data, &created,
-			&m.CorrelationID, &m.CausationID, &m.Actor, &m.SchemaVersion, &m.IdempotencyKey, &hash); err != nil {
+		if err := rows.Scan(&position, &e.Stream, &revision, &id, &e.Type, &data, &created,
+			&m.CorrelationID, &m.CausationID, &m.Actor, &schemaVersion, &m.IdempotencyKey, &hash); err != nil {
 			return nil, err
 		}
+		e.Position, e.Revision, m.SchemaVersion = uint64(position), uint64(revision), int(schemaVersion)
 		copy(e.ID[:], id)
 		copy(e.Hash[:], hash)
 		e.Data = data
