@@ -93,11 +93,12 @@ func scan(rows *sql.Rows, capacity int) ([]eventstore.Event, error) {
 // applying).
 func (s *Store) Subscribe(ctx context.Context, after uint64, fn func(context.Context, []eventstore.Event) error) error {
 	ctx, cancel := context.WithCancel(ctx)
-	var next chan round // the round read ahead, nil when none is
+	var ahead *errgroup.Group // reading the next round, nil when none is
+	var next round            // what ahead read
 	defer func() {
 		cancel()
-		if next != nil {
-			<-next
+		if ahead != nil {
+			_ = ahead.Wait()
 		}
 	}()
 	for {
@@ -106,9 +107,9 @@ func (s *Store) Subscribe(ctx context.Context, after uint64, fn func(context.Con
 			return eventstore.ErrClosed
 		}
 		var r round
-		if next != nil {
-			r = <-next
-			next = nil
+		if ahead != nil {
+			_ = ahead.Wait() // its error is the round's
+			ahead, r = nil, next
 		} else {
 			r = s.readRound(ctx, after)
 		}
@@ -116,8 +117,8 @@ func (s *Store) Subscribe(ctx context.Context, after uint64, fn func(context.Con
 			return r.err
 		}
 		if end := r.end(after); r.full && s.head.Load() > end {
-			next = make(chan round, 1)
-			go func() { next <- s.readRound(ctx, end) }()
+			ahead = new(errgroup.Group)
+			ahead.Go(func() error { next = s.readRound(ctx, end); return nil })
 		}
 		delivered := false
 		for _, events := range r.pages {
@@ -130,7 +131,7 @@ func (s *Store) Subscribe(ctx context.Context, after uint64, fn func(context.Con
 			after = events[len(events)-1].Position
 			delivered = true
 		}
-		if delivered || next != nil {
+		if delivered || ahead != nil {
 			continue
 		}
 		select {
