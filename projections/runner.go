@@ -82,12 +82,16 @@ func runnerMigrations(d Dialect) []string {
 type Options struct {
 	// MaxBatch is the most events folded into one transaction; a single
 	// batch from the store is never split, so it may exceed this. Default
-	// 20000: large batches let a projection fold many events into one write
-	// per row (catch-up into Postgres runs about twice as fast as at 5000).
+	// 50000: large batches let a projection fold many events into one write
+	// per row (catch-up into Postgres runs about twice as fast as at 5000),
+	// and on SQLite each commit rewrites every index page the batch touched,
+	// which for keys spread over many accounts is most of them (the wallet
+	// read models write half as much at 50000 as at 20000). The price is
+	// memory: a catch-up holds about two batches of events.
 	MaxBatch int
-	// Linger is how long the runner waits for more stored events to fill a
-	// batch while it is behind the store's head (catching up). Live events,
-	// once the head is reached, are applied at once. Default 20ms.
+	// Linger is how long the runner waits for the next stored events to
+	// fill a batch while it is behind the store's head (catching up). Live
+	// events, once the head is reached, are applied at once. Default 20ms.
 	Linger time.Duration
 	// RetryMin and RetryMax bound the wait before a failed projection is
 	// retried: it doubles from RetryMin with every consecutive failure, up
@@ -108,7 +112,7 @@ type Options struct {
 
 func (o *Options) setDefaults() {
 	if o.MaxBatch <= 0 {
-		o.MaxBatch = 20000
+		o.MaxBatch = 50000
 	}
 	if o.Linger <= 0 {
 		o.Linger = 20 * time.Millisecond
@@ -249,8 +253,10 @@ type feed struct {
 	stop    context.CancelFunc // ends a private subscription; nil for the shared one
 }
 
-func newFeed(from uint64, stop context.CancelFunc) *feed {
-	return &feed{from: from, batches: make(chan []eventstore.Event, 4), errc: make(chan error, 1),
+// newFeed returns a feed after position from that buffers up to depth
+// store batches.
+func newFeed(from uint64, depth int, stop context.CancelFunc) *feed {
+	return &feed{from: from, batches: make(chan []eventstore.Event, depth), errc: make(chan error, 1),
 		gone: make(chan struct{}), stop: stop}
 }
 
@@ -345,7 +351,7 @@ func (r *Runner) run(ctx context.Context) error {
 		}
 		pr := r.progress[p.Name()]
 		pr.update(func() { pr.pos, pr.loaded, pr.readyAt = pos, true, start })
-		feeds[i] = newFeed(pos, nil)
+		feeds[i] = newFeed(pos, r.feedDepth(), nil)
 		oldest = min(oldest, pos)
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -359,11 +365,17 @@ func (r *Runner) run(ctx context.Context) error {
 	return err
 }
 
+// feedDepth is how many store batches a feed buffers: enough for the
+// subscription to read the next MaxBatch events (in store pages of a few
+// thousand) while the projection applies the last, so catch-up reads and
+// writes overlap and every transaction is a full one.
+func (r *Runner) feedDepth() int { return max(4, r.opts.MaxBatch/4096+2) }
+
 // subscribe starts a subscription of one projection's own, after position
 // after, in g; it ends when the projection leaves the feed or ctx is done.
 func (r *Runner) subscribe(ctx context.Context, g *errgroup.Group, after uint64) *feed {
 	sctx, cancel := context.WithCancel(ctx)
-	f := newFeed(after, cancel)
+	f := newFeed(after, r.feedDepth(), cancel)
 	g.Go(func() error { r.pump(sctx, after, []*feed{f}); return nil })
 	return f
 }
@@ -552,8 +564,9 @@ func (r *Runner) loadCheckpoint(ctx context.Context, name string) (uint64, error
 // apply takes batches from f and commits them, moving *checkpoint, until
 // it fails or ctx is done. It folds whatever batches are already waiting
 // into one transaction, up to MaxBatch events; while behind the head seen
-// at start (or at the last full batch) it also waits up to Linger for more,
-// so catch-up commits large batches while live events are applied at once.
+// at start (or at the last full batch) it also waits up to Linger for each
+// next store batch, so catch-up commits full batches while live events are
+// applied at once.
 // Events up to narrow are committed one at a time. Before each write it sets
 // *attempted to the checkpoint that write stores.
 func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoint, attempted *uint64, narrow uint64, f *feed) error {
@@ -633,6 +646,10 @@ func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoi
 			select {
 			case b := <-f.batches:
 				merge(b)
+				// The store is still delivering: wait up to Linger for
+				// the next batch too, so that catch-up batches fill up
+				// however long each read takes.
+				linger.Reset(r.opts.Linger)
 			case <-linger.C:
 				break fill
 			case <-ctx.Done():

@@ -63,15 +63,18 @@ func scan(rows *sql.Rows, capacity int) ([]eventstore.Event, error) {
 	defer rows.Close()
 	events := make([]eventstore.Event, 0, min(capacity, 4096))
 	var id, hash sql.RawBytes
-	var created int64
+	// Integers are scanned into int64: database/sql converts an int64 into
+	// any other integer type by formatting and parsing it.
+	var position, revision, created, schemaVersion int64
 	for rows.Next() {
 		var e eventstore.Event
 		var data []byte
 		m := &e.Metadata
-		if err := rows.Scan(&e.Position, &e.Stream, &e.Revision, &id, &e.Type, &data, &created,
-			&m.CorrelationID, &m.CausationID, &m.Actor, &m.SchemaVersion, &m.IdempotencyKey, &hash); err != nil {
+		if err := rows.Scan(&position, &e.Stream, &revision, &id, &e.Type, &data, &created,
+			&m.CorrelationID, &m.CausationID, &m.Actor, &schemaVersion, &m.IdempotencyKey, &hash); err != nil {
 			return nil, err
 		}
+		e.Position, e.Revision, m.SchemaVersion = uint64(position), uint64(revision), int(schemaVersion)
 		copy(e.ID[:], id)
 		copy(e.Hash[:], hash)
 		e.Data = data
@@ -84,32 +87,41 @@ func scan(rows *sql.Rows, capacity int) ([]eventstore.Event, error) {
 // Subscribe delivers stored events after position after, then live ones.
 // While it is more than a page behind the head it reads the next pages
 // concurrently (positions are gap-free, so their ranges are known in
-// advance) and hands them to fn in order, one page per call.
+// advance) and hands them to fn in order, one page per call; while fn
+// handles a round of full pages, the next round is read already, so
+// reading overlaps with what fn does (an export's writing, a projection's
+// applying).
 func (s *Store) Subscribe(ctx context.Context, after uint64, fn func(context.Context, []eventstore.Event) error) error {
-	const page, ahead = 4096, 2
+	ctx, cancel := context.WithCancel(ctx)
+	var ahead *errgroup.Group // reading the next round, nil when none is
+	var next round            // what ahead read
+	defer func() {
+		cancel()
+		if ahead != nil {
+			_ = ahead.Wait()
+		}
+	}()
 	for {
 		wait := s.committed() // taken before reading, so no commit is missed
 		if s.closed.Load() {
 			return eventstore.ErrClosed
 		}
-		n := 1
-		if behind := s.head.Load() - min(after, s.head.Load()); behind > page {
-			n = int(min(ahead, behind/page))
+		var r round
+		if ahead != nil {
+			_ = ahead.Wait() // its error is the round's
+			ahead, r = nil, next
+		} else {
+			r = s.readRound(ctx, after)
 		}
-		pages := make([][]eventstore.Event, n)
-		g, gctx := errgroup.WithContext(ctx)
-		for i := range pages {
-			g.Go(func() error {
-				var err error
-				pages[i], err = s.ReadAll(gctx, after+uint64(i*page), page)
-				return err
-			})
+		if r.err != nil {
+			return r.err
 		}
-		if err := g.Wait(); err != nil {
-			return err
+		if end := r.end(after); r.full && s.head.Load() > end {
+			ahead = new(errgroup.Group)
+			ahead.Go(func() error { next = s.readRound(ctx, end); return nil })
 		}
 		delivered := false
-		for _, events := range pages {
+		for _, events := range r.pages {
 			if len(events) == 0 {
 				break
 			}
@@ -119,7 +131,7 @@ func (s *Store) Subscribe(ctx context.Context, after uint64, fn func(context.Con
 			after = events[len(events)-1].Position
 			delivered = true
 		}
-		if delivered {
+		if delivered || ahead != nil {
 			continue
 		}
 		select {
@@ -130,4 +142,54 @@ func (s *Store) Subscribe(ctx context.Context, after uint64, fn func(context.Con
 			return ctx.Err()
 		}
 	}
+}
+
+// subscribePage is how many events a Subscribe page holds; readAhead is
+// how many pages one round reads at once when far enough behind.
+const subscribePage, readAhead = 4096, 2
+
+// round is what one round of Subscribe read: consecutive pages, the
+// first empty one (if any) ending them.
+type round struct {
+	pages [][]eventstore.Event
+	full  bool // every page is full: there may be more to read at once
+	err   error
+}
+
+// end returns the position of the round's last event (after when it has
+// none).
+func (r round) end(after uint64) uint64 {
+	for _, events := range r.pages {
+		if len(events) == 0 {
+			break
+		}
+		after = events[len(events)-1].Position
+	}
+	return after
+}
+
+// readRound reads the pages after position after: one, or readAhead
+// concurrently when the store is more than a page ahead.
+func (s *Store) readRound(ctx context.Context, after uint64) round {
+	n := 1
+	if behind := s.head.Load() - min(after, s.head.Load()); behind > subscribePage {
+		n = int(min(readAhead, behind/subscribePage))
+	}
+	r := round{pages: make([][]eventstore.Event, n)}
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range r.pages {
+		g.Go(func() error {
+			var err error
+			r.pages[i], err = s.ReadAll(gctx, after+uint64(i*subscribePage), subscribePage)
+			return err
+		})
+	}
+	if r.err = g.Wait(); r.err != nil {
+		return r
+	}
+	r.full = true
+	for _, events := range r.pages {
+		r.full = r.full && len(events) == subscribePage
+	}
+	return r
 }
