@@ -426,14 +426,19 @@ func (r *Runner) rebuild(ctx context.Context, j *Job) error {
 	if err := r.WaitFor(ctx, name, b.pos); err != nil && !errors.Is(err, ErrParked) {
 		return fmt.Errorf("rebuild %s: %w", name, err)
 	}
-	req := &pauseReq{held: make(chan uint64, 1), resume: make(chan resumeMsg, 1)}
+	req := &pauseReq{held: make(chan uint64, 1), resume: make(chan resumeMsg, 1), resumed: make(chan struct{})}
 	select {
 	case r.progress[name].pause <- req:
 	case <-ctx.Done():
 		return fmt.Errorf("rebuild %s: %w", name, ctx.Err())
 	}
 	var msg resumeMsg
-	defer func() { req.resume <- msg }() // buffered: never blocks
+	sent := false
+	defer func() {
+		if !sent {
+			req.resume <- msg // buffered: never blocks
+		}
+	}()
 	var live uint64
 	select {
 	case live = <-req.held:
@@ -470,6 +475,15 @@ func (r *Runner) rebuild(ctx context.Context, j *Job) error {
 		return fmt.Errorf("rebuild %s: swap at %d: %w", name, final, err)
 	}
 	msg = resumeMsg{swapped: true, pos: final}
+	req.resume <- msg
+	sent = true
+	// Done once the live projection goes on from the new tables (a parked
+	// one un-parked): who sees the job done sees that too.
+	select {
+	case <-req.resumed:
+	case <-ctx.Done():
+		return fmt.Errorf("rebuild %s: %w", name, ctx.Err())
+	}
 	r.jobs.update(j, func(j *Job) { j.Position = final })
 	return nil
 }
@@ -565,8 +579,9 @@ func (b *builder) fill(ctx context.Context, to uint64) error {
 // rebuild's swap: between two transactions, it sends its position on held
 // and waits on resume.
 type pauseReq struct {
-	held   chan uint64    // buffered 1
-	resume chan resumeMsg // buffered 1
+	held    chan uint64    // buffered 1
+	resume  chan resumeMsg // buffered 1
+	resumed chan struct{}  // closed by the applier once it has taken resume in
 }
 
 // resumeMsg ends a hold: when swapped, the stored checkpoint is now pos.
@@ -595,6 +610,7 @@ func (r *Runner) holdForRebuild(ctx context.Context, pr *progress, req *pauseReq
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	defer close(req.resumed)
 	if !m.swapped {
 		return nil
 	}
@@ -617,6 +633,7 @@ func (r *Runner) holdParked(ctx context.Context, pr *progress, req *pauseReq, ch
 	case <-ctx.Done():
 		return false
 	}
+	defer close(req.resumed)
 	if !m.swapped {
 		return false
 	}
