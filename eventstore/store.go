@@ -2,7 +2,7 @@
 // coinledger builds on: an append-only log of streams with a single global
 // order, optimistic concurrency per stream and a per-stream hash chain.
 //
-// Implementations live in subpackages (sqlite, esdb); every implementation
+// Implementations live in subpackages (sqlite, esdb, postgres); every implementation
 // passes the conformance suite in eventstore/storetest.
 package eventstore
 
@@ -20,6 +20,11 @@ var (
 	ErrInvalidEvent = errors.New("invalid event")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("event store closed")
+	// ErrUnavailable: a network store could not be reached (the connection
+	// was refused or lost, the server is restarting). Retrying later may
+	// succeed; an append that failed so has an unknown outcome, and a retry
+	// with the same event ids is recognised if it was written.
+	ErrUnavailable = errors.New("event store unavailable")
 	// ErrStoreFailed: the store met an error it cannot recover from in
 	// process (an I/O error on commit: a failed fsync may have lost data the
 	// kernel still shows, so no later write can be trusted) and refuses
