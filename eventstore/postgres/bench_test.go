@@ -1,0 +1,36 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/coinledger/coinledger/eventstore/loadgen"
+	"github.com/coinledger/coinledger/eventstore/postgres"
+	"github.com/coinledger/coinledger/projections/dbtest"
+)
+
+// BenchmarkAppend64 measures appends by 64 concurrent appenders of 1 or 16
+// events each, with group commit and, as the baseline, one transaction per
+// append. b.N counts events.
+func BenchmarkAppend64(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		opts  postgres.Options
+		batch int
+	}{
+		{"group-commit/1-event", postgres.Options{}, 1},
+		{"group-commit/16-events", postgres.Options{}, 16},
+		{"commit-per-append/1-event", postgres.Options{NoGroupCommit: true}, 1},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := open(b, dbtest.PostgresURL(b), tc.opts)
+			b.ResetTimer()
+			res, err := loadgen.AppendLoad(context.Background(), s, 64, tc.batch, max(b.N, 64*tc.batch))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(res.EventsPerSec(), "events/s")
+			b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms")
+		})
+	}
+}
