@@ -66,6 +66,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/eventstore/internal/groupcommit"
 )
 
 // Options tune the store. The zero value is the production default.
@@ -105,7 +106,7 @@ type Store struct {
 	opts    Options
 	pool    *pgxpool.Pool
 	channel string // the NOTIFY channel of this schema's log
-	reqs    chan *appendReq
+	reqs    chan *groupcommit.Request
 	done    chan struct{}
 	closed  atomic.Bool
 	wg      sync.WaitGroup
@@ -167,7 +168,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open event store on %s: %w", where, unavailable(err))
 	}
-	s := &Store{opts: opts, pool: pool, reqs: make(chan *appendReq, 1024),
+	s := &Store{opts: opts, pool: pool, reqs: make(chan *groupcommit.Request, 1024),
 		done: make(chan struct{}), notify: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()

@@ -50,6 +50,15 @@ func (s *Store) query(ctx context.Context, capacity int, sql string, args ...any
 	if err != nil {
 		return nil, s.translate(err)
 	}
+	events, err := scan(rows, capacity)
+	if err != nil {
+		return nil, s.translate(err)
+	}
+	return events, nil
+}
+
+// scan reads whole events from rows of columns, and closes them.
+func scan(rows pgx.Rows, capacity int) ([]eventstore.Event, error) {
 	defer rows.Close()
 	events := make([]eventstore.Event, 0, max(capacity, 0))
 	for rows.Next() {
@@ -59,7 +68,7 @@ func (s *Store) query(ctx context.Context, capacity int, sql string, args ...any
 		m := &e.Metadata
 		if err := rows.Scan(&pos, &stream, &rev, &id, &typ, &e.Data, &created,
 			&corr, &cause, &actor, &m.SchemaVersion, &key, &hash); err != nil {
-			return nil, s.translate(err)
+			return nil, err
 		}
 		e.Position, e.Revision = uint64(pos), uint64(rev)
 		e.Stream, e.Type = string(stream), string(typ)
@@ -69,10 +78,7 @@ func (s *Store) query(ctx context.Context, capacity int, sql string, args ...any
 		e.Created = time.UnixMicro(created).UTC()
 		events = append(events, e)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, s.translate(err)
-	}
-	return events, nil
+	return events, rows.Err()
 }
 
 // Subscribe delivers stored events after position after, then live ones:
