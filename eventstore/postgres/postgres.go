@@ -53,20 +53,15 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
-	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/internal/groupcommit"
+	"github.com/coinledger/coinledger/internal/pg"
 )
 
 // Options tune the store. The zero value is the production default.
@@ -161,7 +156,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, errors.New("open event store: cannot parse the Postgres URL")
 	}
 	where := fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
-	if err := createSchema(ctx, cfg); err != nil {
+	if err := pg.CreateSchema(ctx, cfg.ConnConfig); err != nil {
 		return nil, fmt.Errorf("open event store on %s: %w", where, unavailable(err))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -206,32 +201,6 @@ func (s *Store) migrate(ctx context.Context) error {
 	return tx.Commit(ctx)
 }
 
-// createSchema creates the first schema of a search_path given in the URL
-// if it does not exist, so that several deployments (or test runs) can
-// share one database, each in its own schema.
-func createSchema(ctx context.Context, cfg *pgxpool.Config) error {
-	path := cfg.ConnConfig.RuntimeParams["search_path"]
-	name := strings.TrimSpace(strings.Split(path, ",")[0])
-	if name == "" || name == "public" || strings.HasPrefix(name, "$") {
-		return nil
-	}
-	cc := cfg.ConnConfig.Copy()
-	delete(cc.RuntimeParams, "search_path")
-	conn, err := pgx.ConnectConfig(ctx, cc)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "23505" { // created concurrently
-			return nil
-		}
-		return fmt.Errorf("create schema %s: %w", name, err)
-	}
-	return nil
-}
-
 // Close stops the writer after the appends already queued and closes the pool.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
@@ -269,31 +238,13 @@ func (s *Store) translate(err error) error {
 }
 
 // unavailable wraps err in eventstore.ErrUnavailable when it is a failure
-// to reach the server that may pass: the connection was lost or refused,
-// the server is shutting down or starting, or has too many connections.
-// Other errors are returned as they are.
+// to reach the server that may pass (see pg.Unreachable). Other errors are
+// returned as they are.
 func unavailable(err error) error {
-	if err == nil || errors.Is(err, eventstore.ErrUnavailable) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, eventstore.ErrUnavailable) || !pg.Unreachable(err) {
 		return err
 	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		if strings.HasPrefix(pe.Code, "08") || // connection exception
-			strings.HasPrefix(pe.Code, "57P") || // admin shutdown, crash shutdown, cannot connect now
-			strings.HasPrefix(pe.Code, "53") { // insufficient resources (too many connections)
-			return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
-		}
-		return err
-	}
-	var ne net.Error
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ne) || errors.As(err, &ce) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		pgconn.Timeout(err) || pgconn.SafeToRetry(err) || strings.Contains(err.Error(), "conn closed") {
-		return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
-	}
-	return err
+	return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
 }
 
 // changed returns a channel closed when new events may be visible.

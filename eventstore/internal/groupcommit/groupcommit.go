@@ -166,40 +166,35 @@ func (p *Plan) Add(req *Request, now time.Time) (eventstore.AppendResult, error)
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	conflict := func(why string) error {
-		return fmt.Errorf("append %s@%s: %s: %w", req.Stream, req.Expected, why, eventstore.ErrConflict)
-	}
+	// A retry is looked for at the place the original went (exact or
+	// no-stream expectations that no longer hold), or among the stream's
+	// recent events (Any, StreamExists).
+	from, look := uint64(0), false
 	if !req.Expected.Allows(head.Next) {
-		if rev, exact := req.Expected.Revision(); req.Retryable && (exact || req.Expected.IsNoStream()) {
-			if !exact {
-				rev = 0
-			} else {
-				rev++
-			}
-			res, v, err := p.storedAt(req, rev)
-			switch {
-			case err != nil:
-				return res, err
-			case v == found:
-				return res, nil
-			case v == differs:
-				return res, conflict("events with these ids were appended with other contents")
-			}
+		if rev, exact := req.Expected.Revision(); exact {
+			from, look = rev+1, req.Retryable
+		} else {
+			look = req.Retryable && req.Expected.IsNoStream()
 		}
-		return eventstore.AppendResult{}, conflict("stream is at " + eventstore.ExpectRevision(head.Next).String())
+	} else if req.Retryable && head.Next > 0 && (req.Expected.IsAny() || req.Expected.IsStreamExists()) {
+		from, look = head.Next-min(head.Next, RetryWindow), true
 	}
-	if req.Retryable && head.Next > 0 && (req.Expected.IsAny() || req.Expected.IsStreamExists()) {
-		res, v, err := p.storedAt(req, head.Next-min(head.Next, RetryWindow))
-		switch {
-		case err != nil:
+	why, v := "stream is at "+eventstore.ExpectRevision(head.Next).String(), absent
+	if look {
+		var res eventstore.AppendResult
+		var err error
+		if res, v, err = p.storedAt(req, from); err != nil || v == found {
 			return res, err
-		case v == found:
-			return res, nil
-		case v == differs:
-			return res, conflict("events with these ids were appended with other contents")
-		case v == partial:
-			return res, conflict("some of these event ids are stored, not all of them in this order")
 		}
+		switch v {
+		case differs:
+			why = "events with these ids were appended with other contents"
+		case partial:
+			why = "some of these event ids are stored, not all of them in this order"
+		}
+	}
+	if !req.Expected.Allows(head.Next) || v == differs || v == partial {
+		return eventstore.AppendResult{}, fmt.Errorf("append %s@%s: %s: %w", req.Stream, req.Expected, why, eventstore.ErrConflict)
 	}
 	hash := head.Hash
 	for j, ed := range req.Events {
