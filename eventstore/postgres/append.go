@@ -39,14 +39,14 @@ func (s *Store) submit(ctx context.Context, req *groupcommit.Request) (eventstor
 	if s.closed.Load() {
 		return eventstore.AppendResult{}, eventstore.ErrClosed
 	}
-	return groupcommit.Submit(ctx, s.reqs, s.done, req)
+	return s.queue.Submit(ctx, req)
 }
 
 // writer is this process's only appending goroutine. It drains the queue
 // into group commits until Close.
 func (s *Store) writer() {
 	defer s.wg.Done()
-	groupcommit.Run(s.reqs, s.done, s.opts.MaxBatchEvents, s.opts.NoGroupCommit, s.commit)
+	s.queue.Run(s.opts.MaxBatchEvents, s.opts.NoGroupCommit, s.commit)
 }
 
 // commit writes a group of appends in one transaction and answers each.

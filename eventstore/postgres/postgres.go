@@ -101,7 +101,7 @@ type Store struct {
 	opts    Options
 	pool    *pgxpool.Pool
 	channel string // the NOTIFY channel of this schema's log
-	reqs    chan *groupcommit.Request
+	queue   *groupcommit.Queue
 	done    chan struct{}
 	closed  atomic.Bool
 	wg      sync.WaitGroup
@@ -163,7 +163,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open event store on %s: %w", where, unavailable(err))
 	}
-	s := &Store{opts: opts, pool: pool, reqs: make(chan *groupcommit.Request, 1024),
+	s := &Store{opts: opts, pool: pool, queue: groupcommit.NewQueue(),
 		done: make(chan struct{}), notify: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
@@ -206,6 +206,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.queue.Close()
 	close(s.done)
 	s.wg.Wait()
 	s.pool.Close()

@@ -36,7 +36,7 @@ func (s *Store) submit(ctx context.Context, req *groupcommit.Request) (eventstor
 	if err := s.Failed(); err != nil {
 		return eventstore.AppendResult{}, fmt.Errorf("%s: %w", req.Op, err)
 	}
-	return groupcommit.Submit(ctx, s.reqs, s.done, req)
+	return s.queue.Submit(ctx, req)
 }
 
 // Import implements eventstore.Importer: it appends events exported from
@@ -53,7 +53,7 @@ func (s *Store) Import(ctx context.Context, events []eventstore.Event) (eventsto
 func (s *Store) writer() {
 	defer s.wg.Done()
 	defer s.w.close()
-	groupcommit.Run(s.reqs, s.done, s.opts.MaxBatchEvents, s.opts.NoGroupCommit, s.w.commit)
+	s.queue.Run(s.opts.MaxBatchEvents, s.opts.NoGroupCommit, s.w.commit)
 }
 
 // batchWriter holds the writer's state between commits: prepared statements

@@ -63,7 +63,7 @@ type Store struct {
 	lock   *os.File
 	wdb    *sql.DB // the writer's single connection
 	rdb    *sql.DB // readers
-	reqs   chan *groupcommit.Request
+	queue  *groupcommit.Queue
 	done   chan struct{}
 	closed atomic.Bool
 	wg     sync.WaitGroup
@@ -119,7 +119,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("open event store %s: locked by another process: %w", path, err)
 	}
-	s := &Store{opts: opts, path: path, lock: lock, reqs: make(chan *groupcommit.Request, 1024),
+	s := &Store{opts: opts, path: path, lock: lock, queue: groupcommit.NewQueue(),
 		done: make(chan struct{}), notify: make(chan struct{})}
 	if err := s.open(ctx); err != nil {
 		s.closeDBs()
@@ -184,6 +184,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.queue.Close()
 	close(s.done)
 	s.wg.Wait()
 	s.closeDBs()

@@ -1,7 +1,7 @@
 // Package groupcommit is what the stores that write appends in group
 // commits (eventstore/sqlite, eventstore/postgres) share: the queue that
-// hands appends to the store's one writer goroutine, the writer's loop,
-// and the plan of one commit (expected versions, retry detection,
+// hands appends to the store's one writer goroutine and the writer's
+// loop (Queue), and the plan of one commit (expected versions, retry detection,
 // positions, hash chains, imports). The stores keep the SQL.
 package groupcommit
 
@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/coinledger/coinledger/eventstore"
@@ -52,16 +53,30 @@ func (req *Request) Answer(r Result) { req.result <- r }
 
 func (req *Request) size() int { return len(req.Events) + len(req.Imported) }
 
-// Submit hands req to the writer through queue and waits for its outcome.
-// Once queued the request is carried out even if ctx ends: the caller then
-// cannot know the outcome, as with a network store. A closed done means
-// the store is closed.
-func Submit(ctx context.Context, queue chan<- *Request, done <-chan struct{}, req *Request) (eventstore.AppendResult, error) {
-	select {
-	case queue <- req:
-	case <-done:
+// Queue hands requests to a store's one writer goroutine (Run).
+type Queue struct {
+	mu     sync.RWMutex
+	closed bool
+	reqs   chan *Request
+}
+
+// NewQueue returns an open queue.
+func NewQueue() *Queue { return &Queue{reqs: make(chan *Request, 1024)} }
+
+// Submit queues req and waits for its outcome; after Close it is
+// eventstore.ErrClosed. Once queued the request is carried out even if ctx
+// ends: the caller then cannot know the outcome, as with a network store.
+func (q *Queue) Submit(ctx context.Context, req *Request) (eventstore.AppendResult, error) {
+	q.mu.RLock() // Close waits: nothing is queued after Run's last look
+	if q.closed {
+		q.mu.RUnlock()
 		return eventstore.AppendResult{}, eventstore.ErrClosed
+	}
+	select {
+	case q.reqs <- req:
+		q.mu.RUnlock()
 	case <-ctx.Done():
+		q.mu.RUnlock()
 		return eventstore.AppendResult{}, ctx.Err()
 	}
 	select {
@@ -72,32 +87,32 @@ func Submit(ctx context.Context, queue chan<- *Request, done <-chan struct{}, re
 	}
 }
 
-// Run is the writer's loop: it takes every request waiting in queue, up to
+// Close refuses new requests; Run commits those already queued and returns.
+func (q *Queue) Close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.closed = true
+		close(q.reqs)
+	}
+}
+
+// Run is the writer's loop: it takes every request waiting, up to
 // maxEvents events (one request at a time when single), and passes them to
-// commit, until done is closed; then it commits what was queued before,
-// one request at a time, and returns. commit answers every request.
-func Run(queue <-chan *Request, done <-chan struct{}, maxEvents int, single bool, commit func([]*Request)) {
+// commit, until the queue is closed and empty. commit answers every
+// request.
+func (q *Queue) Run(maxEvents int, single bool, commit func([]*Request)) {
 	var batch []*Request
-	for {
-		var first *Request
-		select {
-		case first = <-queue:
-		case <-done:
-			for {
-				select {
-				case r := <-queue:
-					commit([]*Request{r})
-				default:
-					return
-				}
-			}
-		}
+	for first := range q.reqs {
 		batch = append(batch[:0], first)
 		n := first.size()
 	drain:
 		for !single && n < maxEvents {
 			select {
-			case r := <-queue:
+			case r, ok := <-q.reqs:
+				if !ok {
+					break drain
+				}
 				batch = append(batch, r)
 				n += r.size()
 			default:
