@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -23,8 +24,9 @@ import (
 // transfer is made, retried with its idempotency key, and shows in the
 // balances; `events export` reads the log back with source "postgres",
 // `events import` loads it into another fresh schema (and refuses a second
-// time) and `audit verify` passes there, with every event identical but
-// for its position.
+// time) and `audit verify` passes there, with every event identical,
+// position included (both logs count from 1). Wallet snapshots are kept in
+// Postgres, not in the data directory.
 func TestServeOnPostgresEventStore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -32,7 +34,7 @@ func TestServeOnPostgresEventStore(t *testing.T) {
 	if storeKind(url) != "postgres" || storeKind(strings.Replace(url, "postgres://", "postgresql://", 1)) != "postgres" {
 		t.Fatalf("storeKind(%q) = %q", url, storeKind(url))
 	}
-	cfg := &Config{DataDir: t.TempDir(), AdminPassword: benchAdminPassword, BcryptCost: 4, EventStore: URL(url),
+	cfg := &Config{DataDir: t.TempDir(), AdminPassword: benchAdminPassword, BcryptCost: 4, EventStore: URL(url), SnapshotEvery: 2,
 		SealKey: "0123456789abcdef0123456789abcdef", JWTSecret: "jwt-secret-jwt-secret-jwt-secret-0123"}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -83,6 +85,9 @@ func TestServeOnPostgresEventStore(t *testing.T) {
 	if err := cli(t, url, "events", "export", "-o", out); err != nil {
 		t.Fatal(err)
 	}
+	if b, err := os.ReadFile(out); err != nil || !strings.Contains(strings.SplitN(string(b), "\n", 2)[0], `"source":"postgres"`) {
+		t.Fatalf("export header: %.200s (%v)", b, err)
+	}
 	other := dbtest.PostgresURL(t)
 	if err := cli(t, other, "events", "import", out); err != nil {
 		t.Fatal(err)
@@ -103,6 +108,13 @@ func TestServeOnPostgresEventStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dst.Close()
+	// Wallet snapshots went to the event store's database, not to a file.
+	if _, ok, err := src.Snapshots().Load(ctx, "wallet-bench"); err != nil || !ok {
+		t.Fatalf("no snapshot of wallet-bench in Postgres (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "snapshots.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("snapshots.db in the data directory: %v", err)
+	}
 	want, got := readAll(t, src), readAll(t, dst)
 	if len(got) != len(want) || len(want) == 0 {
 		t.Fatalf("imported %d events of %d", len(got), len(want))

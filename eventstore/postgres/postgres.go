@@ -192,8 +192,10 @@ func (s *Store) migrate(ctx context.Context) error {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, current+"/coinledger/eventstore"); err != nil {
 		return fmt.Errorf("lock schema: %w", err)
 	}
-	if _, err := tx.Exec(ctx, schema); err != nil {
-		return fmt.Errorf("create tables: %w", err)
+	for _, q := range []string{schema, snapshotSchema} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("create tables: %w", err)
+		}
 	}
 	h := fnv.New64a()
 	h.Write([]byte(current))

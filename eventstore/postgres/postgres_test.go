@@ -43,6 +43,10 @@ func TestConformanceWithoutGroupCommit(t *testing.T) {
 	})
 }
 
+func TestSnapshotsConform(t *testing.T) {
+	storetest.RunSnapshots(t, open(t, dbtest.PostgresURL(t), postgres.Options{}).Snapshots())
+}
+
 // TestSeveralProcessesOneGapFreeOrder: four stores on one schema, each with
 // its own connection pool as separate processes would have, append
 // concurrently while a fifth subscribes. The subscriber sees every event
