@@ -13,9 +13,6 @@ import (
 	"github.com/coinledger/coinledger/eventstore/internal/groupcommit"
 )
 
-// commitTimeout bounds one group commit, waits for the head lock included.
-const commitTimeout = 30 * time.Second
-
 // Append queues the append for this process's writer and waits until it is
 // committed.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.EventData) (eventstore.AppendResult, error) {
@@ -51,11 +48,16 @@ func (s *Store) writer() {
 
 // commit writes a group of appends in one transaction and answers each.
 func (s *Store) commit(batch []*groupcommit.Request) {
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommitTimeout)
 	defer cancel()
 	b := &txBatch{s: s}
 	results, err := b.write(ctx, batch)
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, eventstore.ErrUnavailable) {
+			// The server did not answer in time (or another process held
+			// the log head that long): the outcome is unknown.
+			err = fmt.Errorf("%w: no answer within %s: %w", eventstore.ErrUnavailable, s.opts.CommitTimeout, err)
+		}
 		err = unavailable(err)
 		for i := range results {
 			results[i] = groupcommit.Result{Err: fmt.Errorf("%s: %w", batch[i].Op, err)}

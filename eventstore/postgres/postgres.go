@@ -73,6 +73,10 @@ type Options struct {
 	// NoGroupCommit commits every append in its own transaction. It exists to
 	// measure what group commit buys; never use it in production.
 	NoGroupCommit bool
+	// CommitTimeout bounds one group commit, the wait for the log head's
+	// lock included (default 30s); appends that run out of it fail with
+	// eventstore.ErrUnavailable, their outcome unknown.
+	CommitTimeout time.Duration
 	// PollInterval is how often subscriptions look for new events while the
 	// notification listener is disconnected (default 250ms); while it is
 	// connected they look every 20 PollIntervals anyway.
@@ -87,6 +91,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxBatchEvents <= 0 {
 		o.MaxBatchEvents = 4096
+	}
+	if o.CommitTimeout <= 0 {
+		o.CommitTimeout = 30 * time.Second
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = 250 * time.Millisecond

@@ -230,6 +230,46 @@ func TestClosed(t *testing.T) {
 	}
 }
 
+// TestLogHeadLockSerializesAppends: while another process holds the log
+// head's row lock, as an appending transaction does until it commits, no
+// append of this store commits and readers see the head unchanged; one
+// that waits longer than CommitTimeout fails with ErrUnavailable and
+// writes nothing. Once the lock is released appends go on.
+func TestLogHeadLockSerializesAppends(t *testing.T) {
+	t.Parallel()
+	u := dbtest.PostgresURL(t)
+	s := open(t, u, postgres.Options{CommitTimeout: 500 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream := storetest.Stream("locked")
+	storetest.MustAppend(t, s, stream, eventstore.NoStream, storetest.Events("t.l", 0, 1)...)
+	other, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	tx, err := other.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT position FROM log_head FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, stream, eventstore.Exact(0), storetest.Events("t.l", 1, 1)...); !errors.Is(err, eventstore.ErrUnavailable) {
+		t.Fatalf("append while the log head is locked: %v, want ErrUnavailable", err)
+	}
+	if head, err := s.Head(ctx); err != nil || head != 1 {
+		t.Fatalf("head %d (%v) while locked, want 1", head, err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res := storetest.MustAppend(t, s, stream, eventstore.Exact(0), storetest.Events("t.l", 1, 1)...)
+	if res.Position != 2 || res.NextRevision != 2 {
+		t.Fatalf("append after the lock was released: %+v, want position 2, next revision 2", res)
+	}
+}
+
 // TestUnreachableServerIsUnavailable: no server at the address is an error
 // wrapping eventstore.ErrUnavailable.
 func TestUnreachableServerIsUnavailable(t *testing.T) {
