@@ -68,7 +68,9 @@ func Failure(s Store) error {
 // result, as EventStoreDB does. A retry is recognised by event ids within its
 // stream: with an exact or no-stream expectation, at the place the original
 // went; with Any or StreamExists, among the stream's recent events (a window
-// of at least 32). Ids that match only in part are a conflict. Deterministic
+// of at least 32). Ids that match only in part are a conflict. A store may
+// also compare the events' contents (postgres does): the same ids with
+// other types, data or metadata are then a conflict too. Deterministic
 // ids (see Prepare) make a retried command produce the same ids.
 //
 // Limits: Prepare's per-event size limit applies to every store; a store may

@@ -40,6 +40,11 @@
 // they also poll slowly while it is connected, so a lost notification
 // delays an event but never loses it.
 //
+// # Snapshots
+//
+// Snapshots (an eventstore.SnapshotStore) keeps aggregate snapshots in an
+// UNLOGGED table beside the log, shared by every process on it.
+//
 // # Errors
 //
 // Failures to reach the server (refused or lost connections, the server
