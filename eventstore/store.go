@@ -2,7 +2,7 @@
 // coinledger builds on: an append-only log of streams with a single global
 // order, optimistic concurrency per stream and a per-stream hash chain.
 //
-// Implementations live in subpackages (sqlite, esdb); every implementation
+// Implementations live in subpackages (sqlite, esdb, postgres); every implementation
 // passes the conformance suite in eventstore/storetest.
 package eventstore
 
@@ -20,6 +20,11 @@ var (
 	ErrInvalidEvent = errors.New("invalid event")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("event store closed")
+	// ErrUnavailable: a network store could not be reached (the connection
+	// was refused or lost, the server is restarting). Retrying later may
+	// succeed; an append that failed so has an unknown outcome, and a retry
+	// with the same event ids is recognised if it was written.
+	ErrUnavailable = errors.New("event store unavailable")
 	// ErrStoreFailed: the store met an error it cannot recover from in
 	// process (an I/O error on commit: a failed fsync may have lost data the
 	// kernel still shows, so no later write can be trusted) and refuses
@@ -63,7 +68,9 @@ func Failure(s Store) error {
 // result, as EventStoreDB does. A retry is recognised by event ids within its
 // stream: with an exact or no-stream expectation, at the place the original
 // went; with Any or StreamExists, among the stream's recent events (a window
-// of at least 32). Ids that match only in part are a conflict. Deterministic
+// of at least 32). Ids that match only in part are a conflict. A store may
+// also compare the events' contents (postgres does): the same ids with
+// other types, data or metadata are then a conflict too. Deterministic
 // ids (see Prepare) make a retried command produce the same ids.
 //
 // Limits: Prepare's per-event size limit applies to every store; a store may

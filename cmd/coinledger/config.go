@@ -22,7 +22,7 @@ import (
 type Config struct {
 	Listen             string `yaml:"listen"`              // COINLEDGER_LISTEN, default 127.0.0.1:8080
 	DataDir            string `yaml:"data_dir"`            // COINLEDGER_DATA_DIR, default ./data
-	EventStore         URL    `yaml:"event_store"`         // COINLEDGER_EVENT_STORE: sqlite:PATH (default DATA_DIR/events.db) or esdb://...
+	EventStore         URL    `yaml:"event_store"`         // COINLEDGER_EVENT_STORE: sqlite:PATH (default DATA_DIR/events.db), esdb://... or postgres://...
 	ReadModels         URL    `yaml:"read_models"`         // COINLEDGER_READ_MODELS: sqlite:PATH (default DATA_DIR/readmodels.db) or postgres://...
 	AdminPassword      Secret `yaml:"admin_password"`      // COINLEDGER_ADMIN_PASSWORD
 	WalletnotifyListen string `yaml:"walletnotify_listen"` // COINLEDGER_WALLETNOTIFY_LISTEN, default 127.0.0.1:28882
@@ -181,11 +181,10 @@ func (c *Config) Validate() error {
 		}
 	}
 	if es := c.EventStore.Reveal(); !strings.HasPrefix(es, "sqlite:") && !strings.HasPrefix(es, "esdb://") &&
-		!strings.HasPrefix(es, "esdb+discover://") {
-		errs = append(errs, fmt.Errorf("event_store: %q: want sqlite:PATH or esdb://...", c.EventStore.String()))
+		!strings.HasPrefix(es, "esdb+discover://") && !isPostgresURL(es) {
+		errs = append(errs, fmt.Errorf("event_store: %q: want sqlite:PATH, esdb://... or postgres://...", c.EventStore.String()))
 	}
-	if rm := c.ReadModels.Reveal(); !strings.HasPrefix(rm, "sqlite:") && !strings.HasPrefix(rm, "postgres://") &&
-		!strings.HasPrefix(rm, "postgresql://") {
+	if rm := c.ReadModels.Reveal(); !strings.HasPrefix(rm, "sqlite:") && !isPostgresURL(rm) {
 		errs = append(errs, fmt.Errorf("read_models: %q: want sqlite:PATH or postgres://...", c.ReadModels.String()))
 	}
 	for i := range c.Coins {

@@ -20,6 +20,7 @@ import (
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
 	"github.com/coinledger/coinledger/eventstore"
+	pgstore "github.com/coinledger/coinledger/eventstore/postgres"
 	"github.com/coinledger/coinledger/eventstore/seal"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
 	"github.com/coinledger/coinledger/http/api"
@@ -74,9 +75,12 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	}
 	svc.closers = append(svc.closers, closeDB)
 
-	// Wallet and user snapshots: a cache beside whatever event store.
+	// Wallet and user snapshots: a cache beside whatever event store; in
+	// the Postgres event store's database, shared by every instance on it.
 	var snaps eventstore.SnapshotStore
-	if cfg.SnapshotEvery >= 0 {
+	if pg, ok := svc.store.(*pgstore.Store); ok && cfg.SnapshotEvery >= 0 {
+		snaps = pg.Snapshots()
+	} else if cfg.SnapshotEvery >= 0 {
 		s, err := sqlite.OpenSnapshots(ctx, filepath.Join(cfg.DataDir, "snapshots.db"))
 		if err != nil {
 			return svc, err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/esdb"
+	pgstore "github.com/coinledger/coinledger/eventstore/postgres"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
 	"github.com/coinledger/coinledger/projections"
 	"github.com/coinledger/coinledger/projections/postgres"
@@ -20,10 +21,17 @@ import (
 // running server's admin API instead (remote.go) branch on it.
 var errStoreLocked = errors.New("the event store is in use, by a running server or another command")
 
-// openEventStore opens the store the URL names: sqlite:PATH or esdb://...
-// An embedded store locked by another process is an error wrapping
-// errStoreLocked.
+// openEventStore opens the store the URL names: sqlite:PATH, esdb://... or
+// postgres://... An embedded store locked by another process is an error
+// wrapping errStoreLocked.
 func openEventStore(ctx context.Context, url string) (eventstore.Store, func() error, error) {
+	if isPostgresURL(url) {
+		s, err := pgstore.Open(ctx, url, pgstore.Options{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s.Close, nil
+	}
 	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
 		s, err := sqlite.Open(ctx, path, sqlite.Options{})
 		if errors.Is(err, syscall.EWOULDBLOCK) {
@@ -41,12 +49,21 @@ func openEventStore(ctx context.Context, url string) (eventstore.Store, func() e
 	return s, s.Close, nil
 }
 
-// storeKind names the kind of the event store the URL names: sqlite or esdb.
+// storeKind names the kind of the event store the URL names: sqlite,
+// postgres or esdb.
 func storeKind(url string) string {
-	if strings.HasPrefix(url, "sqlite:") {
+	switch {
+	case strings.HasPrefix(url, "sqlite:"):
 		return "sqlite"
+	case isPostgresURL(url):
+		return "postgres"
 	}
 	return "esdb"
+}
+
+// isPostgresURL reports whether url names a PostgreSQL database.
+func isPostgresURL(url string) bool {
+	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
 }
 
 // openReadModels opens the read-model database the URL names: sqlite:PATH or postgres://...

@@ -9,24 +9,11 @@ import (
 	"time"
 
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/eventstore/internal/groupcommit"
 	"github.com/google/uuid"
 	sqlitedriver "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
-
-type appendReq struct {
-	stream    string
-	expected  eventstore.ExpectedVersion
-	events    []eventstore.EventData
-	retryable bool               // ids chosen by the caller: may repeat an earlier append
-	imported  []eventstore.Event // an Import: events kept as they are (events is empty)
-	result    chan appendResult
-}
-
-type appendResult struct {
-	res eventstore.AppendResult
-	err error
-}
 
 // MaxEventSize is the per-event size limit Append applies (eventstore.SizeLimited).
 func (s *Store) MaxEventSize() int { return s.opts.MaxEventSize }
@@ -37,33 +24,19 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	return s.submit(ctx, "append "+stream, &appendReq{stream: stream, expected: expected, events: prepared,
-		retryable: eventstore.Retryable(events), result: make(chan appendResult, 1)})
+	return s.submit(ctx, groupcommit.NewAppend(stream, expected, prepared, events))
 }
 
-// submit hands req to the writer and waits for its outcome. Once queued
-// the request is carried out even if ctx ends: the caller then cannot know
-// the outcome, exactly as with a network store.
-func (s *Store) submit(ctx context.Context, op string, req *appendReq) (eventstore.AppendResult, error) {
+// submit hands req to the writer and waits for its outcome (see
+// groupcommit.Submit).
+func (s *Store) submit(ctx context.Context, req *groupcommit.Request) (eventstore.AppendResult, error) {
 	if s.closed.Load() {
 		return eventstore.AppendResult{}, eventstore.ErrClosed
 	}
 	if err := s.Failed(); err != nil {
-		return eventstore.AppendResult{}, fmt.Errorf("%s: %w", op, err)
+		return eventstore.AppendResult{}, fmt.Errorf("%s: %w", req.Op, err)
 	}
-	select {
-	case s.reqs <- req:
-	case <-s.done:
-		return eventstore.AppendResult{}, eventstore.ErrClosed
-	case <-ctx.Done():
-		return eventstore.AppendResult{}, ctx.Err()
-	}
-	select {
-	case r := <-req.result:
-		return r.res, r.err
-	case <-ctx.Done():
-		return eventstore.AppendResult{}, ctx.Err()
-	}
+	return s.queue.Submit(ctx, req)
 }
 
 // Import implements eventstore.Importer: it appends events exported from
@@ -72,50 +45,15 @@ func (s *Store) Import(ctx context.Context, events []eventstore.Event) (eventsto
 	if err := eventstore.ValidateImport(events); err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	return s.submit(ctx, "import", &appendReq{stream: events[0].Stream, imported: events, result: make(chan appendResult, 1)})
+	return s.submit(ctx, groupcommit.NewImport(events))
 }
 
 // writer is the only goroutine that writes. It drains the queue into group
 // commits until Close.
 func (s *Store) writer() {
 	defer s.wg.Done()
-	w := s.w
-	defer w.close()
-	var batch []*appendReq
-	for {
-		var first *appendReq
-		select {
-		case first = <-s.reqs:
-		case <-s.done:
-			// Finish what was queued before Close.
-			for {
-				select {
-				case r := <-s.reqs:
-					w.commit([]*appendReq{r})
-				default:
-					return
-				}
-			}
-		}
-		batch = append(batch[:0], first)
-		n := len(first.events) + len(first.imported)
-	drain:
-		for !s.opts.NoGroupCommit && n < s.opts.MaxBatchEvents {
-			select {
-			case r := <-s.reqs:
-				batch = append(batch, r)
-				n += len(r.events) + len(r.imported)
-			default:
-				break drain
-			}
-		}
-		w.commit(batch)
-	}
-}
-
-type streamHead struct {
-	next uint64
-	hash eventstore.Hash
+	defer s.w.close()
+	s.queue.Run(s.opts.MaxBatchEvents, s.opts.NoGroupCommit, s.w.commit)
 }
 
 // batchWriter holds the writer's state between commits: prepared statements
@@ -123,7 +61,7 @@ type streamHead struct {
 // writer of the file).
 type batchWriter struct {
 	s       *Store
-	heads   map[string]streamHead
+	heads   map[string]groupcommit.Head
 	inserts map[int]*sql.Stmt // multi-row INSERTs by row count, powers of two
 	headQ   *sql.Stmt         // the newest event of a stream
 	idsQ    *sql.Stmt         // ids and positions of a stream's events from a revision on
@@ -132,16 +70,13 @@ type batchWriter struct {
 const (
 	maxCachedHeads = 1 << 16
 	rowsPerInsert  = 128 // 13 columns each: well under SQLite's 32766 variables
-	// retryWindow is how many recent events of a stream an Any or
-	// StreamExists append is compared with to recognise a retry.
-	retryWindow = 32
 )
 
 // newBatchWriter prepares the writer's statements. It must run before the
 // writer starts: the write pool has one connection, so nothing can be
 // prepared on it while a transaction holds it.
 func newBatchWriter(ctx context.Context, s *Store) (*batchWriter, error) {
-	w := &batchWriter{s: s, heads: make(map[string]streamHead), inserts: map[int]*sql.Stmt{}}
+	w := &batchWriter{s: s, heads: make(map[string]groupcommit.Head), inserts: map[int]*sql.Stmt{}}
 	prepare := func(q string) *sql.Stmt {
 		st, err := s.wdb.PrepareContext(ctx, q)
 		if err != nil {
@@ -183,14 +118,14 @@ func (w *batchWriter) close() {
 
 // commit writes a group of appends in one transaction and answers each.
 // Once the store has failed it writes nothing and answers the failure.
-func (w *batchWriter) commit(batch []*appendReq) {
+func (w *batchWriter) commit(batch []*groupcommit.Request) {
 	if err := w.s.Failed(); err != nil {
 		for _, req := range batch {
-			req.result <- appendResult{err: fmt.Errorf("append %s: %w", req.stream, err)}
+			req.Answer(groupcommit.Result{Err: fmt.Errorf("%s: %w", req.Op, err)})
 		}
 		return
 	}
-	b := &txBatch{w: w, ctx: context.Background(), pending: make(map[string]streamHead)}
+	b := &txBatch{w: w, ctx: context.Background()}
 	results, err := b.write(batch)
 	if err != nil {
 		// Nothing of this batch was acknowledged: forget cached heads and
@@ -200,62 +135,53 @@ func (w *batchWriter) commit(batch []*appendReq) {
 		}
 		clear(w.heads)
 		for i := range results {
-			results[i] = appendResult{err: fmt.Errorf("append %s: %w", batch[i].stream, err)}
+			results[i] = groupcommit.Result{Err: fmt.Errorf("%s: %w", batch[i].Op, err)}
 		}
 	} else {
 		if len(w.heads) > maxCachedHeads {
 			clear(w.heads)
 		}
-		for stream, h := range b.pending {
+		for stream, h := range b.plan.Pending {
 			w.heads[stream] = h
 		}
-		if b.pos > w.s.head.Load() {
-			w.s.published(b.pos)
+		if b.plan.Pos > w.s.head.Load() {
+			w.s.published(b.plan.Pos)
 		}
 	}
 	for i, req := range batch {
-		req.result <- results[i]
+		req.Answer(results[i])
 	}
 }
 
-// row is one event ready to insert.
-type row struct{ e eventstore.Event }
-
-// txBatch is one group commit in the making.
+// txBatch is one group commit in the making: the plan's Source.
 type txBatch struct {
-	w       *batchWriter
-	ctx     context.Context
-	tx      *sql.Tx
-	pending map[string]streamHead // heads as of this transaction
-	rows    []row                 // planned rows, written at the end
-	pos     uint64                // position of the last planned row
+	w    *batchWriter
+	ctx  context.Context
+	tx   *sql.Tx
+	plan *groupcommit.Plan
 }
 
 // write plans every append of the batch against the stream heads, then
 // writes all rows with multi-row INSERTs and commits once.
-func (b *txBatch) write(batch []*appendReq) ([]appendResult, error) {
-	results := make([]appendResult, len(batch))
+func (b *txBatch) write(batch []*groupcommit.Request) ([]groupcommit.Result, error) {
+	results := make([]groupcommit.Result, len(batch))
 	var err error
 	if b.tx, err = b.w.s.wdb.BeginTx(b.ctx, nil); err != nil {
 		return results, fmt.Errorf("begin: %w", err)
 	}
 	defer b.tx.Rollback()
-	b.pos = b.w.s.head.Load()
 	n := 0
 	for _, req := range batch {
-		n += len(req.events) + len(req.imported)
+		n += len(req.Events) + len(req.Imported)
 	}
-	b.rows = make([]row, 0, n)
+	b.plan = groupcommit.NewPlan(b, b.w.s.head.Load(), false, n)
 	now := b.w.s.opts.Now().UTC().Truncate(time.Microsecond)
 	for i, req := range batch {
-		if req.imported != nil {
-			results[i], err = b.planImport(req)
-		} else {
-			results[i], err = b.plan(req, now)
-		}
-		if err != nil {
+		res, err := b.plan.Add(req, now)
+		if err != nil && !errors.Is(err, eventstore.ErrConflict) {
 			return results, err
 		}
+		results[i] = groupcommit.Result{Res: res, Err: err}
 	}
 	if err := b.insert(); err != nil {
 		return results, err
@@ -293,130 +219,30 @@ func unrecoverable(err error) bool {
 	return false
 }
 
-// plan decides one append: a conflict, a recognised retry, or new rows.
-func (b *txBatch) plan(req *appendReq, now time.Time) (appendResult, error) {
-	head, err := b.head(req.stream)
+// Stored implements groupcommit.Source: ids, revisions and positions only
+// (the embedded store recognises retries by their ids).
+func (b *txBatch) Stored(stream string, from uint64, limit int) ([]eventstore.Event, error) {
+	rows, err := b.tx.StmtContext(b.ctx, b.w.idsQ).QueryContext(b.ctx, stream, from, limit)
 	if err != nil {
-		return appendResult{}, err
+		return nil, err
 	}
-	if !req.expected.Allows(head.next) {
-		if rev, exact := req.expected.Revision(); req.retryable && (exact || req.expected.IsNoStream()) {
-			if !exact {
-				rev = 0
-			} else {
-				rev++
-			}
-			if res, ok, err := b.storedAt(req, rev); err != nil || ok {
-				return appendResult{res: res}, err
-			}
-		}
-		return appendResult{err: fmt.Errorf("append %s@%s: stream is at %s: %w",
-			req.stream, req.expected, eventstore.ExpectRevision(head.next), eventstore.ErrConflict)}, nil
-	}
-	if req.retryable && head.next > 0 && (req.expected.IsAny() || req.expected.IsStreamExists()) {
-		from := head.next - min(head.next, retryWindow)
-		if res, ok, err := b.storedAt(req, from); err != nil || ok {
-			return appendResult{res: res}, err
-		}
-	}
-	hash := head.hash
-	for j, ed := range req.events {
-		b.pos++
-		e := eventstore.Event{ID: ed.ID, Stream: req.stream, Revision: head.next + uint64(j), Position: b.pos,
-			Type: ed.Type, Data: ed.Data, Metadata: ed.Metadata, Created: now}
-		e.Hash = eventstore.ChainHash(hash, e)
-		hash = e.Hash
-		b.rows = append(b.rows, row{e: e})
-	}
-	next := head.next + uint64(len(req.events))
-	b.pending[req.stream] = streamHead{next: next, hash: hash}
-	return appendResult{res: eventstore.AppendResult{NextRevision: next, Position: b.pos}}, nil
-}
-
-// planImport decides an Import: every event must be the next of its
-// stream, else nothing of it is written (a conflict). Events keep their
-// ids, creation times and hashes; only positions are assigned.
-func (b *txBatch) planImport(req *appendReq) (appendResult, error) {
-	heads := make(map[string]streamHead)
-	for _, e := range req.imported {
-		h, ok := heads[e.Stream]
-		if !ok {
-			var err error
-			if h, err = b.head(e.Stream); err != nil {
-				return appendResult{}, err
-			}
-		}
-		if e.Revision != h.next {
-			return appendResult{err: fmt.Errorf("import %s: stream is at %s: %w",
-				e, eventstore.ExpectRevision(h.next), eventstore.ErrConflict)}, nil
-		}
-		heads[e.Stream] = streamHead{next: h.next + 1, hash: e.Hash}
-	}
-	for _, e := range req.imported {
-		b.pos++
-		e.Position = b.pos
-		e.Created = e.Created.UTC().Truncate(time.Microsecond)
-		b.rows = append(b.rows, row{e: e})
-	}
-	for stream, h := range heads {
-		b.pending[stream] = h
-	}
-	last := req.imported[len(req.imported)-1]
-	return appendResult{res: eventstore.AppendResult{NextRevision: last.Revision + 1, Position: b.pos}}, nil
-}
-
-// storedAt looks for req's events in its stream from revision from on: all
-// of them in order is a retry (ok, with the original result); the first id
-// found but not the rest is a conflict. Rows planned earlier in this batch
-// count as stored.
-func (b *txBatch) storedAt(req *appendReq, from uint64) (eventstore.AppendResult, bool, error) {
-	type stored struct{ rev, pos uint64 }
-	var ids []uuid.UUID
-	var at []stored
-	rows, err := b.tx.StmtContext(b.ctx, b.w.idsQ).QueryContext(b.ctx, req.stream, from, retryWindow+len(req.events))
-	if err != nil {
-		return eventstore.AppendResult{}, false, fmt.Errorf("read ids of %s: %w", req.stream, err)
-	}
+	defer rows.Close()
+	var out []eventstore.Event
 	for rows.Next() {
 		var id []byte
-		var s stored
-		if err := rows.Scan(&id, &s.rev, &s.pos); err != nil {
-			rows.Close()
-			return eventstore.AppendResult{}, false, err
+		e := eventstore.Event{Stream: stream}
+		if err := rows.Scan(&id, &e.Revision, &e.Position); err != nil {
+			return nil, err
 		}
-		ids, at = append(ids, uuid.UUID(id)), append(at, s)
+		e.ID = uuid.UUID(id)
+		out = append(out, e)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return eventstore.AppendResult{}, false, err
-	}
-	for _, r := range b.rows {
-		if r.e.Stream == req.stream && r.e.Revision >= from {
-			ids, at = append(ids, r.e.ID), append(at, stored{r.e.Revision, r.e.Position})
-		}
-	}
-	for i, id := range ids {
-		if id != req.events[0].ID {
-			continue
-		}
-		n := len(req.events)
-		if i+n > len(ids) {
-			return eventstore.AppendResult{}, false, nil
-		}
-		for j := range req.events {
-			if ids[i+j] != req.events[j].ID {
-				return eventstore.AppendResult{}, false, nil
-			}
-		}
-		last := at[i+n-1]
-		return eventstore.AppendResult{NextRevision: last.rev + 1, Position: last.pos}, true, nil
-	}
-	return eventstore.AppendResult{}, false, nil
+	return out, rows.Err()
 }
 
 // insert writes the planned rows with as few statements as it can.
 func (b *txBatch) insert() error {
-	rows := b.rows
+	rows := b.plan.Rows
 	args := make([]any, 0, 13*min(len(rows), rowsPerInsert))
 	for len(rows) > 0 {
 		n := rowsPerInsert
@@ -424,38 +250,36 @@ func (b *txBatch) insert() error {
 			n /= 2
 		}
 		args = args[:0]
-		for _, r := range rows[:n] {
-			e := r.e
+		for _, e := range rows[:n] {
 			m := e.Metadata
 			args = append(args, e.Position, e.Stream, e.Revision, e.ID[:], e.Type, []byte(e.Data), e.Created.UnixMicro(),
 				m.CorrelationID, m.CausationID, m.Actor, m.SchemaVersion, m.IdempotencyKey, e.Hash[:])
 		}
 		if _, err := b.tx.StmtContext(b.ctx, b.w.inserts[n]).ExecContext(b.ctx, args...); err != nil {
-			return fmt.Errorf("insert %d events from %s: %w", n, rows[0].e, err)
+			return fmt.Errorf("insert %d events from %s: %w", n, rows[0], err)
 		}
 		rows = rows[n:]
 	}
 	return nil
 }
 
-// head returns a stream's head as of this transaction.
-func (b *txBatch) head(stream string) (streamHead, error) {
-	if h, ok := b.pending[stream]; ok {
-		return h, nil
-	}
+// Head implements groupcommit.Source: a stream's head as committed, from
+// the writer's cache (valid because it is the only writer of the file)
+// or the file.
+func (b *txBatch) Head(stream string) (groupcommit.Head, error) {
 	if h, ok := b.w.heads[stream]; ok {
 		return h, nil
 	}
-	var h streamHead
+	var h groupcommit.Head
 	var hash []byte
-	err := b.tx.StmtContext(b.ctx, b.w.headQ).QueryRowContext(b.ctx, stream).Scan(&h.next, &hash)
+	err := b.tx.StmtContext(b.ctx, b.w.headQ).QueryRowContext(b.ctx, stream).Scan(&h.Next, &hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return streamHead{}, nil
+		return groupcommit.Head{}, nil
 	case err != nil:
 		return h, fmt.Errorf("read head of %s: %w", stream, err)
 	}
-	h.next++
-	copy(h.hash[:], hash)
+	h.Next++
+	copy(h.Hash[:], hash)
 	return h, nil
 }

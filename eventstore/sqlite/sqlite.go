@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/eventstore/internal/groupcommit"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -62,7 +63,7 @@ type Store struct {
 	lock   *os.File
 	wdb    *sql.DB // the writer's single connection
 	rdb    *sql.DB // readers
-	reqs   chan *appendReq
+	queue  *groupcommit.Queue
 	done   chan struct{}
 	closed atomic.Bool
 	wg     sync.WaitGroup
@@ -118,7 +119,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("open event store %s: locked by another process: %w", path, err)
 	}
-	s := &Store{opts: opts, path: path, lock: lock, reqs: make(chan *appendReq, 1024),
+	s := &Store{opts: opts, path: path, lock: lock, queue: groupcommit.NewQueue(),
 		done: make(chan struct{}), notify: make(chan struct{})}
 	if err := s.open(ctx); err != nil {
 		s.closeDBs()
@@ -183,6 +184,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.queue.Close()
 	close(s.done)
 	s.wg.Wait()
 	s.closeDBs()

@@ -120,6 +120,8 @@ var statusOf = []struct {
 		"the read-model database is unavailable; retry"},
 	{eventstore.ErrStoreFailed, http.StatusServiceUnavailable, "store_failed",
 		"the event store refuses writes after an I/O error; an operator must restart the service"},
+	{eventstore.ErrUnavailable, http.StatusServiceUnavailable, "store_unavailable",
+		"the event store could not be reached; retry with the same Idempotency-Key"},
 }
 
 // problemOf turns any error into a problem document; unknown errors are 500

@@ -60,27 +60,39 @@ func TestInsufficientFundsDetailNeedsRead(t *testing.T) {
 }
 
 // TestFailedStoreAnswers503: a write refused by a fail-stopped event store
-// is 503 store_failed with a fixed text (not the store's path or cause),
+// is 503 store_failed, one that could not reach the store 503
+// store_unavailable, with a fixed text (not the store's path or cause),
 // and the cause goes to the log.
 func TestFailedStoreAnswers503(t *testing.T) {
-	var logs strings.Builder
-	h := &handlers{d: Deps{Logger: slog.New(slog.NewTextHandler(&logs, nil))}}
-	e := echo.New()
-	rec := httptest.NewRecorder()
-	c := e.NewContext(httptest.NewRequest(http.MethodPost, "/api/v1/wallets/hot/transfers", nil), rec)
-	h.errorHandler(fmt.Errorf("append wallet-hot: %w: it refuses appends until a restart: /srv/data/events.db: disk I/O error",
-		eventstore.ErrStoreFailed), c)
-	var p problem
-	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
-		t.Fatal(err)
-	}
-	if rec.Code != http.StatusServiceUnavailable || p.Code != "store_failed" {
-		t.Fatalf("answered %d %+v, want 503 store_failed", rec.Code, p)
-	}
-	if strings.Contains(p.Detail, "/srv/data") || strings.Contains(p.Detail, "disk I/O") {
-		t.Fatalf("detail tells the store's internals: %q", p.Detail)
-	}
-	if !strings.Contains(logs.String(), "disk I/O error") {
-		t.Fatalf("the cause is not logged: %s", logs.String())
+	for _, tc := range []struct {
+		code, cause string
+		err         error
+	}{
+		{"store_failed", "disk I/O error", fmt.Errorf("append wallet-hot: %w: it refuses appends until a restart: /srv/data/events.db: disk I/O error",
+			eventstore.ErrStoreFailed)},
+		{"store_unavailable", "connection reset by peer", fmt.Errorf("append wallet-hot: %w: write tcp 10.0.0.1:5432: connection reset by peer",
+			eventstore.ErrUnavailable)},
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			var logs strings.Builder
+			h := &handlers{d: Deps{Logger: slog.New(slog.NewTextHandler(&logs, nil))}}
+			e := echo.New()
+			rec := httptest.NewRecorder()
+			c := e.NewContext(httptest.NewRequest(http.MethodPost, "/api/v1/wallets/hot/transfers", nil), rec)
+			h.errorHandler(tc.err, c)
+			var p problem
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+				t.Fatal(err)
+			}
+			if rec.Code != http.StatusServiceUnavailable || p.Code != tc.code {
+				t.Fatalf("answered %d %+v, want 503 %s", rec.Code, p, tc.code)
+			}
+			if strings.Contains(p.Detail, "/srv/data") || strings.Contains(p.Detail, "10.0.0.1") || strings.Contains(p.Detail, tc.cause) {
+				t.Fatalf("detail tells the store's internals: %q", p.Detail)
+			}
+			if !strings.Contains(logs.String(), tc.cause) {
+				t.Fatalf("the cause is not logged: %s", logs.String())
+			}
+		})
 	}
 }

@@ -9,16 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
-	"net"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/coinledger/coinledger/internal/pg"
 	"github.com/coinledger/coinledger/projections"
 )
 
@@ -41,8 +39,8 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		// The URL may hold a password: do not echo it.
 		return nil, errors.New("open read models: cannot parse the Postgres URL")
 	}
-	if err := createSchema(ctx, cfg); err != nil {
-		return nil, err
+	if err := pg.CreateSchema(ctx, cfg.ConnConfig); err != nil {
+		return nil, fmt.Errorf("open read models on %s: %w", cfg.ConnConfig.Host, err)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -53,28 +51,6 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		return nil, fmt.Errorf("open read models on %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
 	}
 	return &DB{pool: pool}, nil
-}
-
-// createSchema creates the first schema of a search_path given in the URL
-// if it does not exist, so that several deployments (or test runs) can
-// share one database, each in its own schema.
-func createSchema(ctx context.Context, cfg *pgxpool.Config) error {
-	path := cfg.ConnConfig.RuntimeParams["search_path"]
-	schema := strings.TrimSpace(strings.Split(path, ",")[0])
-	if schema == "" || schema == "public" || strings.HasPrefix(schema, "$") {
-		return nil
-	}
-	cc := cfg.ConnConfig.Copy()
-	delete(cc.RuntimeParams, "search_path")
-	conn, err := pgx.ConnectConfig(ctx, cc)
-	if err != nil {
-		return fmt.Errorf("open read models on %s: %w", cc.Host, err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
-		return fmt.Errorf("open read models: create schema %s: %w", schema, err)
-	}
-	return nil
 }
 
 // Close closes the pool, waiting for connections in use to be released.
@@ -117,21 +93,7 @@ func transient(err error) error {
 		return err
 	}
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch {
-		case pe.Code == "40001", pe.Code == "40P01", // serialization failure, deadlock
-			strings.HasPrefix(pe.Code, "08"),  // connection exception
-			strings.HasPrefix(pe.Code, "57P"), // admin shutdown, crash shutdown, cannot connect now
-			strings.HasPrefix(pe.Code, "53"):  // insufficient resources (too many connections)
-			return fmt.Errorf("%w: %w", projections.ErrTransient, err)
-		}
-		return err
-	}
-	var ne net.Error
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ne) || errors.As(err, &ce) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		pgconn.Timeout(err) || pgconn.SafeToRetry(err) || strings.Contains(err.Error(), "conn closed") {
+	if errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01") || pg.Unreachable(err) {
 		return fmt.Errorf("%w: %w", projections.ErrTransient, err)
 	}
 	return err
