@@ -143,10 +143,10 @@ type Verifier struct {
 	byPos    []*pendingCheckpoint // the same, by Position, not yet passed
 	given    map[string]bool      // by identity (checkpointID)
 	matched  int
-	probes   []Probe                    // not run yet, by At
-	stored   map[string]eventstore.Hash // the stored hash of each stream's last event pushed
-	inflight *batch                     // pushed, not checked yet
-	last     uint64                     // position of the last event
+	probes   []Probe                     // not run yet, by At
+	stored   map[string]*eventstore.Hash // the stored hash of each stream's last event pushed
+	inflight *batch                      // pushed, not checked yet
+	last     uint64                      // position of the last event
 	findings []Finding
 	counts   map[string]int
 	accounts []string // scratch: the accounts an event touches
@@ -165,7 +165,7 @@ func NewVerifier(opts Options) *Verifier {
 		opts.MaxPerCode = DefaultMaxPerCode
 	}
 	v := &Verifier{opts: opts, chains: eventstore.NewVerifier(), tally: NewTally(), states: map[string]*ledger.State{},
-		deposits: map[string]int{}, stored: map[string]eventstore.Hash{}, entries: map[string][]Entry{}, given: map[string]bool{},
+		deposits: map[string]int{}, stored: map[string]*eventstore.Hash{}, entries: map[string][]Entry{}, given: map[string]bool{},
 		counts: map[string]int{}}
 	for _, c := range opts.Checkpoints {
 		id := checkpointID(c)
@@ -226,8 +226,12 @@ func (v *Verifier) push(events []eventstore.Event, redacted bool) {
 	b := &batch{events: events, redacted: redacted, prev: make([]eventstore.Hash, len(events)),
 		prep: make([]prepared, len(events)), done: make(chan struct{})}
 	for i, e := range events {
-		b.prev[i] = v.stored[e.Stream]
-		v.stored[e.Stream] = e.Hash
+		h := v.stored[e.Stream]
+		if h == nil {
+			h = new(eventstore.Hash)
+			v.stored[e.Stream] = h
+		}
+		b.prev[i], *h = *h, e.Hash
 	}
 	if len(events) < parallelMin {
 		v.drain()
@@ -308,6 +312,9 @@ func (v *Verifier) chain(e eventstore.Event, redacted bool, hash eventstore.Hash
 	} else {
 		err = v.chains.VerifyHashed(e, hash)
 	}
+	if err == nil {
+		return
+	}
 	var ce *eventstore.ChainError
 	if !errors.As(err, &ce) {
 		return
@@ -325,7 +332,7 @@ func (v *Verifier) chain(e eventstore.Event, redacted bool, hash eventstore.Hash
 func (v *Verifier) ledger(e eventstore.Event, wallet string, ev ledger.Event) {
 	s := v.states[wallet]
 	if s == nil {
-		s = ledger.NewState()
+		s = ledger.NewFold() // the verifier never reads idempotency keys
 		v.states[wallet] = s
 	}
 	ps := ledger.PostingsOf(ev)
