@@ -277,12 +277,12 @@ func (v *Verifier) prepare(b *batch, lo, hi int) {
 // check checks b's events in order, once they are prepared.
 func (v *Verifier) check(b *batch) {
 	<-b.done
-	for i, e := range b.events {
-		v.add(e, b.redacted, &b.prep[i])
+	for i := range b.events {
+		v.add(&b.events[i], b.redacted, &b.prep[i])
 	}
 }
 
-func (v *Verifier) add(e eventstore.Event, redacted bool, p *prepared) {
+func (v *Verifier) add(e *eventstore.Event, redacted bool, p *prepared) {
 	v.beforeEvent(e)
 	if e.Position <= v.last && v.tally.Chain.Events > 0 {
 		v.find(Finding{Code: CodePositionOrder, Position: e.Position, Stream: e.Stream, Revision: e.Revision,
@@ -290,7 +290,7 @@ func (v *Verifier) add(e eventstore.Event, redacted bool, p *prepared) {
 	}
 	v.last = e.Position
 	v.chain(e, redacted, p.hash)
-	v.tally.AddDecoded(e, p.wallet, p.ev)
+	v.tally.AddDecoded(*e, p.wallet, p.ev)
 	if p.err != nil {
 		v.find(Finding{Code: CodeUndecodable, Position: e.Position, Stream: e.Stream, Revision: e.Revision, Message: p.err.Error()})
 	}
@@ -305,12 +305,12 @@ func (v *Verifier) add(e eventstore.Event, redacted bool, p *prepared) {
 
 // chain checks e's place and hash (recomputed, unless e is redacted) in
 // its stream.
-func (v *Verifier) chain(e eventstore.Event, redacted bool, hash eventstore.Hash) {
+func (v *Verifier) chain(e *eventstore.Event, redacted bool, hash eventstore.Hash) {
 	var err error
 	if redacted {
-		err = v.chains.Link(e)
+		err = v.chains.Link(*e)
 	} else {
-		err = v.chains.VerifyHashed(e, hash)
+		err = v.chains.VerifyHashed(*e, hash)
 	}
 	if err == nil {
 		return
@@ -324,12 +324,12 @@ func (v *Verifier) chain(e eventstore.Event, redacted bool, hash eventstore.Hash
 		code = CodeRevisionGap
 	}
 	v.find(Finding{Code: code, Position: e.Position, Stream: e.Stream, Revision: e.Revision, Message: ce.Reason})
-	v.chains.Resume(e) // one broken link is one finding
+	v.chains.Resume(*e) // one broken link is one finding
 }
 
 // ledger checks the rules of double entry on a wallet's event and folds it
 // into the wallet's state.
-func (v *Verifier) ledger(e eventstore.Event, wallet string, ev ledger.Event) {
+func (v *Verifier) ledger(e *eventstore.Event, wallet string, ev ledger.Event) {
 	s := v.states[wallet]
 	if s == nil {
 		s = ledger.NewFold() // the verifier never reads idempotency keys
@@ -373,7 +373,7 @@ func (v *Verifier) ledger(e eventstore.Event, wallet string, ev ledger.Event) {
 // metCheckpoint checks a checkpoint event of the log: it parses, is
 // signed, and was given before the pass (then the log was compared with
 // it when it reached its event count).
-func (v *Verifier) metCheckpoint(e eventstore.Event) {
+func (v *Verifier) metCheckpoint(e *eventstore.Event) {
 	c, err := audit.ParseCheckpoint(e.Data)
 	if err != nil {
 		v.find(Finding{Code: CodeCheckpointInvalid, Position: e.Position, Stream: e.Stream, Revision: e.Revision, Message: err.Error()})
@@ -421,7 +421,7 @@ type pendingCheckpoint struct {
 // beforeEvent runs the probes e goes past, and compares the log with the
 // checkpoints whose position e goes past: if the log never reaches their
 // event count (events before them deleted), that is how it differs.
-func (v *Verifier) beforeEvent(e eventstore.Event) {
+func (v *Verifier) beforeEvent(e *eventstore.Event) {
 	for len(v.probes) > 0 && e.Position > v.probes[0].At {
 		v.probe()
 	}

@@ -116,19 +116,18 @@ func (s *jsonScan) raw() ([]byte, bool) {
 	if !s.next('"') {
 		return nil, false
 	}
-	start := s.i
+	rest := s.b[s.i:]
 	var high byte // every byte ORed: ASCII unless its top bit is set
-	for ; s.i < len(s.b); s.i++ {
-		switch c := s.b[s.i]; {
+	for n, c := range rest {
+		switch {
 		case c == '"':
-			v := s.b[start:s.i]
-			s.i++
+			v := rest[:n]
+			s.i += n + 1
 			return v, high < utf8.RuneSelf || utf8.Valid(v)
 		case c < 0x20 || c == '\\':
 			return nil, false
-		default:
-			high |= c
 		}
+		high |= c
 	}
 	return nil, false
 }
@@ -156,21 +155,26 @@ func (s *jsonScan) strOf(known ...string) (string, bool) {
 // int reads an integer without exponent or fraction that fits int64.
 func (s *jsonScan) int() (int64, bool) {
 	neg := s.next('-')
-	digits := s.i
+	rest := s.b[s.i:]
 	var n uint64
-	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-		if s.i-digits == 19 {
+	digits := 0
+	for _, c := range rest {
+		if c < '0' || c > '9' {
+			break
+		}
+		if digits == 19 {
 			return 0, false // over 19 digits (no leading zeros): beyond int64
 		}
-		n = n*10 + uint64(s.b[s.i]-'0')
-		s.i++
+		n = n*10 + uint64(c-'0')
+		digits++
 	}
-	if s.i == digits || (s.b[digits] == '0' && s.i-digits > 1) {
+	if digits == 0 || (rest[0] == '0' && digits > 1) {
 		return 0, false
 	}
-	if s.i < len(s.b) && (s.b[s.i] == '.' || s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+	if digits < len(rest) && (rest[digits] == '.' || rest[digits] == 'e' || rest[digits] == 'E') {
 		return 0, false
 	}
+	s.i += digits
 	switch {
 	case !neg && n <= math.MaxInt64:
 		return int64(n), true
