@@ -8,11 +8,7 @@ import (
 // The other events a ledger is mostly made of (account openings, balance
 // imports, holds) are read by hand too, as FundsTransferred is: the shape
 // json.Marshal writes, anything else by encoding/json, so decoding into a
-// zero value always gives what encoding/json would. Each parser's cases are
-// the indexes of its keys, listed in the order json.Marshal writes them;
-// each parser reports false (e half-written) for any other shape.
-
-var accountOpenedKeys = []string{"account", "idempotency_key", "request_hash"}
+// zero value always gives what encoding/json would.
 
 // UnmarshalJSON decodes an AccountOpened (see FundsTransferred.UnmarshalJSON).
 func (e *AccountOpened) UnmarshalJSON(b []byte) error {
@@ -24,19 +20,6 @@ func (e *AccountOpened) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, (*plain)(e))
 }
 
-func parseAccountOpened(b []byte, e *AccountOpened) bool {
-	s := jsonScan{b: b}
-	return s.fields(accountOpenedKeys, func(i int) (ok bool) {
-		if i == 0 {
-			e.Account, ok = s.str()
-			return ok
-		}
-		return s.idempotency(i-1, &e.Idempotency)
-	}) && s.i == len(s.b)
-}
-
-var balanceImportedKeys = []string{"id", "account", "amount", "reason", "postings", "idempotency_key", "request_hash"}
-
 // UnmarshalJSON decodes a BalanceImported (see FundsTransferred.UnmarshalJSON).
 func (e *BalanceImported) UnmarshalJSON(b []byte) error {
 	type plain BalanceImported // without this method
@@ -46,29 +29,6 @@ func (e *BalanceImported) UnmarshalJSON(b []byte) error {
 	}
 	return json.Unmarshal(b, (*plain)(e))
 }
-
-func parseBalanceImported(b []byte, e *BalanceImported) bool {
-	s := jsonScan{b: b}
-	return s.fields(balanceImportedKeys, func(i int) (ok bool) {
-		switch i {
-		case 0:
-			e.ID, ok = s.str()
-		case 1:
-			e.Account, ok = s.str()
-		case 2:
-			e.Amount, ok = s.int()
-		case 3:
-			e.Reason, ok = s.str()
-		case 4:
-			e.Postings, ok = s.postings(e.Account, ImportAccount)
-		default:
-			ok = s.idempotency(i-5, &e.Idempotency)
-		}
-		return ok
-	}) && s.i == len(s.b)
-}
-
-var holdPlacedKeys = []string{"id", "account", "amount", "reason", "expires_at", "postings", "idempotency_key", "request_hash"}
 
 // UnmarshalJSON decodes a HoldPlaced (see FundsTransferred.UnmarshalJSON).
 func (e *HoldPlaced) UnmarshalJSON(b []byte) error {
@@ -80,31 +40,6 @@ func (e *HoldPlaced) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, (*plain)(e))
 }
 
-func parseHoldPlaced(b []byte, e *HoldPlaced) bool {
-	s := jsonScan{b: b}
-	return s.fields(holdPlacedKeys, func(i int) (ok bool) {
-		switch i {
-		case 0:
-			e.ID, ok = s.str()
-		case 1:
-			e.Account, ok = s.str()
-		case 2:
-			e.Amount, ok = s.int()
-		case 3:
-			e.Reason, ok = s.str()
-		case 4:
-			ok = s.time(&e.ExpiresAt)
-		case 5:
-			e.Postings, ok = s.postings(e.Account)
-		default:
-			ok = s.idempotency(i-6, &e.Idempotency)
-		}
-		return ok
-	}) && s.i == len(s.b)
-}
-
-var holdReleasedKeys = []string{"id", "account", "amount", "reason", "postings", "idempotency_key", "request_hash"}
-
 // UnmarshalJSON decodes a HoldReleased (see FundsTransferred.UnmarshalJSON).
 func (e *HoldReleased) UnmarshalJSON(b []byte) error {
 	type plain HoldReleased // without this method
@@ -114,29 +49,6 @@ func (e *HoldReleased) UnmarshalJSON(b []byte) error {
 	}
 	return json.Unmarshal(b, (*plain)(e))
 }
-
-func parseHoldReleased(b []byte, e *HoldReleased) bool {
-	s := jsonScan{b: b}
-	return s.fields(holdReleasedKeys, func(i int) (ok bool) {
-		switch i {
-		case 0:
-			e.ID, ok = s.str()
-		case 1:
-			e.Account, ok = s.str()
-		case 2:
-			e.Amount, ok = s.int()
-		case 3:
-			e.Reason, ok = s.str()
-		case 4:
-			e.Postings, ok = s.postings(e.Account)
-		default:
-			ok = s.idempotency(i-5, &e.Idempotency)
-		}
-		return ok
-	}) && s.i == len(s.b)
-}
-
-var holdExpiredKeys = []string{"id", "account", "amount", "expires_at", "postings", "idempotency_key", "request_hash"}
 
 // UnmarshalJSON decodes a HoldExpired (see FundsTransferred.UnmarshalJSON).
 func (e *HoldExpired) UnmarshalJSON(b []byte) error {
@@ -148,22 +60,72 @@ func (e *HoldExpired) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, (*plain)(e))
 }
 
+// The keys of each event type, in the order json.Marshal writes them.
+var (
+	accountOpenedKeys   = []string{"account", "idempotency_key", "request_hash"}
+	balanceImportedKeys = []string{"id", "account", "amount", "reason", "postings", "idempotency_key", "request_hash"}
+	holdPlacedKeys      = []string{"id", "account", "amount", "reason", "expires_at", "postings", "idempotency_key", "request_hash"}
+	holdReleasedKeys    = []string{"id", "account", "amount", "reason", "postings", "idempotency_key", "request_hash"}
+	holdExpiredKeys     = []string{"id", "account", "amount", "expires_at", "postings", "idempotency_key", "request_hash"}
+)
+
+func parseAccountOpened(b []byte, e *AccountOpened) bool {
+	return parseAccountEvent(b, accountOpenedKeys, accountFields{account: &e.Account, idem: &e.Idempotency})
+}
+
+func parseBalanceImported(b []byte, e *BalanceImported) bool {
+	return parseAccountEvent(b, balanceImportedKeys, accountFields{id: &e.ID, account: &e.Account, amount: &e.Amount,
+		reason: &e.Reason, postings: &e.Postings, idem: &e.Idempotency})
+}
+
+func parseHoldPlaced(b []byte, e *HoldPlaced) bool {
+	return parseAccountEvent(b, holdPlacedKeys, accountFields{id: &e.ID, account: &e.Account, amount: &e.Amount,
+		reason: &e.Reason, expires: &e.ExpiresAt, postings: &e.Postings, idem: &e.Idempotency})
+}
+
+func parseHoldReleased(b []byte, e *HoldReleased) bool {
+	return parseAccountEvent(b, holdReleasedKeys, accountFields{id: &e.ID, account: &e.Account, amount: &e.Amount,
+		reason: &e.Reason, postings: &e.Postings, idem: &e.Idempotency})
+}
+
 func parseHoldExpired(b []byte, e *HoldExpired) bool {
+	return parseAccountEvent(b, holdExpiredKeys, accountFields{id: &e.ID, account: &e.Account, amount: &e.Amount,
+		expires: &e.ExpiresAt, postings: &e.Postings, idem: &e.Idempotency})
+}
+
+// accountFields points at the fields of an event about one account; the
+// keys given to parseAccountEvent say which of them the event has.
+type accountFields struct {
+	id, account, reason *string
+	amount              *int64
+	expires             *time.Time
+	postings            *[]Posting
+	idem                *Idempotency
+}
+
+// parseAccountEvent decodes b, an object with (some of) keys, into f if it
+// has the simple shape (see FundsTransferred.UnmarshalJSON); when it
+// reports false, f's fields may be half-written.
+func parseAccountEvent(b []byte, keys []string, f accountFields) bool {
 	s := jsonScan{b: b}
-	return s.fields(holdExpiredKeys, func(i int) (ok bool) {
-		switch i {
-		case 0:
-			e.ID, ok = s.str()
-		case 1:
-			e.Account, ok = s.str()
-		case 2:
-			e.Amount, ok = s.int()
-		case 3:
-			ok = s.time(&e.ExpiresAt)
-		case 4:
-			e.Postings, ok = s.postings(e.Account)
-		default:
-			ok = s.idempotency(i-5, &e.Idempotency)
+	return s.fields(keys, func(i int) (ok bool) {
+		switch keys[i] {
+		case "id":
+			*f.id, ok = s.str()
+		case "account":
+			*f.account, ok = s.str()
+		case "amount":
+			*f.amount, ok = s.int()
+		case "reason":
+			*f.reason, ok = s.str()
+		case "expires_at":
+			ok = s.time(f.expires)
+		case "postings":
+			*f.postings, ok = s.postings(*f.account, ImportAccount)
+		case "idempotency_key":
+			f.idem.Key, ok = s.str()
+		case "request_hash":
+			f.idem.RequestHash, ok = s.str()
 		}
 		return ok
 	}) && s.i == len(s.b)
