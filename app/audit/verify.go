@@ -143,10 +143,10 @@ type Verifier struct {
 	byPos    []*pendingCheckpoint // the same, by Position, not yet passed
 	given    map[string]bool      // by identity (checkpointID)
 	matched  int
-	probes   []Probe                    // not run yet, by At
-	stored   map[string]eventstore.Hash // the stored hash of each stream's last event pushed
-	inflight *batch                     // pushed, not checked yet
-	last     uint64                     // position of the last event
+	probes   []Probe                     // not run yet, by At
+	stored   map[string]*eventstore.Hash // the stored hash of each stream's last event pushed
+	inflight *batch                      // pushed, not checked yet
+	last     uint64                      // position of the last event
 	findings []Finding
 	counts   map[string]int
 	accounts []string // scratch: the accounts an event touches
@@ -165,7 +165,7 @@ func NewVerifier(opts Options) *Verifier {
 		opts.MaxPerCode = DefaultMaxPerCode
 	}
 	v := &Verifier{opts: opts, chains: eventstore.NewVerifier(), tally: NewTally(), states: map[string]*ledger.State{},
-		deposits: map[string]int{}, stored: map[string]eventstore.Hash{}, entries: map[string][]Entry{}, given: map[string]bool{},
+		deposits: map[string]int{}, stored: map[string]*eventstore.Hash{}, entries: map[string][]Entry{}, given: map[string]bool{},
 		counts: map[string]int{}}
 	for _, c := range opts.Checkpoints {
 		id := checkpointID(c)
@@ -226,8 +226,12 @@ func (v *Verifier) push(events []eventstore.Event, redacted bool) {
 	b := &batch{events: events, redacted: redacted, prev: make([]eventstore.Hash, len(events)),
 		prep: make([]prepared, len(events)), done: make(chan struct{})}
 	for i, e := range events {
-		b.prev[i] = v.stored[e.Stream]
-		v.stored[e.Stream] = e.Hash
+		h := v.stored[e.Stream]
+		if h == nil {
+			h = new(eventstore.Hash)
+			v.stored[e.Stream] = h
+		}
+		b.prev[i], *h = *h, e.Hash
 	}
 	if len(events) < parallelMin {
 		v.drain()
@@ -273,12 +277,12 @@ func (v *Verifier) prepare(b *batch, lo, hi int) {
 // check checks b's events in order, once they are prepared.
 func (v *Verifier) check(b *batch) {
 	<-b.done
-	for i, e := range b.events {
-		v.add(e, b.redacted, &b.prep[i])
+	for i := range b.events {
+		v.add(&b.events[i], b.redacted, &b.prep[i])
 	}
 }
 
-func (v *Verifier) add(e eventstore.Event, redacted bool, p *prepared) {
+func (v *Verifier) add(e *eventstore.Event, redacted bool, p *prepared) {
 	v.beforeEvent(e)
 	if e.Position <= v.last && v.tally.Chain.Events > 0 {
 		v.find(Finding{Code: CodePositionOrder, Position: e.Position, Stream: e.Stream, Revision: e.Revision,
@@ -286,7 +290,7 @@ func (v *Verifier) add(e eventstore.Event, redacted bool, p *prepared) {
 	}
 	v.last = e.Position
 	v.chain(e, redacted, p.hash)
-	v.tally.AddDecoded(e, p.wallet, p.ev)
+	v.tally.AddDecoded(*e, p.wallet, p.ev)
 	if p.err != nil {
 		v.find(Finding{Code: CodeUndecodable, Position: e.Position, Stream: e.Stream, Revision: e.Revision, Message: p.err.Error()})
 	}
@@ -301,12 +305,15 @@ func (v *Verifier) add(e eventstore.Event, redacted bool, p *prepared) {
 
 // chain checks e's place and hash (recomputed, unless e is redacted) in
 // its stream.
-func (v *Verifier) chain(e eventstore.Event, redacted bool, hash eventstore.Hash) {
+func (v *Verifier) chain(e *eventstore.Event, redacted bool, hash eventstore.Hash) {
 	var err error
 	if redacted {
-		err = v.chains.Link(e)
+		err = v.chains.Link(*e)
 	} else {
-		err = v.chains.VerifyHashed(e, hash)
+		err = v.chains.VerifyHashed(*e, hash)
+	}
+	if err == nil {
+		return
 	}
 	var ce *eventstore.ChainError
 	if !errors.As(err, &ce) {
@@ -317,15 +324,15 @@ func (v *Verifier) chain(e eventstore.Event, redacted bool, hash eventstore.Hash
 		code = CodeRevisionGap
 	}
 	v.find(Finding{Code: code, Position: e.Position, Stream: e.Stream, Revision: e.Revision, Message: ce.Reason})
-	v.chains.Resume(e) // one broken link is one finding
+	v.chains.Resume(*e) // one broken link is one finding
 }
 
 // ledger checks the rules of double entry on a wallet's event and folds it
 // into the wallet's state.
-func (v *Verifier) ledger(e eventstore.Event, wallet string, ev ledger.Event) {
+func (v *Verifier) ledger(e *eventstore.Event, wallet string, ev ledger.Event) {
 	s := v.states[wallet]
 	if s == nil {
-		s = ledger.NewState()
+		s = ledger.NewFold() // the verifier never reads idempotency keys
 		v.states[wallet] = s
 	}
 	ps := ledger.PostingsOf(ev)
@@ -366,7 +373,7 @@ func (v *Verifier) ledger(e eventstore.Event, wallet string, ev ledger.Event) {
 // metCheckpoint checks a checkpoint event of the log: it parses, is
 // signed, and was given before the pass (then the log was compared with
 // it when it reached its event count).
-func (v *Verifier) metCheckpoint(e eventstore.Event) {
+func (v *Verifier) metCheckpoint(e *eventstore.Event) {
 	c, err := audit.ParseCheckpoint(e.Data)
 	if err != nil {
 		v.find(Finding{Code: CodeCheckpointInvalid, Position: e.Position, Stream: e.Stream, Revision: e.Revision, Message: err.Error()})
@@ -414,7 +421,7 @@ type pendingCheckpoint struct {
 // beforeEvent runs the probes e goes past, and compares the log with the
 // checkpoints whose position e goes past: if the log never reaches their
 // event count (events before them deleted), that is how it differs.
-func (v *Verifier) beforeEvent(e eventstore.Event) {
+func (v *Verifier) beforeEvent(e *eventstore.Event) {
 	for len(v.probes) > 0 && e.Position > v.probes[0].At {
 		v.probe()
 	}

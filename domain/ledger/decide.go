@@ -39,6 +39,9 @@ func Decide(s *State, c Command) ([]Event, error) {
 	if c == nil {
 		return nil, invalid("decide", "no command")
 	}
+	if s.processed == nil {
+		return nil, errors.New("ledger: decide on a state that forgets idempotency keys (NewFold)")
+	}
 	idem := c.idempotency()
 	if len(idem.Key) > maxKeyLen || !utf8.ValidString(idem.Key) {
 		return nil, invalid("decide", "idempotency key: want at most %d bytes of UTF-8", maxKeyLen)

@@ -28,7 +28,7 @@ type State struct {
 	accounts  map[string]*Balance
 	holds     map[string]*Hold
 	expiring  map[string]map[string]struct{} // account → ids of its active holds that expire
-	processed map[string]processed
+	processed map[string]processed           // nil: not remembered (NewFold)
 	version   uint64
 
 	addresses    map[string]string   // deposit address → account
@@ -122,6 +122,18 @@ func NewState() *State {
 	}
 }
 
+// NewFold returns the state of a wallet stream with no events for a
+// reader that folds the stream to check or show it and never decides on it
+// (an auditor's verifier): Evolve does not remember idempotency keys in it,
+// which are most of a long wallet's state and of the cost of folding it.
+// Every other part of the state, and Verify, are as for NewState; Decide
+// refuses it.
+func NewFold() *State {
+	s := NewState()
+	s.processed = nil
+	return s
+}
+
 // Evolve applies e to s in place and returns s (a nil s starts from
 // NewState). Events are facts: Evolve never fails and trusts that Decide
 // produced them.
@@ -185,7 +197,7 @@ func Evolve(s *State, e Event) *State {
 			b.Held += p.Amount
 		}
 	}
-	if k := e.idempotency(); k.Key != "" {
+	if k := e.idempotency(); k.Key != "" && s.processed != nil {
 		p := processed{hash: k.RequestHash, result: Result{EventType: e.EventType(), ID: e.subject(), Revision: s.version}}
 		if r, ok := e.(CommandRefused); ok {
 			p.command, p.result.Refused = r.Command, r.Reason
@@ -355,6 +367,9 @@ func (s *State) Clone() *State {
 		deposits:     make(map[string]*Deposit, len(s.deposits)),
 		withdrawals:  make(map[string]*Withdrawal, len(s.withdrawals)),
 		debts:        maps.Clone(s.debts),
+	}
+	if s.processed == nil {
+		c.processed = nil // a fold stays one
 	}
 	for k, v := range s.accountAddrs {
 		c.accountAddrs[k] = slices.Clone(v)

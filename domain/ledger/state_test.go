@@ -282,3 +282,39 @@ func TestEvolveNil(t *testing.T) {
 		t.Fatal("Execute(nil, …) succeeded")
 	}
 }
+
+// TestFoldForgetsKeysOnly: a NewFold state folds every event as NewState
+// does (balances, holds, Verify) but remembers no idempotency key, stays a
+// fold when cloned, and Decide refuses it.
+func TestFoldForgetsKeysOnly(t *testing.T) {
+	full, fold := ledger.NewState(), ledger.NewFold()
+	for _, c := range []ledger.Command{
+		ledger.OpenWallet{Name: "main", Coin: money.BTC, Idempotency: key("k-1", "h-1")},
+		ledger.OpenAccount{Name: "alice", Idempotency: key("k-2", "h-2")},
+		ledger.ImportBalance{ID: "i-1", Account: "alice", Amount: btc(100), Idempotency: key("k-3", "h-3")},
+		ledger.PlaceHold{ID: "h-1", Account: "alice", Amount: btc(10), Idempotency: key("k-4", "h-4")},
+	} {
+		events, err := ledger.Execute(full, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events {
+			ledger.Evolve(fold, e)
+		}
+	}
+	if full.IdempotencyKeys() != 4 || fold.IdempotencyKeys() != 0 {
+		t.Errorf("keys: state %d, fold %d; want 4, 0", full.IdempotencyKeys(), fold.IdempotencyKeys())
+	}
+	b, _ := fold.Balance("alice")
+	if want, _ := full.Balance("alice"); b != want || !reflect.DeepEqual(fold.Holds(), full.Holds()) || fold.Version() != full.Version() {
+		t.Errorf("fold: alice %+v, holds %v, version %d; state: %+v, %v, %d", b, fold.Holds(), fold.Version(), want, full.Holds(), full.Version())
+	}
+	if err := fold.Verify(); err != nil {
+		t.Errorf("Verify: %v", err)
+	}
+	for _, s := range []*ledger.State{fold, fold.Clone()} {
+		if _, err := ledger.Decide(s, ledger.OpenAccount{Name: "bob"}); err == nil {
+			t.Errorf("Decide on a fold: no error")
+		}
+	}
+}

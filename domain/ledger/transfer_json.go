@@ -2,7 +2,7 @@ package ledger
 
 import (
 	"encoding/json"
-	"strconv"
+	"math"
 	"unicode/utf8"
 )
 
@@ -16,60 +16,45 @@ import (
 // rejects invalid JSON by itself (what it parses is valid; the rest goes to
 // json.Unmarshal), so it may be called directly, as eventstore.Codec does.
 func (e *FundsTransferred) UnmarshalJSON(b []byte) error {
-	ev := *e
-	if parseTransfer(b, &ev) {
+	type plain FundsTransferred // without this method
+	if ev := *e; parseTransfer(b, &ev) {
 		*e = ev
 		return nil
 	}
-	type plain FundsTransferred // without this method
 	return json.Unmarshal(b, (*plain)(e))
 }
 
-// parseTransfer decodes b into e if b has the simple shape (see
+// transferKeys are the keys of a FundsTransferred, in the order json.Marshal
+// writes them; parseTransfer's cases are their indexes.
+var transferKeys = []string{"id", "from", "to", "amount", "memo", "postings", "idempotency_key", "request_hash"}
+
+// parseTransfer decodes b into e if it has the simple shape (see
 // UnmarshalJSON); when it reports false, e may be half-written.
 func parseTransfer(b []byte, e *FundsTransferred) bool {
 	s := jsonScan{b: b}
-	var seen uint
-	return s.object(func(key []byte) bool {
-		var bit uint
-		ok := true
-		switch string(key) {
-		case "id":
-			bit = 1
+	return s.fields(transferKeys, func(i int) (ok bool) {
+		switch i {
+		case 0:
 			e.ID, ok = s.str()
-		case "from":
-			bit = 2
+		case 1:
 			e.From, ok = s.str()
-		case "to":
-			bit = 4
+		case 2:
 			e.To, ok = s.str()
-		case "amount":
-			bit = 8
+		case 3:
 			e.Amount, ok = s.int()
-		case "memo":
-			bit = 16
+		case 4:
 			e.Memo, ok = s.str()
-		case "postings":
-			bit = 32
-			e.Postings, ok = s.postings()
-		case "idempotency_key":
-			bit = 64
-			e.Key, ok = s.str()
-		case "request_hash":
-			bit = 128
-			e.RequestHash, ok = s.str()
+		case 5:
+			e.Postings, ok = s.postings(e.From, e.To)
 		default:
-			return false
+			ok = s.idempotency(i-6, &e.Idempotency)
 		}
-		if !ok || seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return true
+		return ok
 	}) && s.i == len(s.b)
 }
 
-// jsonScan reads the simple JSON shape of parseTransfer.
+// jsonScan reads the simple JSON shape of the hand decoders (see
+// FundsTransferred.UnmarshalJSON).
 type jsonScan struct {
 	b []byte
 	i int
@@ -106,22 +91,43 @@ func (s *jsonScan) object(field func(key []byte) bool) bool {
 	}
 }
 
+// fields reads an object whose keys are among keys, each at most once,
+// calling value with a key's index to read its value. Another key (unknown,
+// repeated, or spelled otherwise) fails.
+func (s *jsonScan) fields(keys []string, value func(i int) bool) bool {
+	var seen uint64
+	return s.object(func(key []byte) bool {
+		for i, k := range keys {
+			if string(key) == k {
+				if seen&(1<<i) != 0 {
+					return false
+				}
+				seen |= 1 << i
+				return value(i)
+			}
+		}
+		return false
+	})
+}
+
 // raw reads a string without escapes or control characters, in valid
 // UTF-8, and returns its bytes.
 func (s *jsonScan) raw() ([]byte, bool) {
 	if !s.next('"') {
 		return nil, false
 	}
-	start := s.i
-	for ; s.i < len(s.b); s.i++ {
-		switch c := s.b[s.i]; {
+	rest := s.b[s.i:]
+	var high byte // every byte ORed: ASCII unless its top bit is set
+	for n, c := range rest {
+		switch {
 		case c == '"':
-			v := s.b[start:s.i]
-			s.i++
-			return v, utf8.Valid(v)
+			v := rest[:n]
+			s.i += n + 1
+			return v, high < utf8.RuneSelf || utf8.Valid(v)
 		case c < 0x20 || c == '\\':
 			return nil, false
 		}
+		high |= c
 	}
 	return nil, false
 }
@@ -131,26 +137,71 @@ func (s *jsonScan) str() (string, bool) {
 	return string(v), ok
 }
 
-// int reads an integer without exponent or fraction that fits int64.
-func (s *jsonScan) int() (int64, bool) {
-	start := s.i
-	s.next('-')
-	digits := s.i
-	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-		s.i++
+// strOf reads a string as str, returning the one of known it equals
+// (sharing it rather than allocating a copy).
+func (s *jsonScan) strOf(known ...string) (string, bool) {
+	v, ok := s.raw()
+	if !ok {
+		return "", false
 	}
-	if s.i == digits || (s.b[digits] == '0' && s.i-digits > 1) {
-		return 0, false
+	for _, k := range known {
+		if string(v) == k {
+			return k, true
+		}
 	}
-	if s.i < len(s.b) && (s.b[s.i] == '.' || s.b[s.i] == 'e' || s.b[s.i] == 'E') {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(string(s.b[start:s.i]), 10, 64)
-	return n, err == nil
+	return string(v), true
 }
 
-// postings reads an array of postings, each {"account":…,"bucket":…,"amount":…}.
-func (s *jsonScan) postings() ([]Posting, bool) {
+// int reads an integer without exponent or fraction that fits int64.
+func (s *jsonScan) int() (int64, bool) {
+	neg := s.next('-')
+	rest := s.b[s.i:]
+	var n uint64
+	digits := 0
+	for _, c := range rest {
+		if c < '0' || c > '9' {
+			break
+		}
+		if digits == 19 {
+			return 0, false // over 19 digits (no leading zeros): beyond int64
+		}
+		n = n*10 + uint64(c-'0')
+		digits++
+	}
+	if digits == 0 || (rest[0] == '0' && digits > 1) {
+		return 0, false
+	}
+	if digits < len(rest) && (rest[digits] == '.' || rest[digits] == 'e' || rest[digits] == 'E') {
+		return 0, false
+	}
+	s.i += digits
+	switch {
+	case !neg && n <= math.MaxInt64:
+		return int64(n), true
+	case neg && n <= math.MaxInt64+1:
+		return -int64(n), true // -(MaxInt64+1) wraps to MinInt64
+	}
+	return 0, false
+}
+
+// idempotency reads the value of Idempotency's key i (0: idempotency_key,
+// 1: request_hash).
+func (s *jsonScan) idempotency(i int, k *Idempotency) (ok bool) {
+	switch i {
+	case 0:
+		k.Key, ok = s.str()
+	case 1:
+		k.RequestHash, ok = s.str()
+	}
+	return ok
+}
+
+// postingKeys are the keys of a Posting; postings' cases are their indexes.
+var postingKeys = []string{"account", "bucket", "amount"}
+
+// postings reads an array of postings, each {"account":…,"bucket":…,"amount":…};
+// an account equal to one of known shares its string.
+func (s *jsonScan) postings(known ...string) ([]Posting, bool) {
 	if !s.next('[') {
 		return nil, false
 	}
@@ -160,30 +211,18 @@ func (s *jsonScan) postings() ([]Posting, bool) {
 	}
 	for {
 		var p Posting
-		var seen uint
-		ok := s.object(func(key []byte) bool {
-			var bit uint
-			ok := true
-			switch string(key) {
-			case "account":
-				bit = 1
-				p.Account, ok = s.str()
-			case "bucket":
-				bit = 2
+		ok := s.fields(postingKeys, func(i int) (ok bool) {
+			switch i {
+			case 0:
+				p.Account, ok = s.strOf(known...)
+			case 1:
 				var b string
-				b, ok = s.str()
+				b, ok = s.strOf(string(Available), string(Held), string(Pending))
 				p.Bucket = Bucket(b)
-			case "amount":
-				bit = 4
+			case 2:
 				p.Amount, ok = s.int()
-			default:
-				return false
 			}
-			if !ok || seen&bit != 0 {
-				return false
-			}
-			seen |= bit
-			return true
+			return ok
 		})
 		if !ok {
 			return nil, false
