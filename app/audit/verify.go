@@ -144,6 +144,7 @@ type Verifier struct {
 	given    map[string]bool      // by identity (checkpointID)
 	matched  int
 	probes   []Probe                     // not run yet, by At
+	notes    []string                    // what the report says beside findings (Note)
 	stored   map[string]*eventstore.Hash // the stored hash of each stream's last event pushed
 	inflight *batch                      // pushed, not checked yet
 	last     uint64                      // position of the last event
@@ -563,7 +564,14 @@ func (v *Verifier) Finish() Report {
 	if r.Findings == nil {
 		r.Findings = []Finding{}
 	}
+	r.Notes = v.notes
 	return r
+}
+
+// Note adds a line to the report that is not a finding (what a probe
+// compared, or why it did not).
+func (v *Verifier) Note(format string, args ...any) {
+	v.notes = append(v.notes, fmt.Sprintf(format, args...))
 }
 
 // find records f unless its code has reached the cap.
@@ -608,6 +616,8 @@ type Report struct {
 	// Chains reconciles each coin with its node's wallet, where one was
 	// reachable (Reconcile).
 	Chains []Reconciliation `json:"chains,omitempty"`
+	// Notes say what was compared besides the log, or why not.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // OK reports whether the pass found nothing wrong.

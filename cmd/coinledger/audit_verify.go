@@ -42,8 +42,9 @@ code and the first failing position, stream and revision:
   states when it reaches its event count      liabilities_mismatch, checkpoint_unreached
   double entry in every wallet after every    unbalanced_event, negative_balance,
   event; holds and pending deposits           ledger_invariant, undecodable_event
-  the wallet and custody read models (offline read_model_drift
-  store only) against what the log folds to
+  the wallet and custody read models (beside read_model_drift
+  the store, or a local server's) against
+  what the log folds to
   per configured coin, deposits − withdrawals  chain_shortfall (a surplus is reported,
   − fees against the node wallet's balance     not a finding); -chains=false skips it
 
@@ -112,7 +113,15 @@ func auditVerify(ctx context.Context, args []string) error {
 		store, db, closeStores, err := openStores(ctx, cfg)
 		switch {
 		case errors.Is(err, errStoreLocked):
-			src = &remoteSource{r: usingServer("audit verify", rf.client(cfg.Listen, cfg.AdminPassword.Reveal()))}
+			rs := &remoteSource{r: usingServer("audit verify", rf.client(cfg.Listen, cfg.AdminPassword.Reveal()))}
+			// The server's read models, if this machine reaches them.
+			if db, closeDB, err := openReadModels(ctx, cfg.ReadModels.Reveal()); err == nil {
+				defer closeDB()
+				rs.db = db
+			} else {
+				fmt.Fprintf(os.Stderr, "audit verify: the read models (%v) are not compared\n", err)
+			}
+			src = rs
 		case err != nil:
 			return err
 		default:
@@ -247,6 +256,9 @@ func printReport(w io.Writer, r appaudit.Report) {
 	defer func() {
 		for _, c := range r.Chains {
 			fmt.Fprintf(w, "chain %s\n", c)
+		}
+		for _, n := range r.Notes {
+			fmt.Fprintf(w, "note: %s\n", n)
 		}
 	}()
 	if r.OK() {
@@ -400,18 +412,43 @@ func (s *storeSource) prepare(ctx context.Context, opts *appaudit.Options) error
 	if s.db == nil {
 		return nil
 	}
+	// The runner's status: it creates the checkpoint table of a read-model
+	// database that has none yet.
 	st, err := projections.NewRunner(s.db, s.store, projections.Options{}, wallet.New(), custody.New()).Status(ctx)
 	if err != nil {
 		return err
 	}
-	// A read model that never applied an event has nothing to compare
-	// (and maybe no tables yet).
-	if pos := st[0].Position; pos > 0 {
-		opts.Entries = true
-		opts.Probes = append(opts.Probes, appaudit.WalletDrift(ctx, s.db, pos))
-	}
-	if pos := st[1].Position; pos > 0 {
-		opts.Probes = append(opts.Probes, appaudit.CustodyDrift(ctx, s.db, pos))
+	return driftProbes(ctx, s.db, head, opts, func(_ context.Context, _ projections.DB, name string) (uint64, error) {
+		for _, m := range st {
+			if m.Name == name {
+				return m.Position, nil
+			}
+		}
+		return 0, nil
+	})
+}
+
+// driftProbes adds to opts the probes of the wallet and custody read
+// models in db at the positions they have applied the log up to
+// (positionOf), if the pass reaches them (head). A read model that never
+// applied an event has nothing to compare (and maybe no tables yet).
+func driftProbes(ctx context.Context, db projections.DB, head uint64, opts *appaudit.Options,
+	positionOf func(context.Context, projections.DB, string) (uint64, error)) error {
+	for _, probe := range []struct {
+		name string
+		at   func(context.Context, projections.DB, uint64) appaudit.Probe
+	}{{wallet.New().Name(), appaudit.WalletDrift}, {custody.New().Name(), appaudit.CustodyDrift}} {
+		pos, err := positionOf(ctx, db, probe.name)
+		if err != nil {
+			return err
+		}
+		if pos == 0 || pos > head {
+			continue
+		}
+		if probe.name == wallet.New().Name() {
+			opts.Entries = true
+		}
+		opts.Probes = append(opts.Probes, probe.at(ctx, db, pos))
 	}
 	return nil
 }
@@ -520,6 +557,10 @@ func (f fileSource) read(ctx context.Context, add func([]eventstore.Event, bool)
 type remoteSource struct {
 	r    *remote
 	head uint64
+	// db is the server's read-model database when this machine reaches it
+	// (the server runs on this data directory): its read models are then
+	// compared too, while they hold still (appaudit.WalletDrift).
+	db projections.DB
 }
 
 func (s *remoteSource) prepare(ctx context.Context, opts *appaudit.Options) error {
@@ -528,6 +569,11 @@ func (s *remoteSource) prepare(ctx context.Context, opts *appaudit.Options) erro
 		return err
 	}
 	s.head = st.Store.Head
+	if s.db != nil {
+		if err := driftProbes(ctx, s.db, s.head, opts, appaudit.ReadModelPosition); err != nil {
+			return err
+		}
+	}
 	for from := uint64(0); ; {
 		var page struct {
 			Events []api.Event `json:"events"`

@@ -480,6 +480,9 @@ func TestAuditVerifyAgainstRunningServer(t *testing.T) {
 		"roles": []string{"auditor"}}, http.StatusCreated, &struct{}{}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.c.postJSON("/wallets/main/accounts", map[string]any{"name": "alice"}, http.StatusCreated, &struct{}{}); err != nil {
+		t.Fatal(err)
+	}
 	// The server signs a checkpoint on demand (the signer follows the log).
 	if err := s.c.postJSON("/audit/checkpoints", nil, http.StatusCreated, &struct{}{}); err != nil {
 		t.Fatal(err)
@@ -499,7 +502,35 @@ func TestAuditVerifyAgainstRunningServer(t *testing.T) {
 		if err != nil || json.Unmarshal([]byte(out), &r) != nil || !r.OK() || r.Checkpoints != 1 || r.Unsigned || r.Events == 0 {
 			t.Fatalf("%s: %v\n%s", who, err, out)
 		}
+		// The server's read models, on this machine and holding still, are
+		// compared too.
+		if !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.HasPrefix(n, "wallet read model: compared at position") }) {
+			t.Errorf("%s: notes %q, want the wallet read model compared", who, r.Notes)
+		}
 	}
+	// A row of the running server's read model corrupted: named.
+	db, closeDB, err := openReadModels(ctx, "sqlite:"+filepath.Join(dir, "readmodels.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(ctx, func(tx projections.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE wallet_accounts SET available = available + 7 WHERE wallet = 'main' AND account = 'alice'`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("COINLEDGER_TOKEN", s.c.token)
+	if out, err := runCLI(ctx, t, "", "audit", "verify"); err == nil || !strings.Contains(out, "read_model_drift") || !strings.Contains(out, "main/alice") {
+		t.Fatalf("a corrupted row of the running server's read model: %v\n%s", err, out)
+	}
+	if err := db.Update(ctx, func(tx projections.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE wallet_accounts SET available = available - 7 WHERE wallet = 'main' AND account = 'alice'`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	closeDB()
+
 	// Offline once the server has stopped: the data directory's key file
 	// (liability roots recomputed with its salt secret) and the read
 	// models beside the store.
