@@ -62,7 +62,7 @@ func newEnv(t testing.TB) *env {
 }
 
 // fresh returns another service over the same store, as a restart or a
-// second instance would see it: its API key index is fed by a runner of
+// second instance would see it: its user directory is fed by a runner of
 // its own.
 func (e *env) fresh() *users.Service {
 	keys := users.NewDirectory(e.keys)

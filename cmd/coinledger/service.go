@@ -214,7 +214,7 @@ func snapshotEvery(cfg *Config) uint64 { return uint64(max(cfg.SnapshotEvery, 0)
 // usersService returns the users service over store, sealing credentials
 // with the configured key or with one kept in the data directory, created
 // at first start, and keeping user snapshots in snaps (nil: none). follow
-// registers its API key index with the runner (nil: no index is fed, for
+// registers its user directory with the runner (nil: none is fed, for
 // commands that authenticate no API key).
 func usersService(cfg *Config, store eventstore.Store, snaps eventstore.SnapshotStore, logger *slog.Logger,
 	follow func(projections.Follower) func(context.Context, uint64) error) (*users.Service, error) {

@@ -45,7 +45,7 @@ type testServer struct {
 	wallets *wallets.Service
 	issuer  *auth.Issuer
 	keyring *seal.Keyring
-	keys    *users.Directory // the API key index every instance shares
+	keys    *users.Directory // the user directory every instance shares
 	logs    *syncBuffer
 }
 
@@ -94,7 +94,7 @@ func newTestServerOver(t *testing.T, configure func(*api.Deps), extra func(*sqli
 		t.Fatal(err)
 	}
 	keyring := seal.Random() // one seal key for every instance, as the data directory's
-	// One API key index, fed by the runner, for every instance.
+	// One user directory, fed by the runner, for every instance.
 	keys := users.NewDirectory(keyring)
 	runner := projections.NewRunner(db, store, projections.Options{RetryMin: time.Millisecond, Logger: slog.New(slog.DiscardHandler)},
 		append([]projections.Projection{wallet.New(), userview.New(), projections.Follow(keys)}, extra(store)...)...)
