@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/coinledger/coinledger/app/users"
 )
 
 // TestCLIWhileServerRuns: with the server binary running on the embedded
@@ -36,7 +38,9 @@ func TestCLIWhileServerRuns(t *testing.T) {
 	if out := cli(t, "", env, "projections", "status"); !strings.Contains(out, "wallet") {
 		t.Fatalf("projections status said:\n%s", out)
 	}
-	if out := cli(t, "", env, "followers", "list"); !strings.Contains(out, "FOLLOWER") {
+	// Every server runs the user directory follower: a list without it
+	// did not come from the server.
+	if out := cli(t, "", env, "followers", "list"); !strings.Contains(out, "FOLLOWER") || !strings.Contains(out, "\n"+users.DirectoryName+" ") {
 		t.Fatalf("followers list said:\n%s", out)
 	}
 

@@ -96,45 +96,32 @@ func (x *Index) Handle(_ context.Context, e eventstore.Event) error {
 func (x *Index) Snapshot() ([]byte, error) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	var w compact.Writer
-	numbers := map[string]uint64{}
-	var names []string
-	number := func(wallet string) uint64 {
-		n, ok := numbers[wallet]
-		if !ok {
-			n = uint64(len(names))
-			numbers[wallet] = n
-			names = append(names, wallet)
-		}
-		return n
-	}
+	var names compact.Names
 	for wallet := range x.coins {
-		number(wallet)
+		names.Add(wallet)
 	}
 	for _, wallet := range x.addresses {
-		number(wallet)
+		names.Add(wallet)
 	}
 	for _, wd := range x.withdrawals {
-		number(wd.wallet)
+		names.Add(wd.wallet)
 	}
-	w.Uint(uint64(len(names)))
-	for _, name := range names {
-		w.String(name)
-	}
+	var w compact.Writer
+	w.Names(&names)
 	w.Uint(uint64(len(x.coins)))
 	for wallet, coin := range x.coins {
-		w.Uint(numbers[wallet])
+		w.Uint(names.Add(wallet))
 		w.String(coin)
 	}
 	w.Uint(uint64(len(x.addresses)))
 	for address, wallet := range x.addresses {
 		w.String(address)
-		w.Uint(numbers[wallet])
+		w.Uint(names.Add(wallet))
 	}
 	w.Uint(uint64(len(x.withdrawals)))
 	for txid, wd := range x.withdrawals {
 		w.String(txid)
-		w.Uint(numbers[wd.wallet])
+		w.Uint(names.Add(wd.wallet))
 		w.String(wd.id)
 	}
 	return w.Bytes(), nil
@@ -150,34 +137,24 @@ func (x *Index) Restore(data []byte) error {
 		return nil
 	}
 	r := compact.NewReader(data)
-	names := make([]string, r.Len())
-	for i := range names {
-		names[i] = r.String()
-	}
-	wallet := func() string {
-		if n := r.Uint(); n < uint64(len(names)) {
-			return names[n]
-		}
-		r.Raw(-1) // not in the table: corrupt
-		return ""
-	}
+	names := r.Names()
 	n := r.Len()
 	coins := make(map[string]string, n)
 	for range n {
-		w := wallet()
+		w := r.Name(names)
 		coins[w] = r.String()
 	}
 	n = r.Len()
 	addresses := make(map[string]string, n)
 	for range n {
 		a := r.String()
-		addresses[a] = wallet()
+		addresses[a] = r.Name(names)
 	}
 	n = r.Len()
 	withdrawals := make(map[string]walletW, n)
 	for range n {
 		txid := r.String()
-		w := wallet()
+		w := r.Name(names)
 		withdrawals[txid] = walletW{w, r.String()}
 	}
 	if err := r.Done(); err != nil {

@@ -65,9 +65,9 @@ func newEnv(t testing.TB) *env {
 // second instance would see it: its user directory is fed by a runner of
 // its own.
 func (e *env) fresh() *users.Service {
-	keys := users.NewDirectory(e.keys)
+	dir := users.NewDirectory(e.keys)
 	return users.NewWithOptions(e.store, users.Options{BcryptCost: bcrypt.MinCost, Now: e.clock.Now, Keyring: e.keys,
-		Directory: keys, DirectoryAt: follow(e.tb, e.store, filepath.Join(e.tb.TempDir(), "readmodels.db"), keys, projections.Options{}),
+		Directory: dir, DirectoryAt: follow(e.tb, e.store, filepath.Join(e.tb.TempDir(), "readmodels.db"), dir, projections.Options{}),
 		SharedStore: true})
 }
 

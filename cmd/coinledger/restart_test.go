@@ -91,7 +91,7 @@ func TestRestartReadsOnlyTheTail(t *testing.T) {
 	if n := store.Events(); n != 0 {
 		t.Errorf("the restarted service read %d events of the log, want none", n)
 	}
-	c.token = key.Key // the API-key index was restored, not re-read
+	c.token = key.Key // the user directory was restored, not re-read
 	status, b, err := c.get("/wallets/bench/accounts/sink/balance")
 	if err != nil || status != http.StatusOK {
 		t.Fatalf("balance with the API key after restart: %d %s %v", status, b, err)

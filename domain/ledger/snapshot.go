@@ -43,7 +43,8 @@ type walletSnapshot struct {
 // processedSnapshots is the idempotency record in a snapshot: every
 // command key the wallet has processed, with what it produced. It is most
 // of a busy wallet's state and is written with every snapshot, so it is
-// encoded by hand rather than by reflection (about 6× faster), as
+// encoded by hand rather than by reflection (BenchmarkEncodeSnapshot,
+// 20,000 keys: 39 -> 17 ms and 40,114 -> 41 allocations when measured), as
 //
 //	{"<key>":{"h":"<request hash>","c":"<command>","t":"<event type>","i":"<id>","r":<revision>,"x":"<refusal>"},...}
 //

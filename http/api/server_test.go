@@ -42,11 +42,11 @@ type testServer struct {
 	Runner *projections.Runner
 	API    *api.API
 
-	wallets *wallets.Service
-	issuer  *auth.Issuer
-	keyring *seal.Keyring
-	keys    *users.Directory // the user directory every instance shares
-	logs    *syncBuffer
+	wallets   *wallets.Service
+	issuer    *auth.Issuer
+	keyring   *seal.Keyring
+	directory *users.Directory // the user directory every instance shares
+	logs      *syncBuffer
 }
 
 type syncBuffer struct {
@@ -95,17 +95,17 @@ func newTestServerOver(t *testing.T, configure func(*api.Deps), extra func(*sqli
 	}
 	keyring := seal.Random() // one seal key for every instance, as the data directory's
 	// One user directory, fed by the runner, for every instance.
-	keys := users.NewDirectory(keyring)
+	directory := users.NewDirectory(keyring)
 	runner := projections.NewRunner(db, store, projections.Options{RetryMin: time.Millisecond, Logger: slog.New(slog.DiscardHandler)},
-		append([]projections.Projection{wallet.New(), userview.New(), projections.Follow(keys)}, extra(store)...)...)
+		append([]projections.Projection{wallet.New(), userview.New(), projections.Follow(directory)}, extra(store)...)...)
 	done := make(chan error, 1)
 	go func() { done <- runner.Run(ctx) }()
 	issuer, err := auth.NewIssuer(auth.KeyOf([]byte("api-test-secret-api-test-secret-0123")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{Store: store, DB: db, Runner: runner, keyring: keyring, keys: keys,
-		Users:   users.NewWithOptions(store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: keyring, Directory: keys, DirectoryAt: directoryAt(runner), SharedStore: true}),
+	ts := &testServer{Store: store, DB: db, Runner: runner, keyring: keyring, directory: directory,
+		Users:   users.NewWithOptions(store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: keyring, Directory: directory, DirectoryAt: directoryAt(runner), SharedStore: true}),
 		wallets: wallets.New(store, wallets.Options{}), issuer: issuer, logs: &syncBuffer{}}
 	t.Cleanup(func() { // after every instance's own cleanup
 		cancel()
@@ -137,9 +137,9 @@ func directoryAt(r *projections.Runner) func(context.Context, uint64) error {
 // would have.
 func (ts *testServer) instance(t *testing.T, configure func(*api.Deps)) *testServer {
 	t.Helper()
-	other := &testServer{Store: ts.Store, DB: ts.DB, Runner: ts.Runner, keyring: ts.keyring, keys: ts.keys,
+	other := &testServer{Store: ts.Store, DB: ts.DB, Runner: ts.Runner, keyring: ts.keyring, directory: ts.directory,
 		Users: users.NewWithOptions(ts.Store, users.Options{BcryptCost: bcrypt.MinCost, Keyring: ts.keyring,
-			Directory: ts.keys, DirectoryAt: directoryAt(ts.Runner), SharedStore: true}),
+			Directory: ts.directory, DirectoryAt: directoryAt(ts.Runner), SharedStore: true}),
 		wallets: ts.wallets, issuer: ts.issuer, logs: ts.logs}
 	other.serve(t, configure)
 	return other

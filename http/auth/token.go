@@ -59,29 +59,24 @@ type Issuer struct {
 // Verify's business: the caller checks the user's state on every request.
 type verified struct {
 	mu sync.Mutex
-	m  map[string]verifiedToken
-}
-
-type verifiedToken struct {
-	claims Claims
-	exp    time.Time
+	m  map[string]Claims
 }
 
 // maxVerified bounds the tokens remembered; when full, one is forgotten.
 const maxVerified = 4096
 
-func (v *verified) get(token string) (Claims, time.Time, bool) {
+func (v *verified) get(token string) (Claims, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	t, ok := v.m[token]
-	return t.claims, t.exp, ok
+	c, ok := v.m[token]
+	return c, ok
 }
 
 func (v *verified) put(token string, c Claims) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.m == nil {
-		v.m = make(map[string]verifiedToken)
+		v.m = make(map[string]Claims)
 	}
 	if len(v.m) >= maxVerified {
 		for k := range v.m {
@@ -89,7 +84,7 @@ func (v *verified) put(token string, c Claims) {
 			break
 		}
 	}
-	v.m[token] = verifiedToken{claims: c, exp: c.ExpiresAt.Time}
+	v.m[token] = c
 }
 
 func (v *verified) forget(token string) {
@@ -154,8 +149,9 @@ func (i *Issuer) Issue(kind, subject string, roles []string, family, id string) 
 
 // Verify checks a token's signature (HS256 only), kind and times.
 func (i *Issuer) Verify(token, kind string) (*Claims, error) {
-	if c, exp, ok := i.verified.get(token); ok {
-		if !i.now().Before(exp.Add(i.Leeway)) {
+	if c, ok := i.verified.get(token); ok {
+		// Verified tokens have an expiry (jwt.WithExpirationRequired).
+		if !i.now().Before(c.ExpiresAt.Add(i.Leeway)) {
 			i.verified.forget(token)
 			return nil, fmt.Errorf("%w: token is expired", ErrInvalidToken)
 		}
