@@ -90,13 +90,17 @@ func (s *Service) keyAccess(ctx context.Context, secret string) (Access, identit
 	if s.dirAt == nil { // nothing feeds the directory: no key is known
 		return Access{}, identity.APIKey{}, ErrBadCredentials
 	}
-	if err := s.awaitDirectory(ctx); err != nil {
+	at, err := s.directoryTarget(ctx)
+	if err == nil {
+		err = s.dirAt(ctx, at)
+	}
+	if err != nil {
 		// Only the directory knows a key's owner.
 		return Access{}, identity.APIKey{}, fmt.Errorf("authenticate api key: %w", err)
 	}
 	var a Access
 	var eff identity.APIKey
-	err := s.dir.byKey(sum, func(u *identity.User) error {
+	err = s.dir.byKey(sum, func(u *identity.User) error {
 		k, ok := u.ActiveAPIKeyByHash(hash)
 		if !ok {
 			return ErrBadCredentials

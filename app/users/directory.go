@@ -219,6 +219,9 @@ func (s *Service) current(ctx context.Context, username string, fn func(*identit
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("user %s: %w", username, err)
 	}
+	if s.dirAt != nil {
+		s.streamReads.Add(1)
+	}
 	l, err := s.repo.Load(ctx, identity.Stream(username))
 	if err != nil {
 		return fmt.Errorf("user %s: %w", username, err)
@@ -228,24 +231,40 @@ func (s *Service) current(ctx context.Context, username string, fn func(*identit
 
 // directoryCurrent waits, at most DirectoryWait, until the directory has
 // handled every user event appended so far; false when it did not (or
-// nothing feeds it).
+// nothing feeds it). A directory already there costs no timer.
 func (s *Service) directoryCurrent(ctx context.Context) bool {
 	if s.dirAt == nil {
 		return false
 	}
+	at, err := s.directoryTarget(ctx)
+	if err != nil {
+		return false
+	}
+	if s.dirAt(noWait, at) == nil {
+		return true
+	}
 	wctx, cancel := context.WithTimeout(ctx, DirectoryWait)
 	defer cancel()
-	return s.awaitDirectory(wctx) == nil
+	return s.dirAt(wctx, at) == nil
 }
 
-// awaitDirectory waits until the directory has handled every user event
-// appended so far (see Options.SharedStore).
-func (s *Service) awaitDirectory(ctx context.Context) error {
+// noWait is a context that is done: DirectoryAt with it reports at once
+// whether the directory has reached the position.
+var noWait = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// directoryTarget is the position the directory must have reached for a
+// check to see every user event appended so far (see
+// Options.SharedStore).
+func (s *Service) directoryTarget(ctx context.Context) (uint64, error) {
 	at := s.written.Load()
 	if s.shared || !s.started.Load() {
 		head, err := s.store.Head(ctx)
 		if err != nil {
-			return fmt.Errorf("user directory: read head: %w", err)
+			return 0, fmt.Errorf("user directory: read head: %w", err)
 		}
 		if !s.shared {
 			raise(s.written, head)
@@ -253,7 +272,7 @@ func (s *Service) awaitDirectory(ctx context.Context) error {
 		}
 		at = max(at, head)
 	}
-	return s.dirAt(ctx, at)
+	return at, nil
 }
 
 // TokenAccess checks a token of username issued at issuedAt in refresh

@@ -23,3 +23,7 @@ func UserSnapshot(x *Directory, name string) []byte {
 	})
 	return b
 }
+
+// StreamReads returns how many checks of s read a user's stream because
+// the directory was not current in time, for tests.
+func StreamReads(s *Service) uint64 { return s.streamReads.Load() }

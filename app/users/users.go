@@ -108,6 +108,9 @@ type Service struct {
 	// head at its first check); started: that head was read.
 	written *atomic.Uint64
 	started atomic.Bool
+	// streamReads counts the checks that read the user's stream because
+	// the directory was not current in time (DirectoryWait).
+	streamReads atomic.Uint64
 }
 
 // New returns a service over store. cost is the bcrypt cost (0: bcrypt.DefaultCost).

@@ -670,4 +670,9 @@ func TestExclusiveStoreChecksSeeOwnWritesAtOnce(t *testing.T) {
 	if _, err := svc.TokenAccess(ctx, "alice", t0.Add(2*time.Minute), ""); !errors.Is(err, users.ErrBadCredentials) {
 		t.Fatalf("token of a disabled user: %v", err)
 	}
+	// Every check above was answered by the directory, none by a read of
+	// the user's stream.
+	if n := users.StreamReads(svc); n != 0 {
+		t.Errorf("%d checks read the user's stream: the directory was not current", n)
+	}
 }
