@@ -542,31 +542,19 @@ func (b *builder) fill(ctx context.Context, to uint64) error {
 			}
 		}
 	})
-	sel, selective := b.p.(Selective)
-	var wanted []eventstore.Event
 	for bt := range batches {
 		if bt.err != nil {
 			return fmt.Errorf("at %d: %w", b.pos, bt.err)
 		}
 		events := bt.events
-		if selective {
-			wanted = wanted[:0]
-			for _, e := range events {
-				if sel.Wants(e) {
-					wanted = append(wanted, e)
-				}
-			}
-			events = wanted
-		}
-		if len(events) > 0 {
+		if !skip(b.p, events) { // as the runner applies: whole batches, unless none of it is wanted
 			err := b.db.Update(ctx, func(tx Tx) error { return b.p.Apply(ctx, tx, events) })
 			if err != nil {
 				return &applyError{first: events[0].Position, last: events[len(events)-1].Position, n: len(events), err: err}
 			}
 		}
-		clear(wanted)
-		b.pos = bt.events[len(bt.events)-1].Position
-		b.n += uint64(len(bt.events))
+		b.pos = events[len(events)-1].Position
+		b.n += uint64(len(events))
 		rate := uint64(float64(b.n) / max(time.Since(b.start).Seconds(), 1e-3))
 		b.r.jobs.update(b.job, func(j *Job) {
 			j.Position, j.Head, j.Events, j.EventsPerSecond = b.pos, max(j.Head, to), b.n, rate
