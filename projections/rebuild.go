@@ -173,8 +173,9 @@ func (js *jobs) finish(j *Job, err error) {
 // while the live tables keep serving and the live projection keeps
 // following; once the shadow has caught up, the live projection is held at
 // its checkpoint, the shadow brought to exactly that position, and the
-// tables swapped in one transaction that also sets the checkpoint, the
-// schema version and the code version; the live projection then goes on
+// tables swapped in one transaction that also sets the checkpoint and the
+// code version (the schema version is the code's already: Run migrated the
+// live tables with the same steps); the live projection then goes on
 // from there and the old tables are dropped. Queries see the old model or
 // the new one, never an empty or half-built one. Nothing but the shadow's
 // tables is written, so a rebuild fires no side effect.
@@ -456,14 +457,8 @@ func (r *Runner) rebuild(ctx context.Context, j *Job) error {
 		if _, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET position = ? WHERE name = ?`, int64(final), name); err != nil {
 			return fmt.Errorf("write checkpoint: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM schema_migrations WHERE owner = ?`, name); err != nil {
-			return fmt.Errorf("write schema version: %w", err)
-		}
-		for v := range len(steps) {
-			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (owner, version) VALUES (?, ?)`, name, int64(v+1)); err != nil {
-				return fmt.Errorf("write schema version: %w", err)
-			}
-		}
+		// The live schema version needs no update: Run migrated the live
+		// tables with the same steps before any rebuild started.
 		if _, versioned := p.(Versioned); versioned {
 			if err := setVersion(ctx, tx, name, version); err != nil {
 				return err
