@@ -337,8 +337,8 @@ func (r *Runner) checkVersions(ctx context.Context) error {
 		return fmt.Errorf("check versions: %w", err)
 	}
 	for _, p := range r.projs {
-		v, ok := p.(Versioned)
-		if _, follower := p.(*memory); !ok || follower {
+		v, ok := p.(Versioned) // never a follower: memory has no Version
+		if !ok {
 			continue
 		}
 		name, code := p.Name(), int64(v.Version())
