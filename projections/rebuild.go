@@ -173,8 +173,9 @@ func (js *jobs) finish(j *Job, err error) {
 // while the live tables keep serving and the live projection keeps
 // following; once the shadow has caught up, the live projection is held at
 // its checkpoint, the shadow brought to exactly that position, and the
-// tables swapped in one transaction that also sets the checkpoint, the
-// schema version and the code version; the live projection then goes on
+// tables swapped in one transaction that also sets the checkpoint and the
+// code version (the schema version is the code's already: Run migrated the
+// live tables with the same steps); the live projection then goes on
 // from there and the old tables are dropped. Queries see the old model or
 // the new one, never an empty or half-built one. Nothing but the shadow's
 // tables is written, so a rebuild fires no side effect.
@@ -336,8 +337,8 @@ func (r *Runner) checkVersions(ctx context.Context) error {
 		return fmt.Errorf("check versions: %w", err)
 	}
 	for _, p := range r.projs {
-		v, ok := p.(Versioned)
-		if _, follower := p.(*memory); !ok || follower {
+		v, ok := p.(Versioned) // never a follower: memory has no Version
+		if !ok {
 			continue
 		}
 		name, code := p.Name(), int64(v.Version())
@@ -456,14 +457,8 @@ func (r *Runner) rebuild(ctx context.Context, j *Job) error {
 		if _, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET position = ? WHERE name = ?`, int64(final), name); err != nil {
 			return fmt.Errorf("write checkpoint: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM schema_migrations WHERE owner = ?`, name); err != nil {
-			return fmt.Errorf("write schema version: %w", err)
-		}
-		for v := range len(steps) {
-			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (owner, version) VALUES (?, ?)`, name, int64(v+1)); err != nil {
-				return fmt.Errorf("write schema version: %w", err)
-			}
-		}
+		// The live schema version needs no update: Run migrated the live
+		// tables with the same steps before any rebuild started.
 		if _, versioned := p.(Versioned); versioned {
 			if err := setVersion(ctx, tx, name, version); err != nil {
 				return err
@@ -542,31 +537,19 @@ func (b *builder) fill(ctx context.Context, to uint64) error {
 			}
 		}
 	})
-	sel, selective := b.p.(Selective)
-	var wanted []eventstore.Event
 	for bt := range batches {
 		if bt.err != nil {
 			return fmt.Errorf("at %d: %w", b.pos, bt.err)
 		}
 		events := bt.events
-		if selective {
-			wanted = wanted[:0]
-			for _, e := range events {
-				if sel.Wants(e) {
-					wanted = append(wanted, e)
-				}
-			}
-			events = wanted
-		}
-		if len(events) > 0 {
+		if !skip(b.p, events) { // as the runner applies: whole batches, unless none of it is wanted
 			err := b.db.Update(ctx, func(tx Tx) error { return b.p.Apply(ctx, tx, events) })
 			if err != nil {
 				return &applyError{first: events[0].Position, last: events[len(events)-1].Position, n: len(events), err: err}
 			}
 		}
-		clear(wanted)
-		b.pos = bt.events[len(bt.events)-1].Position
-		b.n += uint64(len(bt.events))
+		b.pos = events[len(events)-1].Position
+		b.n += uint64(len(events))
 		rate := uint64(float64(b.n) / max(time.Since(b.start).Seconds(), 1e-3))
 		b.r.jobs.update(b.job, func(j *Job) {
 			j.Position, j.Head, j.Events, j.EventsPerSecond = b.pos, max(j.Head, to), b.n, rate

@@ -59,8 +59,9 @@ func (s *Store) commit(batch []*groupcommit.Request) {
 			err = fmt.Errorf("%w: no answer within %s: %w", eventstore.ErrUnavailable, s.opts.CommitTimeout, err)
 		}
 		err = unavailable(err)
-		for i := range results {
-			results[i] = groupcommit.Result{Err: fmt.Errorf("%s: %w", batch[i].Op, err)}
+		results = make([]groupcommit.Result, len(batch))
+		for i, req := range batch {
+			results[i] = groupcommit.Result{Err: fmt.Errorf("%s: %w", req.Op, err)}
 		}
 	} else if len(b.plan.Rows) > 0 {
 		s.wake()
@@ -96,40 +97,31 @@ const (
 // against them, then inserts all rows, moves the log head, notifies the
 // listeners and commits.
 func (b *txBatch) write(ctx context.Context, batch []*groupcommit.Request) ([]groupcommit.Result, error) {
-	results := make([]groupcommit.Result, len(batch))
 	var err error
 	// READ COMMITTED whatever the server's default: each statement after
 	// the lock must see what the previous holder committed.
 	if b.tx, err = b.s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}); err != nil {
-		return results, fmt.Errorf("begin: %w", err)
+		return nil, fmt.Errorf("begin: %w", err)
 	}
 	defer b.tx.Rollback(context.WithoutCancel(ctx))
 	b.ctx = ctx
 	head, err := b.lock(ctx, batch)
 	if err != nil {
-		return results, err
+		return nil, err
 	}
-	n := 0
-	for _, req := range batch {
-		n += len(req.Events) + len(req.Imported)
-	}
-	b.plan = groupcommit.NewPlan(b, head, true, n)
-	now := b.s.opts.Now().UTC().Truncate(time.Microsecond)
-	for i, req := range batch {
-		res, err := b.plan.Add(req, now)
-		if err != nil && !errors.Is(err, eventstore.ErrConflict) {
-			return results, err
-		}
-		results[i] = groupcommit.Result{Res: res, Err: err}
+	var results []groupcommit.Result
+	b.plan, results, err = groupcommit.Decide(b, head, true, batch, b.s.opts.Now().UTC().Truncate(time.Microsecond))
+	if err != nil {
+		return nil, err
 	}
 	if len(b.plan.Rows) == 0 {
 		return results, nil // conflicts and retries only: nothing to commit
 	}
 	if err := b.insert(ctx); err != nil {
-		return results, err
+		return nil, err
 	}
 	if err := b.tx.Commit(ctx); err != nil {
-		return results, fmt.Errorf("commit (outcome unknown): %w", err)
+		return nil, fmt.Errorf("commit (outcome unknown): %w", err)
 	}
 	return results, nil
 }

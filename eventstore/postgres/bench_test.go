@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/coinledger/coinledger/eventstore"
-	"github.com/coinledger/coinledger/eventstore/loadgen"
 	"github.com/coinledger/coinledger/eventstore/postgres"
+	"github.com/coinledger/coinledger/eventstore/storetest"
 	"github.com/coinledger/coinledger/projections/dbtest"
 )
 
@@ -25,14 +25,7 @@ func BenchmarkAppend64(b *testing.B) {
 		{"commit-per-append/1-event", postgres.Options{NoGroupCommit: true}, 1},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			s := open(b, dbtest.PostgresURL(b), tc.opts)
-			b.ResetTimer()
-			res, err := loadgen.AppendLoad(context.Background(), s, 64, tc.batch, max(b.N, 64*tc.batch))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(res.EventsPerSec(), "events/s")
-			b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms")
+			storetest.BenchAppend64(b, open(b, dbtest.PostgresURL(b), tc.opts), tc.batch)
 		})
 	}
 }
@@ -50,13 +43,7 @@ func BenchmarkAppend64TwoProcesses(b *testing.B) {
 			u := dbtest.PostgresURL(b)
 			s := &roundRobin{stores: []eventstore.Store{open(b, u, postgres.Options{}), open(b, u, postgres.Options{})}}
 			s.Store = s.stores[0]
-			b.ResetTimer()
-			res, err := loadgen.AppendLoad(context.Background(), s, 64, tc.batch, max(b.N, 64*tc.batch))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(res.EventsPerSec(), "events/s")
-			b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms")
+			storetest.BenchAppend64(b, s, tc.batch)
 		})
 	}
 }

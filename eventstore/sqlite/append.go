@@ -134,8 +134,9 @@ func (w *batchWriter) commit(batch []*groupcommit.Request) {
 			err = w.s.fail(err)
 		}
 		clear(w.heads)
-		for i := range results {
-			results[i] = groupcommit.Result{Err: fmt.Errorf("%s: %w", batch[i].Op, err)}
+		results = make([]groupcommit.Result, len(batch))
+		for i, req := range batch {
+			results[i] = groupcommit.Result{Err: fmt.Errorf("%s: %w", req.Op, err)}
 		}
 	} else {
 		if len(w.heads) > maxCachedHeads {
@@ -164,30 +165,21 @@ type txBatch struct {
 // write plans every append of the batch against the stream heads, then
 // writes all rows with multi-row INSERTs and commits once.
 func (b *txBatch) write(batch []*groupcommit.Request) ([]groupcommit.Result, error) {
-	results := make([]groupcommit.Result, len(batch))
 	var err error
 	if b.tx, err = b.w.s.wdb.BeginTx(b.ctx, nil); err != nil {
-		return results, fmt.Errorf("begin: %w", err)
+		return nil, fmt.Errorf("begin: %w", err)
 	}
 	defer b.tx.Rollback()
-	n := 0
-	for _, req := range batch {
-		n += len(req.Events) + len(req.Imported)
-	}
-	b.plan = groupcommit.NewPlan(b, b.w.s.head.Load(), false, n)
-	now := b.w.s.opts.Now().UTC().Truncate(time.Microsecond)
-	for i, req := range batch {
-		res, err := b.plan.Add(req, now)
-		if err != nil && !errors.Is(err, eventstore.ErrConflict) {
-			return results, err
-		}
-		results[i] = groupcommit.Result{Res: res, Err: err}
+	var results []groupcommit.Result
+	b.plan, results, err = groupcommit.Decide(b, b.w.s.head.Load(), false, batch, b.w.s.opts.Now().UTC().Truncate(time.Microsecond))
+	if err != nil {
+		return nil, err
 	}
 	if err := b.insert(); err != nil {
-		return results, err
+		return nil, err
 	}
 	if err := b.tx.Commit(); err != nil {
-		return results, &commitError{err}
+		return nil, &commitError{err}
 	}
 	return results, nil
 }

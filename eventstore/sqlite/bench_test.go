@@ -6,6 +6,7 @@ import (
 
 	"github.com/coinledger/coinledger/eventstore/loadgen"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
+	"github.com/coinledger/coinledger/eventstore/storetest"
 )
 
 // BenchmarkAppend64 measures durable appends by 64 concurrent appenders of
@@ -22,14 +23,7 @@ func BenchmarkAppend64(b *testing.B) {
 		{"commit-per-append/1-event", sqlite.Options{NoGroupCommit: true}, 1},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			s := open(b, tc.opts)
-			b.ResetTimer()
-			res, err := loadgen.AppendLoad(context.Background(), s, 64, tc.batch, max(b.N, 64*tc.batch))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(res.EventsPerSec(), "events/s")
-			b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms")
+			storetest.BenchAppend64(b, open(b, tc.opts), tc.batch)
 		})
 	}
 }

@@ -8,6 +8,7 @@ package groupcommit
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -162,6 +163,26 @@ type Plan struct {
 func NewPlan(src Source, head uint64, compareContents bool, events int) *Plan {
 	return &Plan{src: src, compare: compareContents, Pos: head, Rows: make([]eventstore.Event, 0, events),
 		Pending: make(map[string]Head)}
+}
+
+// Decide plans a group commit of batch after position head (see NewPlan),
+// adding each request in turn (see Add), and returns the plan with every
+// request's outcome, conflicts included. An error fails the whole commit.
+func Decide(src Source, head uint64, compareContents bool, batch []*Request, now time.Time) (p *Plan, results []Result, err error) {
+	n := 0
+	for _, req := range batch {
+		n += req.size()
+	}
+	p = NewPlan(src, head, compareContents, n)
+	results = make([]Result, len(batch))
+	for i, req := range batch {
+		res, err := p.Add(req, now)
+		if err != nil && !errors.Is(err, eventstore.ErrConflict) {
+			return nil, nil, err
+		}
+		results[i] = Result{Res: res, Err: err}
+	}
+	return p, results, nil
 }
 
 func (p *Plan) head(stream string) (Head, error) {
