@@ -575,26 +575,7 @@ func TestSignerFoldsWhatItCannotRead(t *testing.T) {
 // service writes: folding it into the tally (chain, stream head, books).
 func BenchmarkSignerFold(b *testing.B) {
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "events.db"), sqlite.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	if _, err := loadgen.WalletTraffic(ctx, store, loadgen.WalletOptions{Events: 20_000, Wallets: 4, Accounts: 500}); err != nil {
-		b.Fatal(err)
-	}
-	var events []eventstore.Event
-	for after := uint64(0); ; {
-		page, err := store.ReadAll(ctx, after, 4096)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(page) == 0 {
-			break
-		}
-		events = append(events, page...)
-		after = page[len(page)-1].Position
-	}
+	store, events := trafficStore(b, loadgen.WalletOptions{Events: 20_000, Wallets: 4, Accounts: 500})
 	keys, _ := audit.NewKeyring(nil, time.Now())
 	b.ResetTimer()
 	for b.Loop() {
