@@ -13,6 +13,7 @@ import (
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/loadgen"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
+	"github.com/coinledger/coinledger/eventstore/sqlite/sqlitetest"
 )
 
 // traffic returns a generated log of wallet traffic of events events.
@@ -32,11 +33,7 @@ func trafficOf(tb testing.TB, opts loadgen.WalletOptions) []eventstore.Event {
 func trafficStore(tb testing.TB, opts loadgen.WalletOptions) (*sqlite.Store, []eventstore.Event) {
 	tb.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, tb.TempDir()+"/events.db", sqlite.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { store.Close() })
+	store := sqlitetest.Open(tb)
 	if _, err := loadgen.WalletTraffic(ctx, store, opts); err != nil {
 		tb.Fatal(err)
 	}
