@@ -308,22 +308,16 @@ func defaultKeys(ctx context.Context, cfg *Config, src auditSource, opts *appaud
 		opts.Keys, opts.Secret = k.Verifying(), k.SaltSecret()
 		fmt.Fprintf(os.Stderr, "audit verify: checkpoint keys and salt secret from %s (an independent audit gives -key)\n", auditKeyPath(cfg))
 	case *remoteSource:
-		resp, err := src.r.stream(ctx, "/audit/public-key")
+		if err := src.r.authorize(ctx); err != nil {
+			return err
+		}
+		_, pubs, err := serverPublicKeys(ctx, src.r)
 		var pe *problemError
 		if errors.As(err, &pe) && pe.Status == http.StatusNotFound {
 			return nil
 		}
 		if err != nil {
 			return err
-		}
-		defer resp.Body.Close()
-		data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if err != nil {
-			return err
-		}
-		pubs, err := appaudit.ParsePublicKeys(data)
-		if err != nil {
-			return fmt.Errorf("the server's public keys: %w", err)
 		}
 		opts.Keys = appaudit.VerifyingKeys(pubs)
 		fmt.Fprintf(os.Stderr, "audit verify: checkpoint keys as the server serves them (an independent audit gives -key)\n")
