@@ -360,11 +360,11 @@ func readCheckpoints(name string) ([]audit.Checkpoint, error) {
 	return out, nil
 }
 
-// logCheckpoints adds the checkpoints among events to opts (one that does
-// not parse is left for the pass to report).
-func logCheckpoints(opts *appaudit.Options, events []eventstore.Event) {
+// logCheckpoints adds the checkpoints among events up to position upTo
+// to opts (one that does not parse is left for the pass to report).
+func logCheckpoints(opts *appaudit.Options, events []eventstore.Event, upTo uint64) {
 	for _, e := range events {
-		if e.Stream != audit.Stream || e.Type != audit.TypeCheckpointSigned {
+		if e.Stream != audit.Stream || e.Type != audit.TypeCheckpointSigned || e.Position > upTo {
 			continue
 		}
 		if c, err := audit.ParseCheckpoint(e.Data); err == nil {
@@ -394,13 +394,7 @@ func (s *storeSource) prepare(ctx context.Context, opts *appaudit.Options) error
 		if len(events) == 0 {
 			break
 		}
-		var upTo []eventstore.Event
-		for _, e := range events {
-			if e.Position <= head {
-				upTo = append(upTo, e)
-			}
-		}
-		logCheckpoints(opts, upTo)
+		logCheckpoints(opts, events, head)
 		from = events[len(events)-1].Revision + 1
 	}
 	if s.db == nil {
@@ -528,7 +522,7 @@ func (f fileSource) prepare(ctx context.Context, opts *appaudit.Options) error {
 	}
 	defer done()
 	_, _, err = dump.Read(ctx, r, func(events []eventstore.Event) error {
-		logCheckpoints(opts, events)
+		logCheckpoints(opts, events, math.MaxUint64)
 		return nil
 	})
 	return err
@@ -581,17 +575,13 @@ func (s *remoteSource) prepare(ctx context.Context, opts *appaudit.Options) erro
 		if err != nil {
 			return err
 		}
-		var events []eventstore.Event
-		for _, a := range page.Events {
-			e, err := a.Stored()
-			if err != nil {
+		events := make([]eventstore.Event, len(page.Events))
+		for i, a := range page.Events {
+			if events[i], err = a.Stored(); err != nil {
 				return err
 			}
-			if e.Position <= s.head {
-				events = append(events, e)
-			}
 		}
-		logCheckpoints(opts, events)
+		logCheckpoints(opts, events, s.head)
 		if len(page.Events) == 0 || page.Next <= from {
 			return nil
 		}
