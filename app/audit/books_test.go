@@ -1,49 +1,27 @@
 package audit_test
 
 import (
-	"context"
 	"reflect"
 	"testing"
 
 	"github.com/coinledger/coinledger/app/audit"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/eventstore/loadgen"
-	"github.com/coinledger/coinledger/eventstore/sqlite"
 )
 
 // TestBooksFoldWhatTheDomainFolds: over generated wallet traffic, the
 // books hold every balance ledger.Evolve holds, and every wallet sums to
 // zero.
 func TestBooksFoldWhatTheDomainFolds(t *testing.T) {
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, t.TempDir()+"/events.db", sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if _, err := loadgen.WalletTraffic(ctx, store, loadgen.WalletOptions{Events: 3000}); err != nil {
-		t.Fatal(err)
-	}
 	books := audit.NewBooks()
 	states := map[string]*ledger.State{}
-	var after uint64
-	for {
-		events, err := store.ReadAll(ctx, after, 500)
+	for _, e := range traffic(t, 3000) {
+		wallet, _, ev, err := books.Apply(e)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(events) == 0 {
-			break
-		}
-		for _, e := range events {
-			wallet, _, ev, err := books.Apply(e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ev != nil {
-				states[wallet] = ledger.Evolve(states[wallet], ev)
-			}
-			after = e.Position
+		if ev != nil {
+			states[wallet] = ledger.Evolve(states[wallet], ev)
 		}
 	}
 	if len(states) == 0 {
@@ -83,19 +61,7 @@ func TestBooksFoldWhatTheDomainFolds(t *testing.T) {
 // TestTallyStatementIsAFunctionOfTheLog: two tallies of one log state the
 // same; one more event changes the chain, the heads and the time.
 func TestTallyStatementIsAFunctionOfTheLog(t *testing.T) {
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, t.TempDir()+"/events.db", sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if _, err := loadgen.WalletTraffic(ctx, store, loadgen.WalletOptions{Events: 2000, Wallets: 3}); err != nil {
-		t.Fatal(err)
-	}
-	events, err := store.ReadAll(ctx, 0, 5000)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := trafficOf(t, loadgen.WalletOptions{Events: 2000, Wallets: 3})
 	secret := make([]byte, 32)
 	a, b := audit.NewTally(), audit.NewTally()
 	for _, e := range events[:len(events)-1] {

@@ -73,7 +73,7 @@ func Reconcile(ctx context.Context, t *Tally, coin string, w ChainWallet) (Recon
 	}
 	r.NodeConfirmed, r.NodeTotal, r.Difference = confirmed, total, total-r.Ledger
 	if r.Difference < 0 {
-		return r, []Finding{{Code: CodeChainShortfall, Position: t.Position,
+		return r, []Finding{{Code: CodeChainShortfall, Position: t.Last.Position,
 			Message: fmt.Sprintf("%s: the node wallet holds %d less than the ledger accounts for: %s", coin, -r.Difference, r)}}
 	}
 	return r, nil

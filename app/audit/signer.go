@@ -206,7 +206,7 @@ func (s *Signer) mayMake() bool { return s.pending == 0 && !s.opts.Now().Before(
 func (s *Signer) makeOrWait(ctx context.Context) {
 	if _, _, err := s.make(ctx); err != nil {
 		if ctx.Err() == nil {
-			s.log.Error("checkpoint not made", "position", s.tally.Position, "err", err)
+			s.log.Error("checkpoint not made", "position", s.tally.Last.Position, "err", err)
 		}
 		s.retryAt = s.opts.Now().Add(s.opts.RetryAfter)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/coinledger/coinledger/eventstore/esdb"
 	"github.com/coinledger/coinledger/eventstore/esdb/esdbtest"
 	"github.com/coinledger/coinledger/eventstore/loadgen"
-	"github.com/coinledger/coinledger/eventstore/sqlite"
+	"github.com/coinledger/coinledger/eventstore/sqlite/sqlitetest"
 	"github.com/coinledger/coinledger/projections"
 	"github.com/coinledger/coinledger/projections/dbtest"
 )
@@ -56,7 +56,7 @@ func (k *keys) rotate(t *testing.T) {
 
 // stores opens each kind of event store the signer is tested on.
 var stores = map[string]func(t *testing.T) eventstore.Store{
-	"sqlite": func(t *testing.T) eventstore.Store { return openStore(t) },
+	"sqlite": func(t *testing.T) eventstore.Store { return sqlitetest.Open(t) },
 	"esdb double": func(t *testing.T) eventstore.Store {
 		srv := esdbtest.Start(t, esdbtest.Options{Links: true})
 		store, err := esdb.Open(context.Background(), srv.URL(), esdb.Options{})
@@ -66,16 +66,6 @@ var stores = map[string]func(t *testing.T) eventstore.Store{
 		t.Cleanup(func() { store.Close() })
 		return store
 	},
-}
-
-func openStore(t *testing.T) *sqlite.Store {
-	t.Helper()
-	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	return store
 }
 
 // signer runs a signer over store with its snapshots in the read-model
@@ -200,7 +190,7 @@ func counts(cs []domain.Checkpoint) []uint64 {
 // the interval makes one when events arrived since, and a quiet log gets
 // no more (its own checkpoint events do not count).
 func TestSignerOnDemandAndInterval(t *testing.T) {
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	k := newKeys(t)
 	n := startSigner(t, store, filepath.Join(t.TempDir(), "rm.db"),
 		audit.SignerOptions{Keys: k.get, Every: -1, Interval: 20 * time.Millisecond})
@@ -345,7 +335,7 @@ func testSignerAdoptsATakenNumber(t *testing.T, store eventstore.Store) {
 // key signs, and the checkpoints of the old key still verify with the
 // keys the keyring lists; with the new key alone they do not.
 func TestKeyRotationKeepsOldCheckpointsVerifiable(t *testing.T) {
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	k := newKeys(t)
 	ctx := context.Background()
 	n := startSigner(t, store, filepath.Join(t.TempDir(), "rm.db"), audit.SignerOptions{Keys: k.get, Every: -1, Interval: -1})
@@ -411,7 +401,7 @@ func TestKeyRotationKeepsOldCheckpointsVerifiable(t *testing.T) {
 // and at an older one (rebuilt from the log) verifies against the signed
 // root; unknown accounts and checkpoints are refused.
 func TestProofsVerifyAgainstTheSignedRoot(t *testing.T) {
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	k := newKeys(t)
 	ctx := context.Background()
 	if _, err := loadgen.WalletTraffic(ctx, store, loadgen.WalletOptions{Events: 600, Wallets: 2, Accounts: 8}); err != nil {
@@ -476,7 +466,7 @@ func TestProofsVerifyAgainstTheSignedRoot(t *testing.T) {
 	if _, _, err := prover.Proof(ctx, 99, "w", "a"); !errors.Is(err, audit.ErrUnknownCheckpoint) {
 		t.Fatalf("unknown checkpoint: %v", err)
 	}
-	if _, _, err := audit.NewProver(openStore(t), k.get, nil).Proof(ctx, 0, "w", "a"); !errors.Is(err, audit.ErrUnknownCheckpoint) {
+	if _, _, err := audit.NewProver(sqlitetest.Open(t), k.get, nil).Proof(ctx, 0, "w", "a"); !errors.Is(err, audit.ErrUnknownCheckpoint) {
 		t.Fatalf("no checkpoint yet: %v", err)
 	}
 }
@@ -484,7 +474,7 @@ func TestProofsVerifyAgainstTheSignedRoot(t *testing.T) {
 // TestSignerSnapshotRoundTrips: a restored signer snapshots to the same
 // bytes; a corrupt snapshot is refused.
 func TestSignerSnapshotRoundTrips(t *testing.T) {
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	k := newKeys(t)
 	ctx := context.Background()
 	if _, err := loadgen.WalletTraffic(ctx, store, loadgen.WalletOptions{Events: 400, Wallets: 2, Accounts: 5}); err != nil {
@@ -530,7 +520,7 @@ func TestSignerSnapshotRoundTrips(t *testing.T) {
 // books cannot decode is an error, and handing it again retries only the
 // books: the chain does not take it twice.
 func TestSignerFoldsWhatItCannotRead(t *testing.T) {
-	store := openStore(t)
+	store := sqlitetest.Open(t)
 	k := newKeys(t)
 	ctx := context.Background()
 	if _, err := store.Append(ctx, domain.Stream, eventstore.NoStream, eventstore.EventData{Type: domain.TypeCheckpointSigned, Data: []byte(`{"number":1}`)}); err != nil {
@@ -575,26 +565,7 @@ func TestSignerFoldsWhatItCannotRead(t *testing.T) {
 // service writes: folding it into the tally (chain, stream head, books).
 func BenchmarkSignerFold(b *testing.B) {
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "events.db"), sqlite.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	if _, err := loadgen.WalletTraffic(ctx, store, loadgen.WalletOptions{Events: 20_000, Wallets: 4, Accounts: 500}); err != nil {
-		b.Fatal(err)
-	}
-	var events []eventstore.Event
-	for after := uint64(0); ; {
-		page, err := store.ReadAll(ctx, after, 4096)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(page) == 0 {
-			break
-		}
-		events = append(events, page...)
-		after = page[len(page)-1].Position
-	}
+	store, events := trafficStore(b, loadgen.WalletOptions{Events: 20_000, Wallets: 4, Accounts: 500})
 	keys, _ := audit.NewKeyring(nil, time.Now())
 	b.ResetTimer()
 	for b.Loop() {

@@ -18,9 +18,8 @@ import (
 type Tally struct {
 	// Chain is the global chain up to the last event added.
 	Chain eventstore.GlobalChain
-	// Position is the store position of the last event added.
-	Position uint64
-	// Last is the last event added (zero before any).
+	// Last is the last event added (zero before any): its Position is the
+	// store position the tally is at.
 	Last  eventstore.Event
 	heads map[string]audit.Head
 	books *Books
@@ -48,7 +47,6 @@ func (t *Tally) AddDecoded(e eventstore.Event, wallet string, ev ledger.Event) *
 // link adds e to the chain and the stream heads.
 func (t *Tally) link(e eventstore.Event) {
 	t.Chain.Add(e)
-	t.Position = e.Position
 	t.Last = e
 	t.heads[e.Stream] = audit.Head{Next: e.Revision + 1, Hash: audit.Hash(e.Hash)}
 }
@@ -101,7 +99,7 @@ func (t *Tally) Owed() map[string][]Owed {
 func (t *Tally) Statement(number uint64, secret []byte) (audit.Statement, map[string]*liability.Tree, error) {
 	s := audit.Statement{
 		Number:     number,
-		Position:   t.Position,
+		Position:   t.Last.Position,
 		Events:     t.Chain.Events,
 		GlobalHead: audit.Hash(t.Chain.Head),
 		Streams:    uint64(len(t.heads)),

@@ -34,7 +34,7 @@ func (t *Tally) appendTally(w *compact.Writer) {
 	w.Raw([]byte{tallyVersion})
 	w.Uint(t.Chain.Events)
 	w.Raw(t.Chain.Head[:])
-	w.Uint(t.Position)
+	w.Uint(t.Last.Position)
 	created := int64(0)
 	if !t.Last.Created.IsZero() {
 		created = t.Last.Created.UnixNano()
@@ -75,8 +75,7 @@ func readTally(r *compact.Reader) (*Tally, error) {
 	t := NewTally()
 	t.Chain.Events = r.Uint()
 	copy(t.Chain.Head[:], r.Raw(len(t.Chain.Head)))
-	t.Position = r.Uint()
-	t.Last.Position = t.Position
+	t.Last.Position = r.Uint()
 	if ns := r.Int(); ns != 0 {
 		t.Last.Created = time.Unix(0, ns).UTC()
 	}

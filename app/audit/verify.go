@@ -469,7 +469,7 @@ func (v *Verifier) compare(c audit.Checkpoint) []Finding {
 	var out []Finding
 	t := v.tally
 	at := func(code, msg string, args ...any) {
-		out = append(out, Finding{Code: code, Position: t.Position, Stream: t.Last.Stream, Revision: t.Last.Revision, Checkpoint: c.Number,
+		out = append(out, Finding{Code: code, Position: t.Last.Position, Stream: t.Last.Stream, Revision: t.Last.Revision, Checkpoint: c.Number,
 			Message: fmt.Sprintf(msg, args...)})
 	}
 	if t.Chain.Events != c.Events || audit.Hash(t.Chain.Head) != c.GlobalHead {
@@ -525,7 +525,7 @@ func (v *Verifier) compare(c audit.Checkpoint) []Finding {
 func (v *Verifier) Finish() Report {
 	v.drain()
 	for _, p := range v.byPos {
-		if v.tally.Position >= p.c.Position {
+		if v.tally.Last.Position >= p.c.Position {
 			v.pass(p)
 		}
 	}
@@ -539,7 +539,7 @@ func (v *Verifier) Finish() Report {
 		c := p.c
 		v.find(Finding{Code: CodeCheckpointUnreached, Checkpoint: c.Number, Position: c.Position,
 			Message: fmt.Sprintf("the checkpoint states %d events at position %d, the log has %d events up to position %d",
-				c.Events, c.Position, v.tally.Chain.Events, v.tally.Position)})
+				c.Events, c.Position, v.tally.Chain.Events, v.tally.Last.Position)})
 	}
 	v.pending, v.byPos = nil, nil
 	for len(v.probes) > 0 {
@@ -553,7 +553,7 @@ func (v *Verifier) Finish() Report {
 			}
 		}
 	}
-	r := Report{Events: v.tally.Chain.Events, Streams: len(v.tally.Heads()), Position: v.tally.Position,
+	r := Report{Events: v.tally.Chain.Events, Streams: len(v.tally.Heads()), Position: v.tally.Last.Position,
 		GlobalHead: v.tally.Chain.Head, Wallets: len(v.states), Checkpoints: v.matched, Linked: v.chains.Linked,
 		Unsigned: len(v.opts.Keys) == 0, Findings: v.findings, Omitted: map[string]int{}}
 	for code, n := range v.counts {

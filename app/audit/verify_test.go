@@ -13,6 +13,7 @@ import (
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/loadgen"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
+	"github.com/coinledger/coinledger/eventstore/sqlite/sqlitetest"
 )
 
 // traffic returns a generated log of wallet traffic of events events.
@@ -23,12 +24,16 @@ func traffic(tb testing.TB, events int) []eventstore.Event {
 // trafficOf returns the log of wallet traffic opts shape.
 func trafficOf(tb testing.TB, opts loadgen.WalletOptions) []eventstore.Event {
 	tb.Helper()
+	_, log := trafficStore(tb, opts)
+	return log
+}
+
+// trafficStore generates wallet traffic into an embedded store, open until
+// the test ends, and returns it with its whole log in memory.
+func trafficStore(tb testing.TB, opts loadgen.WalletOptions) (*sqlite.Store, []eventstore.Event) {
+	tb.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, tb.TempDir()+"/events.db", sqlite.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer store.Close()
+	store := sqlitetest.Open(tb)
 	if _, err := loadgen.WalletTraffic(ctx, store, opts); err != nil {
 		tb.Fatal(err)
 	}
@@ -39,7 +44,7 @@ func trafficOf(tb testing.TB, opts loadgen.WalletOptions) []eventstore.Event {
 			tb.Fatal(err)
 		}
 		if len(page) == 0 {
-			return out
+			return store, out
 		}
 		out = append(out, page...)
 		after = page[len(page)-1].Position

@@ -198,16 +198,9 @@ func auditPublicKey(ctx context.Context, args []string) error {
 	}
 	var doc []byte
 	if *rf.url != "" {
-		resp, err := rf.client("", "").do(ctx, http.MethodGet, "/audit/public-key", nil)
-		if err != nil {
+		var err error
+		if doc, _, err = serverPublicKeys(ctx, rf.client("", "")); err != nil {
 			return fmt.Errorf("audit public-key: %w", err)
-		}
-		defer resp.Body.Close()
-		if doc, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20)); err != nil {
-			return fmt.Errorf("audit public-key: %w", err)
-		}
-		if _, err := audit.ParsePublicKeys(doc); err != nil {
-			return fmt.Errorf("audit public-key: the server's answer: %w", err)
 		}
 	} else {
 		cfg, err := loadConfigFile("audit public-key", *config)
@@ -234,6 +227,25 @@ func auditPublicKey(ctx context.Context, args []string) error {
 		err = ferr
 	}
 	return err
+}
+
+// serverPublicKeys fetches the public keys r's server serves (no login:
+// they are public) and returns the document as served and its keys.
+func serverPublicKeys(ctx context.Context, r *remote) ([]byte, []audit.PublicKey, error) {
+	resp, err := r.do(ctx, http.MethodGet, "/audit/public-key", nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	doc, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, nil, err
+	}
+	pubs, err := audit.ParsePublicKeys(doc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the server's public keys: %w", err)
+	}
+	return doc, pubs, nil
 }
 
 // auditRotateKey replaces the signing key in the key file.

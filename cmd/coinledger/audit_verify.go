@@ -308,22 +308,16 @@ func defaultKeys(ctx context.Context, cfg *Config, src auditSource, opts *appaud
 		opts.Keys, opts.Secret = k.Verifying(), k.SaltSecret()
 		fmt.Fprintf(os.Stderr, "audit verify: checkpoint keys and salt secret from %s (an independent audit gives -key)\n", auditKeyPath(cfg))
 	case *remoteSource:
-		resp, err := src.r.stream(ctx, "/audit/public-key")
+		if err := src.r.authorize(ctx); err != nil {
+			return err
+		}
+		_, pubs, err := serverPublicKeys(ctx, src.r)
 		var pe *problemError
 		if errors.As(err, &pe) && pe.Status == http.StatusNotFound {
 			return nil
 		}
 		if err != nil {
 			return err
-		}
-		defer resp.Body.Close()
-		data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if err != nil {
-			return err
-		}
-		pubs, err := appaudit.ParsePublicKeys(data)
-		if err != nil {
-			return fmt.Errorf("the server's public keys: %w", err)
 		}
 		opts.Keys = appaudit.VerifyingKeys(pubs)
 		fmt.Fprintf(os.Stderr, "audit verify: checkpoint keys as the server serves them (an independent audit gives -key)\n")
@@ -366,11 +360,11 @@ func readCheckpoints(name string) ([]audit.Checkpoint, error) {
 	return out, nil
 }
 
-// logCheckpoints adds the checkpoints among events to opts (one that does
-// not parse is left for the pass to report).
-func logCheckpoints(opts *appaudit.Options, events []eventstore.Event) {
+// logCheckpoints adds the checkpoints among events up to position upTo
+// to opts (one that does not parse is left for the pass to report).
+func logCheckpoints(opts *appaudit.Options, events []eventstore.Event, upTo uint64) {
 	for _, e := range events {
-		if e.Stream != audit.Stream || e.Type != audit.TypeCheckpointSigned {
+		if e.Stream != audit.Stream || e.Type != audit.TypeCheckpointSigned || e.Position > upTo {
 			continue
 		}
 		if c, err := audit.ParseCheckpoint(e.Data); err == nil {
@@ -400,13 +394,7 @@ func (s *storeSource) prepare(ctx context.Context, opts *appaudit.Options) error
 		if len(events) == 0 {
 			break
 		}
-		var upTo []eventstore.Event
-		for _, e := range events {
-			if e.Position <= head {
-				upTo = append(upTo, e)
-			}
-		}
-		logCheckpoints(opts, upTo)
+		logCheckpoints(opts, events, head)
 		from = events[len(events)-1].Revision + 1
 	}
 	if s.db == nil {
@@ -534,7 +522,7 @@ func (f fileSource) prepare(ctx context.Context, opts *appaudit.Options) error {
 	}
 	defer done()
 	_, _, err = dump.Read(ctx, r, func(events []eventstore.Event) error {
-		logCheckpoints(opts, events)
+		logCheckpoints(opts, events, math.MaxUint64)
 		return nil
 	})
 	return err
@@ -587,17 +575,13 @@ func (s *remoteSource) prepare(ctx context.Context, opts *appaudit.Options) erro
 		if err != nil {
 			return err
 		}
-		var events []eventstore.Event
-		for _, a := range page.Events {
-			e, err := a.Stored()
-			if err != nil {
+		events := make([]eventstore.Event, len(page.Events))
+		for i, a := range page.Events {
+			if events[i], err = a.Stored(); err != nil {
 				return err
 			}
-			if e.Position <= s.head {
-				events = append(events, e)
-			}
 		}
-		logCheckpoints(opts, events)
+		logCheckpoints(opts, events, s.head)
 		if len(page.Events) == 0 || page.Next <= from {
 			return nil
 		}

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"time"
 
 	appaudit "github.com/coinledger/coinledger/app/audit"
 	"github.com/coinledger/coinledger/eventstore"
-	"github.com/coinledger/coinledger/eventstore/sqlite"
 )
 
 // benchAudit measures audit verify's checks over a generated log of
@@ -36,11 +34,7 @@ func benchAudit(ctx context.Context, args []string) error {
 		defer os.RemoveAll(tmp)
 		*logPath = filepath.Join(tmp, "events.db")
 	}
-	stats, err := replayLog(ctx, *logPath, *events)
-	if err != nil {
-		return err
-	}
-	store, err := sqlite.Open(ctx, *logPath, sqlite.Options{})
+	store, stats, err := openReplayLog(ctx, *logPath, *events)
 	if err != nil {
 		return err
 	}
@@ -59,17 +53,11 @@ func benchAudit(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("log: %d events in %d wallets (%d accounts, %d transfers, %d holds)\n",
 		len(log), stats.Wallets, stats.Accounts, stats.Transfers, stats.Holds)
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	n := float64(len(log))
 	measure := func(what string, pass func() (appaudit.Report, error)) (rate, us float64, err error) {
 		cpu0, _ := procCPUTime(os.Getpid())

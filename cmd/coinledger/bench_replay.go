@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -63,11 +62,7 @@ func benchReplay(ctx context.Context, args []string) error {
 	if *logPath == "" {
 		*logPath = filepath.Join(*dir, "events.db")
 	}
-	stats, err := replayLog(ctx, *logPath, *events)
-	if err != nil {
-		return err
-	}
-	store, err := sqlite.Open(ctx, *logPath, sqlite.Options{})
+	store, stats, err := openReplayLog(ctx, *logPath, *events)
 	if err != nil {
 		return err
 	}
@@ -79,17 +74,11 @@ func benchReplay(ctx context.Context, args []string) error {
 		return fmt.Errorf("bench replay: the log holds %d events, its stats say %d", head, stats.Events)
 	}
 
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	extra := map[string]float64{"events": float64(head)}
 	rate := func(d time.Duration) float64 { return float64(head) / d.Seconds() }
 	// Each phase's line gives its wall time and rate and the process's CPU
@@ -167,6 +156,20 @@ func benchReplay(ctx context.Context, args []string) error {
 		extra["cold_start_s"] = round(second.Seconds())
 	}
 	return printResult(benchResult{Scenario: "replay", OpsPerSec: extra["rebuild_sqlite_events_per_sec"], Extra: extra})
+}
+
+// openReplayLog opens the embedded store at path holding wallet traffic
+// and returns it with the traffic's stats, generating events of it first
+// if the store does not exist. The stats are kept beside the store, so a
+// later run can reuse the log. A generated log is closed and opened again,
+// so what is measured on it starts as it would on a reused one.
+func openReplayLog(ctx context.Context, path string, events int) (*sqlite.Store, loadgen.WalletStats, error) {
+	stats, err := replayLog(ctx, path, events)
+	if err != nil {
+		return nil, stats, err
+	}
+	store, err := sqlite.Open(ctx, path, sqlite.Options{})
+	return store, stats, err
 }
 
 // replayLog returns the stats of the wallet traffic in the store at path,

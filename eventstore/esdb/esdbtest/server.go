@@ -218,7 +218,9 @@ func (s *Server) AppendRaw(stream, eventType string, data, metadata []byte) uint
 // server's own included) and returns the new log, whose records are put in
 // order of Position (which must be unique) and indexed by stream and
 // revision as given. Nothing is checked: revisions may skip, ids repeat.
-// Open subscriptions are not told of the change.
+// Open subscriptions go on after the position they have sent: they are
+// woken for records added beyond it but not told of records changed
+// before it.
 func (s *Server) Tamper(edit func([]Record) []Record) { s.log.tamper(edit) }
 
 // Head returns the log position of the newest record (events included, of any kind).
