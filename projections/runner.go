@@ -545,6 +545,22 @@ func (r *Runner) reload(ctx context.Context, pr *progress, name string, checkpoi
 	return nil
 }
 
+// StoredCheckpoint reads projection name's checkpoint in db as a runner
+// over db last stored it: the position up to which its stored state has
+// applied the log, 0 when it has none. For readers outside the runner
+// (audit verify compares a read model's rows at it).
+func StoredCheckpoint(ctx context.Context, db DB, name string) (uint64, error) {
+	var pos int64
+	err := db.QueryRow(ctx, `SELECT position FROM projection_checkpoints WHERE name = ?`, name).Scan(&pos)
+	if errors.Is(err, ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("checkpoint of %s: %w", name, err)
+	}
+	return uint64(pos), nil
+}
+
 // loadCheckpoint creates the projection's checkpoint row if it is missing and
 // returns its position.
 func (r *Runner) loadCheckpoint(ctx context.Context, name string) (uint64, error) {

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -40,7 +39,7 @@ func driftProbe(ctx context.Context, db projections.DB, position uint64, model s
 			out = append(out, Finding{Code: CodeReadModelDrift, Position: position, Message: fmt.Sprintf(format, args...)})
 		}
 		moved := func() bool {
-			at, err := checkpointOf(ctx, db, model)
+			at, err := projections.StoredCheckpoint(ctx, db, model)
 			if err == nil && at != position {
 				v.Note("%s read model: moved from position %d to %d while the log was checked: not compared", model, position, at)
 				return true
@@ -59,27 +58,6 @@ func driftProbe(ctx context.Context, db projections.DB, position uint64, model s
 		v.Note("%s read model: compared at position %d", model, position)
 		return out
 	}}
-}
-
-// checkpointOf is read model name's checkpoint in db (ReadModelPosition).
-func checkpointOf(ctx context.Context, db projections.DB, name string) (uint64, error) {
-	var pos int64
-	err := db.QueryRow(ctx, `SELECT position FROM projection_checkpoints WHERE name = ?`, name).Scan(&pos)
-	return uint64(pos), err
-}
-
-// ReadModelPosition returns the position read model name in db has
-// applied the log up to, 0 when it has applied nothing (or has no
-// checkpoint yet).
-func ReadModelPosition(ctx context.Context, db projections.DB, name string) (uint64, error) {
-	pos, err := checkpointOf(ctx, db, name)
-	if errors.Is(err, projections.ErrNoRows) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read model %s: checkpoint: %w", name, err)
-	}
-	return pos, nil
 }
 
 func walletDrift(ctx context.Context, db projections.DB, v *Verifier, drift func(string, ...any)) error {

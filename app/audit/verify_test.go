@@ -14,6 +14,7 @@ import (
 	"github.com/coinledger/coinledger/eventstore/loadgen"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
 	"github.com/coinledger/coinledger/eventstore/sqlite/sqlitetest"
+	"github.com/coinledger/coinledger/eventstore/storetest"
 )
 
 // traffic returns a generated log of wallet traffic of events events.
@@ -62,23 +63,6 @@ func verify(log []eventstore.Event, n int, opts audit.Options) audit.Report {
 		}
 	}
 	return v.Finish()
-}
-
-// rehashFrom recomputes the chain of log[i]'s stream from it on.
-func rehashFrom(log []eventstore.Event, i int) {
-	var prev eventstore.Hash
-	for j := i - 1; j >= 0; j-- {
-		if log[j].Stream == log[i].Stream {
-			prev = log[j].Hash
-			break
-		}
-	}
-	for j := i; j < len(log); j++ {
-		if log[j].Stream == log[i].Stream {
-			log[j].Hash = eventstore.ChainHash(prev, log[j])
-			prev = log[j].Hash
-		}
-	}
 }
 
 func codes(r audit.Report) []string {
@@ -142,7 +126,7 @@ func TestVerifierLedgerRules(t *testing.T) {
 			}
 		}
 	})
-	rehashFrom(inflated, i)
+	storetest.Rehash(inflated, i)
 	r := verify(inflated, 512, audit.Options{})
 	if f := r.Findings[0]; f.Code != audit.CodeUnbalanced || f.Position != log[i].Position || f.Stream != log[i].Stream {
 		t.Fatalf("first finding %v, want unbalanced_event at %s:\n%s", f, log[i], r)
@@ -157,7 +141,7 @@ func TestVerifierLedgerRules(t *testing.T) {
 			ft.Postings[j].Amount *= 1_000_000
 		}
 	})
-	rehashFrom(overdrawn, i)
+	storetest.Rehash(overdrawn, i)
 	r = verify(overdrawn, 1, audit.Options{})
 	if !slices.Contains(codes(r), audit.CodeNegativeBalance) || slices.Contains(codes(r), audit.CodeUnbalanced) {
 		t.Fatalf("overdrawn: %v\n%s", codes(r), r)

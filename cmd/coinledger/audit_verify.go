@@ -558,7 +558,7 @@ func (s *remoteSource) prepare(ctx context.Context, opts *appaudit.Options) erro
 	}
 	s.head = st.Store.Head
 	if s.db != nil {
-		if err := driftProbes(ctx, s.db, s.head, opts, appaudit.ReadModelPosition); err != nil {
+		if err := driftProbes(ctx, s.db, s.head, opts, projections.StoredCheckpoint); err != nil {
 			return err
 		}
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/coinledger/coinledger/eventstore/esdb"
 	"github.com/coinledger/coinledger/eventstore/esdb/esdbtest"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
+	"github.com/coinledger/coinledger/eventstore/storetest"
 	"github.com/coinledger/coinledger/projections"
 	"github.com/coinledger/coinledger/projections/custody"
 	"github.com/coinledger/coinledger/projections/dbtest"
@@ -184,24 +185,6 @@ func (l *esdbLog) rewrite(t *testing.T, edit func([]eventstore.Event) []eventsto
 	})
 }
 
-// rehash recomputes the hash chain of e's stream from e on, as a forger
-// who rewrote e would.
-func rehash(events []eventstore.Event, i int) {
-	var prev eventstore.Hash
-	for j := i - 1; j >= 0; j-- {
-		if events[j].Stream == events[i].Stream {
-			prev = events[j].Hash
-			break
-		}
-	}
-	for j := i; j < len(events); j++ {
-		if events[j].Stream == events[i].Stream {
-			events[j].Hash = eventstore.ChainHash(prev, events[j])
-			prev = events[j].Hash
-		}
-	}
-}
-
 // find returns the index of the n-th event (from 0) that match accepts.
 func find(t *testing.T, events []eventstore.Event, n int, match func(eventstore.Event) bool) int {
 	t.Helper()
@@ -258,7 +241,7 @@ var tamperKinds = []struct {
 		l.rewrite(t, func(events []eventstore.Event) []eventstore.Event {
 			i := find(t, events, 20, ofType(ledger.TypeFundsTransferred))
 			inflate(t, &events[i])
-			rehash(events, i)
+			storetest.Rehash(events, i)
 			return events
 		})
 	}},
@@ -329,7 +312,7 @@ func editCheckpoint(t *testing.T, l auditedLog, edit func(*audit.Checkpoint)) {
 		if events[i].Data, err = json.Marshal(c); err != nil {
 			t.Fatal(err)
 		}
-		rehash(events, i)
+		storetest.Rehash(events, i)
 		return events
 	})
 }

@@ -613,3 +613,22 @@ func testConcurrentMany(t *testing.T, s eventstore.Store) {
 		t.Fatalf("%d streams, want %d", v.Streams(), streams)
 	}
 }
+
+// Rehash recomputes the stream chain of log[i]'s stream from log[i] on, as
+// a forger who edited log[i] would: log is in global order; the hashes of
+// the stream's later events are rewritten in place.
+func Rehash(log []eventstore.Event, i int) {
+	var prev eventstore.Hash
+	for j := i - 1; j >= 0; j-- {
+		if log[j].Stream == log[i].Stream {
+			prev = log[j].Hash
+			break
+		}
+	}
+	for j := i; j < len(log); j++ {
+		if log[j].Stream == log[i].Stream {
+			log[j].Hash = eventstore.ChainHash(prev, log[j])
+			prev = log[j].Hash
+		}
+	}
+}

@@ -131,16 +131,6 @@ func CounterRows(ctx context.Context, db projections.DB) (count, lo, hi int64, e
 	return count, lo, hi, err
 }
 
-// Checkpoint reads a projection's stored checkpoint (0 when it has none).
-func Checkpoint(ctx context.Context, db projections.DB, name string) (uint64, error) {
-	var pos int64
-	err := db.QueryRow(ctx, `SELECT position FROM projection_checkpoints WHERE name = ?`, name).Scan(&pos)
-	if errors.Is(err, projections.ErrNoRows) {
-		return 0, nil
-	}
-	return uint64(pos), err
-}
-
 // start runs r in the background until the test ends or stop is called;
 // stop cancels it and returns Run's result.
 func start(tb testing.TB, r *projections.Runner) (stop func() error) {

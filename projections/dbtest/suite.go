@@ -414,9 +414,9 @@ func testRestart(t *testing.T, newDB NewDB) {
 	for ; ; restarts++ {
 		// The projection further behind is the one a run must move.
 		lagging := "counter"
-		before, err := Checkpoint(ctx, db, lagging)
+		before, err := projections.StoredCheckpoint(ctx, db, lagging)
 		must(t, err)
-		if cp, err := Checkpoint(ctx, db, "balances"); err != nil {
+		if cp, err := projections.StoredCheckpoint(ctx, db, "balances"); err != nil {
 			t.Fatal(err)
 		} else if cp < before {
 			lagging, before = "balances", cp
@@ -446,9 +446,9 @@ func testRestart(t *testing.T, newDB NewDB) {
 		if written && restarts >= 10 {
 			head, err := store.Head(ctx)
 			must(t, err)
-			c1, err := Checkpoint(ctx, db, "counter")
+			c1, err := projections.StoredCheckpoint(ctx, db, "counter")
 			must(t, err)
-			c2, err := Checkpoint(ctx, db, "balances")
+			c2, err := projections.StoredCheckpoint(ctx, db, "balances")
 			must(t, err)
 			if c1 == head && c2 == head {
 				break
@@ -467,7 +467,7 @@ func testRestart(t *testing.T, newDB NewDB) {
 	}
 	var sum int64
 	must(t, db.QueryRow(ctx, `SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM balances`).Scan(&sum))
-	cp, err := Checkpoint(ctx, db, "balances")
+	cp, err := projections.StoredCheckpoint(ctx, db, "balances")
 	must(t, err)
 	if uint64(sum) != cp {
 		t.Errorf("balances sum to %d at checkpoint %d: every event credits 1", sum, cp)
@@ -518,7 +518,7 @@ func testPoison(t *testing.T, newDB NewDB) {
 	if st := statusOf(t, r, "balances"); st.State != projections.StateRunning || st.Error != "" || st.Position != head {
 		t.Errorf("status of the other projection: %+v, want running at %d", st, head)
 	}
-	cp, err := Checkpoint(ctx, db, "counter")
+	cp, err := projections.StoredCheckpoint(ctx, db, "counter")
 	must(t, err)
 	n, _, hi, err := CounterRows(ctx, db)
 	must(t, err)
@@ -666,7 +666,7 @@ func testLostCommit(t *testing.T, newDB NewDB) {
 		t.Errorf("balances sum to %d, want %d (one per event)", sum, head)
 	}
 	for _, name := range []string{"counter", "balances"} {
-		cp, err := Checkpoint(ctx, db, name)
+		cp, err := projections.StoredCheckpoint(ctx, db, name)
 		must(t, err)
 		if cp != head {
 			t.Errorf("stored checkpoint of %s: %d, want %d", name, cp, head)
@@ -970,7 +970,7 @@ func testSelective(t *testing.T, newDB NewDB) {
 	var cp uint64
 	if !eventually(30*time.Second, func() bool {
 		var err error
-		cp, err = Checkpoint(ctx, db, "balances")
+		cp, err = projections.StoredCheckpoint(ctx, db, "balances")
 		must(t, err)
 		return cp == head
 	}) {
@@ -978,7 +978,7 @@ func testSelective(t *testing.T, newDB NewDB) {
 	}
 	head = AppendCredits(t, store, "wallet-a", 10, 1, 10) // wanted
 	wait(t, r, "balances", head)
-	if cp, err := Checkpoint(ctx, db, "balances"); err != nil || cp != head {
+	if cp, err := projections.StoredCheckpoint(ctx, db, "balances"); err != nil || cp != head {
 		t.Fatalf("stored checkpoint %d (%v), want %d", cp, err, head)
 	}
 	must(t, stop())

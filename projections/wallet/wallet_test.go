@@ -501,7 +501,7 @@ func TestUndecodableEventParksProjection(t *testing.T) {
 			t.Errorf("status %+v, want parked at %d while running", st[0], bad.Position)
 		}
 		// Nothing of the failed event was committed; the events before it were.
-		cp, err := dbtest.Checkpoint(ctx, db, "wallet")
+		cp, err := projections.StoredCheckpoint(ctx, db, "wallet")
 		must(t, err)
 		if cp != bad.Position-1 {
 			t.Errorf("checkpoint %d, want %d (just before the bad event)", cp, bad.Position-1)
