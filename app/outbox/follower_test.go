@@ -403,11 +403,13 @@ func TestResumesFromSnapshotAndSendsNothingTwice(t *testing.T) {
 	defer cancel()
 	must(t, r.runner.CaughtUp(waitCtx, outbox.FollowerName))
 	must(t, r.stop())
-	stopped, err := store.Head(ctx)
-	must(t, err)
+	// What the first run handled, up to its stop: the sender may have
+	// appended attempts after the catch-up, which the follower had not yet
+	// handled and a restart rightly reads.
 	if len(fc.positions()) == 0 {
 		t.Fatal("the first run handled nothing")
 	}
+	stopped := slices.Max(fc.positions())
 	must(t, db.Close())
 	must(t, store.Close())
 
@@ -446,7 +448,7 @@ func TestResumesFromSnapshotAndSendsNothingTwice(t *testing.T) {
 		t.Fatal("the second run handled nothing")
 	}
 	if first := slices.Min(handled); first <= stopped {
-		t.Errorf("after the restart the follower re-read position %d (the log was at %d when it stopped)", first, stopped)
+		t.Errorf("after the restart the follower re-read position %d (the first run had handled up to %d)", first, stopped)
 	}
-	t.Logf("first run stopped at %d; the second handled %d events from %d", stopped, len(handled), slices.Min(handled))
+	t.Logf("first run handled up to %d; the second handled %d events from %d", stopped, len(handled), slices.Min(handled))
 }
