@@ -87,6 +87,10 @@ type memory struct {
 	snap  uint64          // position of the last snapshot committed
 	saved uint64          // position of the snapshot written in the transaction under way; 0 if none
 	every uint64          // snapshot spacing, set by the Runner
+	// shared: the database is shared with other runners (instances), whose
+	// copies of the follower write the same snapshot row: a snapshot
+	// replaces only an older one (or one of another version).
+	shared bool
 }
 
 func (m *memory) Name() string { return m.f.Name() }
@@ -148,9 +152,14 @@ func (m *memory) save(ctx context.Context, tx Tx) error {
 	if data == nil {
 		data = []byte{} // NOT NULL: nil would be NULL on Postgres
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO follower_snapshots (name, version, position, state) VALUES (?, ?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET version = excluded.version, position = excluded.position, state = excluded.state`,
-		m.f.Name(), int64(m.f.Version()), int64(m.pos), data)
+	q := `INSERT INTO follower_snapshots (name, version, position, state) VALUES (?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET version = excluded.version, position = excluded.position, state = excluded.state`
+	if m.shared {
+		// A follower's state is a function of the log up to its position:
+		// any instance's is as good as ours, the newest is best.
+		q += ` WHERE follower_snapshots.position < excluded.position OR follower_snapshots.version <> excluded.version`
+	}
+	_, err = tx.Exec(ctx, q, m.f.Name(), int64(m.f.Version()), int64(m.pos), data)
 	if err != nil {
 		return fmt.Errorf("follower %s: write snapshot at %d: %w", m.f.Name(), m.pos, err)
 	}
@@ -218,7 +227,8 @@ func transientStore(err error) error {
 
 // resume restores follower m from its snapshot, loads the skips recorded
 // for it, and moves its checkpoint to the snapshot's position, which it
-// returns: the follower reads only the events after it.
+// returns: the follower reads only the events after it. A local follower
+// (see Runner.local) keeps no checkpoint row.
 func (r *Runner) resume(ctx context.Context, m *memory) (uint64, error) {
 	m.every = r.opts.SnapshotEvery
 	pos, err := m.restore(ctx, r.db)
@@ -230,7 +240,13 @@ func (r *Runner) resume(ctx context.Context, m *memory) (uint64, error) {
 			return 0, err
 		}
 	}
+	if r.local(m) {
+		return pos, nil
+	}
 	err = r.db.Update(ctx, func(tx Tx) error {
+		if err := r.fence(ctx, tx, m.Name()); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (name, position) VALUES (?, ?)
 			ON CONFLICT (name) DO UPDATE SET position = excluded.position`, m.Name(), int64(pos))
 		return err
@@ -266,12 +282,13 @@ func (r *Runner) loadSkips(ctx context.Context, m *memory) error {
 	}
 }
 
-// saveFollowers writes every follower's snapshot that is behind its state,
-// when Run ends (its appliers have returned).
-func (r *Runner) saveFollowers() {
+// saveFollowers writes the snapshot of every follower of projs that is
+// behind its state, when their appliers have returned (Run ends, a term
+// ends).
+func (r *Runner) saveFollowers(projs []Projection) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, p := range r.projs {
+	for _, p := range projs {
 		m, ok := p.(*memory)
 		if !ok || m.pos <= m.snap {
 			continue

@@ -57,6 +57,9 @@ const (
 	StateParked State = "parked"
 	// StateStopped: Run is not in progress.
 	StateStopped State = "stopped"
+	// StateStandby: another instance leads the projection's role (see
+	// Options.Elector); this runner reads its stored checkpoint.
+	StateStandby State = "standby"
 )
 
 // Owner of the runner's own migrations (the checkpoint table).
@@ -108,6 +111,19 @@ type Options struct {
 	// SnapshotEvery is how many events pass between two snapshots of a
 	// Follower's state (see Follow). Default 10000.
 	SnapshotEvery uint64
+	// Elector and Roles make singletons of some projections when several
+	// instances run: a projection named in Roles runs only while this
+	// instance leads its role (Elector.Lead); the others stand by (state
+	// StateStandby) and read its stored checkpoint. Projections not in
+	// Roles run on every instance. Nil Elector: every projection runs here.
+	Elector Elector
+	Roles   map[string]string
+	// Shared: the database is shared with other runners (instances). A
+	// Follower not in Roles then runs on every instance with a checkpoint
+	// of its own, in memory (it reads from the shared snapshot, which each
+	// instance only moves forward), so instances never collide on it.
+	// Read models must have a role when Shared.
+	Shared bool
 }
 
 func (o *Options) setDefaults() {
@@ -171,6 +187,13 @@ type progress struct {
 	retry    chan struct{}
 	readyAt  uint64         // the store's head when Run started
 	pause    chan *pauseReq // a rebuild asks the applier to hold; see rebuild.go
+	// term is the leadership the applier writes under (nil: no role);
+	// set before the applier starts, read by it alone.
+	term *Term
+	// follower: the projection is a Follower's; local: one that runs on
+	// every instance of a shared database, with its checkpoint in memory
+	// (see Options.Shared). Both set by NewRunner.
+	follower, local bool
 }
 
 func (p *progress) update(f func()) {
@@ -195,11 +218,29 @@ func NewRunner(db DB, store eventstore.Store, opts Options, projections ...Proje
 		if _, dup := r.progress[name]; dup {
 			panic("projections: two projections named " + name)
 		}
-		r.progress[name] = &progress{changed: make(chan struct{}), state: StateStopped, retry: make(chan struct{}, 1),
+		pr := &progress{changed: make(chan struct{}), state: StateStopped, retry: make(chan struct{}, 1),
 			pause: make(chan *pauseReq)}
+		if m, ok := p.(*memory); ok {
+			m.shared = opts.Shared
+			pr.follower, pr.local = true, opts.Shared && r.role(name) == ""
+		}
+		r.progress[name] = pr
 	}
 	return r
 }
+
+// role returns the role projection name runs under, "" when it runs on
+// every instance.
+func (r *Runner) role(name string) string {
+	if r.opts.Elector == nil {
+		return ""
+	}
+	return r.opts.Roles[name]
+}
+
+// local reports whether follower m runs on every instance of a shared
+// database, with its checkpoint in memory.
+func (r *Runner) local(m *memory) bool { return r.progress[m.Name()].local }
 
 // Run migrates the checkpoint table and every projection's schema, then runs
 // every projection (one applier goroutine each, fed by one shared
@@ -321,6 +362,20 @@ func (r *Runner) run(ctx context.Context) error {
 		<-ctx.Done()
 		return ctx.Err()
 	}
+	var local []Projection
+	led := map[string][]Projection{}
+	var roles []string
+	for _, p := range r.projs {
+		role := r.role(p.Name())
+		if role == "" {
+			local = append(local, p)
+			continue
+		}
+		if led[role] == nil {
+			roles = append(roles, role)
+		}
+		led[role] = append(led[role], p)
+	}
 	// One subscription feeds every projection, from the oldest
 	// checkpoint: each gets the events after its own, and an applier
 	// goroutine of its own, so reading the next batch overlaps writing the
@@ -334,16 +389,12 @@ func (r *Runner) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("run projections: read head: %w", err)
 	}
-	feeds := make([]*feed, len(r.projs))
+	feeds := make([]*feed, len(local))
 	oldest := uint64(math.MaxUint64)
-	for i, p := range r.projs {
+	for i, p := range local {
 		var pos uint64
 		err := r.retryTransient(ctx, "load checkpoint", func() (err error) {
-			if m, ok := p.(*memory); ok {
-				pos, err = r.resume(ctx, m)
-				return err
-			}
-			pos, err = r.loadCheckpoint(ctx, p.Name())
+			pos, err = r.load(ctx, p)
 			return err
 		})
 		if err != nil {
@@ -355,14 +406,126 @@ func (r *Runner) run(ctx context.Context) error {
 		oldest = min(oldest, pos)
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { r.pump(gctx, oldest, feeds); return nil })
-	g.Go(func() error { return r.rebuilds(gctx, g) })
-	for i, p := range r.projs {
+	if len(feeds) > 0 {
+		g.Go(func() error { r.pump(gctx, oldest, feeds); return nil })
+	}
+	if r.rebuildRole() == "" {
+		g.Go(func() error { return r.rebuilds(gctx, g) })
+	}
+	for i, p := range local {
 		g.Go(func() error { return r.follow(gctx, g, p, feeds[i]) })
 	}
+	for _, role := range roles {
+		g.Go(func() error { r.lead(gctx, role, led[role]); return nil })
+	}
 	err = g.Wait()
-	r.saveFollowers()
+	r.saveFollowers(local)
 	return err
+}
+
+// rebuildRole is the role of the read models, whose leader alone rebuilds
+// them; "" when they run on every instance.
+func (r *Runner) rebuildRole() string {
+	for _, p := range r.projs {
+		if _, ok := p.(*memory); !ok {
+			if role := r.role(p.Name()); role != "" {
+				return role
+			}
+		}
+	}
+	return ""
+}
+
+// lead runs projs, the projections of role, while this instance leads
+// role, until ctx is done; they stand by in between. A term whose write
+// was refused (ErrDeposed, ErrCheckpointMoved: another instance wrote) or
+// that failed otherwise is resigned: this runner steps down and stands
+// for election again.
+func (r *Runner) lead(ctx context.Context, role string, projs []Projection) {
+	for {
+		for _, p := range projs {
+			pr := r.progress[p.Name()]
+			pr.update(func() { pr.state, pr.loaded, pr.term, pr.err, pr.parkedAt = StateStandby, false, nil, "", 0 })
+		}
+		t, err := r.opts.Elector.Lead(ctx, role)
+		if err != nil {
+			return // ctx is done
+		}
+		r.opts.Logger.Info("projections leading", "role", role, "epoch", t.Epoch)
+		err = r.runTerm(ctx, t, projs)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			r.opts.Logger.Warn("projections stepped down", "role", role, "epoch", t.Epoch, "err", err)
+			r.opts.Elector.Resign(t)
+		}
+		select {
+		case <-t.Done:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// runTerm runs projs under term t, each from its stored checkpoint on a
+// subscription of its own, until t ends, ctx is done (nil) or one of them
+// fails with an error Runner.follow returns.
+func (r *Runner) runTerm(ctx context.Context, t Term, projs []Projection) error {
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-t.Done:
+			cancel()
+		case <-tctx.Done():
+		}
+	}()
+	var head uint64
+	err := r.retryTransient(tctx, "read head", func() (err error) {
+		head, err = r.store.Head(tctx)
+		return transientStore(err)
+	})
+	if err != nil {
+		if tctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("run projections of %s: read head: %w", t.Role, err)
+	}
+	g, gctx := errgroup.WithContext(tctx)
+	if r.rebuildRole() == t.Role {
+		g.Go(func() error { return r.rebuilds(gctx, g) })
+	}
+	for _, p := range projs {
+		g.Go(func() error {
+			pr := r.progress[p.Name()]
+			pr.update(func() { pr.term, pr.state = &t, StateCatchingUp })
+			var pos uint64
+			err := r.retryTransient(gctx, "load checkpoint", func() (err error) {
+				pos, err = r.load(gctx, p)
+				return err
+			})
+			if gctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("projection %s: %w", p.Name(), err)
+			}
+			pr.update(func() { pr.pos, pr.loaded, pr.readyAt = pos, true, head })
+			return r.follow(gctx, g, p, r.subscribe(gctx, g, pos))
+		})
+	}
+	err = g.Wait()
+	r.saveFollowers(projs)
+	return err
+}
+
+// load returns p's checkpoint, restoring a follower from its snapshot.
+func (r *Runner) load(ctx context.Context, p Projection) (uint64, error) {
+	if m, ok := p.(*memory); ok {
+		return r.resume(ctx, m)
+	}
+	return r.loadCheckpoint(ctx, p.Name())
 }
 
 // feedDepth is how many store batches a feed buffers: enough for the
@@ -473,7 +636,7 @@ func (r *Runner) follow(ctx context.Context, g *errgroup.Group, p Projection, f 
 		if ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, ErrCheckpointMoved) {
+		if errors.Is(err, ErrCheckpointMoved) || errors.Is(err, ErrDeposed) {
 			return err
 		}
 		if errors.Is(err, errResubscribe) {
@@ -530,6 +693,9 @@ func (r *Runner) follow(ctx context.Context, g *errgroup.Group, p Projection, f 
 // committed after all) and fails with ErrCheckpointMoved when it is
 // neither.
 func (r *Runner) reload(ctx context.Context, pr *progress, name string, checkpoint *uint64, attempted uint64) error {
+	if pr.local {
+		return nil // the checkpoint is in memory
+	}
 	stored, err := r.loadCheckpoint(ctx, name)
 	if err != nil {
 		return fmt.Errorf("projection %s at %d: %w", name, *checkpoint, err)
@@ -733,7 +899,7 @@ const skippedFlush = time.Second
 func (r *Runner) flush(ctx context.Context, name string, m *memory, from, to uint64) error {
 	err := r.db.Update(ctx, func(tx Tx) error {
 		if to != from {
-			if err := moveCheckpoint(ctx, tx, name, from, to); err != nil {
+			if err := r.move(ctx, tx, name, from, to); err != nil {
 				return err
 			}
 		}
@@ -746,6 +912,31 @@ func (r *Runner) flush(ctx context.Context, name string, m *memory, from, to uin
 		m.settle(err == nil)
 	}
 	return err
+}
+
+// move moves projection name's checkpoint from from to to in tx, fenced
+// by its term when it has one (see fence); a local follower's checkpoint is
+// in memory, nothing is written.
+func (r *Runner) move(ctx context.Context, tx Tx, name string, from, to uint64) error {
+	if err := r.fence(ctx, tx, name); err != nil {
+		return err
+	}
+	if r.progress[name].local {
+		return nil
+	}
+	return moveCheckpoint(ctx, tx, name, from, to)
+}
+
+// fence checks in tx that the term projection name writes under is still
+// the current one (ErrDeposed otherwise), when it has a term and the
+// elector records terms in this (shared) database.
+func (r *Runner) fence(ctx context.Context, tx Tx, name string) error {
+	f, ok := r.opts.Elector.(Fencer)
+	t := r.progress[name].term
+	if !ok || t == nil || !r.opts.Shared {
+		return nil
+	}
+	return f.Fence(ctx, tx, *t)
 }
 
 // moveCheckpoint moves name's checkpoint from from to to, fenced: a second
@@ -791,7 +982,7 @@ func (r *Runner) commit(ctx context.Context, p Projection, checkpoint uint64, ev
 	first, last := events[0].Position, events[len(events)-1].Position
 	err := r.db.Update(ctx, func(tx Tx) error {
 		// Fence first, before doing any work.
-		if err := moveCheckpoint(ctx, tx, p.Name(), checkpoint, last); err != nil {
+		if err := r.move(ctx, tx, p.Name(), checkpoint, last); err != nil {
 			return err
 		}
 		return p.Apply(ctx, tx, events)
@@ -842,6 +1033,28 @@ func (r *Runner) WaitFor(ctx context.Context, name string, position uint64) erro
 		if position == 0 || (loaded && pos >= position) {
 			return nil
 		}
+		if state == StateStandby && !p.follower {
+			// Another instance applies it: wait on the stored checkpoint.
+			// (A follower's state is in this process: it waits until it
+			// runs here.)
+			stored, err := StoredCheckpoint(ctx, r.db, name)
+			if err == nil && stored >= position {
+				return nil
+			}
+			if err == nil {
+				pos = stored
+			}
+			t := time.NewTimer(standbyPoll)
+			select {
+			case <-changed:
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("wait for %s@%d (at %d): %w", name, position, pos, ctx.Err())
+			}
+			t.Stop()
+			continue
+		}
 		if stopped != nil {
 			return fmt.Errorf("wait for %s@%d (at %d): %w", name, position, pos, stopped)
 		}
@@ -855,6 +1068,10 @@ func (r *Runner) WaitFor(ctx context.Context, name string, position uint64) erro
 		}
 	}
 }
+
+// standbyPoll is how often WaitFor reads the stored checkpoint of a
+// projection another instance applies.
+const standbyPoll = 20 * time.Millisecond
 
 // CaughtUp waits until projection name has committed every event the store
 // held when it was called: WaitFor with the store's head.
@@ -948,7 +1165,8 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 		pr.mu.Lock()
 		pos, loaded := pr.pos, pr.loaded
 		st := Status{Name: name, Kind: KindReadModel, Head: head, Running: running, State: pr.state, Error: pr.err,
-			ParkedAt: pr.parkedAt, Failures: pr.failures, Ready: running && loaded && pr.pos >= pr.readyAt && pr.state != StateParked}
+			ParkedAt: pr.parkedAt, Failures: pr.failures,
+			Ready: running && (loaded && pr.pos >= pr.readyAt && pr.state != StateParked || pr.state == StateStandby)}
 		pr.mu.Unlock()
 		if m, ok := p.(*memory); ok {
 			st.Kind, st.Skippable = KindFollower, m.sideEffects()
