@@ -35,6 +35,21 @@ type Term struct {
 	Done <-chan struct{}
 }
 
+// Context returns a context derived from ctx that is also done when the
+// term ends: the work of the term runs under it. Call cancel when the work
+// ends.
+func (t Term) Context(ctx context.Context) (tctx context.Context, cancel context.CancelFunc) {
+	tctx, cancel = context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-t.Done:
+			cancel()
+		case <-tctx.Done():
+		}
+	}()
+	return tctx, cancel
+}
+
 // Instance is a running coinledger process as the elector knows it.
 type Instance struct {
 	ID      string

@@ -472,15 +472,8 @@ func (r *Runner) lead(ctx context.Context, role string, projs []Projection) {
 // subscription of its own, until t ends, ctx is done (nil) or one of them
 // fails with an error Runner.follow returns.
 func (r *Runner) runTerm(ctx context.Context, t Term, projs []Projection) error {
-	tctx, cancel := context.WithCancel(ctx)
+	tctx, cancel := t.Context(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-t.Done:
-			cancel()
-		case <-tctx.Done():
-		}
-	}()
 	var head uint64
 	err := r.retryTransient(tctx, "read head", func() (err error) {
 		head, err = r.store.Head(tctx)

@@ -21,6 +21,7 @@ import (
 	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
+	"github.com/coinledger/coinledger/projections"
 )
 
 // CoinConfig binds a coin to its chain backend.
@@ -103,7 +104,11 @@ func (svc *service) wireChains(cfg *Config, reg *chainsync.Registry, bus *gochan
 		reg.Add(cc.Coin, b, chainsync.Options{Kind: cc.Backend, PollInterval: cc.PollInterval})
 		coins = append(coins, cc.Coin)
 	}
-	svc.workers = append(svc.workers, func(ctx context.Context) error { reg.Run(ctx); return nil })
+	// Each coin's syncer (block polls, broadcasts) runs on one instance.
+	for _, s := range reg.Syncers() {
+		svc.workers = append(svc.workers, svc.election.led(projections.RoleChainSyncPrefix+s.Coin(), logger,
+			func(ctx context.Context) error { s.Run(ctx); return nil }))
+	}
 
 	opts := cfg.Walletnotify.Router
 	opts.Logger = logger

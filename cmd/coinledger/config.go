@@ -26,6 +26,9 @@ type Config struct {
 	ReadModels         URL    `yaml:"read_models"`         // COINLEDGER_READ_MODELS: sqlite:PATH (default DATA_DIR/readmodels.db) or postgres://...
 	AdminPassword      Secret `yaml:"admin_password"`      // COINLEDGER_ADMIN_PASSWORD
 	WalletnotifyListen string `yaml:"walletnotify_listen"` // COINLEDGER_WALLETNOTIFY_LISTEN, default 127.0.0.1:28882
+	// InstanceID names this process among the instances sharing the stores
+	// (COINLEDGER_INSTANCE_ID; default hostname-pid-random, new at each start).
+	InstanceID string `yaml:"instance_id"`
 	// HTTP holds the API listener's timeouts.
 	HTTP HTTPConfig `yaml:"http"`
 	// JWTSecret signs tokens (COINLEDGER_JWT_SECRET, at least 32 bytes). Empty:
@@ -248,6 +251,7 @@ func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
 	env(&c.EventStore, "COINLEDGER_EVENT_STORE")
 	env(&c.ReadModels, "COINLEDGER_READ_MODELS")
 	env(&c.WalletnotifyListen, "COINLEDGER_WALLETNOTIFY_LISTEN")
+	env(&c.InstanceID, "COINLEDGER_INSTANCE_ID")
 	env(&c.AdminPassword, "COINLEDGER_ADMIN_PASSWORD")
 	env(&c.JWTSecret, "COINLEDGER_JWT_SECRET")
 	env(&c.SealKey, "COINLEDGER_SEAL_KEY")

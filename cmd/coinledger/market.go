@@ -27,6 +27,7 @@ import (
 	"github.com/coinledger/coinledger/domain/egress"
 	"github.com/coinledger/coinledger/domain/prices"
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/projections"
 )
 
 // PriceFeedsConfig lists the price sources that feed the ledger besides
@@ -86,14 +87,17 @@ func (svc *service) wireMarket(cfg *Config, bus *gochannel.GoChannel, logger *sl
 		return nil, nil, nil, err
 	}
 	alertSvc := alerting.New(svc.store, alerting.Config{Email: cfg.Notify.SMTP != nil, Webhooks: hooks})
-	svc.follow(alerting.NewEngine(svc.store, logger))
+	engine := alerting.NewEngine(svc.store, logger)
+	svc.follow(engine)
+	svc.election.follower(projections.RoleAlerts, engine.Name())
 
 	n, err := newNotifier(cfg, hooks, svc.store, logger)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	svc.follow(n.Follower()) // queues deliveries, keeps the pending ones
-	svc.workers = append(svc.workers, n.Run)
+	svc.election.follower(projections.RoleOutbox, n.Follower().Name())
+	svc.workers = append(svc.workers, svc.election.led(projections.RoleOutbox, logger, n.Run))
 
 	feeds, err := priceFeeds(cfg, logger)
 	if err != nil {

@@ -42,7 +42,9 @@ type service struct {
 	// syncers, walletnotify listeners, ...).
 	workers []func(context.Context) error
 	chains  *chainsync.Registry
-	hooks   http.Handler // the block.io web-hook, if configured
+	// election shares the singleton workers with other instances.
+	election *election
+	hooks    http.Handler // the block.io web-hook, if configured
 	// shutdown runs when the HTTP server stops (closing websockets).
 	shutdown []func(context.Context) error
 }
@@ -82,6 +84,9 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 		return svc, err
 	}
 	svc.closers = append(svc.closers, closeDB)
+	if svc.election, err = svc.newElection(cfg, logger); err != nil {
+		return svc, err
+	}
 
 	// Wallet and user snapshots: a cache beside whatever event store; in
 	// the Postgres event store's database, shared by every instance on it.
@@ -131,7 +136,9 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	// appends hold_expired through the wallet writers.
 	holds := expiry.New(walletSvc, logger, expiry.Options{})
 	holdsCaughtUp := svc.follow(holds)
-	svc.workers = append(svc.workers, func(ctx context.Context) error { return holds.Run(ctx, holdsCaughtUp) })
+	svc.election.follower(projections.RoleExpiry, holds.Name())
+	svc.workers = append(svc.workers, svc.election.led(projections.RoleExpiry, logger,
+		func(ctx context.Context) error { return holds.Run(ctx, holdsCaughtUp) }))
 	// The embedded default binds BTC to the simulated chain; /status
 	// describes exactly what is wired here.
 	bus := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, watermill.NewSlogLogger(logger))
@@ -152,11 +159,15 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	}
 	// One runner follows the log for every read model and every in-memory
 	// follower the wiring above registered.
-	svc.runner = projections.NewRunner(db, svc.store, projections.Options{Logger: logger},
-		append(readModels(), svc.followers...)...)
+	models := readModels()
+	opts := projections.Options{Logger: logger}
+	svc.election.runnerOptions(&opts, models)
+	svc.election.start(ctx)
+	svc.runner = projections.NewRunner(db, svc.store, opts, append(models, svc.followers...)...)
 	a := api.New(api.Deps{Store: svc.store, StoreKind: storeKind(cfg.EventStore.Reveal()), DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
 		Issuer: issuer, ClientIP: clientIP, Logins: auth.NewLoginGuard(auth.DefaultLoginPolicy(), time.Now), Chains: chains,
 		Market: mkt, Alerts: alertSvc, Outbox: ob, Audit: auditDeps, Hooks: svc.hooks, Logger: logger, Version: version,
+		Elector: svc.election.elector, Roles: svc.election.wanted,
 		Websocket: api.WebsocketLimits{MaxConnsPerUser: cfg.Websocket.MaxConnectionsPerUser,
 			MaxBufferedEvents: cfg.Websocket.MaxBufferedEvents}})
 	svc.handler, svc.shutdown = a, append(svc.shutdown, a.Shutdown)
@@ -174,7 +185,9 @@ func (s *service) wireAudit(cfg *Config, logger *slog.Logger) (api.AuditDeps, er
 	signer := audit.NewSigner(s.store, audit.SignerOptions{Keys: keys, Every: cfg.Audit.CheckpointEvery,
 		Interval: cfg.Audit.CheckpointInterval, Logger: logger})
 	caughtUp := s.follow(signer)
-	s.workers = append(s.workers, func(ctx context.Context) error { return signer.Run(ctx, caughtUp) })
+	s.election.follower(projections.RoleCheckpointSigner, signer.Name())
+	s.workers = append(s.workers, s.election.led(projections.RoleCheckpointSigner, logger,
+		func(ctx context.Context) error { return signer.Run(ctx, caughtUp) }))
 	return api.AuditDeps{Signer: signer, Prover: audit.NewProver(s.store, keys, signer), Keys: keys}, nil
 }
 

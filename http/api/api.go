@@ -55,6 +55,11 @@ type Deps struct {
 	// Now is the clock commands that depend on the time read (hold
 	// expiry); nil means time.Now.
 	Now func() time.Time
+	// Elector knows this instance, the roles it leads and the other live
+	// instances (status, metrics); nil: this process alone (Solo).
+	Elector projections.Elector
+	// Roles are the roles this instance stands for (the leadership gauges).
+	Roles []string
 }
 
 // WebsocketLimits bound the websocket endpoint's use of the server (see
@@ -97,8 +102,9 @@ func (a *API) Shutdown(ctx context.Context) error { return a.hub.Shutdown(ctx) }
 func New(d Deps) *API {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	d.Elector = d.elector()
 	h := &handlers{d: d}
-	m := metrics.New(d.Version, scrape{d.Store, d.Runner})
+	m := metrics.New(d.Version, scrape{d.Store, d.Runner}, metrics.Leadership{Elector: d.Elector, Roles: d.Roles})
 	hub := ws.New(ws.Config{Store: d.Store, Authenticate: h.wsPrincipal, Logger: d.Logger,
 		MaxConnsPerUser: d.Websocket.MaxConnsPerUser, MaxBehind: d.Websocket.MaxBufferedEvents,
 		RecheckEvery: d.Websocket.RecheckEvery})
@@ -286,7 +292,8 @@ func (h *handlers) skipFollowerEvent(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, map[string]uint64{"skipped_position": pos})
 }
 
-// status is the heartbeat: version, store head, lag per read model, backends.
+// status is the heartbeat: version, store head, lag per read model,
+// backends, this instance and every live one.
 func (h *handlers) status(c echo.Context) error {
 	ctx := c.Request().Context()
 	head, err := h.d.Store.Head(ctx)
@@ -294,6 +301,10 @@ func (h *handlers) status(c echo.Context) error {
 		return err
 	}
 	st, err := h.d.Runner.Status(ctx)
+	if err != nil {
+		return err
+	}
+	self, instances, err := h.instances(ctx)
 	if err != nil {
 		return err
 	}
@@ -308,5 +319,7 @@ func (h *handlers) status(c echo.Context) error {
 		"projections": ps,
 		"backends":    h.backends(),
 		"time":        time.Now().UTC(),
+		"instance":    self,
+		"instances":   instances,
 	})
 }

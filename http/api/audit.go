@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/coinledger/coinledger/app/audit"
 	domainaudit "github.com/coinledger/coinledger/domain/audit"
+	"github.com/coinledger/coinledger/projections"
 	"github.com/labstack/echo/v4"
 )
 
@@ -72,6 +74,9 @@ func (h *handlers) createCheckpoint(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), checkpointTimeout)
 	defer cancel()
+	if other := h.leaderElsewhere(ctx, projections.RoleCheckpointSigner); other != "" {
+		return fmt.Errorf("the checkpoint signer runs on instance %s: %w", other, audit.ErrSignerStopped)
+	}
 	cp, err := h.d.Audit.Signer.Checkpoint(ctx)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && c.Request().Context().Err() == nil {

@@ -6,6 +6,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -30,8 +31,28 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 }
 
-// New registers the metrics; src is read at every scrape (bounded to 2 s).
-func New(version string, src Source) *Metrics {
+// Leadership is what the leadership gauges read: the roles this instance
+// stands for, and the elector that says which it leads.
+type Leadership struct {
+	Elector interface{ Self() projections.Instance }
+	Roles   []string
+}
+
+var leaderDesc = prometheus.NewDesc("coinledger_leader",
+	"1 when this instance leads the role (a singleton worker), 0 while another does.", []string{"role"}, nil)
+
+func (l Leadership) Describe(ch chan<- *prometheus.Desc) { ch <- leaderDesc }
+
+func (l Leadership) Collect(ch chan<- prometheus.Metric) {
+	held := l.Elector.Self().Roles
+	for _, r := range l.Roles {
+		ch <- prometheus.MustNewConstMetric(leaderDesc, prometheus.GaugeValue, is(slices.Contains(held, r)), r)
+	}
+}
+
+// New registers the metrics; src is read at every scrape (bounded to 2 s),
+// lead at every scrape too.
+func New(version string, src Source, lead Leadership) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -45,7 +66,7 @@ func New(version string, src Source) *Metrics {
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "coinledger_build_info", Help: "Always 1; the version is a label.",
 		ConstLabels: prometheus.Labels{"version": version}})
 	build.Set(1)
-	m.reg.MustRegister(m.requests, m.duration, build, &storeCollector{src: src},
+	m.reg.MustRegister(m.requests, m.duration, build, &storeCollector{src: src}, lead,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -83,7 +104,7 @@ var (
 	lagDesc   = prometheus.NewDesc("coinledger_projection_lag", "Events a read model is behind the store.", []string{"projection"}, nil)
 	upDesc    = prometheus.NewDesc("coinledger_projection_running", "1 when the read model's runner runs.", []string{"projection"}, nil)
 	stateDesc = prometheus.NewDesc("coinledger_projection_state",
-		"1 for the read model's current state (catching_up, running, retrying, parked, stopped), 0 for the others.",
+		"1 for the read model's current state (catching_up, running, retrying, parked, stopped, standby), 0 for the others.",
 		[]string{"projection", "state"}, nil)
 	parkedDesc = prometheus.NewDesc("coinledger_projection_parked",
 		"1 when the read model is parked at an event that keeps failing (see /api/v1/status).", []string{"projection"}, nil)
@@ -95,7 +116,7 @@ var (
 
 // states are the values of coinledger_projection_state's state label.
 var states = []projections.State{projections.StateCatchingUp, projections.StateRunning, projections.StateRetrying,
-	projections.StateParked, projections.StateStopped}
+	projections.StateParked, projections.StateStopped, projections.StateStandby}
 
 // storeCollector reads the store and the read models at scrape time.
 type storeCollector struct{ src Source }
