@@ -213,6 +213,11 @@ func (e *Elector) tick(ctx context.Context, conn *pgx.Conn) error {
 		if err != nil {
 			return fmt.Errorf("elector: new term of %s: %w", name, err)
 		}
+		// The lock proves that whoever the heartbeats say leads it lost it.
+		if _, err := conn.Exec(ctx, `UPDATE coinledger_instances SET roles = array_remove(roles, $1)
+			WHERE id <> $2 AND $1 = ANY(roles)`, name, e.id); err != nil {
+			return fmt.Errorf("elector: new term of %s: %w", name, err)
+		}
 		e.win(name, uint64(epoch))
 	}
 	self := e.Self()
