@@ -1151,7 +1151,10 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 	}
 	running := r.running.Load()
 	out := make([]Status, len(r.projs))
-	var stored map[string]uint64
+	var (
+		stored    map[string]uint64
+		storedErr error
+	)
 	for i, p := range r.projs {
 		name := p.Name()
 		pr := r.progress[name]
@@ -1165,12 +1168,19 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 			st.Kind, st.Skippable = KindFollower, m.sideEffects()
 		}
 		if !loaded {
-			if stored == nil {
-				if stored, err = r.storedCheckpoints(ctx); err != nil {
-					return nil, err
-				}
+			if stored == nil && storedErr == nil {
+				stored, storedErr = r.storedCheckpoints(ctx)
 			}
-			pos = stored[name]
+			switch {
+			case storedErr == nil:
+				pos = stored[name]
+			case st.State == StateStandby:
+				// The database is out of reach (this runner lost its
+				// leadership with it, most likely): the last position known.
+				st.Error = storedErr.Error()
+			default:
+				return nil, storedErr
+			}
 		}
 		st.Position = pos
 		if head > pos {

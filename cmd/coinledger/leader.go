@@ -29,12 +29,14 @@ type election struct {
 	solo bool
 }
 
-// newElection elects on Postgres when the service has one: the read
-// models' (then shared), else the event store's (each instance keeps read
-// models of its own; only the side-effect workers are singletons). With
-// neither (the embedded default, or EventStoreDB with SQLite read models)
-// this process is the only one: it leads every role at once, with no lock.
-// The Postgres elector's connection loop joins the service's workers.
+// newElection elects on Postgres when several instances can share the
+// event store (Postgres or EventStoreDB) and the service has a Postgres:
+// the read models' (then shared), else the event store's (each instance
+// keeps read models of its own; only the side-effect workers are
+// singletons). Otherwise this process is the only one (the embedded store
+// is locked by its process; EventStoreDB with SQLite read models has no
+// Postgres to lock on): it leads every role at once, with no lock. The
+// Postgres elector's connection loop joins the service's workers.
 func (s *service) newElection(cfg *Config, logger *slog.Logger) (*election, error) {
 	id := cfg.InstanceID
 	if id == "" {
@@ -43,6 +45,7 @@ func (s *service) newElection(cfg *Config, logger *slog.Logger) (*election, erro
 	e := &election{followers: map[string]string{}}
 	url := ""
 	switch rm, es := cfg.ReadModels.Reveal(), cfg.EventStore.Reveal(); {
+	case storeKind(es) == "sqlite":
 	case isPostgresURL(rm):
 		url, e.shared = rm, true
 	case isPostgresURL(es):
