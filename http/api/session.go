@@ -32,43 +32,57 @@ func (h *handlers) login(c echo.Context) error {
 	if _, err := bind(c, &req); err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	ip, _ := h.d.ClientIP.Of(c.Request().RemoteAddr, c.Request().Header.Values("X-Forwarded-For"))
-	target, err := h.d.Users.LoginTarget(ctx, req.Username)
+	u, retry, err := h.checkPassword(c.Request(), req.Username, req.Password)
+	if retry > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+0.999)))
+	}
 	if err != nil {
 		return err
 	}
-	attempt, retry, ok := h.d.Logins.Begin(target.Account, ip.String())
-	if !ok {
-		h.loginRefused(req.Username, ip, "rate_limited")
-		c.Response().Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+0.999)))
-		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited",
-			detail: "too many login attempts; retry later"}
-	}
-	u, err := h.d.Users.Authenticate(ctx, req.Username, req.Password)
-	switch {
-	case errors.Is(err, users.ErrBadCredentials):
-		attempt.Failed()
-		h.loginRefused(req.Username, ip, "bad_credentials")
-		return errBadCredentials
-	case errors.Is(err, identity.ErrUserDisabled):
-		attempt.Succeeded()
-		h.loginRefused(req.Username, ip, "user_disabled")
-		return err
-	case err != nil:
-		attempt.Abandoned()
-		return err
-	case u.Wildcard():
-		attempt.Unproven()
-	default:
-		attempt.Succeeded()
-	}
+	ctx := c.Request().Context()
 	family, refreshID := auth.NewTokenID(), auth.NewTokenID()
 	if err := h.d.Users.StartSession(ctx, h.meta(c, u.Username), u.Username, family, refreshID,
 		time.Now().Add(h.d.Issuer.RefreshTTL)); err != nil {
 		return err
 	}
 	return h.issue(c, u.Username, u.Roles, family, refreshID)
+}
+
+// checkPassword checks a username and password from the client of r
+// through the login guard; on rate_limited, retry says when to retry.
+// Failed and refused logins are logged here, without the password.
+func (h *handlers) checkPassword(r *http.Request, username, password string) (*identity.User, time.Duration, error) {
+	ctx := r.Context()
+	ip, _ := h.d.ClientIP.Of(r.RemoteAddr, r.Header.Values("X-Forwarded-For"))
+	target, err := h.d.Users.LoginTarget(ctx, username)
+	if err != nil {
+		return nil, 0, err
+	}
+	attempt, retry, ok := h.d.Logins.Begin(target.Account, ip.String())
+	if !ok {
+		h.loginRefused(username, ip, "rate_limited")
+		return nil, retry, &apiError{status: http.StatusTooManyRequests, code: "rate_limited",
+			detail: "too many login attempts; retry later"}
+	}
+	u, err := h.d.Users.Authenticate(ctx, username, password)
+	switch {
+	case errors.Is(err, users.ErrBadCredentials):
+		attempt.Failed()
+		h.loginRefused(username, ip, "bad_credentials")
+		return nil, 0, errBadCredentials
+	case errors.Is(err, identity.ErrUserDisabled):
+		attempt.Succeeded()
+		h.loginRefused(username, ip, "user_disabled")
+		return nil, 0, err
+	case err != nil:
+		attempt.Abandoned()
+		return nil, 0, err
+	case u.Wildcard():
+		attempt.Unproven()
+	default:
+		attempt.Succeeded()
+	}
+	return u, 0, nil
 }
 
 // loginRefused logs a refused login: the username as given (clipped),

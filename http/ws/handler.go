@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -159,7 +160,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.conns.Done()
-	s := &session{h: h, req: r, out: newOutbox(h.cfg.MaxBehind), log: h.cfg.Logger, owners: map[string]string{},
+	s := &session{h: h, req: r, out: newOutbox(h.cfg.MaxBehind), log: h.cfg.Logger, feed: feed{cfg: &h.cfg, owners: map[string]string{}},
 		recheck: make(chan struct{}, 1)}
 	defer h.leave(s)
 	if p != nil && !h.admit(s, p.Username) {
@@ -252,6 +253,53 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("websocket shutdown: %w", ctx.Err())
 	}
 }
+
+// ErrBadTopics: Follow was given no topic or an unknown one.
+var ErrBadTopics = errors.New("bad topics")
+
+// Follow sends p the event messages of topics (the websocket's "event"
+// messages, see the package comment) after position from (nil: after the
+// log's head), the stored ones first and then new ones as they happen, in
+// increasing position and with the websocket's audiences, until ctx is
+// done or send fails (its error is returned). It calls started with the
+// position it follows after before sending anything. No topic or an
+// unknown one is an error wrapping ErrBadTopics, before started. JSON-RPC
+// subscriptions follow the log through it.
+func (h *Handler) Follow(ctx context.Context, p Principal, topics []string, from *uint64,
+	started func(after uint64), send func(msg []byte) error) error {
+	topics, bad := checkTopics(topics)
+	if bad != nil {
+		return fmt.Errorf("%w: %s", ErrBadTopics, bad.Message)
+	}
+	var after uint64
+	if from != nil {
+		after = *from
+	} else {
+		head, err := h.cfg.Store.Head(ctx)
+		if err != nil {
+			return fmt.Errorf("follow: %w", err)
+		}
+		after = head
+	}
+	started(after)
+	f := &feed{cfg: &h.cfg, user: p, owners: map[string]string{}}
+	return h.cfg.Store.Subscribe(ctx, after, func(ctx context.Context, events []eventstore.Event) error {
+		items, err := f.messages(ctx, topics, events)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if err := send(it.msg); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Done is closed when Shutdown begins: other websockets served beside the
+// handler's (JSON-RPC's) close then too.
+func (h *Handler) Done() <-chan struct{} { return h.done }
 
 // enter counts a connection in, unless Shutdown has begun.
 func (h *Handler) enter() bool {
