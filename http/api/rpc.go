@@ -119,28 +119,40 @@ func (b *rpcBackend) access(ctx context.Context, c rpcCaller) (a users.Access, o
 	case err != nil:
 		return a, false, err
 	}
-	a, err = b.h.d.Users.TokenAccess(ctx, u.Username, time.Time{}, "")
+	a, err = b.h.d.Users.TokenAccess(ctx, u.Username, time.Now(), "")
+	if errors.Is(err, users.ErrBadCredentials) {
+		return a, false, nil
+	}
 	return a, err == nil, err
 }
 
 // APIs implements rpc.Backend.
 func (b *rpcBackend) APIs() []string { return rpcAPIs }
 
-// MayUse implements rpc.Backend: login_api and database_api are everyone's;
-// a user with API sets (imported from a Graphene permission map) may use
-// only those; other users any (their roles and grants decide each call).
+// MayUse implements rpc.Backend: see allowed.
 func (b *rpcBackend) MayUse(ctx context.Context, caller rpc.Caller, api string) error {
 	if api == rpc.LoginAPI || api == graphene.DatabaseAPI {
 		return nil
 	}
 	a, ok, err := b.access(ctx, caller.(rpcCaller))
-	if err != nil {
+	return b.allowed(a, ok, err, api)
+}
+
+// allowed decides whether a caller whose access is a (ok false: nobody;
+// err: it could not be worked out) may call the methods of API set api:
+// login_api and database_api are everyone's (a method of them that needs
+// a credential answers 401 itself); a user with API sets (imported from a
+// Graphene permission map) may use only those; other users any (their
+// roles and grants decide each call).
+func (b *rpcBackend) allowed(a users.Access, ok bool, err error, api string) error {
+	switch {
+	case api == rpc.LoginAPI || api == graphene.DatabaseAPI:
+		return nil
+	case err != nil:
 		return b.problem(err)
-	}
-	if !ok {
+	case !ok:
 		return b.problem(errUnauthorized)
-	}
-	if a.APIs != nil && !slices.Contains(a.APIs, api) {
+	case a.APIs != nil && !slices.Contains(a.APIs, api):
 		return b.problem(&apiError{status: http.StatusForbidden, code: "permission_denied",
 			detail: fmt.Sprintf("the API sets of %s do not include %s", a.Username, api)})
 	}
@@ -171,16 +183,16 @@ func (b *rpcBackend) Call(ctx context.Context, r *http.Request, caller rpc.Calle
 		}
 		return nil, rpc.Errorf(rpc.CodeMethodNotFound, "method not found: %q%s", clipName(method), in)
 	}
-	if err := b.MayUse(ctx, caller, m.api); err != nil {
+	a, ok, err := b.access(ctx, caller.(rpcCaller))
+	if err := b.allowed(a, ok, err, m.api); err != nil {
 		return nil, err
+	}
+	if err != nil {
+		return nil, b.problem(err)
 	}
 	req, perr := b.request(ctx, r, m, params)
 	if perr != nil {
 		return nil, perr
-	}
-	a, ok, err := b.access(ctx, caller.(rpcCaller))
-	if err != nil {
-		return nil, b.problem(err)
 	}
 	if ok {
 		req = req.WithContext(context.WithValue(req.Context(), rpcAccessKey{}, a))

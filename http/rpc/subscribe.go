@@ -92,11 +92,12 @@ func (s *Server) startSubscription(ctx context.Context, ss *session, c *conn, su
 	// Events wait until the reply naming the subscription is written.
 	replied := make(chan struct{})
 	ss.afterWrite = append(ss.afterWrite, func() { close(replied) })
+	r, caller := ss.r, ss.caller // a later login changes ss.caller, not this subscription's
 	subs.wg.Add(1)
 	go func() {
 		defer subs.wg.Done()
 		began := false
-		err := s.sub.Follow(sctx, ss.r, ss.caller, p.Topics, p.From, func(after uint64) { began = true; started <- after },
+		err := s.sub.Follow(sctx, r, caller, p.Topics, p.From, func(after uint64) { began = true; started <- after },
 			func(ev json.RawMessage) error {
 				select {
 				case <-replied:
