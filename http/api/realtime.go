@@ -98,8 +98,13 @@ func (f rpcFollower) Follow(ctx context.Context, r *http.Request, caller rpc.Cal
 		return a, err
 	})
 	err = f.h.hub.Follow(ctx, p, topics, from, started, func(msg []byte) error { return send(msg) })
-	if errors.Is(err, ws.ErrBadTopics) {
+	switch {
+	case errors.Is(err, ws.ErrBadTopics):
 		return rpc.Errorf(rpc.CodeInvalidParams, "invalid params: %v", err)
+	case errors.Is(err, ws.ErrRevoked):
+		return rpc.ErrRevoked
+	case err != nil && ctx.Err() == nil:
+		f.h.d.Logger.Error("json-rpc subscription failed", "username", a.Username, "err", err)
 	}
 	return err
 }

@@ -219,6 +219,10 @@ func (b *rpcBackend) request(ctx context.Context, r *http.Request, m rpcMethod, 
 		if err != nil {
 			return nil, err
 		}
+		// One path segment, as a REST client could send it.
+		if s == "" || s == "." || s == ".." || strings.Contains(s, "/") {
+			return nil, rpc.Errorf(rpc.CodeInvalidParams, "invalid params: %s must be a non-empty name without /", p.Name)
+		}
 		path = strings.Replace(path, "{"+p.Name+"}", url.PathEscape(s), 1)
 		delete(named, p.Name)
 	}

@@ -137,6 +137,7 @@ func TestRPCEnvelopes(t *testing.T) {
 		{"batch of invalid items", `[1,2]`, 200, []string{"-32600", "-32600"}},
 		{"unknown method", `{"jsonrpc":"2.0","method":"wallets.explode","id":1}`, 200, []string{"-32601"}},
 		{"missing path parameter", `{"jsonrpc":"2.0","method":"accounts.get","params":{"wallet":"main"},"id":1}`, 200, []string{"-32602"}},
+		{"path parameter with a slash", `{"jsonrpc":"2.0","method":"accounts.get","params":{"wallet":"main/accounts","account":"alice"},"id":1}`, 200, []string{"-32602"}},
 		{"unknown parameter", `{"jsonrpc":"2.0","method":"accounts.get","params":{"wallet":"main","account":"alice","x":1},"id":1}`, 200, []string{"-32602"}},
 		{"too many positional parameters", `{"jsonrpc":"2.0","method":"wallets.get","params":["main","x","y"],"id":1}`, 200, []string{"-32602"}},
 		{"unknown body field is the REST problem", `{"jsonrpc":"2.0","method":"accounts.create","params":{"wallet":"main","name":"carol","colour":"red"},"id":1}`,
@@ -510,5 +511,25 @@ func TestRPCMethodsDescribed(t *testing.T) {
 		if !seen[name] {
 			t.Errorf("no method %s", name)
 		}
+	}
+}
+
+// TestRPCSubscriptionEndsWhenRevoked: disabling the user closes its RPC
+// websocket's subscription with 4401, as /api/v1/ws does.
+func TestRPCSubscriptionEndsWhenRevoked(t *testing.T) {
+	ts := rpcServer(t)
+	admin := ts.admin(t)
+	ts.addUser(t, admin, "carol")
+	token := ts.login(t, "carol", "password-carol", "127.0.0.1").AccessToken
+	ws := dialRPC(t, ts.URL, http.Header{"Authorization": {"Bearer " + token}})
+	if r := ws.call(`{"jsonrpc":"2.0","id":1,"method":"subscribe","params":[["prices"]]}`); r.outcome() != "ok" {
+		t.Fatalf("subscribe: %s", r.outcome())
+	}
+	admin.Post("/users/carol/disable", nil).Expect(t, http.StatusNoContent)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _, err := ws.c.Read(ctx)
+	if websocket.CloseStatus(err) != 4401 {
+		t.Fatalf("read after disabling: %v, want close 4401", err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+
+	"github.com/coder/websocket"
 )
 
 // Subscriber follows the log for a websocket's caller: the /api/v1/ws
@@ -22,6 +24,14 @@ type Subscriber interface {
 	Follow(ctx context.Context, r *http.Request, caller Caller, topics []string, from *uint64,
 		started func(after uint64), send func(event json.RawMessage) error) error
 }
+
+// ErrRevoked is what a Subscriber returns when the caller's credential
+// stopped working: the connection is closed with 4401, as /api/v1/ws does.
+var ErrRevoked = errors.New("credentials revoked")
+
+// StatusUnauthorized is the close code of a connection whose credential
+// stopped working.
+const StatusUnauthorized websocket.StatusCode = 4401
 
 // Notification is a message the server sends unasked: an event of a
 // subscription, {"jsonrpc":"2.0","method":"event","params":{"subscription":
@@ -110,9 +120,11 @@ func (s *Server) startSubscription(ctx context.Context, ss *session, c *conn, su
 		case sctx.Err() != nil:
 		case !began:
 			failed <- err
+		case errors.Is(err, ErrRevoked):
+			c.c.Close(StatusUnauthorized, "credentials revoked")
 		default:
 			// The events stop: the client reconnects and resumes with from.
-			c.c.CloseNow()
+			c.c.Close(websocket.StatusInternalError, "subscription failed")
 		}
 	}()
 	select {

@@ -14,6 +14,7 @@ import (
 	"github.com/coinledger/coinledger/domain/alerts"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/http/auth"
+	"golang.org/x/sync/errgroup"
 )
 
 // Close codes of the protocol beyond RFC 6455's.
@@ -257,13 +258,18 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 // ErrBadTopics: Follow was given no topic or an unknown one.
 var ErrBadTopics = errors.New("bad topics")
 
+// ErrRevoked: the credential of a Follow's principal stopped working.
+var ErrRevoked = errors.New("credentials revoked")
+
 // Follow sends p the event messages of topics (the websocket's "event"
 // messages, see the package comment) after position from (nil: after the
 // log's head), the stored ones first and then new ones as they happen, in
 // increasing position and with the websocket's audiences, until ctx is
 // done or send fails (its error is returned). It calls started with the
 // position it follows after before sending anything. No topic or an
-// unknown one is an error wrapping ErrBadTopics, before started. JSON-RPC
+// unknown one is an error wrapping ErrBadTopics, before started. As a
+// connection does, it asks p.StillValid every Config.RecheckEvery and
+// returns ErrRevoked once the credential no longer works. JSON-RPC
 // subscriptions follow the log through it.
 func (h *Handler) Follow(ctx context.Context, p Principal, topics []string, from *uint64,
 	started func(after uint64), send func(msg []byte) error) error {
@@ -282,8 +288,31 @@ func (h *Handler) Follow(ctx context.Context, p Principal, topics []string, from
 		after = head
 	}
 	started(after)
+	ctx, cancel := context.WithCancelCause(ctx)
+	var g errgroup.Group
+	defer func() {
+		cancel(nil)
+		_ = g.Wait()
+	}()
+	if p.StillValid != nil {
+		g.Go(func() error {
+			t := time.NewTicker(h.cfg.RecheckEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-t.C:
+					if ok, err := p.StillValid(ctx); err == nil && !ok {
+						cancel(ErrRevoked)
+						return nil
+					}
+				}
+			}
+		})
+	}
 	f := &feed{cfg: &h.cfg, user: p, owners: map[string]string{}}
-	return h.cfg.Store.Subscribe(ctx, after, func(ctx context.Context, events []eventstore.Event) error {
+	err := h.cfg.Store.Subscribe(ctx, after, func(ctx context.Context, events []eventstore.Event) error {
 		items, err := f.messages(ctx, topics, events)
 		if err != nil {
 			return err
@@ -295,6 +324,10 @@ func (h *Handler) Follow(ctx context.Context, p Principal, topics []string, from
 		}
 		return nil
 	})
+	if errors.Is(context.Cause(ctx), ErrRevoked) {
+		return ErrRevoked
+	}
+	return err
 }
 
 // Done is closed when Shutdown begins: other websockets served beside the
