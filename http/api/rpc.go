@@ -25,6 +25,7 @@ import (
 // call from the credential (as each REST request does), so a revocation,
 // a disabled user or a changed grant counts on the next call.
 type rpcCaller struct {
+	name  string    // the user the credential was checked as, "" for none
 	token string    // a bearer token or API key
 	user  string    // a password login: the user ...
 	since time.Time // ... and when it logged in (sessions revoked later end it)
@@ -67,6 +68,16 @@ func (h *handlers) mountRPC(e *echo.Echo) {
 		if err != nil {
 			return err
 		}
+		// Credentials in the upgrade count the socket against the user's
+		// websocket connections, with /api/v1/ws's.
+		if caller.name != "" {
+			leave, ok := h.hub.Admit(caller.name)
+			if !ok {
+				return &apiError{status: http.StatusTooManyRequests, code: "too_many_connections",
+					detail: "the user holds the most websocket connections allowed"}
+			}
+			defer leave()
+		}
 		srv.ServeWebsocket(c.Response(), c.Request(), caller, h.hub.Done())
 		return nil
 	})
@@ -81,10 +92,11 @@ func (h *handlers) rpcCaller(r *http.Request) (rpcCaller, error) {
 		return rpcCaller{}, nil
 	}
 	if token, ok := auth.ParseBearer(header); ok {
-		if _, _, err := h.access(r.Context(), token); err != nil {
+		a, _, err := h.access(r.Context(), token)
+		if err != nil {
 			return rpcCaller{}, err
 		}
-		return rpcCaller{token: token}, nil
+		return rpcCaller{name: a.Username, token: token}, nil
 	}
 	user, password, ok := auth.ParseBasic(header)
 	if !ok {
@@ -94,7 +106,7 @@ func (h *handlers) rpcCaller(r *http.Request) (rpcCaller, error) {
 	if err != nil {
 		return rpcCaller{}, err
 	}
-	return rpcCaller{user: u.Username, since: time.Now()}, nil
+	return rpcCaller{name: u.Username, user: u.Username, since: time.Now()}, nil
 }
 
 // access returns the caller's access now. The anonymous caller is the
@@ -168,7 +180,7 @@ func (b *rpcBackend) Login(ctx context.Context, r *http.Request, username, passw
 	case err != nil:
 		return nil, b.problem(err)
 	}
-	return rpcCaller{user: u.Username, since: time.Now()}, nil
+	return rpcCaller{name: u.Username, user: u.Username, since: time.Now()}, nil
 }
 
 // Call implements rpc.Backend: it checks the method's API set, turns the

@@ -15,6 +15,7 @@ import (
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/domain/identity/graphene"
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/http/api"
 	"github.com/coinledger/coinledger/http/apitest"
 )
 
@@ -532,4 +533,22 @@ func TestRPCSubscriptionEndsWhenRevoked(t *testing.T) {
 	if websocket.CloseStatus(err) != 4401 {
 		t.Fatalf("read after disabling: %v, want close 4401", err)
 	}
+}
+
+// TestRPCWebsocketConnectionCap: RPC websockets opened with credentials
+// count against the user's websocket connections, with /api/v1/ws's.
+func TestRPCWebsocketConnectionCap(t *testing.T) {
+	ts := newTestServer(t, func(d *api.Deps) { d.Websocket.MaxConnsPerUser = 2 })
+	token := ts.login(t, "admin", adminPassword, "127.0.0.1").AccessToken
+	ts.dial(t, token) // /api/v1/ws
+	dialRPC(t, ts.URL, http.Header{"Authorization": {"Bearer " + token}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/rpc",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + token}}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("third websocket: %v %v, want 429", err, resp)
+	}
+	// Without credentials the socket is not the user's.
+	dialRPC(t, ts.URL, nil)
 }

@@ -197,6 +197,17 @@ func (h *Handler) admit(s *session, username string) bool {
 	return true
 }
 
+// Admit counts a websocket served beside the handler's (JSON-RPC's) in as
+// one of username's connections, under the same MaxConnsPerUser, unless
+// the user holds that many already; leave counts it out.
+func (h *Handler) Admit(username string) (leave func(), ok bool) {
+	s := &session{} // a key of h.users only: Recheck finds no channel to signal
+	if !h.admit(s, username) {
+		return nil, false
+	}
+	return func() { h.leave(s) }, true
+}
+
 // leave counts s out, if admit counted it in.
 func (h *Handler) leave(s *session) {
 	h.mu.Lock()
