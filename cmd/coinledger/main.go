@@ -27,11 +27,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/coinledger/coinledger/internal/logging"
 )
 
 const usage = `usage: coinledger <command> [arguments]
@@ -78,6 +80,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:])
 	stop()
+	_ = logOutput.Close() // before anything else reaches stderr
 	var ue usageError
 	switch {
 	case err == nil:
@@ -93,6 +96,10 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// logOutput is where the logger writes: stderr, batched (see
+// logging.Buffered); main flushes it before the process exits.
+var logOutput = logging.NewBuffered(os.Stderr, 100*time.Millisecond)
 
 type usageError string
 
@@ -142,7 +149,10 @@ func dispatch(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return usageError("no command given")
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger, err := logging.New(logOutput, os.Getenv("COINLEDGER_LOG_FORMAT"), os.Getenv("COINLEDGER_LOG_LEVEL"))
+	if err != nil {
+		return fmt.Errorf("COINLEDGER_LOG_FORMAT/COINLEDGER_LOG_LEVEL: %w", err)
+	}
 	cmd, rest := args[0], args[1:]
 	sub := ""
 	if len(rest) > 0 {

@@ -56,7 +56,7 @@ func (h *handlers) mountRPC(e *echo.Echo) {
 		return c.JSONBlob(http.StatusOK, doc)
 	})
 	e.POST("/rpc", func(c echo.Context) error {
-		caller, err := h.rpcCaller(c.Request())
+		caller, err := h.rpcCaller(c)
 		if err != nil {
 			return err
 		}
@@ -64,7 +64,7 @@ func (h *handlers) mountRPC(e *echo.Echo) {
 		return nil
 	})
 	e.GET("/rpc", func(c echo.Context) error {
-		caller, err := h.rpcCaller(c.Request())
+		caller, err := h.rpcCaller(c)
 		if err != nil {
 			return err
 		}
@@ -86,7 +86,8 @@ func (h *handlers) mountRPC(e *echo.Echo) {
 // rpcCaller authenticates the Authorization header of a /rpc request:
 // a bearer token or API key, or HTTP Basic (checked like a login, through
 // the login guard). No header is the anonymous caller (see access).
-func (h *handlers) rpcCaller(r *http.Request) (rpcCaller, error) {
+func (h *handlers) rpcCaller(c echo.Context) (rpcCaller, error) {
+	r := c.Request()
 	header := r.Header.Get(echo.HeaderAuthorization)
 	if header == "" {
 		return rpcCaller{}, nil
@@ -102,7 +103,7 @@ func (h *handlers) rpcCaller(r *http.Request) (rpcCaller, error) {
 	if !ok {
 		return rpcCaller{}, errUnauthorized
 	}
-	u, _, err := h.checkPassword(r, user, password)
+	u, _, err := h.checkPassword(c, user, password)
 	if err != nil {
 		return rpcCaller{}, err
 	}
@@ -173,7 +174,8 @@ func (b *rpcBackend) allowed(a users.Access, ok bool, err error, api string) err
 
 // Login implements rpc.Backend: the password check of POST /auth/login.
 func (b *rpcBackend) Login(ctx context.Context, r *http.Request, username, password string) (rpc.Caller, error) {
-	u, _, err := b.h.checkPassword(r.WithContext(ctx), username, password)
+	// The websocket's own request: the client's address, for the limits.
+	u, _, err := b.h.checkPassword(b.e.NewContext(r.WithContext(ctx), nil), username, password)
 	switch {
 	case errors.Is(err, errBadCredentials):
 		return nil, nil
