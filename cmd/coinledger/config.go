@@ -229,14 +229,24 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// configUsage is the usage of a command that takes only the configuration
+// flags (serve, config show).
+func configUsage(name string) string {
+	return "usage: coinledger " + name + ` [-config FILE] [-listen ADDR]
+
+The configuration is the YAML file (-config, else COINLEDGER_CONFIG), then the
+COINLEDGER_* variables (README.md lists them all), then -listen.
+`
+}
+
 // loadConfig reads the configuration: flags -config and -listen, the YAML
 // file, then the environment.
 func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	path := fs.String("config", os.Getenv("COINLEDGER_CONFIG"), "YAML configuration file")
 	listen := fs.String("listen", "", "address to listen on (overrides COINLEDGER_LISTEN)")
-	if err := fs.Parse(args); err != nil {
-		return nil, nil, usageError(err.Error())
+	if _, err := parseFlags(fs, configUsage(name), args, 0); err != nil {
+		return nil, nil, err
 	}
 	var c Config
 	// Every problem is reported at once, with its key, before anything
