@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
-
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/coinledger/coinledger/adapters/bus"
+	"github.com/coinledger/coinledger/adapters/walletnotify"
 	"github.com/coinledger/coinledger/app/audit"
 	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/app/expiry"
@@ -126,15 +126,18 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	svc.workers = append(svc.workers, func(ctx context.Context) error { return holds.Run(ctx, holdsCaughtUp) })
 	// The embedded default binds BTC to the simulated chain; /status
 	// describes exactly what is wired here.
-	bus := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, watermill.NewSlogLogger(logger))
-	svc.closers = append(svc.closers, bus.Close)
+	b, err := openBus(ctx, cfg, logger)
+	if err != nil {
+		return svc, err
+	}
+	svc.closers = append(svc.closers, b.Close)
 	idx := chainsync.NewIndex()
 	chains := chainsync.NewRegistry(svc.store, walletSvc, idx, svc.follow(idx), logger)
 	svc.chains = chains
-	if err := svc.wireChains(cfg, chains, bus, logger); err != nil {
+	if err := svc.wireChains(cfg, chains, b, logger); err != nil {
 		return svc, err
 	}
-	mkt, alertSvc, ob, err := svc.wireMarket(cfg, bus, logger)
+	mkt, alertSvc, ob, err := svc.wireMarket(cfg, b, logger)
 	if err != nil {
 		return svc, err
 	}
@@ -153,6 +156,33 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 			MaxBufferedEvents: cfg.Websocket.MaxBufferedEvents}})
 	svc.handler, svc.shutdown = a, append(svc.shutdown, a.Shutdown)
 	return svc, nil
+}
+
+// openBus opens the bus walletnotify notifications and price ticks travel
+// on: watermill-sql on the read models' Postgres when they are on Postgres
+// (durable, shared by every instance on it, whatever the event store),
+// else the in-process gochannel. The ack deadline leaves the walletnotify
+// router its retries and two minutes of handler time: it matters only for
+// a live but stuck handler, as a dead instance's transaction ends with its
+// connection and the message goes to another at once.
+func openBus(ctx context.Context, cfg *Config, logger *slog.Logger) (*bus.Bus, error) {
+	url := ""
+	if isPostgresURL(cfg.ReadModels.Reveal()) {
+		url = cfg.ReadModels.Reveal()
+	}
+	b, err := bus.Open(ctx, url, bus.Options{Topics: append(walletnotify.Topics(), pricesTopic),
+		AckDeadline: cfg.Walletnotify.Router.RetryBudget() + 2*time.Minute, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("bus opened", "kind", b.Kind())
+	return b, nil
+}
+
+// pubSub is what the wiring needs of the bus.
+type pubSub interface {
+	message.Publisher
+	message.Subscriber
 }
 
 // wireAudit opens the checkpoint keyring (created at first start) and
