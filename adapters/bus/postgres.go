@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
@@ -100,6 +101,7 @@ func openPostgres(ctx context.Context, url string, opts Options) (*Bus, error) {
 		PollInterval:   opts.PollInterval,
 		ResendInterval: opts.PollInterval,
 		RetryInterval:  opts.PollInterval,
+		BackoffManager: quietOnShutdown{wsql.NewDefaultBackoffManager(opts.PollInterval, opts.PollInterval)},
 		SchemaAdapter:  schema,
 		OffsetsAdapter: offsets,
 	}, logger)
@@ -114,6 +116,17 @@ func openPostgres(ctx context.Context, url string, opts Options) (*Bus, error) {
 			pool.Close()
 			return err
 		}}, nil
+}
+
+// quietOnShutdown is watermill-sql's backoff without its error log for a
+// query cut short by the subscription ending (the service stopping).
+type quietOnShutdown struct{ wsql.BackoffManager }
+
+func (q quietOnShutdown) HandleError(logger watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
+	if errors.Is(err, context.Canceled) {
+		return 0 // the consume loop sees the context done and returns
+	}
+	return q.BackoffManager.HandleError(logger, noMsg, err)
 }
 
 // migrateLock is the transaction-level advisory lock migrate holds, so
@@ -242,8 +255,13 @@ func (s savepoints) deliver(msg *message.Message, out chan<- *message.Message) {
 // query's until its rows are read or closed.
 type serialized struct{ wsql.Beginner }
 
+// BeginTx begins without ctx's cancellation: watermill-sql's pgx adapter
+// commits with the context the transaction began with, which is the
+// subscription's, so a subscription ending would make the commit of a
+// transaction that acked nothing fail, and log an error, at every
+// shutdown. Statements still take their own contexts.
 func (s serialized) BeginTx(ctx context.Context, opts *stdsql.TxOptions) (wsql.Tx, error) {
-	tx, err := s.Beginner.BeginTx(ctx, opts)
+	tx, err := s.Beginner.BeginTx(context.WithoutCancel(ctx), opts)
 	if err != nil {
 		return nil, err
 	}

@@ -158,17 +158,23 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	return svc, nil
 }
 
+// busMemory names the in-process bus in Config.Bus.
+const busMemory = "memory"
+
 // openBus opens the bus walletnotify notifications and price ticks travel
-// on: watermill-sql on the read models' Postgres when they are on Postgres
-// (durable, shared by every instance on it, whatever the event store),
-// else the in-process gochannel. The ack deadline leaves the walletnotify
+// on: watermill-sql on the Postgres cfg.Bus names, by default the read
+// models' when they are on Postgres (durable, shared by every instance on
+// it, whatever the event store), else the in-process gochannel. The ack deadline leaves the walletnotify
 // router its retries and two minutes of handler time: it matters only for
 // a live but stuck handler, as a dead instance's transaction ends with its
 // connection and the message goes to another at once.
 func openBus(ctx context.Context, cfg *Config, logger *slog.Logger) (*bus.Bus, error) {
-	url := ""
-	if isPostgresURL(cfg.ReadModels.Reveal()) {
+	url := cfg.Bus.Reveal()
+	if url == "" && isPostgresURL(cfg.ReadModels.Reveal()) {
 		url = cfg.ReadModels.Reveal()
+	}
+	if url == busMemory {
+		url = ""
 	}
 	b, err := bus.Open(ctx, url, bus.Options{Topics: append(walletnotify.Topics(), pricesTopic),
 		AckDeadline: cfg.Walletnotify.Router.RetryBudget() + 2*time.Minute, Logger: logger})
