@@ -188,7 +188,9 @@ func TestBusAcrossInstances(t *testing.T) {
 	if b := c.balance("hot", "alice"); b.Pending != "0.70000000" || b.Total != "0.70000000" {
 		t.Fatalf("alice after 7 deposits of 0.1, one notified three times: %+v", b)
 	}
-	var page struct{ Entries []struct{ Kind, Reference string } }
+	var page struct {
+		Entries []struct{ Kind, Reference string }
+	}
 	c.expect(http.StatusOK, "GET", "/wallets/hot/accounts/alice/entries", nil).JSON(t, &page)
 	if len(page.Entries) != 7 {
 		t.Fatalf("entries %+v, want one per deposit", page.Entries)
