@@ -26,6 +26,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/internal/logging"
 )
 
 // Kinds of bus.
@@ -96,7 +97,7 @@ func Open(ctx context.Context, url string, opts Options) (*Bus, error) {
 	opts.setDefaults()
 	switch {
 	case url == "":
-		ch := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, watermill.NewSlogLogger(opts.Logger))
+		ch := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, logging.Watermill(opts.Logger))
 		return &Bus{kind: KindGoChannel, topics: opts.Topics, pub: ch, sub: ch, close: ch.Close}, nil
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
 		return openPostgres(ctx, url, opts)

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/coinledger/coinledger/internal/logging"
 	"github.com/coinledger/coinledger/internal/pg"
 )
 
@@ -85,7 +86,7 @@ func openPostgres(ctx context.Context, url string, opts Options) (*Bus, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open bus on %s: %w", where, err)
 	}
-	logger := watermill.NewSlogLogger(opts.Logger)
+	logger := logging.Watermill(opts.Logger)
 	db := serialized{wsql.BeginnerFromPgx(pool)}
 	// Tables come from migrate only: AutoInitializeSchema and
 	// InitializeSchema stay off.
