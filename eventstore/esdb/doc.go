@@ -45,12 +45,24 @@
 // travel as the event's user metadata JSON ("$correlationId" and
 // "$causationId" as EventStoreDB's projections expect them).
 //
-// Event ids are deterministic when the caller gives an idempotency key, so
-// a retried append is recognised: with an exact revision or NoStream by the
-// server, which answers with the original result and writes nothing; with
-// Any or StreamExists by the adapter, which looks for the ids among the
-// stream's newest events (Options.DedupeWindow), much as the server itself
-// only remembers recent ids for these expectations.
+// Event ids are deterministic when the caller gives an idempotency key,
+// and derived from the events' contents too (eventstore.EventID), so a
+// retried append is recognised and other contents under the same key are
+// not. A retry is recognised as every store recognises it
+// (internal/groupcommit.Match: the same ids and contents at the place the
+// original went), by the adapter: with an exact revision or NoStream that
+// the stream has passed, it reads the events after that revision and
+// compares them, writing nothing; with Any or StreamExists it looks among
+// the stream's newest events (Options.DedupeWindow), much as the server
+// itself only remembers recent ids for these expectations. Both answer the
+// original result with Retry set.
+//
+// One case is the server's: another writer appends the same events
+// between the adapter's read of the stream's head and its write. The
+// server then recognises the write by its ids alone and answers it as if
+// it were written; the adapter cannot tell. The ids follow the contents,
+// so the events stored are exactly the ones sent and nothing is applied
+// twice, but the answer is not marked Retry.
 //
 // # Client caveats (v4.2.0)
 //
