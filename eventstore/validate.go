@@ -49,16 +49,11 @@ func DeterministicID(stream, key string, index int) uuid.UUID {
 // contents gets other ids, so that no store, not even one whose server
 // compares ids only, can take them for a retry.
 func EventID(stream string, index int, e EventData) uuid.UUID {
-	m := e.Metadata
-	var buf bytes.Buffer
-	buf.Grow(64 + len(stream) + len(e.Type) + len(e.Data) + metadataSize(m))
-	for _, part := range []string{stream, m.IdempotencyKey, strconv.Itoa(index), e.Type, string(e.Data),
-		m.CorrelationID, m.CausationID, m.Actor, strconv.Itoa(m.SchemaVersion)} {
-		buf.WriteString(strconv.Itoa(len(part)))
-		buf.WriteByte(':')
-		buf.WriteString(part)
-	}
-	return uuid.NewSHA1(contentNamespace, buf.Bytes())
+	// The canonical encoding of the event (see Canonical), the index in
+	// place of the revision, without id or creation time.
+	var buf [512]byte
+	b := AppendCanonical(buf[:0], Event{Stream: stream, Revision: uint64(index), Type: e.Type, Data: e.Data, Metadata: e.Metadata})
+	return uuid.NewSHA1(contentNamespace, b)
 }
 
 // contentNamespace is the UUIDv5 namespace of EventID.

@@ -30,7 +30,7 @@ func TestTwoWritersSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	runTwoWriters(t, store, store, false)
+	runTwoWriters(t, store, store)
 }
 
 // TestTwoWritersPostgres runs it on two Postgres stores (as two processes
@@ -48,7 +48,7 @@ func TestTwoWritersPostgres(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	}
-	runTwoWriters(t, open(), open(), false)
+	runTwoWriters(t, open(), open())
 }
 
 // TestTwoWritersEventStoreDB runs it on two adapters (clients) of one
@@ -66,7 +66,7 @@ func TestTwoWritersEventStoreDB(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	}
-	runTwoWriters(t, open(), open(), true)
+	runTwoWriters(t, open(), open())
 }
 
 // kind is a keyed wallet command under test: cmd builds it for subject
@@ -138,12 +138,7 @@ func (a attempt) run() answer {
 // under the key is refused (ErrIdempotencyKeyReused) and applies nothing.
 // Afterwards a fresh load of the ledger verifies (zero-sum, holds) and
 // every key has the events of one application.
-//
-// serverDedupes: the store's server recognises a retry by ids alone in the
-// window between the adapter's read of the stream head and its write (see
-// the esdb package); two concurrent identical requests may then both be
-// answered as the original. Every other property holds.
-func runTwoWriters(t *testing.T, storeA, storeB eventstore.Store, serverDedupes bool) {
+func runTwoWriters(t *testing.T, storeA, storeB eventstore.Store) {
 	a, b := &storetest.AppendCounter{Store: storeA}, &storetest.AppendCounter{Store: storeB}
 	svcA, svcB := wallets.New(a, wallets.Options{}), wallets.New(b, wallets.Options{})
 	t.Cleanup(func() { svcA.Close(); svcB.Close() })
@@ -240,7 +235,7 @@ func runTwoWriters(t *testing.T, storeA, storeB eventstore.Store, serverDedupes 
 						}
 					}
 					if got[0].err != nil || got[1].err != nil || got[0].res.ID != id || got[0].res.Position != got[1].res.Position ||
-						fresh == 0 || (fresh != 1 && !serverDedupes) {
+						fresh != 1 {
 						t.Errorf("concurrent round %d: %+v and %+v; want the same id %s and position, one of them replayed", round, got[0], got[1], id)
 					}
 					continue

@@ -50,19 +50,21 @@
 // retried append is recognised and other contents under the same key are
 // not. A retry is recognised as every store recognises it
 // (internal/groupcommit.Match: the same ids and contents at the place the
-// original went), by the adapter: with an exact revision or NoStream that
-// the stream has passed, it reads the events after that revision and
-// compares them, writing nothing; with Any or StreamExists it looks among
-// the stream's newest events (Options.DedupeWindow), much as the server
-// itself only remembers recent ids for these expectations. Both answer the
-// original result with Retry set.
+// original went), by the adapter: with an exact revision that the stream
+// has passed, it reads the events after that revision and compares them,
+// writing nothing; with Any or StreamExists it looks among the stream's
+// newest events (Options.DedupeWindow), much as the server itself only
+// remembers recent ids for these expectations. Both answer the original
+// result with Retry set.
 //
-// One case is the server's: another writer appends the same events
-// between the adapter's read of the stream's head and its write. The
-// server then recognises the write by its ids alone and answers it as if
-// it were written; the adapter cannot tell. The ids follow the contents,
-// so the events stored are exactly the ones sent and nothing is applied
-// twice, but the answer is not marked Retry.
+// The server also recognises a repeat, by ids alone, when another writer
+// appended events with these ids between the adapter's read of the stream
+// head and its write (or, for NoStream, at any time), and answers it as a
+// write. So after writing events with ids the caller chose or derived from
+// a key, the adapter reads them back (one more read per such append): its
+// own when the last one's hash is the one it computed (the hash covers
+// this attempt's creation time), else a retry if they are the same events
+// and a conflict if not.
 //
 // # Client caveats (v4.2.0)
 //

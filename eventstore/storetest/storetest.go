@@ -201,10 +201,7 @@ func testInvalid(t *testing.T, s eventstore.Store) {
 func testIdempotentRetry(t *testing.T, s eventstore.Store) {
 	stream := Stream("idem")
 	MustAppend(t, s, stream, eventstore.NoStream, Events("t.a", 0, 1)...)
-	batch := Events("t.b", 1, 3)
-	for i := range batch {
-		batch[i].ID = uuid.New()
-	}
+	batch := withIDs(Events("t.b", 1, 3))
 	first := MustAppend(t, s, stream, eventstore.Exact(0), batch...)
 	if first.Retry {
 		t.Fatalf("first append %+v is marked as a retry", first)
@@ -239,9 +236,8 @@ func testIdempotentRetry(t *testing.T, s eventstore.Store) {
 // for retries; nothing is written.
 func testRetryContents(t *testing.T, s eventstore.Store) {
 	stream := Stream("contents")
-	orig := Events("t.a", 0, 2)
+	orig := withIDs(Events("t.a", 0, 2))
 	for i := range orig {
-		orig[i].ID = uuid.New()
 		orig[i].Metadata = eventstore.Metadata{Actor: "a", CorrelationID: "c", IdempotencyKey: "k"}
 	}
 	MustAppend(t, s, stream, eventstore.NoStream, orig...)
@@ -279,6 +275,27 @@ func testRetryContents(t *testing.T, s eventstore.Store) {
 	if !res.Retry || res.NextRevision != 2 {
 		t.Fatalf("retry %+v, want revision 2 marked as a retry", res)
 	}
+
+	// Two concurrent appends of one id with other data (in one group
+	// commit, where a store makes them): one is written, one conflicts.
+	racing := Stream("contents-race")
+	id := uuid.New()
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Append(ctx(t), racing, eventstore.Any, eventstore.EventData{ID: id, Type: "t.x", Data: json.RawMessage(fmt.Sprintf(`{"v":%d}`, i))})
+		}()
+	}
+	wg.Wait()
+	if (errs[0] == nil) == (errs[1] == nil) || !errors.Is(errors.Join(errs...), eventstore.ErrConflict) {
+		t.Fatalf("two appends of one id with other data: errs %v, want one success and one ErrConflict", errs)
+	}
+	if n := len(MustRead(t, s, racing)); n != 1 {
+		t.Fatalf("stream has %d events, want 1", n)
+	}
 }
 
 // testRetryPlace: with an exact or no-stream expectation a retry is
@@ -287,10 +304,7 @@ func testRetryContents(t *testing.T, s eventstore.Store) {
 func testRetryPlace(t *testing.T, s eventstore.Store) {
 	stream := Stream("place")
 	MustAppend(t, s, stream, eventstore.NoStream, Events("t.a", 0, 2)...)
-	batch := Events("t.b", 2, 2)
-	for i := range batch {
-		batch[i].ID = uuid.New()
-	}
+	batch := withIDs(Events("t.b", 2, 2))
 	orig := MustAppend(t, s, stream, eventstore.Exact(1), batch...)
 	MustAppend(t, s, stream, eventstore.Exact(3), Events("t.c", 4, 1)...)
 	for _, v := range []eventstore.ExpectedVersion{eventstore.NoStream, eventstore.Exact(0), eventstore.Exact(2)} {
@@ -342,20 +356,17 @@ func testKeyedIDs(t *testing.T, s eventstore.Store) {
 	}
 }
 
-func ids(events []eventstore.Event) []uuid.UUID {
-	out := make([]uuid.UUID, len(events))
-	for i, e := range events {
-		out[i] = e.ID
+// withIDs gives events random ids of the caller's choosing.
+func withIDs(events []eventstore.EventData) []eventstore.EventData {
+	for i := range events {
+		events[i].ID = uuid.New()
 	}
-	return out
+	return events
 }
 
 func testPartialRetry(t *testing.T, s eventstore.Store) {
 	stream := Stream("partial")
-	batch := Events("t.a", 0, 2)
-	for i := range batch {
-		batch[i].ID = uuid.New()
-	}
+	batch := withIDs(Events("t.a", 0, 2))
 	MustAppend(t, s, stream, eventstore.NoStream, batch...)
 	// Same first id, different second: not a retry.
 	other := Events("t.a", 0, 2)
