@@ -76,7 +76,10 @@ func (b *Batcher[S, E]) SetMaxBatch(n int) {
 
 // Decision is one command's decision: given the current state, the events
 // to append or an error. It must not modify the state, must be free of side
-// effects and may run more than once.
+// effects and may run more than once. A command with an idempotency key
+// (Metadata.IdempotencyKey) must decide no events on a state that holds
+// its own (the state remembers the key): after an append recognised as a
+// retry the batch is decided again on the stream as stored.
 type Decision[S any, E Typed] func(S) ([]E, error)
 
 // Outcome is what became of one command.

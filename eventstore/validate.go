@@ -33,9 +33,12 @@ func maxEventSizeOf(store Store) int {
 var idNamespace = uuid.MustParse("6f1d8c1e-3b51-4c59-9a51-6f0a43c6a0d1")
 
 // DeterministicID is the id of the index-th event appended to stream under
-// an idempotency key: the same key always yields the same ids, so a retried
-// append is recognised as a repeat by every store. The stream is part of the
-// name, so one key used on two streams yields distinct ids.
+// an idempotency key, for a caller that chooses its events' ids: the same
+// key always yields the same ids, so a retried append is recognised as a
+// repeat by every store (when its contents are the same too). The stream
+// is part of the name, so one key used on two streams yields distinct ids.
+// Prepare and the Batcher derive keyed ids with EventID, which covers the
+// contents as well.
 func DeterministicID(stream, key string, index int) uuid.UUID {
 	return uuid.NewSHA1(idNamespace, []byte(stream+"\x00"+key+"\x00"+strconv.Itoa(index)))
 }
