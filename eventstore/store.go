@@ -23,7 +23,7 @@ var (
 	// ErrUnavailable: a network store could not be reached (the connection
 	// was refused or lost, the server is restarting). Retrying later may
 	// succeed; an append that failed so has an unknown outcome, and a retry
-	// with the same event ids is recognised if it was written.
+	// with the same events (ids and contents) is recognised if it was written.
 	ErrUnavailable = errors.New("event store unavailable")
 	// ErrStoreFailed: the store met an error it cannot recover from in
 	// process (an I/O error on commit: a failed fsync may have lost data the

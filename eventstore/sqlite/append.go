@@ -185,7 +185,7 @@ func (b *txBatch) write(batch []*groupcommit.Request) ([]groupcommit.Result, err
 
 // commitError is a failed COMMIT. Its outcome is unknown: the batch's WAL
 // frames may be on disk (a restart then recovers them: a retry with the
-// same event ids is recognised) or lost with a failed fsync.
+// same events is recognised) or lost with a failed fsync.
 type commitError struct{ err error }
 
 func (e *commitError) Error() string { return "commit: " + e.err.Error() }
