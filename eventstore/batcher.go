@@ -40,6 +40,7 @@ type Batcher[S any, E Typed] struct {
 	maxBatch int
 	maxEvent int // the store's per-event size limit
 	idle     time.Duration
+	shared   bool // other processes append to the streams (SetShared)
 
 	mu      sync.Mutex
 	writers map[string]*streamWriter[S, E]
@@ -73,6 +74,22 @@ func (b *Batcher[S, E]) SetMaxBatch(n int) {
 	}
 	b.maxBatch = n
 }
+
+// SetShared tells the batcher that other processes append to its streams
+// (several instances on one store). An append is safe regardless: it
+// carries the expected revision. A command refused on the cached state
+// appends nothing, so the batcher checks the stream first: when another
+// writer appended since the state was cached, it reloads and decides the
+// batch again, so that no refusal rests on a stale state (a deposit to an
+// address another instance just assigned, funds it just credited). The
+// check costs one short read per batch that refuses a command. Call it
+// before the first Do.
+func (b *Batcher[S, E]) SetShared(shared bool) { b.shared = shared }
+
+// errStale is an attempt that refused a command on a cached state which
+// another writer's appends have overtaken: nothing was appended; the
+// batch is decided again on the stream as stored.
+var errStale = fmt.Errorf("%w: another writer appended since the state was cached", ErrConflict)
 
 // Decision is one command's decision: given the current state, the events
 // to append or an error. It must not modify the state, must be free of side
@@ -272,7 +289,8 @@ func (w *streamWriter[S, E]) execute(batch []*command[S, E]) {
 // on an append the store recognised as a retry (errRecognised), the cached
 // state, which already holds events this append did not write, is dropped.
 func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E], results []commandResult[S, E]) (snapshotDue bool, err error) {
-	if w.state == nil {
+	cached := w.state != nil
+	if !cached {
 		l, err := w.b.repo.Load(ctx, w.stream)
 		if err != nil {
 			return false, err
@@ -280,6 +298,7 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 		w.state = &l
 	}
 	st := w.state
+	refused := false
 	var data []EventData
 	owners := make([]int, 0, len(batch)) // index of the command of each appended event group
 	for i, c := range batch {
@@ -290,7 +309,7 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 		}
 		events, err := c.decide(st.State)
 		if err != nil {
-			results[i].err = err
+			results[i].err, refused = err, true
 			continue
 		}
 		if len(events) == 0 {
@@ -319,6 +338,16 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 		results[i].out.Events = events
 		data = append(data, encoded...)
 		owners = append(owners, i)
+	}
+	if refused && cached && w.b.shared {
+		newer, err := w.b.store.ReadStream(ctx, w.stream, st.Next, 1)
+		if err != nil || len(newer) > 0 {
+			w.state = nil // holds this batch's undecided events too
+			if err != nil {
+				return false, fmt.Errorf("check %s@%d before refusing: %w", w.stream, st.Next, err)
+			}
+			return false, fmt.Errorf("refusal in %s@%d: %w", w.stream, st.Next, errStale)
+		}
 	}
 	if len(data) == 0 {
 		return false, nil

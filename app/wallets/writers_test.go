@@ -292,3 +292,49 @@ func verifyOnce(t *testing.T, store eventstore.Store, keys []string) {
 		}
 	}
 }
+
+// TestSharedRefusalsRestOnTheStoredStream: writer B caches the wallet,
+// writer A then opens an account and funds it; an unkeyed command on B
+// that its stale cache would refuse (an unknown account, funds it does
+// not see) appends nothing, so no conflict would correct it: with
+// SharedStore, B checks the stream before refusing and decides on what is
+// stored. Without it (one process per store), B refuses, as the test's
+// control shows the cache was stale.
+func TestSharedRefusalsRestOnTheStoredStream(t *testing.T) {
+	t.Parallel()
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	a := wallets.New(store, wallets.Options{})
+	shared := wallets.New(store, wallets.Options{SharedStore: true})
+	alone := wallets.New(store, wallets.Options{})
+	t.Cleanup(func() { a.Close(); shared.Close(); alone.Close() })
+	mustExecute(t, a, eventstore.Metadata{}, ledger.OpenWallet{Name: "main", Coin: money.BTC, Permissions: ledger.AllPermissions()})
+	mustExecute(t, a, eventstore.Metadata{}, ledger.OpenAccount{Name: "alice"})
+	for _, svc := range []*wallets.Service{shared, alone} { // both cache the wallet now
+		if _, err := svc.Info(context.Background(), "main"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustExecute(t, a, eventstore.Metadata{}, ledger.OpenAccount{Name: "bob"})
+	mustExecute(t, a, eventstore.Metadata{}, ledger.ImportBalance{ID: "funding", Account: "alice", Amount: btc(100)})
+
+	transfer := func(svc *wallets.Service, id string) error {
+		_, err := svc.Execute(context.Background(), eventstore.Metadata{}, "main",
+			cmd(ledger.Transfer{ID: id, From: "alice", To: "bob", Amount: btc(60)}))
+		return err
+	}
+	if err := transfer(alone, "t-alone"); err == nil {
+		t.Fatal("control: the writer without SharedStore did not refuse on its stale cache; the test shows nothing")
+	}
+	if err := transfer(shared, "t-shared"); err != nil {
+		t.Fatalf("the shared writer refused on a stale cache: %v", err)
+	}
+	fresh := wallets.New(store, wallets.Options{}) // a cold load: what is stored
+	t.Cleanup(fresh.Close)
+	if got := balance(t, fresh, "bob"); got.Available != 60 {
+		t.Fatalf("bob has %+v, want 60 available", got)
+	}
+}
