@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/coinledger/coinledger/internal/backoff"
 )
 
 // Batcher is the command path for hot streams. Commands for one stream are
@@ -41,6 +44,7 @@ type Batcher[S any, E Typed] struct {
 	maxEvent int // the store's per-event size limit
 	idle     time.Duration
 	shared   bool // other processes append to the streams (SetShared)
+	stats    batcherCounters
 
 	mu      sync.Mutex
 	writers map[string]*streamWriter[S, E]
@@ -86,6 +90,20 @@ func (b *Batcher[S, E]) SetMaxBatch(n int) {
 // before the first Do.
 func (b *Batcher[S, E]) SetShared(shared bool) { b.shared = shared }
 
+// BatcherStats counts what a Batcher appended since it was made: appends
+// (batches), the commands they carried and their events. Commands per
+// append is the batching at work.
+type BatcherStats struct {
+	Appends, Commands, Events uint64
+}
+
+type batcherCounters struct{ appends, commands, events atomic.Uint64 }
+
+// Stats returns the counts so far.
+func (b *Batcher[S, E]) Stats() BatcherStats {
+	return BatcherStats{Appends: b.stats.appends.Load(), Commands: b.stats.commands.Load(), Events: b.stats.events.Load()}
+}
+
 // errStale is an attempt that refused a command on a cached state which
 // another writer's appends have overtaken: nothing was appended; the
 // batch is decided again on the stream as stored.
@@ -101,8 +119,11 @@ type Decision[S any, E Typed] func(S) ([]E, error)
 
 // Outcome is what became of one command.
 type Outcome[S any, E Typed] struct {
-	// Result of the append that carried the command's events; with no
-	// events, the stream's revision and last position as the command saw it.
+	// Result of the append that carried the command's events, with
+	// Position that of the command's own last event (not the batch's
+	// last, where the store's positions tell it: consecutive or shared);
+	// with no events, the stream's revision and last position as the
+	// command saw it.
 	Result AppendResult
 	Events []E
 }
@@ -240,7 +261,7 @@ func (w *streamWriter[S, E]) run() {
 	}
 }
 
-const maxBatchAttempts = 8
+const maxBatchAttempts = 12
 
 // errRecognised is an attempt whose append the store recognised as a
 // retry: nothing was written, the batch is decided again on the stream
@@ -258,6 +279,12 @@ func (w *streamWriter[S, E]) execute(batch []*command[S, E]) {
 		snapshotDue, err = w.attempt(ctx, batch, results)
 		if err == nil || !errors.Is(err, ErrConflict) || attempt == maxBatchAttempts {
 			break
+		}
+		if attempt > 1 {
+			// Writers racing on one stream (several instances) would
+			// keep conflicting in step: the later attempts wait a
+			// little, jittered.
+			time.Sleep(backoff.Jitter(backoff.Exp(time.Millisecond, 50*time.Millisecond, attempt-2)))
 		}
 	}
 	if errors.Is(err, ErrInvalidEvent) && len(batch) > 1 {
@@ -301,6 +328,7 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 	refused := false
 	var data []EventData
 	owners := make([]int, 0, len(batch)) // index of the command of each appended event group
+	ends := make([]int, 0, len(batch))   // and the number of events appended up to its last
 	for i, c := range batch {
 		results[i] = commandResult[S, E]{}
 		if err := c.ctx.Err(); err != nil {
@@ -338,6 +366,7 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 		results[i].out.Events = events
 		data = append(data, encoded...)
 		owners = append(owners, i)
+		ends = append(ends, len(data))
 	}
 	if refused && cached && w.b.shared {
 		newer, err := w.b.store.ReadStream(ctx, w.stream, st.Next, 1)
@@ -363,8 +392,18 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 	}
 	snapshotDue = w.b.repo.snap.due(st.Next, res.NextRevision)
 	st.Next, st.Position = res.NextRevision, res.Position
-	for _, i := range owners {
-		results[i].out.Result = res
+	w.b.stats.appends.Add(1)
+	w.b.stats.commands.Add(uint64(len(owners)))
+	w.b.stats.events.Add(uint64(len(data)))
+	consecutive := res.FirstPosition != 0 && res.Position-res.FirstPosition == uint64(len(data)-1)
+	for k, i := range owners {
+		// Each command is answered with its own last event's position,
+		// as a replay of it will be (not the batch's last).
+		r := res
+		if consecutive {
+			r.Position = res.FirstPosition + uint64(ends[k]-1)
+		}
+		results[i].out.Result = r
 	}
 	return snapshotDue, nil
 }

@@ -52,6 +52,12 @@ type AppendResult struct {
 	NextRevision uint64
 	// Position is the global position of the last appended event.
 	Position uint64
+	// FirstPosition is the global position of the first appended event
+	// when the store's positions within one append are consecutive (the
+	// embedded and Postgres stores), so that a caller that appended
+	// several commands' events at once tells each command's own position
+	// (Batcher); 0 when they are not (EventStoreDB's commit positions).
+	FirstPosition uint64
 	// Retry: the append was recognised as a retry of an earlier one (the
 	// same events, ids and contents, at the place the original went; see
 	// Store): nothing was written, and NextRevision and Position are the

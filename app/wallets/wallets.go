@@ -62,6 +62,10 @@ func New(store eventstore.Store, opts Options) *Service {
 	return &Service{store: store, batcher: b}
 }
 
+// BatchStats counts the appends of the wallets' writers, their commands
+// and events (metrics: commands per append).
+func (s *Service) BatchStats() eventstore.BatcherStats { return s.batcher.Stats() }
+
 // Close stops the per-wallet writers after the commands already queued.
 func (s *Service) Close() { s.batcher.Close() }
 

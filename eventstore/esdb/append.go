@@ -128,7 +128,7 @@ func (s *Store) appendOnce(ctx context.Context, stream string, expected eventsto
 	if repeatable {
 		window := slices.Clone(tail)
 		slices.Reverse(window) // oldest first
-		switch res, v := groupcommit.Match(window, events, true); v {
+		switch res, v := match(window, events, true); v {
 		case groupcommit.Found:
 			return res, false, nil
 		case groupcommit.Differs, groupcommit.Partial:
@@ -152,7 +152,7 @@ func (s *Store) retried(ctx context.Context, stream string, from uint64, events 
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	res, v := groupcommit.Match(stored, events, false)
+	res, v := match(stored, events, false)
 	if v != groupcommit.Found {
 		return eventstore.AppendResult{}, fmt.Errorf("%w: the stream is at %d and %s", eventstore.ErrConflict, current, v.Why())
 	}
@@ -181,7 +181,7 @@ func (s *Store) writeOwn(ctx context.Context, stream string, exp esdb.ExpectedRe
 	if len(stored) == len(events) && stored[len(stored)-1].Hash == last {
 		return res, nil
 	}
-	res, v := groupcommit.Match(stored, events, false)
+	res, v := match(stored, events, false)
 	if v != groupcommit.Found {
 		return eventstore.AppendResult{}, fmt.Errorf("%w: the server took the append for a repeat, but %s", eventstore.ErrConflict, v.Why())
 	}
@@ -260,4 +260,13 @@ func (s *Store) sleep(ctx context.Context, d time.Duration) error {
 	case <-s.ctx.Done():
 		return eventstore.ErrClosed
 	}
+}
+
+// match is groupcommit.Match answering as a fresh append of this store
+// does: without FirstPosition, as the positions of one append's events
+// are not consecutive here.
+func match(stored []eventstore.Event, events []eventstore.EventData, anywhere bool) (eventstore.AppendResult, groupcommit.Verdict) {
+	res, v := groupcommit.Match(stored, events, anywhere)
+	res.FirstPosition = 0
+	return res, v
 }

@@ -229,6 +229,7 @@ func (p *Plan) Add(req *Request, now time.Time) (eventstore.AppendResult, error)
 		return eventstore.AppendResult{}, fmt.Errorf("append %s@%s: %s: %w", req.Stream, req.Expected, why, eventstore.ErrConflict)
 	}
 	hash := head.Hash
+	first := p.Pos + 1
 	for j, ed := range req.Events {
 		p.Pos++
 		e := eventstore.Event{ID: ed.ID, Stream: req.Stream, Revision: head.Next + uint64(j), Position: p.Pos,
@@ -239,7 +240,7 @@ func (p *Plan) Add(req *Request, now time.Time) (eventstore.AppendResult, error)
 	}
 	next := head.Next + uint64(len(req.Events))
 	p.Pending[req.Stream] = Head{Next: next, Hash: hash}
-	return eventstore.AppendResult{NextRevision: next, Position: p.Pos}, nil
+	return eventstore.AppendResult{NextRevision: next, Position: p.Pos, FirstPosition: first}, nil
 }
 
 // addImport decides an Import: every event must be the next of its stream,
@@ -262,6 +263,7 @@ func (p *Plan) addImport(req *Request) (eventstore.AppendResult, error) {
 		}
 		heads[e.Stream] = Head{Next: h.Next + 1, Hash: e.Hash}
 	}
+	first := p.Pos + 1
 	for _, e := range req.Imported {
 		p.Pos++
 		e.Position = p.Pos
@@ -272,7 +274,7 @@ func (p *Plan) addImport(req *Request) (eventstore.AppendResult, error) {
 		p.Pending[stream] = h
 	}
 	last := req.Imported[len(req.Imported)-1]
-	return eventstore.AppendResult{NextRevision: last.Revision + 1, Position: p.Pos}, nil
+	return eventstore.AppendResult{NextRevision: last.Revision + 1, Position: p.Pos, FirstPosition: first}, nil
 }
 
 // storedAt looks for req's events in its stream from revision from on

@@ -56,7 +56,8 @@ func Match(stored []eventstore.Event, events []eventstore.EventData, anywhere bo
 			return eventstore.AppendResult{}, v
 		}
 		last := stored[i+n-1]
-		return eventstore.AppendResult{NextRevision: last.Revision + 1, Position: last.Position, Retry: true}, Found
+		return eventstore.AppendResult{NextRevision: last.Revision + 1, Position: last.Position,
+			FirstPosition: stored[i].Position, Retry: true}, Found
 	}
 	return eventstore.AppendResult{}, Absent
 }
