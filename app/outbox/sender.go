@@ -258,10 +258,9 @@ func (n *Notifier) send(ctx context.Context, q Queued) outcome {
 			permanent = true
 			break
 		}
-		status, err = n.cfg.Hooks.PostWebhook(ctx, w)
-		if err == nil && status != 0 && (status < 200 || status > 299) {
-			err = &StatusError{Status: status}
-		}
+		status, err = n.post(ctx, w)
+	case ChannelHook:
+		status, permanent, err = n.sendHook(ctx, q)
 	default:
 		err, permanent = fmt.Errorf("unknown channel %q", q.Channel), true
 	}
@@ -270,6 +269,29 @@ func (n *Notifier) send(ctx context.Context, q Queued) outcome {
 		permanent = n.cfg.Permanent(err) || (errors.As(err, &se) && se.Permanent())
 	}
 	return outcome{err: err, status: status, permanent: permanent, at: n.now()}
+}
+
+// sendHook posts the delivery of an integrator's webhook, signed with the
+// hook's current secret; a deleted hook's delivery gives up.
+func (n *Notifier) sendHook(ctx context.Context, q Queued) (status int, permanent bool, err error) {
+	if n.cfg.Hooks == nil || n.cfg.HookSecrets == nil {
+		return 0, true, errors.New("no webhook poster configured")
+	}
+	secret, err := n.cfg.HookSecrets.HookSecret(ctx, q.Hook)
+	if err != nil {
+		return 0, errors.Is(err, ErrNotFound), fmt.Errorf("secret of hook %s: %w", q.Hook, err)
+	}
+	status, err = n.post(ctx, Webhook{URL: q.To, Secret: secret, DeliveryID: q.DeliveryID, EventType: q.Event, Body: q.Body})
+	return status, false, err
+}
+
+// post posts w; a non-2xx answer is a StatusError.
+func (n *Notifier) post(ctx context.Context, w Webhook) (int, error) {
+	status, err := n.cfg.Hooks.PostWebhook(ctx, w)
+	if err == nil && status != 0 && (status < 200 || status > 299) {
+		err = &StatusError{Status: status}
+	}
+	return status, err
 }
 
 // WaitIdle blocks until the notifier has nothing left to do as far as its
