@@ -167,14 +167,8 @@ func (s *Service) checkHost(ctx context.Context, host string) error {
 	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
 	addrs, err := s.cfg.Resolver.LookupNetIP(ctx, "ip", host)
-	if err != nil || len(addrs) == 0 {
-		// Fail closed: a name that cannot be checked is not accepted.
-		return fmt.Errorf("%s: webhook: %w: host %q does not resolve", createOp, egress.ErrForbidden, host)
-	}
-	for _, a := range addrs {
-		if err := s.cfg.Webhooks.CheckAddr(a); err != nil {
-			return fmt.Errorf("%s: webhook: host %q: %w", createOp, host, err)
-		}
+	if err := s.cfg.Webhooks.CheckResolved(host, addrs, err); err != nil {
+		return fmt.Errorf("%s: webhook: %w", createOp, err)
 	}
 	return nil
 }

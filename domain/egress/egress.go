@@ -161,6 +161,21 @@ func (p Policy) CheckURL(u *url.URL) (name string, err error) {
 	return host, nil
 }
 
+// CheckResolved checks a host name CheckURL returned by what its look-up
+// gave: it fails closed when the look-up failed or found no address, and
+// refuses the name when p forbids any of its addresses.
+func (p Policy) CheckResolved(host string, addrs []netip.Addr, lookupErr error) error {
+	if lookupErr != nil || len(addrs) == 0 {
+		return fmt.Errorf("%w: host %q does not resolve", ErrForbidden, host)
+	}
+	for _, a := range addrs {
+		if err := p.CheckAddr(a); err != nil {
+			return fmt.Errorf("host %q: %w", host, err)
+		}
+	}
+	return nil
+}
+
 // ParseAllow parses an allowlist: CIDR ranges ("10.1.0.0/16") or single
 // addresses. IPv4-mapped IPv6 ranges are taken as their IPv4 ranges.
 func ParseAllow(ranges []string) ([]netip.Prefix, error) {

@@ -84,4 +84,3 @@ func TestOutwardKnowsEveryAmount(t *testing.T) {
 		}
 	}
 }
-

@@ -311,8 +311,12 @@ func (s *session) deliver(ctx context.Context, topics []string, events []eventst
 		if !ok {
 			continue
 		}
+		data, err := s.h.cfg.Outward(ctx, e)
+		if err != nil {
+			return fmt.Errorf("outward %s: %w", e, err)
+		}
 		msg, err := json.Marshal(eventMessage{Type: msgEvent, Topic: r.topic, Position: e.Position, Stream: e.Stream,
-			Revision: e.Revision, EventType: e.Type, Time: e.Created, Data: e.Data})
+			Revision: e.Revision, EventType: e.Type, Time: e.Created, Data: data})
 		if err != nil {
 			return fmt.Errorf("encode %s: %w", e, err)
 		}
