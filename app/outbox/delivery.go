@@ -86,19 +86,19 @@ type Event interface{ EventType() string }
 // send it.
 type Queued struct {
 	DeliveryID   string           `json:"delivery_id"`
-	AlertID      alerts.ID        `json:"alert_id"`
+	AlertID      alerts.ID        `json:"alert_id,omitzero"`
 	Seq          int              `json:"seq"`
 	Channel      Channel          `json:"channel"`
 	To           string           `json:"to"` // email address or webhook URL
 	Owner        string           `json:"owner"`
-	Pair         prices.Pair      `json:"pair"`
-	Direction    alerts.Direction `json:"direction"`
-	Target       prices.Price     `json:"target"`
-	Price        prices.Price     `json:"price"` // the triggering tick's
-	TickPosition uint64           `json:"tick_position"`
-	TriggeredAt  time.Time        `json:"triggered_at"` // the tick's time
+	Pair         prices.Pair      `json:"pair,omitzero"`
+	Direction    alerts.Direction `json:"direction,omitzero"`
+	Target       prices.Price     `json:"target,omitzero"`
+	Price        prices.Price     `json:"price,omitzero"` // the triggering tick's
+	TickPosition uint64           `json:"tick_position,omitzero"`
+	TriggeredAt  time.Time        `json:"triggered_at,omitzero"` // the tick's time
 	// TriggerPosition is the global position of the AlertTriggered.
-	TriggerPosition uint64    `json:"trigger_position"`
+	TriggerPosition uint64    `json:"trigger_position,omitzero"`
 	At              time.Time `json:"at"`
 	// Hook is the integrator's webhook (ChannelHook), Wallet its wallet,
 	// Event the delivery's event name and Body the JSON it POSTs.

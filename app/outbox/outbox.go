@@ -1,7 +1,10 @@
 // Package outbox is the outbox notifier: it turns every firing of a price
 // alert (alerts.triggered) into deliveries, one per channel, and delivers
 // them by email and webhook with retries, a delivery log and manual
-// redelivery.
+// redelivery. It also sends the deliveries of integrators' webhooks that
+// another follower queues (Queue, ChannelHook): signed with each hook's
+// secret (Config.HookSecrets), one at a time per hook in the order of the
+// log.
 //
 // Deliveries are event-sourced. The delivery of firing seq of alert id to
 // a channel is the stream "delivery-<id>.<seq>.<channel>": notify.queued

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/coinledger/coinledger/domain/alerts"
 	"github.com/coinledger/coinledger/eventstore"
 )
 
@@ -145,7 +146,11 @@ func (s *sender) due() ([]job, time.Time, <-chan struct{}) {
 			delete(s.holds, id) // settled
 		}
 	}
+	first := firstOfHooks(f.pending)
 	for id, p := range f.pending {
+		if src, seq, ch, _ := parseDeliveryID(id); ch == ChannelHook && first[src] != seq {
+			continue // an earlier delivery of the hook is pending: its settling wakes the loop
+		}
 		if h, held := s.holds[id]; held {
 			if h.sending || p.next < h.next {
 				continue // the Follower's change wakes the loop
@@ -168,6 +173,23 @@ func (s *sender) due() ([]job, time.Time, <-chan struct{}) {
 		s.busy++
 	}
 	return jobs, wake, f.changed
+}
+
+// firstOfHooks returns, per integrator's webhook with pending deliveries,
+// the lowest sequence number pending: a hook's deliveries are sent one at
+// a time, in the order of the log, so a receiver gets a deposit's seen
+// before its confirmed. A delivery waiting for a retry holds the hook's
+// later ones back until it is delivered or given up.
+func firstOfHooks(pending map[string]pending) map[alerts.ID]int {
+	first := map[alerts.ID]int{}
+	for id := range pending {
+		if src, seq, ch, ok := parseDeliveryID(id); ok && ch == ChannelHook {
+			if cur, seen := first[src]; !seen || seq < cur {
+				first[src] = seq
+			}
+		}
+	}
+	return first
 }
 
 // retryRecord is how long a delivery waits after its stream could not be

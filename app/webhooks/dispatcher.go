@@ -41,7 +41,8 @@ type Payload struct {
 	Hook   string `json:"hook"`
 	Wallet string `json:"wallet"`
 	// Position, Stream, Revision, EventType and Time are the ledger
-	// event's; order deliveries by Position (retries may reorder them).
+	// event's. A hook's deliveries are sent one at a time in log order;
+	// only a redelivery asked for comes again later.
 	Position  uint64    `json:"position"`
 	Stream    string    `json:"stream"`
 	Revision  uint64    `json:"revision"`
