@@ -176,6 +176,19 @@ func TestWebhookDeposit(t *testing.T) {
 		t.Errorf("seen at %d, confirmed at %d: want the same deposit, seen first", got[0].Position, got[1].Position)
 	}
 
+	// /events shows the same representation as payload, data as stored
+	// (the hash covers it).
+	var page struct {
+		Events []struct {
+			Data    struct{ Amount any }
+			Payload struct{ Amount any }
+		}
+	}
+	admin.expect(http.StatusOK, "GET", "/events?type=ledger.deposit_confirmed", nil).JSON(t, &page)
+	if len(page.Events) != 1 || page.Events[0].Payload.Amount != "0.50000000" || page.Events[0].Data.Amount != float64(50_000_000) {
+		t.Errorf("/events: %+v, want payload 0.50000000 and data 50000000", page.Events)
+	}
+
 	// The flaky receiver: 500, 500, then delivered, as the log shows.
 	waitFor(t, "the third attempt", func() bool { return len(flaky.deliveries()) == 1 })
 	var log struct {
