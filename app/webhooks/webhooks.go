@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
 	"time"
 
@@ -34,16 +33,8 @@ import (
 	"github.com/coinledger/coinledger/eventstore/seal"
 )
 
-// resolveTimeout bounds the look-up of a hook's host at registration.
-const resolveTimeout = 5 * time.Second
-
 // SecretPrefix starts every generated signing secret.
 const SecretPrefix = "whsec_"
-
-// Resolver looks up the addresses of a host name; *net.Resolver is one.
-type Resolver interface {
-	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
-}
 
 // Config configures a Service. Store is required.
 type Config struct {
@@ -54,7 +45,7 @@ type Config struct {
 	// Policy says where hooks may point.
 	Policy egress.Policy
 	// Resolver resolves hook hosts (nil: net.DefaultResolver).
-	Resolver Resolver
+	Resolver egress.Resolver
 	// Clock (nil: time.Now).
 	Clock func() time.Time
 }
@@ -130,8 +121,8 @@ func (s *Service) Register(ctx context.Context, meta eventstore.Metadata, r Regi
 		return hook.Hook{}, 0, err
 	}
 	// Last, as the one look-up over the network.
-	if err := s.checkHost(ctx, host); err != nil {
-		return hook.Hook{}, 0, err
+	if err := s.cfg.Policy.CheckHost(ctx, s.cfg.Resolver, host); err != nil {
+		return hook.Hook{}, 0, fmt.Errorf("register hook: url: %w", err)
 	}
 	res, events, err := s.repo.Update(ctx, c.ID.Stream(), meta, func(h *hook.Hook) ([]hook.Event, error) {
 		return hook.Decide(h, c)
@@ -159,21 +150,6 @@ func (s *Service) checkURL(raw string) (string, error) {
 		return "", fmt.Errorf("register hook: url: %w", err)
 	}
 	return host, nil
-}
-
-// checkHost refuses a host ("": nothing to check) that does not resolve or
-// any of whose addresses the policy forbids.
-func (s *Service) checkHost(ctx context.Context, host string) error {
-	if host == "" {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
-	defer cancel()
-	addrs, err := s.cfg.Resolver.LookupNetIP(ctx, "ip", host)
-	if err := s.cfg.Policy.CheckResolved(host, addrs, err); err != nil {
-		return fmt.Errorf("register hook: url: %w", err)
-	}
-	return nil
 }
 
 // Get returns hook id of wallet for owner, without its secret. A hook of

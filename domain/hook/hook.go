@@ -21,6 +21,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/coinledger/coinledger/domain/alerts"
 	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/domain/ledger"
 )
@@ -36,7 +37,7 @@ const StreamPrefix = "hook-"
 
 // Limits on command input.
 const (
-	maxIDLen     = 64
+	maxNameLen   = 64
 	maxURLLen    = 2048
 	maxAccounts  = 100
 	minSecretLen = 16
@@ -56,25 +57,16 @@ var (
 	ErrTooMany = errors.New("too many webhooks")
 )
 
-// ID identifies a hook: 1 to 64 of A-Z a-z 0-9 _ - (a UUID fits).
+// ID identifies a hook. It follows the alert id rule (alerts.ID: 1 to 64
+// of A-Z a-z 0-9 _ -, a UUID fits), which the outbox's delivery ids rely
+// on.
 type ID string
 
 // Stream returns the hook's stream name, "hook-<id>".
 func (id ID) Stream() string { return StreamPrefix + string(id) }
 
 // Valid reports whether id is a well-formed hook id.
-func (id ID) Valid() bool {
-	if id == "" || len(id) > maxIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func (id ID) Valid() bool { return alerts.ID(id).Valid() }
 
 // Kind is a kind of event a hook may ask for.
 type Kind string
@@ -262,7 +254,7 @@ func register(h *Hook, c Register) ([]Event, error) {
 	case h.Exists():
 		return nil, fmt.Errorf("%s: %w", op, ErrExists)
 	case !c.ID.Valid():
-		return nil, invalid(op, "id must be 1-%d of A-Z a-z 0-9 _ -", maxIDLen)
+		return nil, invalid(op, "id must be 1-64 of A-Z a-z 0-9 _ -")
 	case !identity.ValidWallet(c.Wallet):
 		return nil, invalid(op, "no valid wallet")
 	case c.Owner == "":
@@ -302,7 +294,7 @@ func register(h *Hook, c Register) ([]Event, error) {
 	slices.Sort(accounts)
 	accounts = slices.Compact(accounts)
 	for _, a := range accounts {
-		if a == "" || len(a) > maxIDLen {
+		if a == "" || len(a) > maxNameLen {
 			return nil, invalid(op, "accounts: %q is not an account name", clip(a))
 		}
 	}
