@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coinledger/coinledger/domain/hook"
 	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
@@ -43,8 +45,13 @@ type Event struct {
 	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
-// credentials are the event fields that never leave the service in the clear.
-var credentials = eventstore.Sealing(identity.CredentialFields())
+// credentials are the event fields that never leave the service in the
+// clear: users' credential material and webhooks' signing secrets.
+var credentials = func() eventstore.Sealing {
+	s := eventstore.Sealing(identity.CredentialFields())
+	maps.Copy(s, hook.SecretFields())
+	return s
+}()
 
 type eventPage struct {
 	Events []Event `json:"events"`
