@@ -27,15 +27,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-)
+	"time"
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+	"github.com/coinledger/coinledger/internal/logging"
+)
 
 const usage = `usage: coinledger <command> [arguments]
 
@@ -65,6 +64,7 @@ commands:
   users ...              add users, grant and revoke, hash passwords, import Graphene maps
   config show            print the effective configuration (secrets redacted)
   version                print the version
+  healthcheck            exit 0 when the server answers /readyz with 200 (for container healthchecks)
 
 users, events export, audit verify and projections status work while a server runs: when it
 holds the embedded store they go through its admin API. The commands that talk to the server
@@ -80,6 +80,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:])
 	stop()
+	_ = logOutput.Close() // before anything else reaches stderr
 	var ue usageError
 	switch {
 	case err == nil:
@@ -95,6 +96,10 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// logOutput is where the logger writes: stderr, batched (see
+// logging.Buffered); main flushes it before the process exits.
+var logOutput = logging.NewBuffered(os.Stderr, 100*time.Millisecond)
 
 type usageError string
 
@@ -144,7 +149,10 @@ func dispatch(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return usageError("no command given")
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger, err := logging.New(logOutput, os.Getenv("COINLEDGER_LOG_FORMAT"), os.Getenv("COINLEDGER_LOG_LEVEL"))
+	if err != nil {
+		return fmt.Errorf("COINLEDGER_LOG_FORMAT/COINLEDGER_LOG_LEVEL: %w", err)
+	}
 	cmd, rest := args[0], args[1:]
 	sub := ""
 	if len(rest) > 0 {
@@ -190,7 +198,9 @@ func dispatch(ctx context.Context, args []string) error {
 		return notifyCmd(ctx, rest)
 	case cmd == "config" && sub == "show":
 		return configShow(rest[1:])
-	case cmd == "version":
+	case cmd == "healthcheck":
+		return healthcheck(ctx, rest)
+	case cmd == "version" || cmd == "--version":
 		fmt.Println(version)
 		return nil
 	case cmd == "help" || cmd == "-h" || cmd == "--help":

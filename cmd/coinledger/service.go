@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/coinledger/coinledger/app/audit"
@@ -25,6 +24,7 @@ import (
 	"github.com/coinledger/coinledger/eventstore/sqlite"
 	"github.com/coinledger/coinledger/http/api"
 	"github.com/coinledger/coinledger/http/auth"
+	"github.com/coinledger/coinledger/internal/logging"
 	"github.com/coinledger/coinledger/projections"
 )
 
@@ -62,14 +62,22 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 		}
 	}()
 	if svc.store == nil {
-		store, closeStore, err := openEventStore(ctx, cfg.EventStore.Reveal())
+		var closeStore func() error
+		err = openRetrying(ctx, logger, "event_store", func(ctx context.Context) (err error) {
+			svc.store, closeStore, err = openEventStore(ctx, cfg.EventStore.Reveal())
+			return err
+		})
 		if err != nil {
 			return svc, err
 		}
-		svc.store = store
 		svc.closers = append(svc.closers, closeStore)
 	}
-	db, closeDB, err := openReadModels(ctx, cfg.ReadModels.Reveal())
+	var db projections.DB
+	var closeDB func() error
+	err = openRetrying(ctx, logger, "read_models", func(ctx context.Context) (err error) {
+		db, closeDB, err = openReadModels(ctx, cfg.ReadModels.Reveal())
+		return err
+	})
 	if err != nil {
 		return svc, err
 	}
@@ -126,7 +134,7 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	svc.workers = append(svc.workers, func(ctx context.Context) error { return holds.Run(ctx, holdsCaughtUp) })
 	// The embedded default binds BTC to the simulated chain; /status
 	// describes exactly what is wired here.
-	bus := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, watermill.NewSlogLogger(logger))
+	bus := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, logging.Watermill(logger))
 	svc.closers = append(svc.closers, bus.Close)
 	idx := chainsync.NewIndex()
 	chains := chainsync.NewRegistry(svc.store, walletSvc, idx, svc.follow(idx), logger)
