@@ -1,6 +1,7 @@
 package api
 
 import (
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -62,6 +63,9 @@ func (h *handlers) createWebhook(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// Never the secret, nor the URL (its query may hold a token).
+	h.security(c, slog.LevelInfo, "webhook_created", slog.String("wallet", w), slog.String("webhook", string(hk.ID)),
+		slog.Any("kinds", hk.Kinds))
 	h.readYourWrite(c, pos, webhooks.FollowerName)
 	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/wallets/"+w+"/webhooks/"+string(hk.ID))
 	return c.JSON(http.StatusCreated, webhookOf(hk))
@@ -96,6 +100,7 @@ func (h *handlers) deleteWebhook(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	h.security(c, slog.LevelInfo, "webhook_deleted", slog.String("wallet", walletOf(c).Name), slog.String("webhook", c.Param("id")))
 	h.readYourWrite(c, pos, webhooks.FollowerName)
 	return c.NoContent(http.StatusNoContent)
 }
