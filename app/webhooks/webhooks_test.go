@@ -61,26 +61,31 @@ type world struct {
 	posted *poster
 	ledger *eventstore.Codec[ledger.Event]
 	next   uint64
+	stop   func() error
 }
 
 var loopback = egress.Policy{AllowHTTP: true, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 
 func newWorld(t *testing.T) *world {
-	store := sqlitetest.Open(t)
-	keyring := seal.Random()
+	w := startWorld(t, sqlitetest.Open(t), seal.Random(), filepath.Join(t.TempDir(), "read.db"))
+	w.append(t, ledger.WalletOpened{Wallet: "shop", Coin: "BTC", Exponent: 8})
+	return w
+}
+
+// startWorld runs the followers and the sender over store and the
+// read-model database at dbPath (their positions and snapshots).
+func startWorld(t *testing.T, store eventstore.Store, keyring *seal.Keyring, dbPath string) *world {
 	p := &poster{}
 	n := outbox.New(outbox.Config{Store: store, Hooks: p, HookSecrets: webhooks.NewSecrets(store, keyring)})
 	svc, d := webhooks.New(webhooks.Config{Store: store, Keyring: keyring, Policy: loopback}, n)
-	db, err := rmsqlite.Open(context.Background(), filepath.Join(t.TempDir(), "read.db"))
+	db, err := rmsqlite.Open(context.Background(), dbPath)
 	must(t, err)
-	t.Cleanup(func() { db.Close() })
 	r := projections.NewRunner(db, store, projections.Options{RetryMin: time.Millisecond, RetryMax: 50 * time.Millisecond},
 		projections.Follow(d), projections.Follow(n.Follower()))
-	background.Run(t, true, r.Run)
-	background.Run(t, true, n.Run)
-	w := &world{store: store, svc: svc, n: n, runner: r, posted: p, ledger: eventstore.NewCodecOf(ledger.Events()...)}
-	w.append(t, ledger.WalletOpened{Wallet: "shop", Coin: "BTC", Exponent: 8})
-	return w
+	stopRunner := background.Run(t, true, r.Run)
+	stopSender := background.Run(t, true, n.Run)
+	return &world{store: store, svc: svc, n: n, runner: r, posted: p, ledger: eventstore.NewCodecOf(ledger.Events()...),
+		stop: func() error { return errors.Join(stopSender(), stopRunner(), db.Close()) }}
 }
 
 // append appends ledger events to wallet-shop as its writer would.
@@ -207,5 +212,42 @@ func TestRegisterRefusals(t *testing.T) {
 	}
 	if n := len(w.svc.List("shop", "alice")); n != hook.MaxPerWallet {
 		t.Errorf("List: %d hooks, want %d", n, hook.MaxPerWallet)
+	}
+}
+
+// TestDispatcherResumesAfterRestart: restarted from its stored position
+// and snapshot, the dispatcher numbers a hook's deliveries on from where it
+// was and queues nothing twice; the hook's secret, sealed in the log, still
+// signs.
+func TestDispatcherResumesAfterRestart(t *testing.T) {
+	store, keyring, dbPath := sqlitetest.Open(t), seal.Random(), filepath.Join(t.TempDir(), "read.db")
+	w := startWorld(t, store, keyring, dbPath)
+	w.append(t, ledger.WalletOpened{Wallet: "shop", Coin: "BTC", Exponent: 8})
+	ctx := context.Background()
+	h, _, err := w.svc.Register(ctx, eventstore.Metadata{Actor: "user:alice"}, webhooks.Registration{Wallet: "shop",
+		Owner: "alice", URL: "http://127.0.0.1:9/hook", Kinds: []hook.Kind{hook.Transfer}})
+	must(t, err)
+	w.append(t, ledger.FundsTransferred{ID: "t1", From: "a", To: "b", Amount: 1})
+	w.append(t, ledger.FundsTransferred{ID: "t2", From: "a", To: "b", Amount: 2})
+	w.idle(t)
+	must(t, w.stop())
+
+	again := startWorld(t, store, keyring, dbPath)
+	again.next = w.next
+	again.append(t, ledger.FundsTransferred{ID: "t3", From: "a", To: "b", Amount: 3})
+	again.idle(t)
+	got := again.posted.webhooks()
+	if len(got) != 1 || got[0].DeliveryID != outbox.HookDeliveryID(string(h.ID), 3) || string(got[0].Secret) != h.Secret {
+		t.Fatalf("after the restart posted %+v, want only delivery 3, signed with the hook's secret", got)
+	}
+	ds, err := again.n.HookDeliveries(ctx, string(h.ID))
+	must(t, err)
+	if len(ds) != 3 {
+		t.Fatalf("delivery log has %d deliveries, want 3", len(ds))
+	}
+	for i, d := range ds {
+		if d.Status != outbox.StatusDelivered || len(d.Attempts) != 1 {
+			t.Errorf("delivery %d: %s after %d attempts, want delivered at the first", i+1, d.Status, len(d.Attempts))
+		}
 	}
 }
