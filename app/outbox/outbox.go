@@ -93,8 +93,8 @@ func (e *StatusError) Permanent() bool {
 }
 
 // Secrets gives the signing secret of an integrator's webhook. An error
-// wrapping ErrNotFound (the hook was deleted) makes its deliveries give
-// up; any other is retried. It must be safe for concurrent use.
+// wrapping ErrNotFound (the hook was deleted, or may no longer be
+// delivered) makes its deliveries give up; any other is retried. It must be safe for concurrent use.
 type Secrets interface {
 	HookSecret(ctx context.Context, hook string) ([]byte, error)
 }

@@ -29,6 +29,8 @@ import (
 	"github.com/coinledger/coinledger/app/outbox"
 	"github.com/coinledger/coinledger/domain/egress"
 	"github.com/coinledger/coinledger/domain/hook"
+	"github.com/coinledger/coinledger/domain/identity"
+	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/seal"
 )
@@ -61,20 +63,60 @@ type Service struct {
 // Secrets reads hooks from the log, their sealed secrets opened: the
 // outbox's outbox.Secrets. It is safe for concurrent use.
 type Secrets struct {
-	repo *eventstore.Repository[*hook.Hook, hook.Event]
+	repo   *eventstore.Repository[*hook.Hook, hook.Event]
+	owners Owners
+}
+
+// Owners says whether a hook's owner may still receive its wallet's
+// events: it holds read and webhooks there and is enabled. Asked before
+// every send, so a revoked grant or a disabled user stops the deliveries.
+type Owners interface {
+	MayReceive(ctx context.Context, owner, wallet string) (bool, error)
+}
+
+// UserAccess is the Owners of users and wallets services: the user's
+// grant (admins: anything) ∩ the wallet's permissions must hold read and
+// webhooks (identity.User.MayUse).
+type UserAccess struct {
+	Users interface {
+		Get(ctx context.Context, username string) (*identity.User, error)
+	}
+	Wallets interface {
+		Info(ctx context.Context, wallet string) (ledger.Wallet, error)
+	}
+}
+
+// MayReceive implements Owners.
+func (a UserAccess) MayReceive(ctx context.Context, owner, wallet string) (bool, error) {
+	u, err := a.Users.Get(ctx, owner)
+	if errors.Is(err, identity.ErrUserNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("owner %s: %w", owner, err)
+	}
+	w, err := a.Wallets.Info(ctx, wallet)
+	if errors.Is(err, ledger.ErrWalletNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("wallet %s: %w", wallet, err)
+	}
+	return u.MayUse(wallet, w.Permissions, ledger.PermRead, ledger.PermWebhooks), nil
 }
 
 var aggregate = eventstore.Aggregate[*hook.Hook, hook.Event]{Initial: hook.New, Evolve: hook.Evolve}
 
 // NewSecrets returns the secrets of the hooks in store, opened with
-// keyring (nil: a random one). It does no I/O.
-func NewSecrets(store eventstore.Store, keyring *seal.Keyring) *Secrets {
+// keyring (nil: a random one), given only while owners says the hook's
+// owner may receive them (nil: always). It does no I/O.
+func NewSecrets(store eventstore.Store, keyring *seal.Keyring, owners Owners) *Secrets {
 	if keyring == nil {
 		keyring = seal.Random()
 	}
 	codec := eventstore.NewCodecOf(hook.Events()...)
 	codec.Seal(keyring, eventstore.Sealing(hook.SecretFields()))
-	return &Secrets{repo: eventstore.NewRepository(store, codec, aggregate)}
+	return &Secrets{repo: eventstore.NewRepository(store, codec, aggregate), owners: owners}
 }
 
 // New returns a service and its dispatcher, which queues deliveries with
@@ -91,7 +133,7 @@ func New(cfg Config, queue Queuer) (*Service, *Dispatcher) {
 		cfg.Clock = time.Now
 	}
 	d := newDispatcher(queue, cfg.Clock)
-	return &Service{Secrets: NewSecrets(cfg.Store, cfg.Keyring), cfg: cfg, index: d}, d
+	return &Service{Secrets: NewSecrets(cfg.Store, cfg.Keyring, nil), cfg: cfg, index: d}, d
 }
 
 // Registration is what Register is asked for.
@@ -200,13 +242,20 @@ func (s *Service) Delete(ctx context.Context, meta eventstore.Metadata, wallet s
 	return res.Position, nil
 }
 
-// HookSecret returns the signing secret of a live hook, for the outbox. A
-// deleted or missing hook is an error wrapping hook.ErrNotFound and
-// outbox.ErrNotFound (its deliveries give up).
+// HookSecret returns the signing secret of a live hook whose owner may
+// receive its events, for the outbox. A deleted or missing hook, or one
+// whose owner lost the permission, is an error wrapping hook.ErrNotFound
+// and outbox.ErrNotFound (its deliveries give up).
 func (s *Secrets) HookSecret(ctx context.Context, id string) ([]byte, error) {
 	h, err := s.load(ctx, hook.ID(id))
 	if err == nil && !h.Live() {
 		err = fmt.Errorf("hook %s: %w", id, hook.ErrNotFound)
+	}
+	if err == nil && s.owners != nil {
+		var ok bool
+		if ok, err = s.owners.MayReceive(ctx, h.Owner, h.Wallet); err == nil && !ok {
+			err = fmt.Errorf("hook %s: its owner may no longer receive the events of %s: %w", id, h.Wallet, hook.ErrNotFound)
+		}
 	}
 	if errors.Is(err, hook.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %w", err, outbox.ErrNotFound)

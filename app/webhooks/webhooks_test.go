@@ -67,16 +67,16 @@ type world struct {
 var loopback = egress.Policy{AllowHTTP: true, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 
 func newWorld(t *testing.T) *world {
-	w := startWorld(t, sqlitetest.Open(t), seal.Random(), filepath.Join(t.TempDir(), "read.db"))
+	w := startWorld(t, sqlitetest.Open(t), seal.Random(), filepath.Join(t.TempDir(), "read.db"), nil)
 	w.append(t, ledger.WalletOpened{Wallet: "shop", Coin: "BTC", Exponent: 8})
 	return w
 }
 
 // startWorld runs the followers and the sender over store and the
 // read-model database at dbPath (their positions and snapshots).
-func startWorld(t *testing.T, store eventstore.Store, keyring *seal.Keyring, dbPath string) *world {
+func startWorld(t *testing.T, store eventstore.Store, keyring *seal.Keyring, dbPath string, owners webhooks.Owners) *world {
 	p := &poster{}
-	n := outbox.New(outbox.Config{Store: store, Hooks: p, HookSecrets: webhooks.NewSecrets(store, keyring)})
+	n := outbox.New(outbox.Config{Store: store, Hooks: p, HookSecrets: webhooks.NewSecrets(store, keyring, owners)})
 	svc, d := webhooks.New(webhooks.Config{Store: store, Keyring: keyring, Policy: loopback}, n)
 	db, err := rmsqlite.Open(context.Background(), dbPath)
 	must(t, err)
@@ -221,7 +221,7 @@ func TestRegisterRefusals(t *testing.T) {
 // signs.
 func TestDispatcherResumesAfterRestart(t *testing.T) {
 	store, keyring, dbPath := sqlitetest.Open(t), seal.Random(), filepath.Join(t.TempDir(), "read.db")
-	w := startWorld(t, store, keyring, dbPath)
+	w := startWorld(t, store, keyring, dbPath, nil)
 	w.append(t, ledger.WalletOpened{Wallet: "shop", Coin: "BTC", Exponent: 8})
 	ctx := context.Background()
 	h, _, err := w.svc.Register(ctx, eventstore.Metadata{Actor: "user:alice"}, webhooks.Registration{Wallet: "shop",
@@ -232,7 +232,7 @@ func TestDispatcherResumesAfterRestart(t *testing.T) {
 	w.idle(t)
 	must(t, w.stop())
 
-	again := startWorld(t, store, keyring, dbPath)
+	again := startWorld(t, store, keyring, dbPath, nil)
 	again.next = w.next
 	again.append(t, ledger.FundsTransferred{ID: "t3", From: "a", To: "b", Amount: 3})
 	again.idle(t)
@@ -249,5 +249,49 @@ func TestDispatcherResumesAfterRestart(t *testing.T) {
 		if d.Status != outbox.StatusDelivered || len(d.Attempts) != 1 {
 			t.Errorf("delivery %d: %s after %d attempts, want delivered at the first", i+1, d.Status, len(d.Attempts))
 		}
+	}
+}
+
+// owners is a hand-set webhooks.Owners: who may receive what.
+type owners struct {
+	mu      sync.Mutex
+	allowed map[string]bool // owner → may receive
+}
+
+func (o *owners) MayReceive(_ context.Context, owner, _ string) (bool, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.allowed[owner], nil
+}
+
+func (o *owners) set(owner string, ok bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.allowed[owner] = ok
+}
+
+// TestOwnerWhoLostAccessGetsNothing: once a hook's owner may no longer
+// receive the wallet's events (grant revoked, user disabled), its
+// deliveries give up instead of being sent.
+func TestOwnerWhoLostAccessGetsNothing(t *testing.T) {
+	o := &owners{allowed: map[string]bool{"alice": true}}
+	w := startWorld(t, sqlitetest.Open(t), seal.Random(), filepath.Join(t.TempDir(), "read.db"), o)
+	w.append(t, ledger.WalletOpened{Wallet: "shop", Coin: "BTC", Exponent: 8})
+	ctx := context.Background()
+	h, _, err := w.svc.Register(ctx, eventstore.Metadata{Actor: "user:alice"}, webhooks.Registration{Wallet: "shop",
+		Owner: "alice", URL: "http://127.0.0.1:9/hook", Kinds: []hook.Kind{hook.Transfer}})
+	must(t, err)
+	w.append(t, ledger.FundsTransferred{ID: "t1", From: "a", To: "b", Amount: 1})
+	w.idle(t)
+	o.set("alice", false)
+	w.append(t, ledger.FundsTransferred{ID: "t2", From: "a", To: "b", Amount: 2})
+	w.idle(t)
+	if got := w.posted.webhooks(); len(got) != 1 {
+		t.Fatalf("posted %d webhooks, want only the one before access was lost", len(got))
+	}
+	ds, err := w.n.HookDeliveries(ctx, string(h.ID))
+	must(t, err)
+	if len(ds) != 2 || ds[1].Status != outbox.StatusGaveUp || !strings.Contains(ds[1].Reason, "no longer receive") {
+		t.Fatalf("deliveries %+v, want the second given up", ds)
 	}
 }

@@ -80,7 +80,7 @@ const pricesTopic = "prices"
 // wireMarket builds the price, alert and notification side: the market
 // service that records ticks, the alert service and engine, the outbox
 // notifier with its SMTP and webhook senders, and the price feeds.
-func (svc *service) wireMarket(cfg *Config, bus *gochannel.GoChannel, logger *slog.Logger) (*market.Service, *alerting.Service, *outbox.Notifier, *webhooks.Service, error) {
+func (svc *service) wireMarket(cfg *Config, bus *gochannel.GoChannel, owners webhooks.Owners, logger *slog.Logger) (*market.Service, *alerting.Service, *outbox.Notifier, *webhooks.Service, error) {
 	mkt := market.New(svc.store, time.Now)
 	svc.closers = append(svc.closers, func() error { mkt.Close(); return nil })
 	hooks, err := cfg.Notify.Webhooks.policy()
@@ -94,7 +94,7 @@ func (svc *service) wireMarket(cfg *Config, bus *gochannel.GoChannel, logger *sl
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	n, err := newNotifier(cfg, hooks, webhooks.NewSecrets(svc.store, keyring), svc.store, logger)
+	n, err := newNotifier(cfg, hooks, webhooks.NewSecrets(svc.store, keyring, owners), svc.store, logger)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}

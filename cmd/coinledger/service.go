@@ -16,6 +16,7 @@ import (
 	"github.com/coinledger/coinledger/app/expiry"
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/app/wallets"
+	"github.com/coinledger/coinledger/app/webhooks"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
 	"github.com/coinledger/coinledger/eventstore"
@@ -142,7 +143,7 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	if err := svc.wireChains(cfg, chains, bus, logger); err != nil {
 		return svc, err
 	}
-	mkt, alertSvc, ob, hookSvc, err := svc.wireMarket(cfg, bus, logger)
+	mkt, alertSvc, ob, hookSvc, err := svc.wireMarket(cfg, bus, webhooks.UserAccess{Users: userSvc, Wallets: walletSvc}, logger)
 	if err != nil {
 		return svc, err
 	}
