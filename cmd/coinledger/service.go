@@ -124,7 +124,8 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 		return svc, fmt.Errorf("trusted_proxies: %w", err)
 	}
 	walletSvc := wallets.New(svc.store, wallets.Options{MaxBatch: w.maxBatch,
-		Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg), Logger: logger})
+		Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg), Logger: logger,
+		SharedStore: storeKind(cfg.EventStore.Reveal()) != "sqlite"})
 	svc.closers = append(svc.closers, func() error { walletSvc.Close(); return nil })
 	if err := seed(ctx, cfg, walletSvc, userSvc); err != nil {
 		return svc, err
