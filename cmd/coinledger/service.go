@@ -18,6 +18,7 @@ import (
 	"github.com/coinledger/coinledger/app/expiry"
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/app/wallets"
+	"github.com/coinledger/coinledger/app/webhooks"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
 	"github.com/coinledger/coinledger/eventstore"
@@ -147,7 +148,7 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	if err := svc.wireChains(cfg, chains, b, logger); err != nil {
 		return svc, err
 	}
-	mkt, alertSvc, ob, err := svc.wireMarket(cfg, b, logger)
+	mkt, alertSvc, ob, hookSvc, err := svc.wireMarket(cfg, b, webhooks.UserAccess{Users: userSvc, Wallets: walletSvc}, logger)
 	if err != nil {
 		return svc, err
 	}
@@ -161,7 +162,7 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 		append(readModels(), svc.followers...)...)
 	a := api.New(api.Deps{Store: svc.store, StoreKind: storeKind(cfg.EventStore.Reveal()), DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
 		Issuer: issuer, ClientIP: clientIP, Logins: auth.NewLoginGuard(auth.DefaultLoginPolicy(), time.Now), Chains: chains,
-		Market: mkt, Alerts: alertSvc, Outbox: ob, Audit: auditDeps, Hooks: svc.hooks, Logger: logger, Version: version,
+		Market: mkt, Alerts: alertSvc, Outbox: ob, Webhooks: hookSvc, Audit: auditDeps, Hooks: svc.hooks, Logger: logger, Version: version,
 		Websocket: api.WebsocketLimits{MaxConnsPerUser: cfg.Websocket.MaxConnectionsPerUser,
 			MaxBufferedEvents: cfg.Websocket.MaxBufferedEvents}})
 	svc.handler, svc.shutdown = a, append(svc.shutdown, a.Shutdown)
@@ -264,6 +265,26 @@ func snapshotEvery(cfg *Config) uint64 { return uint64(max(cfg.SnapshotEvery, 0)
 // commands that authenticate no API key).
 func usersService(cfg *Config, store eventstore.Store, snaps eventstore.SnapshotStore, logger *slog.Logger,
 	follow func(projections.Follower) func(context.Context, uint64) error) (*users.Service, error) {
+	keyring, err := sealKeyring(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts := users.Options{BcryptCost: cfg.BcryptCost, Keyring: keyring,
+		Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg), Logger: logger}
+	if follow != nil {
+		opts.Directory = users.NewDirectory(keyring)
+		opts.DirectoryAt = follow(opts.Directory)
+		// The embedded store is locked by this process: every user event
+		// is written here. Another store may have other writers.
+		opts.SharedStore = storeKind(cfg.EventStore.Reveal()) != "sqlite"
+	}
+	return users.NewWithOptions(store, opts), nil
+}
+
+// sealKeyring opens the keyring that seals credential material in the log
+// (user credentials, webhook secrets): the configured key or one kept in
+// the data directory, created at first start, and the previous keys.
+func sealKeyring(cfg *Config) (*seal.Keyring, error) {
 	secret, err := keyFile(cfg, "seal.key", cfg.SealKey)
 	if err != nil {
 		return nil, fmt.Errorf("seal key: %w", err)
@@ -276,16 +297,7 @@ func usersService(cfg *Config, store eventstore.Store, snaps eventstore.Snapshot
 	if err != nil {
 		return nil, fmt.Errorf("seal key: %w", err)
 	}
-	opts := users.Options{BcryptCost: cfg.BcryptCost, Keyring: keyring,
-		Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg), Logger: logger}
-	if follow != nil {
-		opts.Directory = users.NewDirectory(keyring)
-		opts.DirectoryAt = follow(opts.Directory)
-		// The embedded store is locked by this process: every user event
-		// is written here. Another store may have other writers.
-		opts.SharedStore = storeKind(cfg.EventStore.Reveal()) != "sqlite"
-	}
-	return users.NewWithOptions(store, opts), nil
+	return keyring, nil
 }
 
 // seed creates the wallets and users the configuration declares; run at

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/coinledger/coinledger/app/alerting"
@@ -15,6 +16,7 @@ import (
 	"github.com/coinledger/coinledger/app/outbox"
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/app/wallets"
+	"github.com/coinledger/coinledger/app/webhooks"
 	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/eventstore"
@@ -41,7 +43,8 @@ type Deps struct {
 	Chains    *chainsync.Registry // the coins' chain backends
 	Market    *market.Service     // price ticks
 	Alerts    *alerting.Service   // price alerts
-	Outbox    *outbox.Notifier    // alert deliveries
+	Outbox    *outbox.Notifier    // alert and webhook deliveries
+	Webhooks  *webhooks.Service   // integrators' webhooks
 	// Audit signs checkpoints and answers liability proofs (zero: the
 	// endpoints that need it answer 503 signer_unavailable).
 	Audit AuditDeps
@@ -101,7 +104,7 @@ func New(d Deps) *API {
 	m := metrics.New(d.Version, scrape{d.Store, d.Runner})
 	hub := ws.New(ws.Config{Store: d.Store, Authenticate: h.wsPrincipal, Logger: d.Logger,
 		MaxConnsPerUser: d.Websocket.MaxConnsPerUser, MaxBehind: d.Websocket.MaxBufferedEvents,
-		RecheckEvery: d.Websocket.RecheckEvery})
+		RecheckEvery: d.Websocket.RecheckEvery, Outward: h.outward})
 	h.hub = hub
 	e.HTTPErrorHandler = h.errorHandler
 	e.Use(m.Middleware())
@@ -192,12 +195,20 @@ func New(d Deps) *API {
 	w.GET("/rescans/:id", h.getRescan, h.walletAccess(ledger.PermRead))
 	w.POST("/simulate/deposit", h.simulateDeposit, h.walletAccess(""), requireAdmin)
 	w.POST("/simulate/blocks", h.simulateBlocks, h.walletAccess(""), requireAdmin)
+	hooks := []echo.MiddlewareFunc{h.walletAccess(ledger.PermRead), h.walletAccess(ledger.PermWebhooks)}
+	w.POST("/webhooks", h.createWebhook, hooks...)
+	w.GET("/webhooks", h.listWebhooks, hooks...)
+	w.GET("/webhooks/:id", h.getWebhook, hooks...)
+	w.DELETE("/webhooks/:id", h.deleteWebhook, hooks...)
+	w.GET("/webhooks/:id/deliveries", h.listWebhookDeliveries, hooks...)
+	w.POST("/webhooks/:id/deliveries/:delivery/redeliver", h.redeliverWebhook, hooks...)
 	return &API{Echo: e, hub: hub}
 }
 
 type handlers struct {
-	d   Deps
-	hub *ws.Handler
+	d     Deps
+	hub   *ws.Handler
+	coins sync.Map // wallet name → money.Asset, for outward (a wallet's coin never changes)
 }
 
 // now returns the current time from the injected clock, in UTC.

@@ -12,7 +12,7 @@ import (
 // users are not limited by API set (their roles and grants decide, as over
 // REST).
 const (
-	ledgerAPI = "ledger_api" // holds, locks, alerts, API keys, price pushes
+	ledgerAPI = "ledger_api" // holds, locks, alerts, webhooks, API keys, price pushes
 	adminAPI  = "admin_api"  // users, wallets, read models, simulation, imports
 	auditAPI  = "audit_api"  // the event log and checkpoints
 )
@@ -87,6 +87,12 @@ var rpcMethods = []rpcMethod{
 	{"alerts.delete", http.MethodDelete, "/api/v1/alerts/{id}", ledgerAPI},
 	{"alerts.deliveries", http.MethodGet, "/api/v1/alerts/{id}/deliveries", ledgerAPI},
 	{"alerts.redeliver", http.MethodPost, "/api/v1/alerts/{id}/deliveries/{delivery}/redeliver", ledgerAPI},
+	{"webhooks.create", http.MethodPost, "/api/v1/wallets/{wallet}/webhooks", ledgerAPI},
+	{"webhooks.list", http.MethodGet, "/api/v1/wallets/{wallet}/webhooks", ledgerAPI},
+	{"webhooks.get", http.MethodGet, "/api/v1/wallets/{wallet}/webhooks/{id}", ledgerAPI},
+	{"webhooks.delete", http.MethodDelete, "/api/v1/wallets/{wallet}/webhooks/{id}", ledgerAPI},
+	{"webhooks.deliveries", http.MethodGet, "/api/v1/wallets/{wallet}/webhooks/{id}/deliveries", ledgerAPI},
+	{"webhooks.redeliver", http.MethodPost, "/api/v1/wallets/{wallet}/webhooks/{id}/deliveries/{delivery}/redeliver", ledgerAPI},
 
 	{"events.list", http.MethodGet, "/api/v1/events", auditAPI},
 	{"streams.get", http.MethodGet, "/api/v1/streams/{stream}", auditAPI},

@@ -72,6 +72,11 @@ type Config struct {
 	// alerts.deleted). An error closes the connection with 1011. Default:
 	// the owner of the alert stream's first event, read from Store.
 	AlertOwner func(ctx context.Context, alertID string) (string, error)
+	// Outward returns the data of an event as the service shows it outside
+	// (the REST API's representation: ledger amounts as decimal strings).
+	// An error closes the connection with 1011. Default: the data as
+	// stored.
+	Outward func(ctx context.Context, e eventstore.Event) (json.RawMessage, error)
 	// Heartbeat is the interval of heartbeat messages (default 15 s).
 	Heartbeat time.Duration
 	// AuthTimeout bounds the wait for the first message's token (default 10 s).
@@ -115,6 +120,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Outward == nil {
+		c.Outward = func(_ context.Context, e eventstore.Event) (json.RawMessage, error) { return e.Data, nil }
 	}
 	if c.AlertOwner == nil {
 		c.AlertOwner = storeAlertOwner(c.Store)

@@ -338,8 +338,12 @@ func (f *feed) messages(ctx context.Context, topics []string, events []eventstor
 		if !ok {
 			continue
 		}
+		data, err := f.cfg.Outward(ctx, e)
+		if err != nil {
+			return nil, fmt.Errorf("outward %s: %w", e, err)
+		}
 		msg, err := json.Marshal(eventMessage{Type: msgEvent, Topic: r.topic, Position: e.Position, Stream: e.Stream,
-			Revision: e.Revision, EventType: e.Type, Time: e.Created, Data: e.Data})
+			Revision: e.Revision, EventType: e.Type, Time: e.Created, Data: data})
 		if err != nil {
 			return nil, fmt.Errorf("encode %s: %w", e, err)
 		}
