@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -88,4 +89,32 @@ func TestREADMEQuickStart(t *testing.T) {
 	if strings.Contains(string(out), "login failed") {
 		t.Errorf("the quick start could not log in:\n%s", out)
 	}
+
+	// The domain metrics show what the session did.
+	status, metrics := get(t, s.URL+"/metrics")
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^coinledger_wallet_appends_total [1-9]`),
+		regexp.MustCompile(`(?m)^coinledger_wallet_commands_total [1-9]`),
+		regexp.MustCompile(`(?m)^coinledger_chain_height\{backend="null",coin="BTC"\} [1-9]`),
+		regexp.MustCompile(`(?m)^coinledger_chain_healthy\{backend="null",coin="BTC"\} 1$`),
+		regexp.MustCompile(`(?m)^coinledger_withdrawals\{status="[a-z]+"\} 1$`),
+		regexp.MustCompile(`(?m)^coinledger_walletnotify_total\{outcome="received"\} \d`),
+		regexp.MustCompile(`(?m)^coinledger_outbox_pending \d`),
+		regexp.MustCompile(`(?m)^coinledger_outbox_attempts_total\{outcome="delivered"\} \d`),
+	} {
+		if status != 200 || !want.MatchString(metrics) {
+			t.Errorf("/metrics: %d, no %s in\n%s", status, want, grepLines(metrics, "coinledger_"))
+		}
+	}
+}
+
+// grepLines returns the lines of s that start with prefix.
+func grepLines(s, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

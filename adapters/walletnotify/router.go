@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -154,6 +155,20 @@ type RouterOptions struct {
 	Logger *slog.Logger `yaml:"-"`
 	// Now is the dedupe window's clock (nil: time.Now).
 	Now func() time.Time `yaml:"-"`
+	// Stats, if set, counts what the router does (metrics).
+	Stats *Stats `yaml:"-"`
+}
+
+// Stats counts a router's notifications: received (each message handed
+// to the router, redeliveries included), skipped as duplicates within the
+// dedupe window, and poisoned. Safe for concurrent use.
+type Stats struct {
+	received, deduplicated, poisoned atomic.Uint64
+}
+
+// Counts returns the counts so far.
+func (s *Stats) Counts() (received, deduplicated, poisoned uint64) {
+	return s.received.Load(), s.deduplicated.Load(), s.poisoned.Load()
 }
 
 // RetryBudget is the longest a notification can spend waiting between the
@@ -240,7 +255,11 @@ func NewRouter(sub message.Subscriber, pub message.Publisher, h Handler, opts Ro
 	if err != nil {
 		return nil, fmt.Errorf("walletnotify router: %w", err)
 	}
-	c := &chain{h: h, pub: pub, opts: opts, log: opts.Logger,
+	stats := opts.Stats
+	if stats == nil {
+		stats = &Stats{}
+	}
+	c := &chain{h: h, pub: pub, opts: opts, log: opts.Logger, stats: stats,
 		dedupe: newDedupe(opts.DedupeWindow, opts.Now)}
 	for _, topic := range Topics()[:Shards] {
 		handler := r.AddConsumerHandler(topic, topic, sub, c.decode)
@@ -256,6 +275,7 @@ type chain struct {
 	opts   RouterOptions
 	log    *slog.Logger
 	dedupe *dedupe
+	stats  *Stats
 }
 
 // attemptsKey counts handler calls in the message context, for the poison
@@ -366,6 +386,7 @@ func (c *chain) deduplicate(next message.HandlerFunc) message.HandlerFunc {
 		key := n.Coin + "/" + n.TxID
 		started, ok := c.dedupe.begin(key)
 		if !ok {
+			c.stats.deduplicated.Add(1)
 			c.log.Debug("walletnotify duplicate skipped", "message_uuid", msg.UUID, "coin", n.Coin, "txid", n.TxID)
 			return nil, nil
 		}
@@ -379,6 +400,7 @@ func (c *chain) deduplicate(next message.HandlerFunc) message.HandlerFunc {
 
 func (c *chain) poison(next message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
+		c.stats.received.Add(1)
 		a := &attempts{}
 		msg.SetContext(context.WithValue(msg.Context(), attemptsKey{}, a))
 		out, err := next(msg)
@@ -404,6 +426,7 @@ func (c *chain) poison(next message.HandlerFunc) message.HandlerFunc {
 				"coin", coin, "txid", txid, "error", err, "publish_error", perr)
 			return out, errors.Join(err, fmt.Errorf("walletnotify publish %s: %w", PoisonTopic, perr))
 		}
+		c.stats.poisoned.Add(1)
 		c.log.Error("walletnotify notification poisoned", "message_uuid", msg.UUID, "coin", coin,
 			"txid", txid, "attempts", a.get(), "topic", PoisonTopic, "error", err)
 		return out, nil

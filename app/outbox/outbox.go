@@ -175,10 +175,29 @@ type Notifier struct {
 	repo       *eventstore.Repository[*Delivery, Event]
 	follower   *Follower
 	running    atomic.Bool
+	outcomes   struct{ delivered, failed, gaveUp atomic.Uint64 } // Stats
 
 	mu      sync.Mutex
 	state   progress
 	changed chan struct{} // closed and replaced when state changes
+}
+
+// Stats is the notifier's queue and what its attempts came to since the
+// process started (metrics).
+type Stats struct {
+	Pending           int    // deliveries waiting to be sent or retried
+	Delivered, Failed uint64 // attempts that delivered, that failed
+	GaveUp            uint64 // deliveries given up
+}
+
+// Stats returns the queue depth and the attempts' outcomes so far.
+func (n *Notifier) Stats() Stats {
+	f := n.follower
+	f.mu.Lock()
+	pending := len(f.pending)
+	f.mu.Unlock()
+	return Stats{Pending: pending, Delivered: n.outcomes.delivered.Load(), Failed: n.outcomes.failed.Load(),
+		GaveUp: n.outcomes.gaveUp.Load()}
 }
 
 // progress is what the running sender tells waiters.

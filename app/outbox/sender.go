@@ -238,9 +238,16 @@ func (n *Notifier) work(ctx context.Context, j job) result {
 		if err == nil {
 			for _, e := range events {
 				switch e := e.(type) {
+				case Attempted:
+					if e.OK {
+						n.outcomes.delivered.Add(1)
+					} else {
+						n.outcomes.failed.Add(1)
+					}
 				case Delivered:
 					n.log.Info("notification delivered", "delivery", id, "attempt", e.Attempt)
 				case GaveUp:
+					n.outcomes.gaveUp.Add(1)
 					n.log.Warn("notification gave up", "delivery", id, "attempts", e.Attempts, "reason", e.Reason)
 				}
 			}

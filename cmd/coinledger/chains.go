@@ -104,7 +104,7 @@ func (svc *service) wireChains(cfg *Config, reg *chainsync.Registry, ps pubSub, 
 	svc.workers = append(svc.workers, func(ctx context.Context) error { reg.Run(ctx); return nil })
 
 	opts := cfg.Walletnotify.Router
-	opts.Logger = logger
+	opts.Logger, opts.Stats = logger, &svc.notified
 	router, err := walletnotify.NewRouter(ps, ps, notifyHandler(reg), opts)
 	if err != nil {
 		return fmt.Errorf("walletnotify router: %w", err)

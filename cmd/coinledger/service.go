@@ -45,6 +45,8 @@ type service struct {
 	workers []func(context.Context) error
 	chains  *chainsync.Registry
 	hooks   http.Handler // the block.io web-hook, if configured
+	// notified counts the walletnotify router's messages (metrics).
+	notified walletnotify.Stats
 	// shutdown runs when the HTTP server stops (closing websockets).
 	shutdown []func(context.Context) error
 }
@@ -162,7 +164,7 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 		append(readModels(), svc.followers...)...)
 	a := api.New(api.Deps{Store: svc.store, StoreKind: storeKind(cfg.EventStore.Reveal()), DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
 		Issuer: issuer, ClientIP: clientIP, Logins: auth.NewLoginGuard(auth.DefaultLoginPolicy(), time.Now), Chains: chains,
-		Market: mkt, Alerts: alertSvc, Outbox: ob, Webhooks: hookSvc, Audit: auditDeps, Hooks: svc.hooks, Logger: logger, Version: version,
+		Market: mkt, Alerts: alertSvc, Outbox: ob, Webhooks: hookSvc, Audit: auditDeps, Hooks: svc.hooks, Notifications: svc.notified.Counts, Logger: logger, Version: version,
 		Websocket: api.WebsocketLimits{MaxConnsPerUser: cfg.Websocket.MaxConnectionsPerUser,
 			MaxBufferedEvents: cfg.Websocket.MaxBufferedEvents}})
 	svc.handler, svc.shutdown = a, append(svc.shutdown, a.Shutdown)

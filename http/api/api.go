@@ -52,9 +52,12 @@ type Deps struct {
 	Websocket WebsocketLimits
 	// Hooks, when set, takes the notification POSTs of external services
 	// under /hooks/ (the block.io web-hook); it authenticates them itself.
-	Hooks   http.Handler
-	Logger  *slog.Logger
-	Version string
+	Hooks http.Handler
+	// Notifications counts the walletnotify messages received, skipped as
+	// duplicates and poisoned (metrics; nil: none counted).
+	Notifications func() (received, deduplicated, poisoned uint64)
+	Logger        *slog.Logger
+	Version       string
 	// Now is the clock commands that depend on the time read (hold
 	// expiry); nil means time.Now.
 	Now func() time.Time
@@ -102,6 +105,7 @@ func New(d Deps) *API {
 	e.HideBanner, e.HidePort = true, true
 	h := &handlers{d: d}
 	m := metrics.New(d.Version, scrape{d.Store, d.Runner})
+	m.RegisterDomain(d.domainMetrics())
 	hub := ws.New(ws.Config{Store: d.Store, Authenticate: h.wsPrincipal, Logger: d.Logger,
 		MaxConnsPerUser: d.Websocket.MaxConnsPerUser, MaxBehind: d.Websocket.MaxBufferedEvents,
 		RecheckEvery: d.Websocket.RecheckEvery, Outward: h.outward})
