@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/coinledger/coinledger/internal/backoff"
 )
 
 // Batcher is the command path for hot streams. Commands for one stream are
@@ -17,7 +20,13 @@ import (
 //
 // Another process appending to the same stream makes the append conflict:
 // the batcher reloads the stream and decides the whole batch again, so
-// optimistic concurrency still holds across processes.
+// optimistic concurrency still holds across processes. A keyed command's
+// events get ids derived from its own key, index and contents (EventID),
+// whatever batch carries them; when the store recognises an append as a
+// retry (AppendResult.Retry: another writer wrote the same events), the
+// batcher reloads and decides again too, so a command already written is
+// answered from the stream (the ledger knows its keys). It caches only
+// states whose events it saw written.
 //
 // One command's bad events never fail the others of its batch: each
 // command's events are checked as the store would check them (Prepare's
@@ -34,6 +43,8 @@ type Batcher[S any, E Typed] struct {
 	maxBatch int
 	maxEvent int // the store's per-event size limit
 	idle     time.Duration
+	shared   bool // other processes append to the streams (SetShared)
+	stats    batcherCounters
 
 	mu      sync.Mutex
 	writers map[string]*streamWriter[S, E]
@@ -68,15 +79,51 @@ func (b *Batcher[S, E]) SetMaxBatch(n int) {
 	b.maxBatch = n
 }
 
+// SetShared tells the batcher that other processes append to its streams
+// (several instances on one store). An append is safe regardless: it
+// carries the expected revision. A command refused on the cached state
+// appends nothing, so the batcher checks the stream first: when another
+// writer appended since the state was cached, it reloads and decides the
+// batch again, so that no refusal rests on a stale state (a deposit to an
+// address another instance just assigned, funds it just credited). The
+// check costs one short read per batch that refuses a command. Call it
+// before the first Do.
+func (b *Batcher[S, E]) SetShared(shared bool) { b.shared = shared }
+
+// BatcherStats counts what a Batcher appended since it was made: appends
+// (batches), the commands they carried and their events. Commands per
+// append is the batching at work.
+type BatcherStats struct {
+	Appends, Commands, Events uint64
+}
+
+type batcherCounters struct{ appends, commands, events atomic.Uint64 }
+
+// Stats returns the counts so far.
+func (b *Batcher[S, E]) Stats() BatcherStats {
+	return BatcherStats{Appends: b.stats.appends.Load(), Commands: b.stats.commands.Load(), Events: b.stats.events.Load()}
+}
+
+// errStale is an attempt that refused a command on a cached state which
+// another writer's appends have overtaken: nothing was appended; the
+// batch is decided again on the stream as stored.
+var errStale = fmt.Errorf("%w: another writer appended since the state was cached", ErrConflict)
+
 // Decision is one command's decision: given the current state, the events
 // to append or an error. It must not modify the state, must be free of side
-// effects and may run more than once.
+// effects and may run more than once. A command with an idempotency key
+// (Metadata.IdempotencyKey) must decide no events on a state that holds
+// its own (the state remembers the key): after an append recognised as a
+// retry the batch is decided again on the stream as stored.
 type Decision[S any, E Typed] func(S) ([]E, error)
 
 // Outcome is what became of one command.
 type Outcome[S any, E Typed] struct {
-	// Result of the append that carried the command's events; with no
-	// events, the stream's revision and last position as the command saw it.
+	// Result of the append that carried the command's events, with
+	// Position that of the command's own last event (not the batch's
+	// last, where the store's positions tell it: consecutive or shared);
+	// with no events, the stream's revision and last position as the
+	// command saw it.
 	Result AppendResult
 	Events []E
 }
@@ -214,10 +261,15 @@ func (w *streamWriter[S, E]) run() {
 	}
 }
 
-const maxBatchAttempts = 8
+const maxBatchAttempts = 12
 
-// execute decides and appends one batch, retrying the whole batch on a
-// conflict with a freshly loaded state.
+// errRecognised is an attempt whose append the store recognised as a
+// retry: nothing was written, the batch is decided again on the stream
+// as stored.
+var errRecognised = fmt.Errorf("%w: the append was recognised as a retry of another writer's", ErrConflict)
+
+// execute decides and appends one batch, retrying the whole batch with a
+// freshly loaded state on a conflict or an append recognised as a retry.
 func (w *streamWriter[S, E]) execute(batch []*command[S, E]) {
 	ctx := context.Background()
 	results := make([]commandResult[S, E], len(batch))
@@ -227,6 +279,12 @@ func (w *streamWriter[S, E]) execute(batch []*command[S, E]) {
 		snapshotDue, err = w.attempt(ctx, batch, results)
 		if err == nil || !errors.Is(err, ErrConflict) || attempt == maxBatchAttempts {
 			break
+		}
+		if attempt > 1 {
+			// Writers racing on one stream (several instances) would
+			// keep conflicting in step: the later attempts wait a
+			// little, jittered.
+			time.Sleep(backoff.Jitter(backoff.Exp(time.Millisecond, 50*time.Millisecond, attempt-2)))
 		}
 	}
 	if errors.Is(err, ErrInvalidEvent) && len(batch) > 1 {
@@ -254,10 +312,12 @@ func (w *streamWriter[S, E]) execute(batch []*command[S, E]) {
 
 // attempt decides every live command of batch on the cached state and
 // appends their events at once; snapshotDue reports that the append
-// crossed a multiple of the snapshot interval. On any append failure the
-// cached state, which already holds the unappended events, is dropped.
+// crossed a multiple of the snapshot interval. On any append failure, and
+// on an append the store recognised as a retry (errRecognised), the cached
+// state, which already holds events this append did not write, is dropped.
 func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E], results []commandResult[S, E]) (snapshotDue bool, err error) {
-	if w.state == nil {
+	cached := w.state != nil
+	if !cached {
 		l, err := w.b.repo.Load(ctx, w.stream)
 		if err != nil {
 			return false, err
@@ -265,8 +325,10 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 		w.state = &l
 	}
 	st := w.state
+	refused := false
 	var data []EventData
 	owners := make([]int, 0, len(batch)) // index of the command of each appended event group
+	ends := make([]int, 0, len(batch))   // and the number of events appended up to its last
 	for i, c := range batch {
 		results[i] = commandResult[S, E]{}
 		if err := c.ctx.Err(); err != nil {
@@ -275,7 +337,7 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 		}
 		events, err := c.decide(st.State)
 		if err != nil {
-			results[i].err = err
+			results[i].err, refused = err, true
 			continue
 		}
 		if len(events) == 0 {
@@ -283,6 +345,11 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 			continue
 		}
 		encoded, err := w.b.codec.Encode(c.meta, events)
+		if err == nil && c.meta.IdempotencyKey != "" {
+			for j := range encoded {
+				encoded[j].ID = EventID(w.stream, j, encoded[j])
+			}
+		}
 		if err == nil {
 			// The store's own checks, for this command alone: a bad event
 			// fails its command, not the batch. The store's Append runs the
@@ -299,6 +366,17 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 		results[i].out.Events = events
 		data = append(data, encoded...)
 		owners = append(owners, i)
+		ends = append(ends, len(data))
+	}
+	if refused && cached && w.b.shared {
+		newer, err := w.b.store.ReadStream(ctx, w.stream, st.Next, 1)
+		if err != nil || len(newer) > 0 {
+			w.state = nil // holds this batch's undecided events too
+			if err != nil {
+				return false, fmt.Errorf("check %s@%d before refusing: %w", w.stream, st.Next, err)
+			}
+			return false, fmt.Errorf("refusal in %s@%d: %w", w.stream, st.Next, errStale)
+		}
 	}
 	if len(data) == 0 {
 		return false, nil
@@ -308,10 +386,24 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 		w.state = nil
 		return false, fmt.Errorf("append batch of %d events to %s: %w", len(data), w.stream, err)
 	}
+	if res.Retry {
+		w.state = nil
+		return false, fmt.Errorf("append batch of %d events to %s@%d: %w", len(data), w.stream, res.NextRevision, errRecognised)
+	}
 	snapshotDue = w.b.repo.snap.due(st.Next, res.NextRevision)
 	st.Next, st.Position = res.NextRevision, res.Position
-	for _, i := range owners {
-		results[i].out.Result = res
+	w.b.stats.appends.Add(1)
+	w.b.stats.commands.Add(uint64(len(owners)))
+	w.b.stats.events.Add(uint64(len(data)))
+	consecutive := res.FirstPosition != 0 && res.Position-res.FirstPosition == uint64(len(data)-1)
+	for k, i := range owners {
+		// Each command is answered with its own last event's position,
+		// as a replay of it will be (not the batch's last).
+		r := res
+		if consecutive {
+			r.Position = res.FirstPosition + uint64(ends[k]-1)
+		}
+		results[i].out.Result = r
 	}
 	return snapshotDue, nil
 }

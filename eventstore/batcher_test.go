@@ -255,3 +255,48 @@ func TestBatcherRunsARefusedBatchCommandByCommand(t *testing.T) {
 		t.Fatalf("total %d in %d events (err %v), want %d in 4", l.State.Total, l.Next, err, 1+5+7+11)
 	}
 }
+
+// TestBatcherAnswersEachCommandItsOwnPosition: commands batched into one
+// append are each answered with the position of their own last event (as
+// a replay of the command reads it back), not the batch's last; the
+// batch's stats count one append per batch.
+func TestBatcherAnswersEachCommandItsOwnPosition(t *testing.T) {
+	store := sqlitetest.Open(t)
+	b := eventstore.NewBatcher(store, counterCodec(), counterAgg)
+	defer b.Close()
+	ctx := context.Background()
+	twice := func(s *counter) ([]counterEvent, error) { return []counterEvent{added{1}, added{2}}, nil }
+	var wg sync.WaitGroup
+	outs := make([]eventstore.Outcome[*counter, counterEvent], 40)
+	for i := range outs {
+		wg.Go(func() {
+			decide := add(1)
+			if i%3 == 0 {
+				decide = twice
+			}
+			var err error
+			if outs[i], err = b.Do(ctx, "counter-2", eventstore.Metadata{Actor: fmt.Sprint("cmd-", i)}, decide); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	events, err := store.ReadStream(ctx, "counter-2", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastOf := map[string]uint64{} // actor → position of its last event
+	for _, e := range events {
+		lastOf[e.Metadata.Actor] = e.Position
+	}
+	for i, out := range outs {
+		if want := lastOf[fmt.Sprint("cmd-", i)]; out.Result.Position != want {
+			t.Errorf("command %d answered position %d, its last event is at %d", i, out.Result.Position, want)
+		}
+	}
+	st := b.Stats()
+	if st.Commands != 40 || st.Events != uint64(len(events)) || st.Appends == 0 || st.Appends > st.Commands {
+		t.Errorf("stats %+v after 40 commands, %d events", st, len(events))
+	}
+	t.Logf("%d commands in %d appends", st.Commands, st.Appends)
+}

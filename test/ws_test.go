@@ -113,6 +113,11 @@ func TestWebsocket(t *testing.T) {
 	if seen.Topic != "deposits" || seen.EventType != "ledger.deposit_seen" || seen.Stream != "wallet-d" {
 		t.Fatalf("reader got %+v", seen)
 	}
+	// Amounts in the REST API's representation, not minor units.
+	var data struct{ Amount any }
+	if err := json.Unmarshal(seen.Data, &data); err != nil || data.Amount != "0.10000000" {
+		t.Fatalf("deposit data %s: amount %v, want \"0.10000000\"", seen.Data, data.Amount)
+	}
 	// The reader drops; two confirmations happen meanwhile.
 	reader.Close(websocket.StatusNormalClosure, "bye")
 	w.admin.expect(http.StatusOK, "POST", "/wallets/d/simulate/blocks", map[string]int{"count": 1})

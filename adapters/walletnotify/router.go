@@ -12,10 +12,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/coinledger/coinledger/adapters/bus"
+	"github.com/coinledger/coinledger/internal/logging"
 )
 
 // Topics of the notification bus.
@@ -38,6 +42,16 @@ func TopicOf(txid string) string {
 	h := fnv.New32a()
 	h.Write([]byte(txid))
 	return Topic + "." + strconv.Itoa(int(h.Sum32()%Shards))
+}
+
+// Topics returns every topic of the notification bus: the shards of Topic
+// and PoisonTopic.
+func Topics() []string {
+	out := make([]string, 0, Shards+1)
+	for shard := range Shards {
+		out = append(out, Topic+"."+strconv.Itoa(shard))
+	}
+	return append(out, PoisonTopic)
 }
 
 // Metadata keys of the messages on the notification topics and PoisonTopic.
@@ -88,6 +102,7 @@ func Publish(pub message.Publisher) Sink {
 			return fmt.Errorf("walletnotify publish %s %s: %w", coin, txid, err)
 		}
 		msg := message.NewMessage(watermill.NewUUID(), payload)
+		msg.SetContext(ctx) // its correlation id, if any, goes with it (bus.Bus.Publish)
 		msg.Metadata.Set(MetadataSource, n.Source)
 		msg.Metadata.Set(MetadataCoin, coin)
 		msg.Metadata.Set(MetadataTxID, txid)
@@ -140,6 +155,36 @@ type RouterOptions struct {
 	Logger *slog.Logger `yaml:"-"`
 	// Now is the dedupe window's clock (nil: time.Now).
 	Now func() time.Time `yaml:"-"`
+	// Stats, if set, counts what the router does (metrics).
+	Stats *Stats `yaml:"-"`
+}
+
+// Stats counts a router's notifications: received (each message handed
+// to the router, redeliveries included), skipped as duplicates within the
+// dedupe window, and poisoned. Safe for concurrent use.
+type Stats struct {
+	received, deduplicated, poisoned atomic.Uint64
+}
+
+// Counts returns the counts so far.
+func (s *Stats) Counts() (received, deduplicated, poisoned uint64) {
+	return s.received.Load(), s.deduplicated.Load(), s.poisoned.Load()
+}
+
+// RetryBudget is the longest a notification can spend waiting between the
+// handler's attempts before it is poisoned (every wait at its +20 % jitter
+// bound), handler time aside. A durable bus must not give a message up
+// (its ack deadline) before that, or one that keeps failing is redelivered
+// with its retries counted from zero and never poisoned.
+func (o RouterOptions) RetryBudget() time.Duration {
+	o.setDefaults()
+	var total time.Duration
+	wait := o.InitialInterval
+	for range max(o.MaxRetries, 0) {
+		total += wait * 12 / 10
+		wait = min(2*wait, o.MaxInterval)
+	}
+	return total
 }
 
 func (o *RouterOptions) setDefaults() {
@@ -206,14 +251,17 @@ func NewRouter(sub message.Subscriber, pub message.Publisher, h Handler, opts Ro
 		return nil, fmt.Errorf("walletnotify router: %w", err)
 	}
 	opts.setDefaults()
-	r, err := message.NewRouter(message.RouterConfig{}, watermill.NewSlogLogger(opts.Logger))
+	r, err := message.NewRouter(message.RouterConfig{}, logging.Watermill(opts.Logger))
 	if err != nil {
 		return nil, fmt.Errorf("walletnotify router: %w", err)
 	}
-	c := &chain{h: h, pub: pub, opts: opts, log: opts.Logger,
+	stats := opts.Stats
+	if stats == nil {
+		stats = &Stats{}
+	}
+	c := &chain{h: h, pub: pub, opts: opts, log: opts.Logger, stats: stats,
 		dedupe: newDedupe(opts.DedupeWindow, opts.Now)}
-	for shard := range Shards {
-		topic := Topic + "." + strconv.Itoa(shard)
+	for _, topic := range Topics()[:Shards] {
 		handler := r.AddConsumerHandler(topic, topic, sub, c.decode)
 		handler.AddMiddleware(c.poison, c.deduplicate, c.retry, c.recoverer)
 	}
@@ -227,6 +275,7 @@ type chain struct {
 	opts   RouterOptions
 	log    *slog.Logger
 	dedupe *dedupe
+	stats  *Stats
 }
 
 // attemptsKey counts handler calls in the message context, for the poison
@@ -278,7 +327,7 @@ func (c *chain) decode(msg *message.Message) error {
 	if a, ok := msg.Context().Value(attemptsKey{}).(*attempts); ok {
 		a.inc()
 	}
-	return c.h(msg.Context(), n)
+	return c.h(bus.Context(msg), n)
 }
 
 func (c *chain) recoverer(next message.HandlerFunc) message.HandlerFunc {
@@ -337,6 +386,7 @@ func (c *chain) deduplicate(next message.HandlerFunc) message.HandlerFunc {
 		key := n.Coin + "/" + n.TxID
 		started, ok := c.dedupe.begin(key)
 		if !ok {
+			c.stats.deduplicated.Add(1)
 			c.log.Debug("walletnotify duplicate skipped", "message_uuid", msg.UUID, "coin", n.Coin, "txid", n.TxID)
 			return nil, nil
 		}
@@ -350,6 +400,7 @@ func (c *chain) deduplicate(next message.HandlerFunc) message.HandlerFunc {
 
 func (c *chain) poison(next message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
+		c.stats.received.Add(1)
 		a := &attempts{}
 		msg.SetContext(context.WithValue(msg.Context(), attemptsKey{}, a))
 		out, err := next(msg)
@@ -375,6 +426,7 @@ func (c *chain) poison(next message.HandlerFunc) message.HandlerFunc {
 				"coin", coin, "txid", txid, "error", err, "publish_error", perr)
 			return out, errors.Join(err, fmt.Errorf("walletnotify publish %s: %w", PoisonTopic, perr))
 		}
+		c.stats.poisoned.Add(1)
 		c.log.Error("walletnotify notification poisoned", "message_uuid", msg.UUID, "coin", coin,
 			"txid", txid, "attempts", a.get(), "topic", PoisonTopic, "error", err)
 		return out, nil

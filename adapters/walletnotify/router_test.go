@@ -83,17 +83,28 @@ func (l *logs) waitFor(msg string, n int) {
 }
 
 type bus struct {
-	ps     *gochannel.GoChannel
+	ps     pubSub
 	sink   walletnotify.Sink
 	logs   *logs
 	poison <-chan *message.Message
 	stop   func() // stops the router and waits for it
 }
 
+// pubSub is a bus the router runs on.
+type pubSub interface {
+	message.Publisher
+	message.Subscriber
+}
+
 // startRouter runs a router on a fresh gochannel until the test ends.
 func startRouter(t *testing.T, h walletnotify.Handler, opts walletnotify.RouterOptions) *bus {
 	t.Helper()
-	ps := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
+	return startRouterOn(t, gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{}), h, opts)
+}
+
+// startRouterOn runs a router on ps until the test ends, and closes ps.
+func startRouterOn(t *testing.T, ps pubSub, h walletnotify.Handler, opts walletnotify.RouterOptions) *bus {
+	t.Helper()
 	l := &logs{tb: t}
 	opts.Logger = slog.New(l)
 	r, err := walletnotify.NewRouter(ps, ps, h, opts)
@@ -240,13 +251,14 @@ func TestPublishValidates(t *testing.T) {
 func TestRouterDedupeWindow(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
+	stats := &walletnotify.Stats{}
 	var calls atomic.Int32
 	got := make(chan walletnotify.Notification, 10)
 	b := startRouter(t, func(ctx context.Context, n walletnotify.Notification) error {
 		calls.Add(1)
 		got <- n
 		return nil
-	}, walletnotify.RouterOptions{Now: clk.Now})
+	}, walletnotify.RouterOptions{Now: clk.Now, Stats: stats})
 
 	for range 5 {
 		b.notify(t, "BTC", txid)
@@ -255,6 +267,9 @@ func TestRouterDedupeWindow(t *testing.T) {
 	b.logs.waitFor(logDuplicate, 4)
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("5 notifications within the window: handler called %d times, want 1", n)
+	}
+	if received, deduplicated, poisoned := stats.Counts(); received != 5 || deduplicated != 4 || poisoned != 0 {
+		t.Fatalf("stats: %d received, %d deduplicated, %d poisoned; want 5, 4, 0", received, deduplicated, poisoned)
 	}
 
 	// Another txid, or the same txid of another coin, is not a duplicate.
@@ -317,11 +332,12 @@ func TestRouterRetries(t *testing.T) {
 
 func TestRouterPoison(t *testing.T) {
 	t.Parallel()
+	stats := &walletnotify.Stats{}
 	var calls atomic.Int32
 	b := startRouter(t, func(ctx context.Context, n walletnotify.Notification) error {
 		calls.Add(1)
 		return errors.New("node down: connection refused")
-	}, walletnotify.RouterOptions{InitialInterval: time.Millisecond, MaxInterval: 2 * time.Millisecond, MaxRetries: 3})
+	}, walletnotify.RouterOptions{InitialInterval: time.Millisecond, MaxInterval: 2 * time.Millisecond, MaxRetries: 3, Stats: stats})
 	b.notify(t, "DOGE", txid)
 	m := b.nextPoison(t)
 	if reason := m.Metadata.Get(walletnotify.MetadataPoisonReason); !strings.Contains(reason, "connection refused") {
@@ -338,6 +354,9 @@ func TestRouterPoison(t *testing.T) {
 		t.Errorf("handler called %d times, want 4 (1 + 3 retries)", n)
 	}
 	b.logs.waitFor("walletnotify notification poisoned", 1)
+	if received, _, poisoned := stats.Counts(); received != 1 || poisoned != 1 {
+		t.Errorf("stats: %d received, %d poisoned; want 1, 1", received, poisoned)
+	}
 }
 
 func TestRouterPermanentNotRetriedAndNotDeduped(t *testing.T) {

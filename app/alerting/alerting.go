@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
 	"time"
 
@@ -30,13 +29,8 @@ import (
 // service cannot deliver to (an email channel without an SMTP server).
 var ErrChannelUnavailable = errors.New("notification channel unavailable")
 
-// resolveTimeout bounds the look-up of a webhook's host at creation.
-const resolveTimeout = 5 * time.Second
-
 // Resolver looks up the addresses of a host name; *net.Resolver is one.
-type Resolver interface {
-	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
-}
+type Resolver = egress.Resolver
 
 // Config is what a Service offers besides its store.
 type Config struct {
@@ -161,20 +155,8 @@ func (s *Service) checkChannels(ch alerts.Channels) (host string, err error) {
 // checkHost refuses a webhook host ("" : nothing to check) that does not
 // resolve or any of whose addresses the policy forbids.
 func (s *Service) checkHost(ctx context.Context, host string) error {
-	if host == "" {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
-	defer cancel()
-	addrs, err := s.cfg.Resolver.LookupNetIP(ctx, "ip", host)
-	if err != nil || len(addrs) == 0 {
-		// Fail closed: a name that cannot be checked is not accepted.
-		return fmt.Errorf("%s: webhook: %w: host %q does not resolve", createOp, egress.ErrForbidden, host)
-	}
-	for _, a := range addrs {
-		if err := s.cfg.Webhooks.CheckAddr(a); err != nil {
-			return fmt.Errorf("%s: webhook: host %q: %w", createOp, host, err)
-		}
+	if err := s.cfg.Webhooks.CheckHost(ctx, s.cfg.Resolver, host); err != nil {
+		return fmt.Errorf("%s: webhook: %w", createOp, err)
 	}
 	return nil
 }

@@ -150,6 +150,22 @@ type Syncer struct {
 	jobs   map[string]*RescanJob
 	jobSeq int
 	height int64
+	health Health
+}
+
+// Health is the last poll of the node: the height it reported, when the
+// poll ended, and its error (nil: the node answered).
+type Health struct {
+	Height    int64
+	CheckedAt time.Time
+	Err       error
+}
+
+// Health returns the outcome of the last poll (zero before the first).
+func (s *Syncer) Health() Health {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.health
 }
 
 // Coin returns the syncer's coin.
@@ -161,16 +177,17 @@ func (s *Syncer) Kind() string { return s.opts.Kind }
 // Backend returns the syncer's backend.
 func (s *Syncer) Backend() Backend { return s.backend }
 
-// meta is the metadata of the events the syncer causes.
-func (s *Syncer) meta(cause string) eventstore.Metadata {
-	return eventstore.Metadata{Actor: "chainsync:" + s.coin, CausationID: cause}
+// meta is the metadata of the events the syncer causes; the correlation
+// id is the one ctx carries (a walletnotify's, copied across the bus).
+func (s *Syncer) meta(ctx context.Context, cause string) eventstore.Metadata {
+	return eventstore.Metadata{Actor: "chainsync:" + s.coin, CausationID: cause, CorrelationID: eventstore.CorrelationID(ctx)}
 }
 
 // errNothing ends a Build that finds nothing to do.
 var errNothing = errors.New("nothing to do")
 
 func (s *Syncer) execute(ctx context.Context, cause, wallet string, build wallets.Build) (wallets.Result, error) {
-	res, err := s.reg.wallets.Execute(ctx, s.meta(cause), wallet, build)
+	res, err := s.reg.wallets.Execute(ctx, s.meta(ctx, cause), wallet, build)
 	if errors.Is(err, errNothing) {
 		return res, nil
 	}
@@ -408,12 +425,16 @@ func (s *Syncer) logged(what string, err error) bool {
 // tracked ones (new confirmations) when the block height changed.
 func (s *Syncer) poll(ctx context.Context) error {
 	h, err := s.backend.Height(ctx)
+	s.mu.Lock()
+	s.health = Health{Height: h, CheckedAt: time.Now(), Err: err}
+	if err != nil {
+		s.health.Height = s.height // the last known
+	}
+	changed := h != s.height
+	s.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	changed := h != s.height
-	s.mu.Unlock()
 	if !changed {
 		return nil
 	}

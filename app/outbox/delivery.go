@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -21,23 +22,27 @@ const (
 )
 
 // StreamPrefix starts the name of every delivery stream:
-// "delivery-<alertID>.<seq>.<channel>".
+// "delivery-<alertID>.<seq>.<channel>" for an alert's firing,
+// "delivery-<hookID>.<seq>.hook" for an integrator's webhook.
 const StreamPrefix = "delivery-"
 
-// ErrNotFound: no such delivery, or one of another user's alert.
+// ErrNotFound: no such delivery, or one of another user's alert or hook.
 var ErrNotFound = errors.New("delivery not found")
 
 // Channel is where a delivery goes.
 type Channel string
 
-// The channels the notifier delivers to. Websocket pushes are live only and
-// have no outbox.
+// The channels the notifier delivers to: an alert's email and webhook, and
+// an integrator's webhook (ChannelHook, queued by the hooks follower, its
+// body built when queued). Websocket pushes are live only and have no
+// outbox.
 const (
 	ChannelEmail   Channel = "email"
 	ChannelWebhook Channel = "webhook"
+	ChannelHook    Channel = "hook"
 )
 
-// channels in the order deliveries of one firing are queued and listed.
+// channels in the order deliveries of one alert firing are queued and listed.
 var channels = []Channel{ChannelEmail, ChannelWebhook}
 
 // DeliveryID names the delivery of firing seq of alert to channel:
@@ -46,18 +51,26 @@ func DeliveryID(alert alerts.ID, seq int, ch Channel) string {
 	return string(alert) + "." + strconv.Itoa(seq) + "." + string(ch)
 }
 
+// HookDeliveryID names delivery seq (from 1, in the order of the log) of
+// an integrator's webhook: "<hookID>.<seq>.hook".
+func HookDeliveryID(hook string, seq int) string {
+	return DeliveryID(alerts.ID(hook), seq, ChannelHook)
+}
+
 // parseDeliveryID splits a delivery id; ok is false for a malformed one.
-func parseDeliveryID(id string) (alert alerts.ID, seq int, ch Channel, ok bool) {
+// Alert and hook ids follow the same rule (alerts.ID.Valid).
+func parseDeliveryID(id string) (source alerts.ID, seq int, ch Channel, ok bool) {
 	parts := strings.Split(id, ".")
 	if len(parts) != 3 {
 		return "", 0, "", false
 	}
 	seq, err := strconv.Atoi(parts[1])
-	alert, ch = alerts.ID(parts[0]), Channel(parts[2])
-	if err != nil || seq < 1 || strconv.Itoa(seq) != parts[1] || !alert.Valid() || (ch != ChannelEmail && ch != ChannelWebhook) {
+	source, ch = alerts.ID(parts[0]), Channel(parts[2])
+	if err != nil || seq < 1 || strconv.Itoa(seq) != parts[1] || !source.Valid() ||
+		(ch != ChannelEmail && ch != ChannelWebhook && ch != ChannelHook) {
 		return "", 0, "", false
 	}
-	return alert, seq, ch, true
+	return source, seq, ch, true
 }
 
 // stream returns the stream of a delivery.
@@ -66,25 +79,33 @@ func stream(deliveryID string) string { return StreamPrefix + deliveryID }
 // Event is a fact of a delivery stream.
 type Event interface{ EventType() string }
 
-// Queued: a firing of an alert is to be delivered to one channel. It holds
-// everything the message needs, so the notifier reads nothing else to send
-// it.
+// Queued: a firing of an alert is to be delivered to one channel, or an
+// event of a wallet to an integrator's webhook (Channel ChannelHook: Hook,
+// EventType and Body set, the alert fields empty). It holds everything the
+// message needs but a hook's secret, so the notifier reads nothing else to
+// send it.
 type Queued struct {
 	DeliveryID   string           `json:"delivery_id"`
-	AlertID      alerts.ID        `json:"alert_id"`
+	AlertID      alerts.ID        `json:"alert_id,omitzero"`
 	Seq          int              `json:"seq"`
 	Channel      Channel          `json:"channel"`
 	To           string           `json:"to"` // email address or webhook URL
 	Owner        string           `json:"owner"`
-	Pair         prices.Pair      `json:"pair"`
-	Direction    alerts.Direction `json:"direction"`
-	Target       prices.Price     `json:"target"`
-	Price        prices.Price     `json:"price"` // the triggering tick's
-	TickPosition uint64           `json:"tick_position"`
-	TriggeredAt  time.Time        `json:"triggered_at"` // the tick's time
+	Pair         prices.Pair      `json:"pair,omitzero"`
+	Direction    alerts.Direction `json:"direction,omitzero"`
+	Target       prices.Price     `json:"target,omitzero"`
+	Price        prices.Price     `json:"price,omitzero"` // the triggering tick's
+	TickPosition uint64           `json:"tick_position,omitzero"`
+	TriggeredAt  time.Time        `json:"triggered_at,omitzero"` // the tick's time
 	// TriggerPosition is the global position of the AlertTriggered.
-	TriggerPosition uint64    `json:"trigger_position"`
+	TriggerPosition uint64    `json:"trigger_position,omitzero"`
 	At              time.Time `json:"at"`
+	// Hook is the integrator's webhook (ChannelHook), Wallet its wallet,
+	// Event the delivery's event name and Body the JSON it POSTs.
+	Hook   string          `json:"hook,omitempty"`
+	Wallet string          `json:"wallet,omitempty"`
+	Event  string          `json:"event,omitempty"`
+	Body   json.RawMessage `json:"body,omitempty"`
 }
 
 // Attempted: attempt Attempt (from 1 over the delivery's life) was made

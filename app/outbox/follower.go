@@ -156,6 +156,17 @@ func (f *Follower) knows(id string) bool {
 	return pending || awaited
 }
 
+// Queue appends q, the first event of its delivery's stream, for another
+// follower that turns events into deliveries (integrators' webhooks): the
+// notifier's Follower reads it from the log and Run sends it. A stream
+// that exists already was queued before: that is success. An append the
+// store refuses for now fails with an error wrapping
+// projections.ErrTransient, one it can never take with a plain error (as
+// Handle's).
+func (n *Notifier) Queue(ctx context.Context, q Queued, meta eventstore.Metadata) error {
+	return n.follower.queue(ctx, q, meta)
+}
+
 // queue appends q, the first event of its delivery's stream. A stream that
 // exists already was queued before (its notify.queued follows the firing
 // in the log): that is success.

@@ -1,7 +1,10 @@
 // Package outbox is the outbox notifier: it turns every firing of a price
 // alert (alerts.triggered) into deliveries, one per channel, and delivers
 // them by email and webhook with retries, a delivery log and manual
-// redelivery.
+// redelivery. It also sends the deliveries of integrators' webhooks that
+// another follower queues (Queue, ChannelHook): signed with each hook's
+// secret (Config.HookSecrets), one at a time per hook in the order of the
+// log.
 //
 // Deliveries are event-sourced. The delivery of firing seq of alert id to
 // a channel is the stream "delivery-<id>.<seq>.<channel>": notify.queued
@@ -89,6 +92,13 @@ func (e *StatusError) Permanent() bool {
 	return e.Status >= 400 && e.Status < 500 && e.Status != 408 && e.Status != 429
 }
 
+// Secrets gives the signing secret of an integrator's webhook. An error
+// wrapping ErrNotFound (the hook was deleted, or may no longer be
+// delivered) makes its deliveries give up; any other is retried. It must be safe for concurrent use.
+type Secrets interface {
+	HookSecret(ctx context.Context, hook string) ([]byte, error)
+}
+
 // Config configures a Notifier. Store is required; the rest has defaults.
 type Config struct {
 	Store eventstore.Store
@@ -96,8 +106,11 @@ type Config struct {
 	// delivery to a channel without one gives up at its first attempt.
 	Mail  Mailer
 	Hooks Poster
-	// WebhookSecret signs webhooks (passed to Hooks).
+	// WebhookSecret signs alert webhooks (passed to Hooks).
 	WebhookSecret []byte
+	// HookSecrets gives the secrets of integrators' webhooks; without it
+	// their deliveries give up.
+	HookSecrets Secrets
 	// Clock is the time of attempts and schedules (default time.Now).
 	Clock func() time.Time
 	// Backoff is the retry schedule: given the number of failed attempts
@@ -162,10 +175,29 @@ type Notifier struct {
 	repo       *eventstore.Repository[*Delivery, Event]
 	follower   *Follower
 	running    atomic.Bool
+	outcomes   struct{ delivered, failed, gaveUp atomic.Uint64 } // Stats
 
 	mu      sync.Mutex
 	state   progress
 	changed chan struct{} // closed and replaced when state changes
+}
+
+// Stats is the notifier's queue and what its attempts came to since the
+// process started (metrics).
+type Stats struct {
+	Pending           int    // deliveries waiting to be sent or retried
+	Delivered, Failed uint64 // attempts that delivered, that failed
+	GaveUp            uint64 // deliveries given up
+}
+
+// Stats returns the queue depth and the attempts' outcomes so far.
+func (n *Notifier) Stats() Stats {
+	f := n.follower
+	f.mu.Lock()
+	pending := len(f.pending)
+	f.mu.Unlock()
+	return Stats{Pending: pending, Delivered: n.outcomes.delivered.Load(), Failed: n.outcomes.failed.Load(),
+		GaveUp: n.outcomes.gaveUp.Load()}
 }
 
 // progress is what the running sender tells waiters.
@@ -234,13 +266,30 @@ func (n *Notifier) Deliveries(ctx context.Context, alertID string) ([]Delivery, 
 	if !id.Valid() {
 		return nil, nil
 	}
+	return n.deliveries(ctx, id, channels)
+}
+
+// HookDeliveries returns the delivery log of an integrator's webhook, as
+// Deliveries does for an alert: deliveries 1, 2, ... up to the first
+// missing one. Callers show it only to the hook's owner.
+func (n *Notifier) HookDeliveries(ctx context.Context, hookID string) ([]Delivery, error) {
+	id := alerts.ID(hookID) // the same id rule
+	if !id.Valid() {
+		return nil, nil
+	}
+	return n.deliveries(ctx, id, []Channel{ChannelHook})
+}
+
+// deliveries reads the delivery streams of source on chs, sequence 1, 2,
+// ... up to the first with none.
+func (n *Notifier) deliveries(ctx context.Context, id alerts.ID, chs []Channel) ([]Delivery, error) {
 	var out []Delivery
 	for seq := 1; ; seq++ {
 		found := false
-		for _, ch := range channels {
+		for _, ch := range chs {
 			l, err := n.repo.Load(ctx, stream(DeliveryID(id, seq, ch)))
 			if err != nil {
-				return nil, fmt.Errorf("deliveries of alert %s: %w", id, err)
+				return nil, fmt.Errorf("deliveries of %s: %w", id, err)
 			}
 			if l.Next == 0 {
 				continue

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/coinledger/coinledger/domain/alerts"
 	"github.com/coinledger/coinledger/eventstore"
 )
 
@@ -145,7 +146,11 @@ func (s *sender) due() ([]job, time.Time, <-chan struct{}) {
 			delete(s.holds, id) // settled
 		}
 	}
+	first := firstOfHooks(f.pending)
 	for id, p := range f.pending {
+		if src, seq, ch, _ := parseDeliveryID(id); ch == ChannelHook && first[src] != seq {
+			continue // an earlier delivery of the hook is pending: its settling wakes the loop
+		}
 		if h, held := s.holds[id]; held {
 			if h.sending || p.next < h.next {
 				continue // the Follower's change wakes the loop
@@ -168,6 +173,23 @@ func (s *sender) due() ([]job, time.Time, <-chan struct{}) {
 		s.busy++
 	}
 	return jobs, wake, f.changed
+}
+
+// firstOfHooks returns, per integrator's webhook with pending deliveries,
+// the lowest sequence number pending: a hook's deliveries are sent one at
+// a time, in the order of the log, so a receiver gets a deposit's seen
+// before its confirmed. A delivery waiting for a retry holds the hook's
+// later ones back until it is delivered or given up.
+func firstOfHooks(pending map[string]pending) map[alerts.ID]int {
+	first := map[alerts.ID]int{}
+	for id := range pending {
+		if src, seq, ch, ok := parseDeliveryID(id); ok && ch == ChannelHook {
+			if cur, seen := first[src]; !seen || seq < cur {
+				first[src] = seq
+			}
+		}
+	}
+	return first
 }
 
 // retryRecord is how long a delivery waits after its stream could not be
@@ -216,9 +238,16 @@ func (n *Notifier) work(ctx context.Context, j job) result {
 		if err == nil {
 			for _, e := range events {
 				switch e := e.(type) {
+				case Attempted:
+					if e.OK {
+						n.outcomes.delivered.Add(1)
+					} else {
+						n.outcomes.failed.Add(1)
+					}
 				case Delivered:
 					n.log.Info("notification delivered", "delivery", id, "attempt", e.Attempt)
 				case GaveUp:
+					n.outcomes.gaveUp.Add(1)
 					n.log.Warn("notification gave up", "delivery", id, "attempts", e.Attempts, "reason", e.Reason)
 				}
 			}
@@ -258,10 +287,9 @@ func (n *Notifier) send(ctx context.Context, q Queued) outcome {
 			permanent = true
 			break
 		}
-		status, err = n.cfg.Hooks.PostWebhook(ctx, w)
-		if err == nil && status != 0 && (status < 200 || status > 299) {
-			err = &StatusError{Status: status}
-		}
+		status, err = n.post(ctx, w)
+	case ChannelHook:
+		status, permanent, err = n.sendHook(ctx, q)
 	default:
 		err, permanent = fmt.Errorf("unknown channel %q", q.Channel), true
 	}
@@ -270,6 +298,29 @@ func (n *Notifier) send(ctx context.Context, q Queued) outcome {
 		permanent = n.cfg.Permanent(err) || (errors.As(err, &se) && se.Permanent())
 	}
 	return outcome{err: err, status: status, permanent: permanent, at: n.now()}
+}
+
+// sendHook posts the delivery of an integrator's webhook, signed with the
+// hook's current secret; a deleted hook's delivery gives up.
+func (n *Notifier) sendHook(ctx context.Context, q Queued) (status int, permanent bool, err error) {
+	if n.cfg.Hooks == nil || n.cfg.HookSecrets == nil {
+		return 0, true, errors.New("no webhook poster configured")
+	}
+	secret, err := n.cfg.HookSecrets.HookSecret(ctx, q.Hook)
+	if err != nil {
+		return 0, errors.Is(err, ErrNotFound), fmt.Errorf("secret of hook %s: %w", q.Hook, err)
+	}
+	status, err = n.post(ctx, Webhook{URL: q.To, Secret: secret, DeliveryID: q.DeliveryID, EventType: q.Event, Body: q.Body})
+	return status, false, err
+}
+
+// post posts w; a non-2xx answer is a StatusError.
+func (n *Notifier) post(ctx context.Context, w Webhook) (int, error) {
+	status, err := n.cfg.Hooks.PostWebhook(ctx, w)
+	if err == nil && status != 0 && (status < 200 || status > 299) {
+		err = &StatusError{Status: status}
+	}
+	return status, err
 }
 
 // WaitIdle blocks until the notifier has nothing left to do as far as its

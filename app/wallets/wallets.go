@@ -34,6 +34,10 @@ type Options struct {
 	SnapshotEvery uint64
 	// Logger reports snapshots ignored or not saved (default slog.Default()).
 	Logger *slog.Logger
+	// SharedStore: other processes (instances) append to the wallets'
+	// streams too; a refusal is then checked against the stream as stored
+	// (eventstore.Batcher.SetShared).
+	SharedStore bool
 }
 
 // snapshotter returns the snapshot support of wallet states (the ledger's
@@ -54,8 +58,13 @@ func New(store eventstore.Store, opts Options) *Service {
 	if opts.Snapshots != nil {
 		b.SetSnapshotter(snapshotter(opts))
 	}
+	b.SetShared(opts.SharedStore)
 	return &Service{store: store, batcher: b}
 }
+
+// BatchStats counts the appends of the wallets' writers, their commands
+// and events (metrics: commands per append).
+func (s *Service) BatchStats() eventstore.BatcherStats { return s.batcher.Stats() }
 
 // Close stops the per-wallet writers after the commands already queued.
 func (s *Service) Close() { s.batcher.Close() }

@@ -15,8 +15,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
+	"github.com/coinledger/coinledger/adapters/bus"
 	notifyadapter "github.com/coinledger/coinledger/adapters/notify"
 	"github.com/coinledger/coinledger/adapters/notify/email"
 	"github.com/coinledger/coinledger/adapters/notify/webhook"
@@ -24,9 +24,11 @@ import (
 	"github.com/coinledger/coinledger/app/alerting"
 	"github.com/coinledger/coinledger/app/market"
 	"github.com/coinledger/coinledger/app/outbox"
+	"github.com/coinledger/coinledger/app/webhooks"
 	"github.com/coinledger/coinledger/domain/egress"
 	"github.com/coinledger/coinledger/domain/prices"
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/internal/logging"
 	"github.com/coinledger/coinledger/projections"
 )
 
@@ -48,12 +50,12 @@ type NotifyConfig struct {
 	// attempts in all): the waits after the 1st, 2nd, ... failed attempt; a
 	// delivery gives up when the list is exhausted.
 	Retry []time.Duration `yaml:"retry"`
-	// Webhooks says where alert webhooks may point.
+	// Webhooks says where alert webhooks and integrators' webhooks may point.
 	Webhooks WebhooksConfig `yaml:"webhooks"`
 }
 
-// WebhooksConfig is the egress policy of alert webhooks, checked when an
-// alert is created and again on the address each delivery connects to.
+// WebhooksConfig is the egress policy of alert webhooks and integrators'
+// webhooks, checked when an alert or hook is created and again on the address each delivery connects to.
 // By default webhooks go only to public addresses over https.
 type WebhooksConfig struct {
 	// AllowHTTP allows plain http webhook URLs.
@@ -79,43 +81,52 @@ const pricesTopic = "prices"
 // wireMarket builds the price, alert and notification side: the market
 // service that records ticks, the alert service and engine, the outbox
 // notifier with its SMTP and webhook senders, and the price feeds.
-func (svc *service) wireMarket(cfg *Config, bus *gochannel.GoChannel, logger *slog.Logger) (*market.Service, *alerting.Service, *outbox.Notifier, error) {
+func (svc *service) wireMarket(cfg *Config, ps pubSub, owners webhooks.Owners, logger *slog.Logger) (*market.Service, *alerting.Service, *outbox.Notifier, *webhooks.Service, error) {
 	mkt := market.New(svc.store, time.Now)
 	svc.closers = append(svc.closers, func() error { mkt.Close(); return nil })
 	hooks, err := cfg.Notify.Webhooks.policy()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	alertSvc := alerting.New(svc.store, alerting.Config{Email: cfg.Notify.SMTP != nil, Webhooks: hooks})
 	engine := alerting.NewEngine(svc.store, logger)
 	svc.follow(engine)
 	svc.election.follower(projections.RoleAlerts, engine.Name())
 
-	n, err := newNotifier(cfg, hooks, svc.store, logger)
+	keyring, err := sealKeyring(cfg)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
+	}
+	n, err := newNotifier(cfg, hooks, webhooks.NewSecrets(svc.store, keyring, owners), svc.store, logger)
+	if err != nil {
+		return nil, nil, nil, nil, err
 	}
 	svc.follow(n.Follower()) // queues deliveries, keeps the pending ones
 	svc.election.follower(projections.RoleOutbox, n.Follower().Name())
 	svc.workers = append(svc.workers, svc.election.led(projections.RoleOutbox, logger, n.Run))
+	// Integrators' webhooks: the dispatcher queues their deliveries in
+	// the same outbox, on its leader.
+	hookSvc, dispatcher := webhooks.New(webhooks.Config{Store: svc.store, Keyring: keyring, Policy: hooks}, n)
+	svc.follow(dispatcher)
+	svc.election.follower(projections.RoleOutbox, dispatcher.Name())
 
 	feeds, err := priceFeeds(cfg, logger)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	if len(feeds) > 0 {
-		router, err := message.NewRouter(message.RouterConfig{}, watermill.NewSlogLogger(logger))
+		router, err := message.NewRouter(message.RouterConfig{}, logging.Watermill(logger))
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
-		router.AddConsumerHandler("record-ticks", pricesTopic, bus, recordTicks(mkt, logger))
+		router.AddConsumerHandler("record-ticks", pricesTopic, ps, recordTicks(mkt, logger))
 		svc.workers = append(svc.workers, router.Run)
-		sink := publishTicks(bus)
+		sink := publishTicks(ps)
 		for _, f := range feeds {
 			svc.workers = append(svc.workers, func(ctx context.Context) error { return f.Run(ctx, sink) })
 		}
 	}
-	return mkt, alertSvc, n, nil
+	return mkt, alertSvc, n, hookSvc, nil
 }
 
 func priceFeeds(cfg *Config, logger *slog.Logger) ([]pricefeed.Source, error) {
@@ -146,7 +157,9 @@ func publishTicks(pub message.Publisher) pricefeed.Sink {
 		if err != nil {
 			return err
 		}
-		return pub.Publish(pricesTopic, message.NewMessage(watermill.NewUUID(), b))
+		msg := message.NewMessage(watermill.NewUUID(), b)
+		msg.SetContext(ctx)
+		return pub.Publish(pricesTopic, msg)
 	}
 }
 
@@ -160,21 +173,22 @@ func recordTicks(mkt *market.Service, logger *slog.Logger) message.NoPublishHand
 			logger.Warn("malformed tick dropped", "err", err)
 			return nil
 		}
-		meta := eventstore.Metadata{Actor: "feed:" + t.Source}
-		if _, err := mkt.Record(msg.Context(), meta, t.Pair, prices.RecordTick{Source: t.Source, Price: t.Price, At: t.At}); err != nil {
+		ctx := bus.Context(msg)
+		meta := eventstore.Metadata{Actor: "feed:" + t.Source, CorrelationID: eventstore.CorrelationID(ctx)}
+		if _, err := mkt.Record(ctx, meta, t.Pair, prices.RecordTick{Source: t.Source, Price: t.Price, At: t.At}); err != nil {
 			logger.Warn("tick not recorded", "pair", t.Pair, "source", t.Source, "err", err)
 		}
 		return nil
 	}
 }
 
-func newNotifier(cfg *Config, hooks egress.Policy, store eventstore.Store, logger *slog.Logger) (*outbox.Notifier, error) {
+func newNotifier(cfg *Config, hooks egress.Policy, secrets outbox.Secrets, store eventstore.Store, logger *slog.Logger) (*outbox.Notifier, error) {
 	secret, err := keyFile(cfg, "webhook.key", cfg.Notify.WebhookSecret)
 	if err != nil {
 		return nil, err
 	}
 	nc := outbox.Config{Store: store, Hooks: poster{webhook.New(webhook.GuardedClient(hooks, 30*time.Second), time.Now)},
-		WebhookSecret: secret, Logger: logger, Permanent: permanent}
+		WebhookSecret: secret, HookSecrets: secrets, Logger: logger, Permanent: permanent}
 	if s := cfg.Notify.SMTP; s != nil {
 		sender, err := email.New(*s)
 		if err != nil {

@@ -9,14 +9,16 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/coinledger/coinledger/adapters/bus"
+	"github.com/coinledger/coinledger/adapters/walletnotify"
 	"github.com/coinledger/coinledger/app/audit"
 	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/app/expiry"
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/app/wallets"
+	"github.com/coinledger/coinledger/app/webhooks"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
 	"github.com/coinledger/coinledger/eventstore"
@@ -45,6 +47,8 @@ type service struct {
 	// election shares the singleton workers with other instances.
 	election *election
 	hooks    http.Handler // the block.io web-hook, if configured
+	// notified counts the walletnotify router's messages (metrics).
+	notified walletnotify.Stats
 	// shutdown runs when the HTTP server stops (closing websockets).
 	shutdown []func(context.Context) error
 }
@@ -127,7 +131,8 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 		return svc, fmt.Errorf("trusted_proxies: %w", err)
 	}
 	walletSvc := wallets.New(svc.store, wallets.Options{MaxBatch: w.maxBatch,
-		Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg), Logger: logger})
+		Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg), Logger: logger,
+		SharedStore: storeKind(cfg.EventStore.Reveal()) != "sqlite"})
 	svc.closers = append(svc.closers, func() error { walletSvc.Close(); return nil })
 	if err := seed(ctx, cfg, walletSvc, userSvc); err != nil {
 		return svc, err
@@ -141,15 +146,18 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 		func(ctx context.Context) error { return holds.Run(ctx, holdsCaughtUp) }))
 	// The embedded default binds BTC to the simulated chain; /status
 	// describes exactly what is wired here.
-	bus := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, watermill.NewSlogLogger(logger))
-	svc.closers = append(svc.closers, bus.Close)
+	b, err := openBus(ctx, cfg, logger)
+	if err != nil {
+		return svc, err
+	}
+	svc.closers = append(svc.closers, b.Close)
 	idx := chainsync.NewIndex()
 	chains := chainsync.NewRegistry(svc.store, walletSvc, idx, svc.follow(idx), logger)
 	svc.chains = chains
-	if err := svc.wireChains(cfg, chains, bus, logger); err != nil {
+	if err := svc.wireChains(cfg, chains, b, logger); err != nil {
 		return svc, err
 	}
-	mkt, alertSvc, ob, err := svc.wireMarket(cfg, bus, logger)
+	mkt, alertSvc, ob, hookSvc, err := svc.wireMarket(cfg, b, webhooks.UserAccess{Users: userSvc, Wallets: walletSvc}, logger)
 	if err != nil {
 		return svc, err
 	}
@@ -166,12 +174,45 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	svc.runner = projections.NewRunner(db, svc.store, opts, append(models, svc.followers...)...)
 	a := api.New(api.Deps{Store: svc.store, StoreKind: storeKind(cfg.EventStore.Reveal()), DB: db, Runner: svc.runner, Wallets: walletSvc, Users: userSvc,
 		Issuer: issuer, ClientIP: clientIP, Logins: auth.NewLoginGuard(auth.DefaultLoginPolicy(), time.Now), Chains: chains,
-		Market: mkt, Alerts: alertSvc, Outbox: ob, Audit: auditDeps, Hooks: svc.hooks, Logger: logger, Version: version,
+		Market: mkt, Alerts: alertSvc, Outbox: ob, Webhooks: hookSvc, Audit: auditDeps, Hooks: svc.hooks, Notifications: svc.notified.Counts, Logger: logger, Version: version,
 		Elector: svc.election.elector, Roles: svc.election.wanted,
 		Websocket: api.WebsocketLimits{MaxConnsPerUser: cfg.Websocket.MaxConnectionsPerUser,
 			MaxBufferedEvents: cfg.Websocket.MaxBufferedEvents}})
 	svc.handler, svc.shutdown = a, append(svc.shutdown, a.Shutdown)
 	return svc, nil
+}
+
+// busMemory names the in-process bus in Config.Bus.
+const busMemory = "memory"
+
+// openBus opens the bus walletnotify notifications and price ticks travel
+// on: watermill-sql on the Postgres cfg.Bus names, by default the read
+// models' when they are on Postgres (durable, shared by every instance on
+// it, whatever the event store), else the in-process gochannel. The ack deadline leaves the walletnotify
+// router its retries and two minutes of handler time: it matters only for
+// a live but stuck handler, as a dead instance's transaction ends with its
+// connection and the message goes to another at once.
+func openBus(ctx context.Context, cfg *Config, logger *slog.Logger) (*bus.Bus, error) {
+	url := cfg.Bus.Reveal()
+	if url == "" && isPostgresURL(cfg.ReadModels.Reveal()) {
+		url = cfg.ReadModels.Reveal()
+	}
+	if url == busMemory {
+		url = ""
+	}
+	b, err := bus.Open(ctx, url, bus.Options{Topics: append(walletnotify.Topics(), pricesTopic),
+		AckDeadline: cfg.Walletnotify.Router.RetryBudget() + 2*time.Minute, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("bus opened", "kind", b.Kind())
+	return b, nil
+}
+
+// pubSub is what the wiring needs of the bus.
+type pubSub interface {
+	message.Publisher
+	message.Subscriber
 }
 
 // wireAudit opens the checkpoint keyring (created at first start) and
@@ -239,6 +280,26 @@ func snapshotEvery(cfg *Config) uint64 { return uint64(max(cfg.SnapshotEvery, 0)
 // commands that authenticate no API key).
 func usersService(cfg *Config, store eventstore.Store, snaps eventstore.SnapshotStore, logger *slog.Logger,
 	follow func(projections.Follower) func(context.Context, uint64) error) (*users.Service, error) {
+	keyring, err := sealKeyring(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts := users.Options{BcryptCost: cfg.BcryptCost, Keyring: keyring,
+		Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg), Logger: logger}
+	if follow != nil {
+		opts.Directory = users.NewDirectory(keyring)
+		opts.DirectoryAt = follow(opts.Directory)
+		// The embedded store is locked by this process: every user event
+		// is written here. Another store may have other writers.
+		opts.SharedStore = storeKind(cfg.EventStore.Reveal()) != "sqlite"
+	}
+	return users.NewWithOptions(store, opts), nil
+}
+
+// sealKeyring opens the keyring that seals credential material in the log
+// (user credentials, webhook secrets): the configured key or one kept in
+// the data directory, created at first start, and the previous keys.
+func sealKeyring(cfg *Config) (*seal.Keyring, error) {
 	secret, err := keyFile(cfg, "seal.key", cfg.SealKey)
 	if err != nil {
 		return nil, fmt.Errorf("seal key: %w", err)
@@ -251,16 +312,7 @@ func usersService(cfg *Config, store eventstore.Store, snaps eventstore.Snapshot
 	if err != nil {
 		return nil, fmt.Errorf("seal key: %w", err)
 	}
-	opts := users.Options{BcryptCost: cfg.BcryptCost, Keyring: keyring,
-		Snapshots: snaps, SnapshotEvery: snapshotEvery(cfg), Logger: logger}
-	if follow != nil {
-		opts.Directory = users.NewDirectory(keyring)
-		opts.DirectoryAt = follow(opts.Directory)
-		// The embedded store is locked by this process: every user event
-		// is written here. Another store may have other writers.
-		opts.SharedStore = storeKind(cfg.EventStore.Reveal()) != "sqlite"
-	}
-	return users.NewWithOptions(store, opts), nil
+	return keyring, nil
 }
 
 // seed creates the wallets and users the configuration declares; run at

@@ -5,16 +5,19 @@
 // One Policy is used twice: when a webhook is set up (the URL, and every
 // address its host resolves to) and when it is delivered (the address the
 // connection is actually made to, so a name that resolves differently
-// later, DNS rebinding, gains nothing). Pure: no I/O; the caller resolves.
+// later, DNS rebinding, gains nothing). Pure: no I/O but the look-up
+// CheckHost makes through the caller's Resolver.
 package egress
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // ErrForbidden: the target is not one the service may send to. Errors of
@@ -159,6 +162,36 @@ func (p Policy) CheckURL(u *url.URL) (name string, err error) {
 		return "", fmt.Errorf("%w: host %q is not a name", ErrForbidden, host)
 	}
 	return host, nil
+}
+
+// Resolver looks up the addresses of a host name; *net.Resolver is one.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// resolveTimeout bounds CheckHost's look-up.
+const resolveTimeout = 5 * time.Second
+
+// CheckHost resolves a host name CheckURL returned ("": nothing to check)
+// with r, the caller's I/O, bounded to 5 s, and checks what it gives: it
+// fails closed when the look-up fails or finds no address, and refuses the
+// name when p forbids any of its addresses.
+func (p Policy) CheckHost(ctx context.Context, r Resolver, host string) error {
+	if host == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	addrs, err := r.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		return fmt.Errorf("%w: host %q does not resolve", ErrForbidden, host)
+	}
+	for _, a := range addrs {
+		if err := p.CheckAddr(a); err != nil {
+			return fmt.Errorf("host %q: %w", host, err)
+		}
+	}
+	return nil
 }
 
 // ParseAllow parses an allowlist: CIDR ranges ("10.1.0.0/16") or single

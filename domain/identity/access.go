@@ -70,6 +70,21 @@ func (u *User) Grants() map[string][]string {
 // the wallet allows.
 func (u *User) WalletPermissions(wallet string) []string { return slices.Clone(u.grants[wallet]) }
 
+// MayUse reports whether u, registered and enabled, holds every one of
+// perms on wallet, whose own permissions are allowed: each must be one the
+// wallet allows and, unless u is an admin, one u's grant on it holds.
+func (u *User) MayUse(wallet string, allowed []ledger.Permission, perms ...ledger.Permission) bool {
+	if !u.Registered || u.disabled {
+		return false
+	}
+	for _, p := range perms {
+		if !slices.Contains(allowed, p) || (!u.HasRole(RoleAdmin) && !slices.Contains(u.grants[wallet], string(p))) {
+			return false
+		}
+	}
+	return true
+}
+
 // SessionsRevokedAt returns the time of the latest SessionsRevoked (zero:
 // never).
 func (u *User) SessionsRevokedAt() time.Time { return u.sessionsRevokedAt }

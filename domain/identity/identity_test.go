@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/coinledger/coinledger/domain/ledger"
 )
 
 func TestRegister(t *testing.T) {
@@ -67,5 +69,41 @@ func TestChangePassword(t *testing.T) {
 	events, err := ChangePassword(u, "new")
 	if err != nil || Evolve(u, events[0]).PasswordHash != "new" {
 		t.Fatalf("change: %v %+v", err, u)
+	}
+}
+
+// TestMayUse: a user may use permissions on a wallet the wallet allows and
+// its grant holds (an admin: whatever the wallet allows), not once disabled.
+func TestMayUse(t *testing.T) {
+	allowed := []ledger.Permission{ledger.PermRead, ledger.PermWebhooks}
+	user := func(roles []string, grant []string, disabled bool) *User {
+		u := &User{}
+		Evolve(u, UserRegistered{Username: "u", Roles: roles})
+		if grant != nil {
+			Evolve(u, WalletGranted{Wallet: "w", Permissions: grant})
+		}
+		if disabled {
+			Evolve(u, UserDisabled{})
+		}
+		return u
+	}
+	tests := []struct {
+		name string
+		u    *User
+		want bool
+	}{
+		{"granted", user(nil, []string{"read", "webhooks"}, false), true},
+		{"read only", user(nil, []string{"read"}, false), false},
+		{"no grant", user(nil, nil, false), false},
+		{"admin", user([]string{RoleAdmin}, nil, false), true},
+		{"disabled", user(nil, []string{"read", "webhooks"}, true), false},
+	}
+	for _, tt := range tests {
+		if got := tt.u.MayUse("w", allowed, ledger.PermRead, ledger.PermWebhooks); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if user(nil, []string{"read", "webhooks", "transfer"}, false).MayUse("w", allowed, ledger.PermTransfer) {
+		t.Error("a permission the wallet does not allow was usable")
 	}
 }

@@ -20,11 +20,14 @@ const (
 	PermFreeze   Permission = "freeze"
 	PermRescan   Permission = "rescan"
 	PermLock     Permission = "lock"
+	// PermWebhooks lets a caller register webhooks for the wallet's events
+	// (with PermRead: a hook shows what reading the wallet shows).
+	PermWebhooks Permission = "webhooks"
 )
 
 // AllPermissions returns every wallet permission.
 func AllPermissions() []Permission {
-	return []Permission{PermRead, PermAddress, PermTransfer, PermWithdraw, PermFreeze, PermRescan, PermLock}
+	return []Permission{PermRead, PermAddress, PermTransfer, PermWithdraw, PermFreeze, PermRescan, PermLock, PermWebhooks}
 }
 
 // System accounts exist in every wallet from WalletOpened on. Their names

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/coinledger/coinledger/app/outbox"
+
 	"github.com/coinledger/coinledger/domain/alerts"
 	"github.com/coinledger/coinledger/domain/prices"
 	"github.com/coinledger/coinledger/eventstore"
@@ -181,7 +183,8 @@ type delivery struct {
 	Seq          int               `json:"seq"`
 	Channel      string            `json:"channel"`
 	To           string            `json:"to"`
-	Price        string            `json:"price"`
+	Price        string            `json:"price,omitempty"` // an alert's: the triggering price
+	Event        string            `json:"event,omitempty"` // a hook's: the event delivered
 	Status       string            `json:"status"`
 	Attempts     []deliveryAttempt `json:"attempts"`
 	Redeliveries int               `json:"redeliveries"`
@@ -213,18 +216,26 @@ func (h *handlers) listDeliveries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return c.JSON(http.StatusOK, deliveriesOf(ds))
+}
+
+// deliveriesOf is a delivery log as the API shows it (alerts' and hooks').
+func deliveriesOf(ds []outbox.Delivery) deliveryList {
 	out := deliveryList{Deliveries: make([]delivery, 0, len(ds))}
 	for _, d := range ds {
 		q := d.Queued
-		r := delivery{ID: q.DeliveryID, Seq: q.Seq, Channel: string(q.Channel), To: q.To, Price: q.Price.String(),
+		r := delivery{ID: q.DeliveryID, Seq: q.Seq, Channel: string(q.Channel), To: q.To, Event: q.Event,
 			Status: string(d.Status), Attempts: make([]deliveryAttempt, len(d.Attempts)), Redeliveries: len(d.Redeliveries),
 			NextAttempt: timePtr(d.NextAttempt), DeliveredAt: timePtr(d.DeliveredAt), GaveUpAt: timePtr(d.GaveUpAt), Reason: d.Reason}
+		if q.Channel != outbox.ChannelHook {
+			r.Price = q.Price.String()
+		}
 		for i, a := range d.Attempts {
 			r.Attempts[i] = deliveryAttempt{Attempt: a.Attempt, OK: a.OK, Status: a.Status, Error: a.Error, At: a.At}
 		}
 		out.Deliveries = append(out.Deliveries, r)
 	}
-	return c.JSON(http.StatusOK, out)
+	return out
 }
 
 // redeliver sends a delivery of one of the caller's alerts again: 202, the

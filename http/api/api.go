@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/coinledger/coinledger/app/alerting"
@@ -15,6 +16,7 @@ import (
 	"github.com/coinledger/coinledger/app/outbox"
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/app/wallets"
+	"github.com/coinledger/coinledger/app/webhooks"
 	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/eventstore"
@@ -41,7 +43,8 @@ type Deps struct {
 	Chains    *chainsync.Registry // the coins' chain backends
 	Market    *market.Service     // price ticks
 	Alerts    *alerting.Service   // price alerts
-	Outbox    *outbox.Notifier    // alert deliveries
+	Outbox    *outbox.Notifier    // alert and webhook deliveries
+	Webhooks  *webhooks.Service   // integrators' webhooks
 	// Audit signs checkpoints and answers liability proofs (zero: the
 	// endpoints that need it answer 503 signer_unavailable).
 	Audit AuditDeps
@@ -49,9 +52,12 @@ type Deps struct {
 	Websocket WebsocketLimits
 	// Hooks, when set, takes the notification POSTs of external services
 	// under /hooks/ (the block.io web-hook); it authenticates them itself.
-	Hooks   http.Handler
-	Logger  *slog.Logger
-	Version string
+	Hooks http.Handler
+	// Notifications counts the walletnotify messages received, skipped as
+	// duplicates and poisoned (metrics; nil: none counted).
+	Notifications func() (received, deduplicated, poisoned uint64)
+	Logger        *slog.Logger
+	Version       string
 	// Now is the clock commands that depend on the time read (hold
 	// expiry); nil means time.Now.
 	Now func() time.Time
@@ -105,14 +111,16 @@ func New(d Deps) *API {
 	d.Elector = d.elector()
 	h := &handlers{d: d}
 	m := metrics.New(d.Version, scrape{d.Store, d.Runner}, metrics.Leadership{Elector: d.Elector, Roles: d.Roles})
+	m.RegisterDomain(d.domainMetrics())
 	hub := ws.New(ws.Config{Store: d.Store, Authenticate: h.wsPrincipal, Logger: d.Logger,
 		MaxConnsPerUser: d.Websocket.MaxConnsPerUser, MaxBehind: d.Websocket.MaxBufferedEvents,
-		RecheckEvery: d.Websocket.RecheckEvery})
+		RecheckEvery: d.Websocket.RecheckEvery, Outward: h.outward})
 	h.hub = hub
 	e.HTTPErrorHandler = h.errorHandler
 	e.Use(m.Middleware())
-	e.Use(middleware.Recover())
 	e.Use(requestID)
+	e.Use(h.accessLog)
+	e.Use(middleware.Recover())
 	e.Use(middleware.BodyLimit("1M"))
 	RegisterDocs(e)
 	e.GET("/healthz", h.healthz)
@@ -121,6 +129,8 @@ func New(d Deps) *API {
 	if d.Hooks != nil {
 		e.Any("/hooks/*", echo.WrapHandler(d.Hooks))
 	}
+
+	h.mountRPC(e)
 
 	v1 := e.Group("/api/v1")
 	v1.POST("/auth/login", h.login)
@@ -195,12 +205,20 @@ func New(d Deps) *API {
 	w.GET("/rescans/:id", h.getRescan, h.walletAccess(ledger.PermRead))
 	w.POST("/simulate/deposit", h.simulateDeposit, h.walletAccess(""), requireAdmin)
 	w.POST("/simulate/blocks", h.simulateBlocks, h.walletAccess(""), requireAdmin)
+	hooks := []echo.MiddlewareFunc{h.walletAccess(ledger.PermRead), h.walletAccess(ledger.PermWebhooks)}
+	w.POST("/webhooks", h.createWebhook, hooks...)
+	w.GET("/webhooks", h.listWebhooks, hooks...)
+	w.GET("/webhooks/:id", h.getWebhook, hooks...)
+	w.DELETE("/webhooks/:id", h.deleteWebhook, hooks...)
+	w.GET("/webhooks/:id/deliveries", h.listWebhookDeliveries, hooks...)
+	w.POST("/webhooks/:id/deliveries/:delivery/redeliver", h.redeliverWebhook, hooks...)
 	return &API{Echo: e, hub: hub}
 }
 
 type handlers struct {
-	d   Deps
-	hub *ws.Handler
+	d     Deps
+	hub   *ws.Handler
+	coins sync.Map // wallet name → money.Asset, for outward (a wallet's coin never changes)
 }
 
 // now returns the current time from the injected clock, in UTC.
@@ -232,16 +250,16 @@ func (h *handlers) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
 	if err := eventstore.Failure(h.d.Store); err != nil {
-		h.d.Logger.Error("readiness: event store failed", "err", err)
+		h.d.Logger.ErrorContext(ctx, "readiness: event store failed", "err", err)
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "event store failed: restart the service"})
 	}
 	if _, err := h.d.Store.Head(ctx); err != nil {
-		h.d.Logger.Warn("readiness: event store", "err", err)
+		h.d.Logger.WarnContext(ctx, "readiness: event store", "err", err)
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "event store unavailable"})
 	}
 	st, err := h.d.Runner.Status(ctx)
 	if err != nil {
-		h.d.Logger.Warn("readiness: projections", "err", err)
+		h.d.Logger.WarnContext(ctx, "readiness: projections", "err", err)
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "read models unavailable"})
 	}
 	for _, s := range st {

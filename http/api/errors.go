@@ -13,6 +13,7 @@ import (
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/domain/alerts"
 	"github.com/coinledger/coinledger/domain/egress"
+	"github.com/coinledger/coinledger/domain/hook"
 	"github.com/coinledger/coinledger/domain/identity"
 	"github.com/coinledger/coinledger/domain/ledger"
 	"github.com/coinledger/coinledger/domain/money"
@@ -72,6 +73,10 @@ var statusOf = []struct {
 	{custody.ErrNotFound, http.StatusNotFound, "not_found", ""},
 	{alerts.ErrNotFound, http.StatusNotFound, "not_found", ""},
 	{outbox.ErrNotFound, http.StatusNotFound, "not_found", ""},
+	{hook.ErrNotFound, http.StatusNotFound, "not_found", ""},
+	{hook.ErrExists, http.StatusConflict, "webhook_exists", ""},
+	{hook.ErrTooMany, http.StatusConflict, "too_many_webhooks", ""},
+	{hook.ErrValidation, http.StatusUnprocessableEntity, "validation_failed", ""},
 	{alerts.ErrExists, http.StatusConflict, "alert_exists", ""},
 	{alerts.ErrValidation, http.StatusUnprocessableEntity, "validation_failed", ""},
 	{alerting.ErrChannelUnavailable, http.StatusUnprocessableEntity, "channel_unavailable", ""},
@@ -180,7 +185,7 @@ func (h *handlers) errorHandler(err error, c echo.Context) {
 	p, known := problemOf(err)
 	withholdBalances(c, err, &p)
 	if !known || p.Status >= 500 {
-		h.d.Logger.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
+		h.d.Logger.ErrorContext(c.Request().Context(), "request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
 	}
 	p.Type = "https://coinledger.dev/problems/" + p.Code
 	p.Title = http.StatusText(p.Status)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,7 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coinledger/coinledger/domain/hook"
 	"github.com/coinledger/coinledger/domain/identity"
+	"github.com/coinledger/coinledger/domain/ledger"
+	"github.com/coinledger/coinledger/domain/money"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/labstack/echo/v4"
 )
@@ -35,10 +39,19 @@ type Event struct {
 	Metadata json.RawMessage `json:"metadata"`
 	Hash     string          `json:"hash"`
 	Redacted bool            `json:"redacted,omitempty"`
+	// Payload is a ledger event's data in the REST API's representation
+	// (amounts as decimal strings, see outward); Data stays as stored, as
+	// the hash covers it. Absent for other events.
+	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
-// credentials are the event fields that never leave the service in the clear.
-var credentials = eventstore.Sealing(identity.CredentialFields())
+// credentials are the event fields that never leave the service in the
+// clear: users' credential material and webhooks' signing secrets.
+var credentials = func() eventstore.Sealing {
+	s := eventstore.Sealing(identity.CredentialFields())
+	maps.Copy(s, hook.SecretFields())
+	return s
+}()
 
 type eventPage struct {
 	Events []Event `json:"events"`
@@ -52,12 +65,46 @@ type streamPage struct {
 }
 
 // eventOf is e as readers of the log see it: with any credential that it
-// holds in the clear redacted.
-func eventOf(e eventstore.Event) Event {
+// holds in the clear redacted, and a ledger event's outward payload.
+func (h *handlers) eventOf(ctx context.Context, e eventstore.Event) (Event, error) {
 	meta, _ := json.Marshal(e.Metadata) // a plain struct
 	data, redacted := credentials.Redact(e)
-	return Event{ID: e.ID.String(), Position: e.Position, Stream: e.Stream, Revision: e.Revision, Type: e.Type,
+	out := Event{ID: e.ID.String(), Position: e.Position, Stream: e.Stream, Revision: e.Revision, Type: e.Type,
 		Time: e.Created, Data: data, Metadata: meta, Hash: e.Hash.String(), Redacted: redacted}
+	if isLedger(e) {
+		p, err := h.outward(ctx, e)
+		if err != nil {
+			return Event{}, err
+		}
+		out.Payload = p
+	}
+	return out, nil
+}
+
+// isLedger reports whether e is an event of a wallet's ledger.
+func isLedger(e eventstore.Event) bool {
+	return strings.HasPrefix(e.Stream, ledger.StreamPrefix) && strings.HasPrefix(e.Type, ledger.TypePrefix)
+}
+
+// outward is the data of e as the service shows events outside (websocket,
+// server-sent events, /events; webhooks use the same ledger.Outward): a
+// ledger event's amounts as the REST API's decimal strings in its wallet's
+// coin, any other event's data as stored.
+func (h *handlers) outward(ctx context.Context, e eventstore.Event) (json.RawMessage, error) {
+	if !isLedger(e) {
+		return e.Data, nil
+	}
+	name := strings.TrimPrefix(e.Stream, ledger.StreamPrefix)
+	coin, ok := h.coins.Load(name)
+	if !ok {
+		w, err := h.d.Wallets.Info(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("outward %s@%d: %w", e.Stream, e.Revision, err)
+		}
+		coin = w.Coin
+		h.coins.Store(name, coin)
+	}
+	return ledger.Outward(e.Data, coin.(money.Asset))
 }
 
 // Stored is the event a reader of the API was shown (with Data as shown:
@@ -134,7 +181,11 @@ func (h *handlers) listEvents(c echo.Context) error {
 			after, page.Next = e.Position, e.Position+1
 			scanned++
 			if f.match(e) {
-				page.Events = append(page.Events, eventOf(e))
+				ev, err := h.eventOf(ctx, e)
+				if err != nil {
+					return err
+				}
+				page.Events = append(page.Events, ev)
 				if len(page.Events) == limit {
 					break
 				}
@@ -167,7 +218,10 @@ func (h *handlers) getStream(c echo.Context) error {
 	}
 	page := streamPage{Stream: name, Events: make([]Event, len(events)), Next: from}
 	for i, e := range events {
-		page.Events[i], page.Next = eventOf(e), e.Revision+1
+		if page.Events[i], err = h.eventOf(c.Request().Context(), e); err != nil {
+			return err
+		}
+		page.Next = e.Revision + 1
 	}
 	return c.JSON(http.StatusOK, page)
 }
@@ -233,14 +287,18 @@ func (h *handlers) streamEvents(c echo.Context) error {
 			}
 		}
 	}()
-	err = h.d.Store.Subscribe(ctx, after, func(_ context.Context, events []eventstore.Event) error {
+	err = h.d.Store.Subscribe(ctx, after, func(ctx context.Context, events []eventstore.Event) error {
 		var werr error
 		send(func() {
 			for _, e := range events {
 				if !f.match(e) {
 					continue
 				}
-				b, _ := json.Marshal(eventOf(e)) // plain data
+				var ev Event
+				if ev, werr = h.eventOf(ctx, e); werr != nil {
+					return
+				}
+				b, _ := json.Marshal(ev) // plain data
 				if _, werr = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Position, e.Type, b); werr != nil {
 					return
 				}
@@ -252,7 +310,7 @@ func (h *handlers) streamEvents(c echo.Context) error {
 		return nil // the client went away
 	}
 	if err != nil {
-		h.d.Logger.Warn("event stream ended", "err", err)
+		h.d.Logger.WarnContext(c.Request().Context(), "event stream ended", "err", err)
 	}
 	return nil
 }

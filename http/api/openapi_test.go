@@ -300,6 +300,7 @@ var dtoSchemas = []any{
 	depositPage{}, withdrawalRequest{}, withdrawalCreated{}, withdrawal{}, rescanResponse{},
 	priceTick{}, priceResponse{}, priceHistory{}, candle{}, alertRequest{}, alert{}, alertList{}, alertChannels{}, alertRearm{},
 	delivery{}, deliveryAttempt{}, deliveryList{}, resolveRequest{},
+	webhookRequest{}, webhookResponse{}, webhookList{},
 	Event{}, eventPage{}, streamPage{}, checkpointList{}, liabilityProof{},
 }
 

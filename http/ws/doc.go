@@ -62,7 +62,10 @@
 //	 "time":"2026-01-02T03:04:05.123456Z","data":{...}}
 //
 // position is the event's global position, revision its place in its stream,
-// time when it was stored (RFC 3339, UTC), data the event's JSON as stored.
+// time when it was stored (RFC 3339, UTC), data the event's JSON in the
+// REST API's representation: as stored, but every amount of a ledger event
+// (amount, fee, fee_shortfall, shortfall, postings[].amount) an exact
+// decimal string with the coin's decimals ("0.50000000"), not minor units.
 // Events arrive in increasing position, each at most once per subscription.
 // Resubscribing (on this or a new connection) with from set to the last
 // position received, or to the position of the last heartbeat, continues

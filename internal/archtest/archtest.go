@@ -92,6 +92,8 @@ var Prefixes = map[string]string{
 	"alert-":             "domain/alerts",
 	"price-":             "domain/prices",
 	"delivery-":          "app/outbox",
+	"hook-":              "domain/hook",
+	"hooks.":             "domain/hook",
 	"ledger.":            "domain/ledger",
 	"ledger.deposit_":    "domain/ledger",
 	"ledger.withdrawal_": "domain/ledger",

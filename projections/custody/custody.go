@@ -298,3 +298,23 @@ func GetWithdrawal(ctx context.Context, db projections.DB, wallet, id string) (W
 	w.RequestedAt, w.Position = time.UnixMicro(requested).UTC(), uint64(pos)
 	return w, nil
 }
+
+// WithdrawalsByStatus counts the withdrawals of every wallet by status
+// (the metrics' withdrawals gauge).
+func WithdrawalsByStatus(ctx context.Context, db projections.DB) (map[ledger.WithdrawalStatus]int64, error) {
+	rows, err := db.Query(ctx, `SELECT status, COUNT(*) FROM custody_withdrawals GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("withdrawals by status: %w", err)
+	}
+	defer rows.Close()
+	out := map[ledger.WithdrawalStatus]int64{}
+	for rows.Next() {
+		var status string
+		var n int64
+		if err := rows.Scan(&status, &n); err != nil {
+			return nil, fmt.Errorf("withdrawals by status: %w", err)
+		}
+		out[ledger.WithdrawalStatus(status)] = n
+	}
+	return out, rows.Err()
+}
