@@ -114,16 +114,7 @@ func TestServeProcessesElectLeadersAndFailOver(t *testing.T) {
 	}
 	t.Logf("leaders: %v", lead)
 
-	transfer := func(c *client, key string) uint64 {
-		t.Helper()
-		r := c.expect(http.StatusCreated, "POST", "/wallets/shared/transfers",
-			map[string]string{"from": "alice", "to": "bob", "amount": "0.10000000"}, "Idempotency-Key", key)
-		pos, err := strconv.ParseUint(r.Header.Get("Event-Position"), 10, 64)
-		if err != nil {
-			t.Fatalf("Event-Position %q: %v", r.Header.Get("Event-Position"), err)
-		}
-		return pos
-	}
+	transfer := func(c *client, key string) uint64 { return sharedTransfer(t, c, key) }
 	readBob := func(on string, pos uint64, want string) {
 		t.Helper()
 		var acct struct{ Balance balanceJSON }

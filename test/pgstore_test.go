@@ -27,16 +27,7 @@ func TestTwoServersShareAPostgresEventStore(t *testing.T) {
 	a, ca := adminServer(t, "", env...)
 	setUpWallet(t, ca, "shared", map[string]string{"alice": "1.00000000"}, "alice", "bob")
 	_, cb := adminServer(t, "", env...) // the admin of the shared user directory
-	transfer := func(c *client, key string) uint64 {
-		t.Helper()
-		r := c.expect(http.StatusCreated, "POST", "/wallets/shared/transfers",
-			map[string]string{"from": "alice", "to": "bob", "amount": "0.10000000"}, "Idempotency-Key", key)
-		pos, err := strconv.ParseUint(r.Header.Get("Event-Position"), 10, 64)
-		if err != nil {
-			t.Fatalf("Event-Position %q: %v", r.Header.Get("Event-Position"), err)
-		}
-		return pos
-	}
+	transfer := func(c *client, key string) uint64 { return sharedTransfer(t, c, key) }
 	var last uint64
 	for i, c := range []*client{ca, cb, ca, cb} {
 		last = max(last, transfer(c, "t-"+strconv.Itoa(i)))
@@ -50,4 +41,17 @@ func TestTwoServersShareAPostgresEventStore(t *testing.T) {
 			t.Fatalf("bob on the %s server: %+v, want 0.40000000 available (server log:\n%s)", name, acct.Balance, a.Log())
 		}
 	}
+}
+
+// sharedTransfer moves 0.1 from alice to bob in wallet shared under key
+// and returns the position the write answered (Event-Position).
+func sharedTransfer(t *testing.T, c *client, key string) uint64 {
+	t.Helper()
+	r := c.expect(http.StatusCreated, "POST", "/wallets/shared/transfers",
+		map[string]string{"from": "alice", "to": "bob", "amount": "0.10000000"}, "Idempotency-Key", key)
+	pos, err := strconv.ParseUint(r.Header.Get("Event-Position"), 10, 64)
+	if err != nil {
+		t.Fatalf("Event-Position %q: %v", r.Header.Get("Event-Position"), err)
+	}
+	return pos
 }
