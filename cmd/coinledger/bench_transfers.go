@@ -5,23 +5,43 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"os"
 )
 
 // benchTransfers measures internal transfers over HTTP against the service
 // run as its own process (`serve`, embedded durable stores, fsync on) on
 // loopback: the default configuration (group commit, batched wallet writer)
 // against a baseline of the same service committing once per request, in
-// the same run, or against another build's `serve` (--against). Every line
-// shows the server process's CPU time per transfer.
+// the same run, or against another build's `serve` (--against). With
+// -store postgres, the event store and read models are on Postgres, and
+// -instances servers share them, against one server there in the same run.
+// Every line shows the server processes' CPU time per transfer.
 func benchTransfers(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench transfers", flag.ContinueOnError)
 	o := httpBenchFlags(fs, 30_000)
 	baseTotal := fs.Int("baseline-total", 4_000, "transfers in the baseline run (0: none; none in open-loop mode)")
+	store := fs.String("store", "sqlite", "sqlite: embedded stores; postgres: event store and read models on -postgres, against one instance there")
+	pg := fs.String("postgres", os.Getenv("COINLEDGER_TEST_POSTGRES_URL"), "with -store postgres: the Postgres server (default COINLEDGER_TEST_POSTGRES_URL); each run uses fresh schemas, dropped afterwards")
+	instances := fs.Int("instances", 1, "with -store postgres: servers sharing the stores, the load spread over them round robin")
 	if _, err := parseFlags(fs, benchUsage, args, 0); err != nil {
 		return err
 	}
 	if err := o.check(); err != nil {
 		return err
+	}
+	switch {
+	case *instances < 1:
+		return usageError("-instances: want at least 1")
+	case *store == "postgres" && *pg == "":
+		return usageError("-store postgres: give the server with -postgres URL")
+	case *store == "postgres" && o.against != "":
+		return usageError("-against: not with -store postgres")
+	case *store == "postgres":
+		return o.runInstances(ctx, transferLoad, *instances, *pg)
+	case *store != "sqlite":
+		return usageError("-store: want sqlite or postgres")
+	case *instances != 1:
+		return usageError("-instances: more than one needs -store postgres (the embedded store is one process's)")
 	}
 	return o.run(ctx, transferLoad, *baseTotal)
 }
