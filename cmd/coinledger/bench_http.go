@@ -151,7 +151,10 @@ func (o *httpBenchOpts) runInstances(ctx context.Context, load httpLoad, n int, 
 			return err
 		}
 	}
-	spec.label, spec.instances = fmt.Sprintf("%d instances, round robin", n), n
+	spec.label, spec.instances = "1 instance", n
+	if n > 1 {
+		spec.label = fmt.Sprintf("%d instances, round robin", n)
+	}
 	f, err := o.measure(ctx, spec, load)
 	if err != nil {
 		return err
