@@ -232,6 +232,9 @@ func (in *instance) log() string {
 func (cl *cluster) pick(n int) int { return n % len(cl.nodes) }
 
 func (cl *cluster) other(i int) int {
+	if len(cl.nodes) == 1 {
+		return i
+	}
 	return (i + 1 + rand.IntN(len(cl.nodes)-1)) % len(cl.nodes)
 }
 

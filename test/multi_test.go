@@ -188,7 +188,7 @@ notify:
 		if t.Failed() {
 			break
 		}
-		time.Sleep(1500 * time.Millisecond)
+		time.Sleep(time.Second)
 		victim := cl.holder("projections")
 		if victim < 0 {
 			if !noRoles {
