@@ -34,9 +34,6 @@ import (
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 const usage = `usage: coinledger <command> [arguments]
 
 commands:
@@ -65,6 +62,7 @@ commands:
   users ...              add users, grant and revoke, hash passwords, import Graphene maps
   config show            print the effective configuration (secrets redacted)
   version                print the version
+  healthcheck            exit 0 when the server answers /readyz with 200 (for container healthchecks)
 
 users, events export, audit verify and projections status work while a server runs: when it
 holds the embedded store they go through its admin API. The commands that talk to the server
@@ -190,7 +188,9 @@ func dispatch(ctx context.Context, args []string) error {
 		return notifyCmd(ctx, rest)
 	case cmd == "config" && sub == "show":
 		return configShow(rest[1:])
-	case cmd == "version":
+	case cmd == "healthcheck":
+		return healthcheck(ctx, rest)
+	case cmd == "version" || cmd == "--version":
 		fmt.Println(version)
 		return nil
 	case cmd == "help" || cmd == "-h" || cmd == "--help":

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -17,6 +18,10 @@ func serve(ctx context.Context, logger *slog.Logger, args []string) error {
 	cfg, _, err := loadConfig("serve", args)
 	if err != nil {
 		return err
+	}
+	unknown, closest := unknownEnv(os.Environ())
+	for _, name := range unknown {
+		logger.Warn("unknown environment variable ignored", "name", name, "did_you_mean", closest[name])
 	}
 	logger.Info("starting", "version", version, "listen", cfg.Listen,
 		"event_store", cfg.EventStore, "read_models", cfg.ReadModels)

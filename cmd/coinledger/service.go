@@ -62,14 +62,22 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 		}
 	}()
 	if svc.store == nil {
-		store, closeStore, err := openEventStore(ctx, cfg.EventStore.Reveal())
+		var closeStore func() error
+		err = openRetrying(ctx, logger, "event_store", func(ctx context.Context) (err error) {
+			svc.store, closeStore, err = openEventStore(ctx, cfg.EventStore.Reveal())
+			return err
+		})
 		if err != nil {
 			return svc, err
 		}
-		svc.store = store
 		svc.closers = append(svc.closers, closeStore)
 	}
-	db, closeDB, err := openReadModels(ctx, cfg.ReadModels.Reveal())
+	var db projections.DB
+	var closeDB func() error
+	err = openRetrying(ctx, logger, "read_models", func(ctx context.Context) (err error) {
+		db, closeDB, err = openReadModels(ctx, cfg.ReadModels.Reveal())
+		return err
+	})
 	if err != nil {
 		return svc, err
 	}

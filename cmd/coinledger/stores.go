@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/esdb"
 	pgstore "github.com/coinledger/coinledger/eventstore/postgres"
 	"github.com/coinledger/coinledger/eventstore/sqlite"
+	"github.com/coinledger/coinledger/internal/backoff"
+	"github.com/coinledger/coinledger/internal/pg"
 	"github.com/coinledger/coinledger/projections"
 	"github.com/coinledger/coinledger/projections/postgres"
 	pgsqlite "github.com/coinledger/coinledger/projections/sqlite"
@@ -95,4 +99,43 @@ func openStores(ctx context.Context, cfg *Config) (eventstore.Store, projections
 		return nil, nil, nil, err
 	}
 	return store, db, func() { closeDB(); closeStore() }, nil
+}
+
+// Waits between attempts to reach a store at start: the first after 1 s,
+// doubling up to 30 s.
+const (
+	startRetryMin = time.Second
+	startRetryMax = 30 * time.Second
+)
+
+// openRetrying calls open until it succeeds, fails for a reason waiting
+// cannot mend (a bad URL, wrong credentials, a locked embedded store), or
+// ctx ends. A server that cannot be reached yet, as under Compose while
+// the databases start, is retried with backoff, each attempt logged with
+// what was tried (never the URL: it may hold a password).
+func openRetrying(ctx context.Context, logger *slog.Logger, what string, open func(context.Context) error) error {
+	for failures := 0; ; failures++ {
+		err := open(ctx)
+		if err == nil {
+			if failures > 0 {
+				logger.Info("store reached", "store", what, "attempts", failures+1)
+			}
+			return nil
+		}
+		if !unreachable(err) || ctx.Err() != nil {
+			return err
+		}
+		wait := backoff.Jitter(backoff.Exp(startRetryMin, startRetryMax, failures))
+		logger.Warn("store not reachable yet; retrying", "store", what, "attempt", failures+1,
+			"retry_in", wait.Round(time.Millisecond).String(), "err", err)
+		if !backoff.Sleep(ctx, wait) {
+			return fmt.Errorf("%s: gave up: %w", what, err)
+		}
+	}
+}
+
+// unreachable reports whether err says a store's server could not be
+// reached (or is starting), which a later attempt may mend.
+func unreachable(err error) bool {
+	return errors.Is(err, eventstore.ErrUnavailable) || pg.Unreachable(err)
 }

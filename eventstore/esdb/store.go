@@ -126,7 +126,8 @@ func parseConfig(connString string, logger *slog.Logger) (*esdb.Configuration, e
 }
 
 // Open checks that the server answers a read of $all (which the
-// credentials must allow), then returns a store like New. The check uses a
+// credentials must allow), then returns a store like New. A server that
+// cannot be reached is an error wrapping eventstore.ErrUnavailable. The check uses a
 // client of its own that gives up after the connection string's discovery
 // attempts (10 by default), so that Open fails on an unreachable server.
 func Open(ctx context.Context, connString string, opts Options) (*Store, error) {
@@ -182,6 +183,10 @@ func probe(ctx context.Context, connString string, logger *slog.Logger) error {
 	}()
 	select {
 	case err := <-done:
+		if err != nil && !permanent(err) && ctx.Err() == nil {
+			// Not reached, or not answering yet: a wait may mend it.
+			err = fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+		}
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
