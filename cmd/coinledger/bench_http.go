@@ -14,6 +14,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/coinledger/coinledger/eventstore/loadgen"
@@ -168,6 +169,7 @@ func (o *httpBenchOpts) runInstances(ctx context.Context, load httpLoad, n int, 
 		r.Extra["baseline_p99_ms"] = round(ms(base.p99))
 		r.Extra["baseline_server_cpu_us_per_op"] = round(us(base.cpuPerOp))
 	}
+	r.Extra["conflicts"] = float64(f.conflicts)
 	return printResult(r)
 }
 
@@ -318,6 +320,9 @@ func (o *httpBenchOpts) measure(ctx context.Context, spec serverSpec, load httpL
 	}
 	f := figures(lat, elapsed)
 	f.cpuPerOp = (cpu1 - cpu0) / time.Duration(len(lat))
+	for _, c := range clients {
+		f.conflicts += c.conflicts.Load()
+	}
 	f.print(spec.label, load.unit, len(lat))
 	return f, nil
 }
@@ -377,6 +382,8 @@ type loadFigures struct {
 	rate     float64
 	p50, p99 time.Duration
 	cpuPerOp time.Duration // the server process's CPU time per operation (0: not measured)
+	// conflicts counts the answers 409 wrong_expected_version sent again.
+	conflicts int64
 }
 
 // figures computes a run's rate and latency percentiles from the latency
@@ -390,6 +397,9 @@ func (f loadFigures) print(name, unit string, n int) {
 	fmt.Printf("  %-42s %6d %-13s %8.0f/s  p50 %6.2f ms  p99 %6.2f ms", name, n, unit, f.rate, ms(f.p50), ms(f.p99))
 	if f.cpuPerOp > 0 {
 		fmt.Printf("  server_cpu_us_per_op %7.1f", us(f.cpuPerOp))
+	}
+	if f.conflicts > 0 {
+		fmt.Printf("  %d conflicts sent again", f.conflicts)
 	}
 	fmt.Println()
 }
@@ -446,6 +456,9 @@ func startBenchService(ctx context.Context, svc *service, clients int) (*benchCl
 type benchClient struct {
 	base, token string
 	http        *http.Client
+	// conflicts counts the answers 409 wrong_expected_version an
+	// operation met and sent again (servers sharing a store).
+	conflicts atomic.Int64
 }
 
 // newBenchClient keeps up to idle connections open to base. It opens at

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -47,7 +48,10 @@ func benchTransfers(ctx context.Context, args []string) error {
 }
 
 // transferLoad: each operation moves one satoshi from the worker's funded
-// source account to the sink, with an idempotency key of its own.
+// source account to the sink, with an idempotency key of its own. An
+// answer 409 wrong_expected_version (another server wrote the wallet
+// first; nothing was applied) is counted and the transfer sent again with
+// the same key, up to maxConflicts times.
 var transferLoad = httpLoad{
 	scenario: "transfers",
 	unit:     "transfers",
@@ -55,12 +59,23 @@ var transferLoad = httpLoad{
 	label:    "coinledger: group commit, batched wallet",
 	setUp:    (*benchClient).setUp,
 	op: func(c *benchClient, w, i int) error {
-		status, body, err := c.post("/wallets/bench/transfers",
-			map[string]string{"from": fmt.Sprintf("src%d", w), "to": "sink", "amount": "0.00000001"},
-			fmt.Sprintf("bench-%d", i))
-		if err != nil || status != http.StatusCreated {
-			return fmt.Errorf("transfer: %d %s %v", status, body, err)
+		for range maxConflicts {
+			status, body, err := c.post("/wallets/bench/transfers",
+				map[string]string{"from": fmt.Sprintf("src%d", w), "to": "sink", "amount": "0.00000001"},
+				fmt.Sprintf("bench-%d", i))
+			if err == nil && status == http.StatusConflict && bytes.Contains(body, []byte(`"code":"wrong_expected_version"`)) {
+				c.conflicts.Add(1)
+				continue
+			}
+			if err != nil || status != http.StatusCreated {
+				return fmt.Errorf("transfer: %d %s %v", status, body, err)
+			}
+			return nil
 		}
-		return nil
+		return fmt.Errorf("transfer: %d conflicts in a row", maxConflicts)
 	},
 }
+
+// maxConflicts bounds how often one operation is sent again after a
+// conflict.
+const maxConflicts = 20
