@@ -74,6 +74,7 @@ func TestAuditProofEndToEnd(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v %v", st, err)
 	}
+	s.Stop(t) // its log is all written once it has exited
 	if log := s.Log(); strings.Contains(log, "private_key") || strings.Contains(log, "salt_secret") {
 		t.Fatalf("the server logged key material:\n%s", log)
 	}

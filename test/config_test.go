@@ -78,6 +78,7 @@ users:
 	if len(me.Wallets) != 1 || me.Wallets[0].Wallet != "hot" || strings.Join(me.Wallets[0].Permissions, ",") != "read" {
 		t.Fatalf("carol sees %+v", me)
 	}
+	s2.Stop(t) // its log is all written once it has exited
 	if strings.Contains(s2.Log(), hash) || strings.Contains(s2.Log(), "password-carol") {
 		t.Fatal("a password or hash appears in the log")
 	}

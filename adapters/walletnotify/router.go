@@ -16,6 +16,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/coinledger/coinledger/internal/logging"
 )
 
 // Topics of the notification bus.
@@ -206,7 +208,7 @@ func NewRouter(sub message.Subscriber, pub message.Publisher, h Handler, opts Ro
 		return nil, fmt.Errorf("walletnotify router: %w", err)
 	}
 	opts.setDefaults()
-	r, err := message.NewRouter(message.RouterConfig{}, watermill.NewSlogLogger(opts.Logger))
+	r, err := message.NewRouter(message.RouterConfig{}, logging.Watermill(opts.Logger))
 	if err != nil {
 		return nil, fmt.Errorf("walletnotify router: %w", err)
 	}

@@ -170,8 +170,3 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func round(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 
-// benchUsage heads the help of every bench command (its flags follow).
-const benchUsage = `usage: coinledger bench store|transfers|reads|notify|replay|audit [flags]
-
-Every bench prints one line per run and a JSON result as its last line (see README, Performance).
-`

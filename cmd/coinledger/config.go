@@ -1,10 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/coinledger/coinledger/adapters/secret"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,9 +13,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coinledger/coinledger/app/users"
-	"github.com/coinledger/coinledger/http/ws"
 	"gopkg.in/yaml.v3"
+
+	"github.com/coinledger/coinledger/adapters/secret"
+	"github.com/coinledger/coinledger/app/users"
+	"github.com/coinledger/coinledger/http/auth"
+	"github.com/coinledger/coinledger/http/ws"
 )
 
 // Config is the whole configuration, built from the YAML file named by
@@ -204,6 +208,9 @@ func (c *Config) Validate() error {
 	if err := c.HTTP.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := auth.NewClientIP(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("trusted_proxies: %w", err))
+	}
 	if c.BcryptCost != 0 && (c.BcryptCost < 4 || c.BcryptCost > 31) {
 		errs = append(errs, fmt.Errorf("bcrypt_cost: %d is outside 4..31", c.BcryptCost))
 	}
@@ -222,25 +229,32 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// configUsage is the usage of a command that takes only the configuration
+// flags (serve, config show).
+func configUsage(name string) string {
+	return "usage: coinledger " + name + ` [-config FILE] [-listen ADDR]
+
+The configuration is the YAML file (-config, else COINLEDGER_CONFIG), then the
+COINLEDGER_* variables (README.md lists them all), then -listen.
+`
+}
+
 // loadConfig reads the configuration: flags -config and -listen, the YAML
 // file, then the environment.
 func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	path := fs.String("config", os.Getenv("COINLEDGER_CONFIG"), "YAML configuration file")
 	listen := fs.String("listen", "", "address to listen on (overrides COINLEDGER_LISTEN)")
-	if err := fs.Parse(args); err != nil {
-		return nil, nil, usageError(err.Error())
+	if _, err := parseFlags(fs, configUsage(name), args, 0); err != nil {
+		return nil, nil, err
 	}
 	var c Config
+	// Every problem is reported at once, with its key, before anything
+	// is opened or written: the file, each variable, then the values.
+	var errs []error
 	if *path != "" {
-		b, err := os.ReadFile(*path)
-		if err != nil {
-			return nil, nil, fmt.Errorf("config: %w", err)
-		}
-		dec := yaml.NewDecoder(strings.NewReader(string(b)))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil {
-			return nil, nil, fmt.Errorf("config %s: %w", *path, err)
+		if err := decodeConfigFile(*path, &c); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	env(&c.Listen, "COINLEDGER_LISTEN")
@@ -255,7 +269,7 @@ func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
 	if v, ok := os.LookupEnv("COINLEDGER_CHECKPOINT_INTERVAL"); ok {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			return nil, nil, fmt.Errorf("COINLEDGER_CHECKPOINT_INTERVAL: %q is not a duration (e.g. 10m)", v)
+			errs = append(errs, fmt.Errorf("COINLEDGER_CHECKPOINT_INTERVAL: %q is not a duration (e.g. 10m)", v))
 		}
 		c.Audit.CheckpointInterval = d
 	}
@@ -267,19 +281,23 @@ func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
 			}
 		}
 	}
-	for key, dst := range map[string]*int{
-		"COINLEDGER_BCRYPT_COST":                 &c.BcryptCost,
-		"COINLEDGER_SNAPSHOT_EVERY":              &c.SnapshotEvery,
-		"COINLEDGER_CHECKPOINT_EVERY":            &c.Audit.CheckpointEvery,
-		"COINLEDGER_WS_MAX_CONNECTIONS_PER_USER": &c.Websocket.MaxConnectionsPerUser,
-		"COINLEDGER_WS_MAX_BUFFERED_EVENTS":      &c.Websocket.MaxBufferedEvents,
+	for _, v := range []struct {
+		key string
+		dst *int
+	}{
+		{"COINLEDGER_BCRYPT_COST", &c.BcryptCost},
+		{"COINLEDGER_SNAPSHOT_EVERY", &c.SnapshotEvery},
+		{"COINLEDGER_CHECKPOINT_EVERY", &c.Audit.CheckpointEvery},
+		{"COINLEDGER_WS_MAX_CONNECTIONS_PER_USER", &c.Websocket.MaxConnectionsPerUser},
+		{"COINLEDGER_WS_MAX_BUFFERED_EVENTS", &c.Websocket.MaxBufferedEvents},
 	} {
-		if v, ok := os.LookupEnv(key); ok {
-			n, err := strconv.Atoi(v)
+		if s, ok := os.LookupEnv(v.key); ok {
+			n, err := strconv.Atoi(s)
 			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %q is not a number", key, v)
+				errs = append(errs, fmt.Errorf("%s: %q is not a number", v.key, s))
+				continue
 			}
-			*dst = n
+			*v.dst = n
 		}
 	}
 	if *listen != "" {
@@ -287,9 +305,28 @@ func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
 	}
 	c.setDefaults()
 	if err := c.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
 		return nil, nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return &c, fs, nil
+}
+
+// decodeConfigFile reads the YAML configuration file at path into c;
+// unknown keys are errors, an empty file (or one of comments only) is
+// an empty configuration.
+func decodeConfigFile(path string, c *Config) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
 }
 
 // env sets *dst to the environment variable key when it is set (even to

@@ -110,3 +110,47 @@ func TestAuditConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigReportsEveryProblemAtOnce: bad values in the file and in
+// several variables are all reported in one error, each with its key,
+// before anything is opened; an empty file is an empty configuration.
+func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
+	for _, k := range envVars {
+		if k != "COINLEDGER_CONFIG" {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.yml")
+	if err := os.WriteFile(empty, []byte("# nothing yet\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("COINLEDGER_CONFIG", empty)
+	if _, _, err := loadConfig("serve", nil); err != nil {
+		t.Fatalf("an empty configuration file: %v", err)
+	}
+
+	bad := filepath.Join(dir, "bad.yml")
+	if err := os.WriteFile(bad, []byte("listen: nowhere\nbcrypt_cost: 99\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("COINLEDGER_CONFIG", bad)
+	t.Setenv("COINLEDGER_SNAPSHOT_EVERY", "often")
+	t.Setenv("COINLEDGER_CHECKPOINT_INTERVAL", "soon")
+	t.Setenv("COINLEDGER_TRUSTED_PROXIES", "10.0.0.0/33")
+	t.Setenv("COINLEDGER_DATA_DIR", filepath.Join(dir, "data"))
+	_, _, err := loadConfig("serve", nil)
+	if err == nil {
+		t.Fatal("a bad configuration was accepted")
+	}
+	for _, want := range []string{`listen: "nowhere"`, "bcrypt_cost: 99", `COINLEDGER_SNAPSHOT_EVERY: "often"`,
+		`COINLEDGER_CHECKPOINT_INTERVAL: "soon"`, "trusted_proxies: "} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not report %s:\n%v", want, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
+		t.Errorf("the data directory was created for a bad configuration: %v", err)
+	}
+}

@@ -27,11 +27,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/coinledger/coinledger/internal/logging"
 )
 
 const usage = `usage: coinledger <command> [arguments]
@@ -78,6 +80,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:])
 	stop()
+	_ = logOutput.Close() // before anything else reaches stderr
 	var ue usageError
 	switch {
 	case err == nil:
@@ -85,14 +88,36 @@ func main() {
 		// The error carries its command's usage.
 		fmt.Fprintf(os.Stderr, "coinledger: %v", err)
 		os.Exit(2)
-	case errors.As(err, &ue):
+	case errors.As(err, &ue) && len(os.Args) < 2:
 		fmt.Fprintf(os.Stderr, "coinledger: %v\n\n%s", err, usage)
+		os.Exit(2)
+	case errors.As(err, &ue):
+		fmt.Fprintf(os.Stderr, "coinledger: %v\n", err)
 		os.Exit(2)
 	default:
 		fmt.Fprintf(os.Stderr, "coinledger: %v\n", err)
 		os.Exit(1)
 	}
 }
+
+// logOutput is where the logger writes: stderr, batched (see
+// logging.Buffered); main flushes it before the process exits.
+var logOutput = logging.NewBuffered(os.Stderr, 100*time.Millisecond)
+
+// benchUsage lists the bench scenarios; it heads each scenario's help
+// too (its flags follow).
+const benchUsage = `usage: coinledger bench <scenario> [flags]
+
+  store        the event store: durable appends, reads, projection catch-up
+  transfers    internal transfers over HTTP against a per-request-commit baseline
+  reads        account reads over HTTP
+  notify       walletnotify ingestion to a confirmed deposit in the read models
+  replay       rebuilds, export and import over a generated log
+  audit        audit verify's checks over such a log
+
+"coinledger bench SCENARIO -h" describes its flags. Each scenario prints its figures and,
+as its last line, one JSON object.
+`
 
 type usageError string
 
@@ -116,7 +141,7 @@ func parseFlags(fs *flag.FlagSet, usage string, args []string, want int) ([]stri
 				fs.PrintDefaults()
 				return nil, err
 			}
-			return nil, usageError(fmt.Sprintf("%s: %v\n\n%s", fs.Name(), err, usage))
+			return nil, usageError(fmt.Sprintf("%s: %v (coinledger %s -h describes it)", fs.Name(), err, fs.Name()))
 		}
 		if fs.NArg() == 0 {
 			break
@@ -124,7 +149,7 @@ func parseFlags(fs *flag.FlagSet, usage string, args []string, want int) ([]stri
 		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
 	}
 	if want >= 0 && len(pos) != want {
-		return nil, usageError(fmt.Sprintf("%s: want %d arguments, got %d\n\n%s", fs.Name(), want, len(pos), usage))
+		return nil, usageError(fmt.Sprintf("%s: want %d arguments, got %d (coinledger %s -h describes it)", fs.Name(), want, len(pos), fs.Name()))
 	}
 	return pos, nil
 }
@@ -142,7 +167,10 @@ func dispatch(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return usageError("no command given")
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger, err := logging.New(logOutput, os.Getenv("COINLEDGER_LOG_FORMAT"), os.Getenv("COINLEDGER_LOG_LEVEL"))
+	if err != nil {
+		return fmt.Errorf("COINLEDGER_LOG_FORMAT/COINLEDGER_LOG_LEVEL: %w", err)
+	}
 	cmd, rest := args[0], args[1:]
 	sub := ""
 	if len(rest) > 0 {
@@ -151,6 +179,11 @@ func dispatch(ctx context.Context, args []string) error {
 	switch {
 	case cmd == "serve":
 		return serve(ctx, logger, rest)
+	case cmd == "bench" && (sub == "help" || sub == "-h" || sub == "--help"):
+		os.Stdout.WriteString(benchUsage)
+		return nil
+	case cmd == "bench" && sub == "":
+		return usageError("bench: name a scenario\n\n" + benchUsage)
 	case cmd == "bench" && sub == "audit":
 		return benchAudit(ctx, rest[1:])
 	case cmd == "bench" && sub == "store":
@@ -175,7 +208,7 @@ func dispatch(ctx context.Context, args []string) error {
 		os.Stdout.WriteString(auditUsage + "\n" + auditSigningUsage)
 		return nil
 	case cmd == "audit" && sub == "":
-		return usageError("audit: name a subcommand (coinledger audit -h lists them)")
+		return usageError("audit: name a subcommand\n\n" + auditUsage + "\n" + auditSigningUsage)
 	case cmd == "audit":
 		if ok, err := auditSigningCmd(ctx, sub, rest[1:]); ok {
 			return err
@@ -197,7 +230,7 @@ func dispatch(ctx context.Context, args []string) error {
 		os.Stdout.WriteString(usage)
 		return nil
 	}
-	return usageError(fmt.Sprintf("unknown command %q", joinArgs(args)))
+	return usageError(fmt.Sprintf("unknown command %q (coinledger help lists the commands)", joinArgs(args)))
 }
 
 func joinArgs(args []string) string {

@@ -27,6 +27,7 @@ import (
 	"github.com/coinledger/coinledger/domain/egress"
 	"github.com/coinledger/coinledger/domain/prices"
 	"github.com/coinledger/coinledger/eventstore"
+	"github.com/coinledger/coinledger/internal/logging"
 )
 
 // PriceFeedsConfig lists the price sources that feed the ledger besides
@@ -100,7 +101,7 @@ func (svc *service) wireMarket(cfg *Config, bus *gochannel.GoChannel, logger *sl
 		return nil, nil, nil, err
 	}
 	if len(feeds) > 0 {
-		router, err := message.NewRouter(message.RouterConfig{}, watermill.NewSlogLogger(logger))
+		router, err := message.NewRouter(message.RouterConfig{}, logging.Watermill(logger))
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -9,6 +9,12 @@ import (
 	"github.com/coinledger/coinledger/adapters/walletnotify/httpnotify"
 )
 
+const notifyUsage = `usage: coinledger notify [-coin C] [-addr HOST:PORT] TXID
+
+Posts a walletnotify for TXID to the running service's walletnotify listener, as
+bitcoin.conf's walletnotify=coinledger notify %s does.
+`
+
 // notifyCmd posts a walletnotify to a running service's listener:
 //
 //	walletnotify=coinledger notify %s            (bitcoin.conf)
@@ -17,11 +23,9 @@ func notifyCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("notify", flag.ContinueOnError)
 	coin := fs.String("coin", "", "coin of the transaction (default: the listener's default coin)")
 	addr := fs.String("addr", "", "listener host:port (default COINLEDGER_WALLETNOTIFY_LISTEN or 127.0.0.1:28882)")
-	if err := fs.Parse(args); err != nil {
-		return usageError(err.Error())
-	}
-	if fs.NArg() != 1 {
-		return usageError("notify takes one txid")
+	pos, err := parseFlags(fs, notifyUsage, args, 1)
+	if err != nil {
+		return err
 	}
 	listen := *addr
 	if listen == "" {
@@ -30,7 +34,7 @@ func notifyCmd(ctx context.Context, args []string) error {
 	if listen == "" {
 		listen = httpnotify.DefaultListen
 	}
-	if err := httpnotify.Post(ctx, nil, "http://"+listen, *coin, fs.Arg(0)); err != nil {
+	if err := httpnotify.Post(ctx, nil, "http://"+listen, *coin, pos[0]); err != nil {
 		return fmt.Errorf("notify: %w", err)
 	}
 	return nil

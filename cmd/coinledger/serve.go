@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -40,7 +41,9 @@ func serveWith(ctx context.Context, logger *slog.Logger, cfg *Config, w wiring) 
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	logger.Info("listening", "addr", ln.Addr().String())
+	base := serverURL(ln.Addr().String())
+	logger.Info("listening", "addr", ln.Addr().String(), "api", base+"/api/v1", "docs", base+"/docs",
+		"data_dir", absPath(cfg.DataDir), "login", "POST /api/v1/auth/login as admin, password "+adminPasswordSource(cfg))
 	err = runService(ctx, svc, ln, cfg.HTTP)
 	logger.Info("stopped", "err", err)
 	return err
@@ -82,4 +85,25 @@ func runService(ctx context.Context, svc *service, ln net.Listener, hc HTTPConfi
 		return srv.Shutdown(shutdown)
 	})
 	return g.Wait()
+}
+
+// adminPasswordSource says where the admin's password comes from, for
+// the start-up line: never the password itself.
+func adminPasswordSource(cfg *Config) string {
+	if cfg.AdminPassword.Reveal() != "" {
+		return "from COINLEDGER_ADMIN_PASSWORD"
+	}
+	file := filepath.Join(absPath(cfg.DataDir), adminPasswordFile)
+	if _, err := os.Stat(file); err == nil {
+		return "in " + file + " (read it, then delete the file)"
+	}
+	return "as generated at first start (its file was deleted)"
+}
+
+// absPath is path made absolute, or path if that fails.
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
 }

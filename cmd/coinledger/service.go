@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/coinledger/coinledger/app/audit"
@@ -25,6 +24,7 @@ import (
 	"github.com/coinledger/coinledger/eventstore/sqlite"
 	"github.com/coinledger/coinledger/http/api"
 	"github.com/coinledger/coinledger/http/auth"
+	"github.com/coinledger/coinledger/internal/logging"
 	"github.com/coinledger/coinledger/projections"
 )
 
@@ -134,7 +134,7 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	svc.workers = append(svc.workers, func(ctx context.Context) error { return holds.Run(ctx, holdsCaughtUp) })
 	// The embedded default binds BTC to the simulated chain; /status
 	// describes exactly what is wired here.
-	bus := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, watermill.NewSlogLogger(logger))
+	bus := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, logging.Watermill(logger))
 	svc.closers = append(svc.closers, bus.Close)
 	idx := chainsync.NewIndex()
 	chains := chainsync.NewRegistry(svc.store, walletSvc, idx, svc.follow(idx), logger)

@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 
+	"golang.org/x/term"
+
 	"github.com/coinledger/coinledger/app/users"
 	"github.com/coinledger/coinledger/domain/identity/graphene"
 	"github.com/coinledger/coinledger/eventstore"
@@ -19,11 +21,11 @@ import (
 
 const usersUsage = `usage: coinledger users <command>
 
-  add NAME [-email E] [-role R]...   register a user; the password is read from standard input
+  add NAME [-email E] [-role R]...   register a user (password: see below)
   grant NAME WALLET PERM[,PERM...]   grant permissions on a wallet
   revoke NAME WALLET                 revoke the user's grant on a wallet
-  hash-password                      read a password from standard input, print its bcrypt hash
-                                     (for password_hash in the configuration file)
+  hash-password                      read a password, print its bcrypt hash (for password_hash
+                                     in the configuration file)
   disable NAME                       disable a user: every token, refresh token, API key and
                                      websocket of the user ends at once; logins are refused
   enable NAME                        enable a disabled user (it logs in again; its old
@@ -32,6 +34,10 @@ const usersUsage = `usage: coinledger users <command>
                                      import a Graphene api-access.json permission map; the *
                                      entry becomes user "anonymous", read-only unless
                                      -wildcard-writes grants what its API sets map to
+
+Passwords (add, hash-password) come from -password-file FILE (its first line), else a prompt
+that does not echo when standard input is a terminal (typed twice), else the first line of
+standard input; an empty one is refused.
 
 They take -config FILE and write to the event store the configuration names. While a
 running server holds the embedded store, add, grant, revoke, disable and enable go
@@ -46,7 +52,12 @@ func usersCmd(ctx context.Context, args []string) error {
 	}
 	cmd, args := args[0], args[1:]
 	if cmd == "hash-password" {
-		password, err := readPassword()
+		fs := flag.NewFlagSet("users hash-password", flag.ContinueOnError)
+		passwordFile := fs.String("password-file", "", "read the password from the first line of this file")
+		if _, err := parseFlags(fs, usersUsage, args, 0); err != nil {
+			return err
+		}
+		password, err := readPassword(*passwordFile)
 		if err != nil {
 			return err
 		}
@@ -65,6 +76,7 @@ func usersCmd(ctx context.Context, args []string) error {
 	var roles multiFlag
 	fs.Var(&roles, "role", "role: admin, auditor or price_feeder (add; repeatable)")
 	configPath := fs.String("config", os.Getenv("COINLEDGER_CONFIG"), "YAML configuration file")
+	passwordFile := fs.String("password-file", "", "read the new user's password from the first line of this file (add)")
 	rf := addRemoteFlags(fs)
 	want := map[string]int{"add": 1, "grant": 3, "revoke": 2, "disable": 1, "enable": 1, "import-graphene": 1}
 	n, known := want[cmd]
@@ -84,7 +96,7 @@ func usersCmd(ctx context.Context, args []string) error {
 	}
 	var password string
 	if cmd == "add" {
-		if password, err = readPassword(); err != nil {
+		if password, err = readPassword(*passwordFile); err != nil {
 			return err
 		}
 	}
@@ -230,13 +242,57 @@ func nonNilRoles(roles []string) []string {
 	return roles
 }
 
-// readPassword reads one line from standard input (no echo handling: pipe it).
-func readPassword() (string, error) {
-	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
-	if err != nil && line == "" {
-		return "", errors.New("reading the password from standard input: " + err.Error())
+// readPassword returns the first line of file when one is named, else
+// asks twice without echo when standard input is a terminal, else reads
+// the first line of standard input. It never waits on a closed input, and
+// an empty password is an error.
+func readPassword(file string) (string, error) {
+	var line, from string
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("password file: %w", err)
+		}
+		line, _, _ = strings.Cut(string(b), "\n")
+		from = file
+	case term.IsTerminal(int(os.Stdin.Fd())):
+		p, err := promptPassword("password: ")
+		if err != nil {
+			return "", err
+		}
+		again, err := promptPassword("again: ")
+		if err != nil {
+			return "", err
+		}
+		if again != p {
+			return "", errors.New("the two passwords differ")
+		}
+		line, from = p, "the prompt"
+	default:
+		var err error
+		line, err = bufio.NewReader(os.Stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return "", errors.New("no password on standard input: pipe one, or give -password-file")
+		}
+		from = "standard input"
 	}
-	return strings.TrimRight(line, "\r\n"), nil
+	if line = strings.TrimRight(line, "\r\n"); line == "" {
+		return "", fmt.Errorf("the password from %s is empty", from)
+	}
+	return line, nil
+}
+
+// promptPassword asks on standard error and reads from the terminal on
+// standard input without echo.
+func promptPassword(prompt string) (string, error) {
+	fmt.Fprint(os.Stderr, prompt)
+	b, err := term.ReadPassword(int(os.Stdin.Fd()))
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		return "", fmt.Errorf("reading the password: %w", err)
+	}
+	return string(b), nil
 }
 
 type multiFlag []string

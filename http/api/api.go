@@ -105,8 +105,9 @@ func New(d Deps) *API {
 	h.hub = hub
 	e.HTTPErrorHandler = h.errorHandler
 	e.Use(m.Middleware())
-	e.Use(middleware.Recover())
 	e.Use(requestID)
+	e.Use(h.accessLog)
+	e.Use(middleware.Recover())
 	e.Use(middleware.BodyLimit("1M"))
 	RegisterDocs(e)
 	e.GET("/healthz", h.healthz)
@@ -226,16 +227,16 @@ func (h *handlers) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
 	if err := eventstore.Failure(h.d.Store); err != nil {
-		h.d.Logger.Error("readiness: event store failed", "err", err)
+		h.d.Logger.ErrorContext(ctx, "readiness: event store failed", "err", err)
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "event store failed: restart the service"})
 	}
 	if _, err := h.d.Store.Head(ctx); err != nil {
-		h.d.Logger.Warn("readiness: event store", "err", err)
+		h.d.Logger.WarnContext(ctx, "readiness: event store", "err", err)
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "event store unavailable"})
 	}
 	st, err := h.d.Runner.Status(ctx)
 	if err != nil {
-		h.d.Logger.Warn("readiness: projections", "err", err)
+		h.d.Logger.WarnContext(ctx, "readiness: projections", "err", err)
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "read models unavailable"})
 	}
 	for _, s := range st {

@@ -56,7 +56,7 @@ func (h *handlers) readYourWrite(c echo.Context, position uint64, models ...stri
 	ctx, cancel := context.WithTimeout(c.Request().Context(), readYourWrites)
 	defer cancel()
 	if err := h.waitForModels(ctx, position, models); err != nil {
-		h.d.Logger.Warn("read model behind a write", "position", position, "err", err)
+		h.d.Logger.WarnContext(c.Request().Context(), "read model behind a write", "position", position, "err", err)
 		c.Response().Header().Set("Read-Model-Behind", "true")
 	}
 }

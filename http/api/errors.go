@@ -180,7 +180,7 @@ func (h *handlers) errorHandler(err error, c echo.Context) {
 	p, known := problemOf(err)
 	withholdBalances(c, err, &p)
 	if !known || p.Status >= 500 {
-		h.d.Logger.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
+		h.d.Logger.ErrorContext(c.Request().Context(), "request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
 	}
 	p.Type = "https://coinledger.dev/problems/" + p.Code
 	p.Title = http.StatusText(p.Status)

@@ -252,7 +252,7 @@ func (h *handlers) streamEvents(c echo.Context) error {
 		return nil // the client went away
 	}
 	if err != nil {
-		h.d.Logger.Warn("event stream ended", "err", err)
+		h.d.Logger.WarnContext(c.Request().Context(), "event stream ended", "err", err)
 	}
 	return nil
 }

@@ -41,7 +41,7 @@ func (h *handlers) exportEvents(c echo.Context) error {
 		dump.ExportOptions{From: from, To: to, Source: h.d.StoreKind})
 	if err != nil {
 		// The status is sent: the missing end line tells the client.
-		h.d.Logger.Warn("export failed", "position", end.LastPosition, "err", err)
+		h.d.Logger.WarnContext(c.Request().Context(), "export failed", "position", end.LastPosition, "err", err)
 	}
 	return nil
 }

@@ -56,7 +56,7 @@ func TestLoginStrangerCannotLockOutAdmin(t *testing.T) {
 	c.Post("/auth/login", map[string]string{"username": "admin", "password": adminPassword}, from("203.0.113.7")).
 		ExpectProblem(t, http.StatusTooManyRequests, "rate_limited")
 	logs := ts.logs.String()
-	if !strings.Contains(logs, "login refused") || !strings.Contains(logs, "client_ip=203.0.113.7") ||
+	if !strings.Contains(logs, `msg="security event" event=login_refused`) || !strings.Contains(logs, "client_ip=203.0.113.7") ||
 		!strings.Contains(logs, "reason=bad_credentials") || !strings.Contains(logs, "reason=rate_limited") {
 		t.Fatalf("refused logins are not logged:\n%s", logs)
 	}

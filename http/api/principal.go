@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -34,6 +35,7 @@ func (h *handlers) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.Set(accessKey, a)
+		withLogAttrs(c, slog.String("user", a.Username))
 		return next(c)
 	}
 }

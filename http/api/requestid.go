@@ -1,6 +1,8 @@
 package api
 
 import (
+	"log/slog"
+
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 )
@@ -14,6 +16,7 @@ const maxRequestID = 128
 // characters of visible ASCII (0x21–0x7E); anything else (too long, spaces,
 // control characters, non-ASCII) is replaced by a generated id, so that no
 // client can bloat or poison the events of a batch it shares with others.
+// Every line logged with the request's context carries the id.
 func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		rid := c.Request().Header.Get(echo.HeaderXRequestID)
@@ -21,6 +24,7 @@ func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 			rid = uuid.NewString()
 		}
 		c.Response().Header().Set(echo.HeaderXRequestID, rid)
+		withLogAttrs(c, slog.String("request_id", rid))
 		return next(c)
 	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -40,7 +41,7 @@ func (h *handlers) login(c echo.Context) error {
 	}
 	attempt, retry, ok := h.d.Logins.Begin(target.Account, ip.String())
 	if !ok {
-		h.loginRefused(req.Username, ip, "rate_limited")
+		h.loginRefused(c, req.Username, ip, "rate_limited")
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+0.999)))
 		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited",
 			detail: "too many login attempts; retry later"}
@@ -49,11 +50,11 @@ func (h *handlers) login(c echo.Context) error {
 	switch {
 	case errors.Is(err, users.ErrBadCredentials):
 		attempt.Failed()
-		h.loginRefused(req.Username, ip, "bad_credentials")
+		h.loginRefused(c, req.Username, ip, "bad_credentials")
 		return errBadCredentials
 	case errors.Is(err, identity.ErrUserDisabled):
 		attempt.Succeeded()
-		h.loginRefused(req.Username, ip, "user_disabled")
+		h.loginRefused(c, req.Username, ip, "user_disabled")
 		return err
 	case err != nil:
 		attempt.Abandoned()
@@ -68,16 +69,19 @@ func (h *handlers) login(c echo.Context) error {
 		time.Now().Add(h.d.Issuer.RefreshTTL)); err != nil {
 		return err
 	}
+	h.security(c, slog.LevelInfo, "login", slog.String("username", u.Username), slog.String("client_ip", ip.String()))
 	return h.issue(c, u.Username, u.Roles, family, refreshID)
 }
 
 // loginRefused logs a refused login: the username as given (clipped),
-// the client address and why. Never the password.
-func (h *handlers) loginRefused(username string, ip netip.Addr, reason string) {
+// the client address and why (rate_limited is the lockout). Never the
+// password.
+func (h *handlers) loginRefused(c echo.Context, username string, ip netip.Addr, reason string) {
 	if len(username) > 64 {
 		username = username[:64] + "…"
 	}
-	h.d.Logger.Warn("login refused", "username", username, "client_ip", ip.String(), "reason", reason)
+	h.security(c, slog.LevelWarn, "login_refused", slog.String("username", username), slog.String("client_ip", ip.String()),
+		slog.String("reason", reason))
 }
 
 // token rotates a refresh token into a new pair. The presented token is
@@ -99,7 +103,8 @@ func (h *handlers) token(c echo.Context) error {
 		time.Now().Add(h.d.Issuer.RefreshTTL))
 	if errors.Is(err, identity.ErrRefreshInvalid) || errors.Is(err, identity.ErrUserNotFound) {
 		if errors.Is(err, identity.ErrRefreshReused) {
-			h.d.Logger.Warn("refresh token reused: family revoked", "user", claims.Subject)
+			h.security(c, slog.LevelWarn, "refresh_token_reused", slog.String("username", claims.Subject),
+				slog.String("outcome", "session family revoked"))
 		}
 		return errUnauthorized
 	}
@@ -123,6 +128,7 @@ func (h *handlers) logout(c echo.Context) error {
 	if err := h.d.Users.Logout(c.Request().Context(), h.meta(c, a.Username), a.Username, a.Family); err != nil {
 		return err
 	}
+	h.security(c, slog.LevelInfo, "logout")
 	h.hub.Recheck(a.Username)
 	return c.NoContent(http.StatusNoContent)
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"log/slog"
 	"net/http"
 	"slices"
 
@@ -40,6 +41,7 @@ func (h *handlers) createUser(c echo.Context) error {
 		req.Password, req.Roles); err != nil {
 		return err
 	}
+	h.security(c, slog.LevelInfo, "user_created", slog.String("username", req.Username), slog.Any("roles", req.Roles))
 	return c.JSON(http.StatusCreated, userResponse{Username: req.Username, Email: req.Email, Roles: nonNil(req.Roles),
 		Wallets: []walletAccess{}})
 }
@@ -81,6 +83,8 @@ func (h *handlers) grant(c echo.Context) error {
 		req.Permissions); err != nil {
 		return err
 	}
+	h.security(c, slog.LevelInfo, "permissions_granted", slog.String("username", c.Param("username")),
+		slog.String("wallet", c.Param("wallet")), slog.Any("permissions", req.Permissions))
 	return c.JSON(http.StatusOK, walletAccess{Wallet: c.Param("wallet"), Permissions: nonNil(req.Permissions)})
 }
 
@@ -88,6 +92,8 @@ func (h *handlers) revokeGrant(c echo.Context) error {
 	if err := h.d.Users.Revoke(c.Request().Context(), h.meta(c, caller(c).Username), c.Param("username"), c.Param("wallet")); err != nil {
 		return err
 	}
+	h.security(c, slog.LevelInfo, "permissions_revoked", slog.String("username", c.Param("username")),
+		slog.String("wallet", c.Param("wallet")))
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -95,6 +101,7 @@ func (h *handlers) revokeSessions(c echo.Context) error {
 	if err := h.d.Users.RevokeSessions(c.Request().Context(), h.meta(c, caller(c).Username), c.Param("username")); err != nil {
 		return err
 	}
+	h.security(c, slog.LevelInfo, "sessions_revoked", slog.String("username", c.Param("username")))
 	h.hub.Recheck(c.Param("username"))
 	return c.NoContent(http.StatusNoContent)
 }
@@ -106,6 +113,7 @@ func (h *handlers) disableUser(c echo.Context) error {
 	if err := h.d.Users.Disable(c.Request().Context(), h.meta(c, caller(c).Username), c.Param("username")); err != nil {
 		return err
 	}
+	h.security(c, slog.LevelInfo, "user_disabled", slog.String("username", c.Param("username")))
 	h.hub.Recheck(c.Param("username"))
 	return c.NoContent(http.StatusNoContent)
 }
@@ -116,6 +124,7 @@ func (h *handlers) enableUser(c echo.Context) error {
 	if err := h.d.Users.Enable(c.Request().Context(), h.meta(c, caller(c).Username), c.Param("username")); err != nil {
 		return err
 	}
+	h.security(c, slog.LevelInfo, "user_enabled", slog.String("username", c.Param("username")))
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -141,6 +150,8 @@ func (h *handlers) createAPIKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	h.security(c, slog.LevelInfo, "api_key_created", slog.String("key_id", k.ID), slog.String("name", k.Name),
+		slog.Any("roles", k.Roles))
 	wallets := make([]walletAccess, 0, len(k.Wallets))
 	for _, w := range k.Wallets {
 		wallets = append(wallets, walletAccess{Wallet: w.Wallet, Permissions: w.Permissions})
@@ -154,6 +165,7 @@ func (h *handlers) deleteAPIKey(c echo.Context) error {
 	if err := h.d.Users.RevokeAPIKey(c.Request().Context(), h.meta(c, a.Username), a.Username, c.Param("id")); err != nil {
 		return err
 	}
+	h.security(c, slog.LevelInfo, "api_key_revoked", slog.String("key_id", c.Param("id")))
 	h.hub.Recheck(a.Username)
 	return c.NoContent(http.StatusNoContent)
 }

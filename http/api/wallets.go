@@ -1,6 +1,7 @@
 package api
 
 import (
+	"log/slog"
 	"net/http"
 	"slices"
 
@@ -36,6 +37,8 @@ func (h *handlers) createWallet(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	h.security(c, slog.LevelInfo, "wallet_created", slog.String("wallet", req.Name), slog.Any("permissions", req.Permissions),
+		slog.Any("ip_allowlist", req.IPAllowlist))
 	w, err := wallet.GetWallet(c.Request().Context(), h.d.DB, req.Name)
 	if err != nil {
 		return err
@@ -96,5 +99,10 @@ func (h *handlers) setLock(c echo.Context, lock bool) error {
 	if err != nil {
 		return err
 	}
+	event := "wallet_unlocked"
+	if lock {
+		event = "wallet_locked"
+	}
+	h.security(c, slog.LevelInfo, event, slog.String("wallet", walletOf(c).Name))
 	return c.JSON(http.StatusOK, positionResponse{Position: res.Position})
 }
