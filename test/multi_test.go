@@ -42,8 +42,8 @@ func TestClusterRetriesOnAnotherInstance(t *testing.T) {
 	l.verify()
 }
 
-// leaderRoles are the singleton workers' roles, one holder each.
-var leaderRoles = []string{"projections", "outbox", "alerts", "expiry", "checkpoint_signer", "chainsync:BTC"}
+// singletonRoles are the singleton workers' roles, one holder each.
+var singletonRoles = []string{"projections", "outbox", "alerts", "expiry", "checkpoint_signer", "chainsync:BTC"}
 
 // TestClusterLeaderKilled: the load of TestClusterRetriesOnAnotherInstance
 // while the leader (the instance holding projections, per /status) is
@@ -239,7 +239,7 @@ notify:
 	if len(overlaps) > 0 {
 		t.Errorf("roles held by two instances at once (%d samples):\n%s", len(overlaps), strings.Join(overlaps, "\n"))
 	}
-	for _, r := range leaderRoles {
+	for _, r := range singletonRoles {
 		if len(held[r]) != 1 {
 			t.Errorf("after the kills role %s is held by %v, want one instance", r, held[r])
 		}
