@@ -140,21 +140,28 @@ func (cl *cluster) restart(i int) {
 	cl.waitReady(i, 60*time.Second)
 }
 
-// up tells whether instance i's process runs (it was not killed and has
-// not exited).
-func (cl *cluster) up(i int) bool {
+// proc returns instance i's current process (nil once killed) and
+// whether it has exited.
+func (cl *cluster) proc(i int) (*Server, bool) {
 	in := cl.nodes[i]
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.srv == nil {
-		return false
+		return nil, false
 	}
 	select {
 	case <-in.srv.exited:
-		return false
+		return in.srv, true
 	default:
-		return true
+		return in.srv, false
 	}
+}
+
+// up tells whether instance i's process runs (it was not killed and has
+// not exited).
+func (cl *cluster) up(i int) bool {
+	s, exited := cl.proc(i)
+	return s != nil && !exited
 }
 
 // running is the index of a running instance.
@@ -182,27 +189,15 @@ func (cl *cluster) exited() []string {
 // exitedByItself tells whether instance i's process exited without being
 // killed.
 func (cl *cluster) exitedByItself(i int) bool {
-	in := cl.nodes[i]
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.srv == nil {
-		return false
-	}
-	select {
-	case <-in.srv.exited:
-		return true
-	default:
-		return false
-	}
+	s, exited := cl.proc(i)
+	return s != nil && exited
 }
 
 // reportExit fails the test, once per instance, with the end of the log of
 // instance i, whose process exited without being killed.
 func (cl *cluster) reportExit(i int) {
 	in := cl.nodes[i]
-	in.mu.Lock()
-	s := in.srv
-	in.mu.Unlock()
+	s, _ := cl.proc(i)
 	if s == nil {
 		return
 	}
