@@ -17,7 +17,13 @@ import (
 //
 // Another process appending to the same stream makes the append conflict:
 // the batcher reloads the stream and decides the whole batch again, so
-// optimistic concurrency still holds across processes.
+// optimistic concurrency still holds across processes. A keyed command's
+// events get ids derived from its own key, index and contents (EventID),
+// whatever batch carries them; when the store recognises an append as a
+// retry (AppendResult.Retry: another writer wrote the same events), the
+// batcher reloads and decides again too, so a command already written is
+// answered from the stream (the ledger knows its keys). It caches only
+// states whose events it saw written.
 //
 // One command's bad events never fail the others of its batch: each
 // command's events are checked as the store would check them (Prepare's
@@ -70,7 +76,10 @@ func (b *Batcher[S, E]) SetMaxBatch(n int) {
 
 // Decision is one command's decision: given the current state, the events
 // to append or an error. It must not modify the state, must be free of side
-// effects and may run more than once.
+// effects and may run more than once. A command with an idempotency key
+// (Metadata.IdempotencyKey) must decide no events on a state that holds
+// its own (the state remembers the key): after an append recognised as a
+// retry the batch is decided again on the stream as stored.
 type Decision[S any, E Typed] func(S) ([]E, error)
 
 // Outcome is what became of one command.
@@ -216,8 +225,13 @@ func (w *streamWriter[S, E]) run() {
 
 const maxBatchAttempts = 8
 
-// execute decides and appends one batch, retrying the whole batch on a
-// conflict with a freshly loaded state.
+// errRecognised is an attempt whose append the store recognised as a
+// retry: nothing was written, the batch is decided again on the stream
+// as stored.
+var errRecognised = fmt.Errorf("%w: the append was recognised as a retry of another writer's", ErrConflict)
+
+// execute decides and appends one batch, retrying the whole batch with a
+// freshly loaded state on a conflict or an append recognised as a retry.
 func (w *streamWriter[S, E]) execute(batch []*command[S, E]) {
 	ctx := context.Background()
 	results := make([]commandResult[S, E], len(batch))
@@ -254,8 +268,9 @@ func (w *streamWriter[S, E]) execute(batch []*command[S, E]) {
 
 // attempt decides every live command of batch on the cached state and
 // appends their events at once; snapshotDue reports that the append
-// crossed a multiple of the snapshot interval. On any append failure the
-// cached state, which already holds the unappended events, is dropped.
+// crossed a multiple of the snapshot interval. On any append failure, and
+// on an append the store recognised as a retry (errRecognised), the cached
+// state, which already holds events this append did not write, is dropped.
 func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E], results []commandResult[S, E]) (snapshotDue bool, err error) {
 	if w.state == nil {
 		l, err := w.b.repo.Load(ctx, w.stream)
@@ -283,6 +298,11 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 			continue
 		}
 		encoded, err := w.b.codec.Encode(c.meta, events)
+		if err == nil && c.meta.IdempotencyKey != "" {
+			for j := range encoded {
+				encoded[j].ID = EventID(w.stream, j, encoded[j])
+			}
+		}
 		if err == nil {
 			// The store's own checks, for this command alone: a bad event
 			// fails its command, not the batch. The store's Append runs the
@@ -307,6 +327,10 @@ func (w *streamWriter[S, E]) attempt(ctx context.Context, batch []*command[S, E]
 	if err != nil {
 		w.state = nil
 		return false, fmt.Errorf("append batch of %d events to %s: %w", len(data), w.stream, err)
+	}
+	if res.Retry {
+		w.state = nil
+		return false, fmt.Errorf("append batch of %d events to %s@%d: %w", len(data), w.stream, res.NextRevision, errRecognised)
 	}
 	snapshotDue = w.b.repo.snap.due(st.Next, res.NextRevision)
 	st.Next, st.Position = res.NextRevision, res.Position

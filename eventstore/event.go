@@ -11,7 +11,8 @@ import (
 // EventData is an event to append.
 type EventData struct {
 	// ID identifies the event. Zero means: derived from Metadata.IdempotencyKey
-	// when there is one (so a retried command produces the same ids and is
+	// and the contents when there is a key (EventID: a retried command
+	// that decides the same events produces the same ids and is
 	// deduplicated), otherwise a random id.
 	ID       uuid.UUID
 	Type     string
@@ -51,6 +52,12 @@ type AppendResult struct {
 	NextRevision uint64
 	// Position is the global position of the last appended event.
 	Position uint64
+	// Retry: the append was recognised as a retry of an earlier one (the
+	// same events, ids and contents, at the place the original went; see
+	// Store): nothing was written, and NextRevision and Position are the
+	// original's. A caller that keeps state of the stream must not take
+	// its own events for written: the stream may hold others after them.
+	Retry bool
 }
 
 // ExpectedVersion states what an append expects of its stream.

@@ -23,7 +23,7 @@ var (
 	// ErrUnavailable: a network store could not be reached (the connection
 	// was refused or lost, the server is restarting). Retrying later may
 	// succeed; an append that failed so has an unknown outcome, and a retry
-	// with the same event ids is recognised if it was written.
+	// with the same events (ids and contents) is recognised if it was written.
 	ErrUnavailable = errors.New("event store unavailable")
 	// ErrStoreFailed: the store met an error it cannot recover from in
 	// process (an I/O error on commit: a failed fsync may have lost data the
@@ -65,13 +65,17 @@ func Failure(s Store) error {
 // with the same exact expected version wins and the others get ErrConflict.
 //
 // Idempotence: a retried append writes nothing and returns the original
-// result, as EventStoreDB does. A retry is recognised by event ids within its
-// stream: with an exact or no-stream expectation, at the place the original
-// went; with Any or StreamExists, among the stream's recent events (a window
-// of at least 32). Ids that match only in part are a conflict. A store may
-// also compare the events' contents (postgres does): the same ids with
-// other types, data or metadata are then a conflict too. Deterministic
-// ids (see Prepare) make a retried command produce the same ids.
+// result with Retry set, as EventStoreDB does. A retry is recognised only
+// when the events are the same, ids and contents (type, data and metadata),
+// at the place the original went: with an exact or no-stream expectation
+// right after the expected revision; with Any or StreamExists among the
+// stream's recent events (a window of at least 32). The same ids with other
+// contents, ids that match only in part, or the ids found elsewhere are a
+// conflict (ErrConflict). Every store must apply this rule (the group-commit
+// stores and the esdb adapter share it: internal/groupcommit.Match).
+// Deterministic ids (see Prepare and EventID) make a retried command
+// produce the same ids; as they are derived from the contents too, even a
+// server that compares ids only cannot take other contents for a retry.
 //
 // Limits: Prepare's per-event size limit applies to every store; a store may
 // also limit the size of one append (EventStoreDB: 1 MiB by default).

@@ -17,6 +17,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/coinledger/coinledger/adapters/bus"
 	"github.com/coinledger/coinledger/internal/logging"
 )
 
@@ -40,6 +41,16 @@ func TopicOf(txid string) string {
 	h := fnv.New32a()
 	h.Write([]byte(txid))
 	return Topic + "." + strconv.Itoa(int(h.Sum32()%Shards))
+}
+
+// Topics returns every topic of the notification bus: the shards of Topic
+// and PoisonTopic.
+func Topics() []string {
+	out := make([]string, 0, Shards+1)
+	for shard := range Shards {
+		out = append(out, Topic+"."+strconv.Itoa(shard))
+	}
+	return append(out, PoisonTopic)
 }
 
 // Metadata keys of the messages on the notification topics and PoisonTopic.
@@ -90,6 +101,7 @@ func Publish(pub message.Publisher) Sink {
 			return fmt.Errorf("walletnotify publish %s %s: %w", coin, txid, err)
 		}
 		msg := message.NewMessage(watermill.NewUUID(), payload)
+		msg.SetContext(ctx) // its correlation id, if any, goes with it (bus.Bus.Publish)
 		msg.Metadata.Set(MetadataSource, n.Source)
 		msg.Metadata.Set(MetadataCoin, coin)
 		msg.Metadata.Set(MetadataTxID, txid)
@@ -142,6 +154,22 @@ type RouterOptions struct {
 	Logger *slog.Logger `yaml:"-"`
 	// Now is the dedupe window's clock (nil: time.Now).
 	Now func() time.Time `yaml:"-"`
+}
+
+// RetryBudget is the longest a notification can spend waiting between the
+// handler's attempts before it is poisoned (every wait at its +20 % jitter
+// bound), handler time aside. A durable bus must not give a message up
+// (its ack deadline) before that, or one that keeps failing is redelivered
+// with its retries counted from zero and never poisoned.
+func (o RouterOptions) RetryBudget() time.Duration {
+	o.setDefaults()
+	var total time.Duration
+	wait := o.InitialInterval
+	for range max(o.MaxRetries, 0) {
+		total += wait * 12 / 10
+		wait = min(2*wait, o.MaxInterval)
+	}
+	return total
 }
 
 func (o *RouterOptions) setDefaults() {
@@ -214,8 +242,7 @@ func NewRouter(sub message.Subscriber, pub message.Publisher, h Handler, opts Ro
 	}
 	c := &chain{h: h, pub: pub, opts: opts, log: opts.Logger,
 		dedupe: newDedupe(opts.DedupeWindow, opts.Now)}
-	for shard := range Shards {
-		topic := Topic + "." + strconv.Itoa(shard)
+	for _, topic := range Topics()[:Shards] {
 		handler := r.AddConsumerHandler(topic, topic, sub, c.decode)
 		handler.AddMiddleware(c.poison, c.deduplicate, c.retry, c.recoverer)
 	}
@@ -280,7 +307,7 @@ func (c *chain) decode(msg *message.Message) error {
 	if a, ok := msg.Context().Value(attemptsKey{}).(*attempts); ok {
 		a.inc()
 	}
-	return c.h(msg.Context(), n)
+	return c.h(bus.Context(msg), n)
 }
 
 func (c *chain) recoverer(next message.HandlerFunc) message.HandlerFunc {

@@ -83,17 +83,28 @@ func (l *logs) waitFor(msg string, n int) {
 }
 
 type bus struct {
-	ps     *gochannel.GoChannel
+	ps     pubSub
 	sink   walletnotify.Sink
 	logs   *logs
 	poison <-chan *message.Message
 	stop   func() // stops the router and waits for it
 }
 
+// pubSub is a bus the router runs on.
+type pubSub interface {
+	message.Publisher
+	message.Subscriber
+}
+
 // startRouter runs a router on a fresh gochannel until the test ends.
 func startRouter(t *testing.T, h walletnotify.Handler, opts walletnotify.RouterOptions) *bus {
 	t.Helper()
-	ps := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
+	return startRouterOn(t, gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{}), h, opts)
+}
+
+// startRouterOn runs a router on ps until the test ends, and closes ps.
+func startRouterOn(t *testing.T, ps pubSub, h walletnotify.Handler, opts walletnotify.RouterOptions) *bus {
+	t.Helper()
 	l := &logs{tb: t}
 	opts.Logger = slog.New(l)
 	r, err := walletnotify.NewRouter(ps, ps, h, opts)

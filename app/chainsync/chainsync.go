@@ -161,16 +161,17 @@ func (s *Syncer) Kind() string { return s.opts.Kind }
 // Backend returns the syncer's backend.
 func (s *Syncer) Backend() Backend { return s.backend }
 
-// meta is the metadata of the events the syncer causes.
-func (s *Syncer) meta(cause string) eventstore.Metadata {
-	return eventstore.Metadata{Actor: "chainsync:" + s.coin, CausationID: cause}
+// meta is the metadata of the events the syncer causes; the correlation
+// id is the one ctx carries (a walletnotify's, copied across the bus).
+func (s *Syncer) meta(ctx context.Context, cause string) eventstore.Metadata {
+	return eventstore.Metadata{Actor: "chainsync:" + s.coin, CausationID: cause, CorrelationID: eventstore.CorrelationID(ctx)}
 }
 
 // errNothing ends a Build that finds nothing to do.
 var errNothing = errors.New("nothing to do")
 
 func (s *Syncer) execute(ctx context.Context, cause, wallet string, build wallets.Build) (wallets.Result, error) {
-	res, err := s.reg.wallets.Execute(ctx, s.meta(cause), wallet, build)
+	res, err := s.reg.wallets.Execute(ctx, s.meta(ctx, cause), wallet, build)
 	if errors.Is(err, errNothing) {
 		return res, nil
 	}

@@ -55,7 +55,7 @@ func (s *Syncer) scan(ctx context.Context, also []string) (int, error) {
 	}
 	data, _ := json.Marshal(scanned{LastBlock: since.LastBlock, TxIDs: len(since.TxIDs)}) // plain struct
 	_, err = s.reg.store.Append(ctx, stream, eventstore.ExpectRevision(s.scanNext),
-		eventstore.EventData{Type: TypeScanned, Data: data, Metadata: s.meta("rescan")})
+		eventstore.EventData{Type: TypeScanned, Data: data, Metadata: s.meta(ctx, "rescan")})
 	if err != nil {
 		s.scanLoaded = false // another instance wrote one: read it again next time
 		return 0, fmt.Errorf("rescan %s: record checkpoint: %w", s.coin, err)

@@ -106,7 +106,7 @@ func (s *Service) keyAccess(ctx context.Context, secret string) (Access, identit
 			return ErrBadCredentials
 		}
 		eff, _ = u.EffectiveAPIKey(k.ID)
-		a = Access{Username: u.Username, Roles: slices.Clone(eff.Roles), APIKey: eff.ID}
+		a = Access{Username: u.Username, Roles: slices.Clone(eff.Roles), APIKey: eff.ID, APIs: u.APISets()}
 		if slices.Contains(eff.Roles, identity.RoleAdmin) {
 			a.Grants = u.Grants()
 			return nil

@@ -28,6 +28,9 @@ type Access struct {
 	APIKey string
 	// Family is the refresh family of the caller's token, if any.
 	Family string
+	// APIs are the Graphene API sets the user may call over JSON-RPC
+	// (identity.User.APISets); nil: not limited by API set.
+	APIs []string
 }
 
 // Admin reports whether the caller holds the admin role.
@@ -74,7 +77,7 @@ func (d *Directory) Name() string { return DirectoryName }
 
 // Version implements projections.Follower: bump it when what the
 // directory keeps or its snapshot encoding changes.
-func (d *Directory) Version() int { return 1 }
+func (d *Directory) Version() int { return 2 }
 
 // directoryAAD binds a sealed directory snapshot to what it is.
 var directoryAAD = []byte("coinledger/user_directory\x00v1")
@@ -290,7 +293,7 @@ func (s *Service) TokenAccess(ctx context.Context, username string, issuedAt tim
 				return ErrBadCredentials
 			}
 		}
-		a = Access{Username: u.Username, Roles: slices.Clone(u.Roles), Grants: u.Grants(), Family: family}
+		a = Access{Username: u.Username, Roles: slices.Clone(u.Roles), Grants: u.Grants(), Family: family, APIs: u.APISets()}
 		return nil
 	})
 	return a, err

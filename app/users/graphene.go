@@ -53,7 +53,8 @@ const (
 )
 
 // ImportGraphene registers the users of a Graphene permission map. Each
-// user gets no role, the password hash marker "legacy-sha256$salt$hash"
+// user gets no role, its allowed_apis as its API sets (identity.GrantAPISets:
+// what it may call over JSON-RPC), the password hash marker "legacy-sha256$salt$hash"
 // (Authenticate checks it once and replaces it with a modern hash) and, if
 // its API sets map to any wallet permission (graphene.Mapping), a grant of
 // those permissions on opts.Wallet, appended together with the
@@ -91,7 +92,7 @@ func (s *Service) ImportGraphene(ctx context.Context, meta eventstore.Metadata, 
 			continue
 		}
 		perms := e.Permissions()
-		err := s.update(ctx, meta, e.Username, registerGranted(e.Username, e.LegacyMarker(), wallet, perms))
+		err := s.update(ctx, meta, e.Username, registerGranted(e.Username, e.LegacyMarker(), wallet, perms, e.AllowedAPIs))
 		switch {
 		case errors.Is(err, identity.ErrUserExists):
 			r.Skipped = append(r.Skipped, Skipped{e.Username, SkipExists})
@@ -157,6 +158,9 @@ func (s *Service) importWildcard(ctx context.Context, meta eventstore.Metadata, 
 		if err := step(identity.DesignateWildcard(u)); err != nil {
 			return nil, err
 		}
+		if err := step(identity.GrantAPISets(u, e.AllowedAPIs)); err != nil {
+			return nil, err
+		}
 		return all, nil
 	})
 	if err != nil {
@@ -175,17 +179,28 @@ func (s *Service) importWildcard(ctx context.Context, meta eventstore.Metadata, 
 func madeByImport(hash string) bool { return hash == anyPassword || graphene.IsLegacyMarker(hash) }
 
 // registerGranted decides the registration of username with password
-// hash, granted perms on wallet (none: no grant).
-func registerGranted(username, hash, wallet string, perms []string) func(*identity.User) ([]identity.Event, error) {
+// hash, granted perms on wallet (none: no grant) and limited to the API
+// sets apis over JSON-RPC.
+func registerGranted(username, hash, wallet string, perms, apis []string) func(*identity.User) ([]identity.Event, error) {
 	return func(u *identity.User) ([]identity.Event, error) {
 		events, err := identity.Register(u, username, "", hash, nil)
-		if err != nil || len(perms) == 0 {
-			return events, err
+		if err != nil {
+			return nil, err
 		}
 		for _, ev := range events {
 			identity.Evolve(u, ev)
 		}
-		grant, err := identity.Grant(u, wallet, perms)
-		return append(events, grant...), err
+		if len(perms) > 0 {
+			grant, err := identity.Grant(u, wallet, perms)
+			if err != nil {
+				return nil, err
+			}
+			for _, ev := range grant {
+				identity.Evolve(u, ev)
+			}
+			events = append(events, grant...)
+		}
+		sets, err := identity.GrantAPISets(u, apis)
+		return append(events, sets...), err
 	}
 }

@@ -206,3 +206,34 @@ func TestWildcardLoginTarget(t *testing.T) {
 		t.Errorf("disabled wildcard still a fallback: %v", err)
 	}
 }
+
+// TestGrapheneImportKeepsAPISets: imported users, the "*" user included,
+// keep their allowed_apis as their API sets; a user registered otherwise
+// has none (not limited by API set).
+func TestGrapheneImportKeepsAPISets(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newWildcardService(t)
+	m, err := graphene.Parse([]byte(seedMap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ImportGraphene(ctx, eventstore.Metadata{}, m, ImportOptions{Wallet: "hot"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Register(ctx, eventstore.Metadata{}, "carol", "", "password-carol", nil); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string][]string{
+		"bytemaster": {"database_api", "history_api", "network_broadcast_api", "network_node_api"},
+		Anonymous:    {"database_api", "history_api", "network_broadcast_api"},
+		"carol":      nil,
+	} {
+		u, err := s.Get(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := u.APISets(); !slices.Equal(got, want) || (got == nil) != (want == nil) {
+			t.Errorf("%s: api sets %v, want %v", name, got, want)
+		}
+	}
+}

@@ -169,4 +169,3 @@ func benchReadAndCatchUp(ctx context.Context, storePath, dbPath string, credits 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func round(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
-

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
-
 	"github.com/coinledger/coinledger/adapters/chain/bitcoind"
 	"github.com/coinledger/coinledger/adapters/chain/blockio"
 	"github.com/coinledger/coinledger/adapters/chain/null"
@@ -87,7 +85,7 @@ func (c *Config) coins() []CoinConfig {
 // wireChains opens each coin's backend, binds it to a syncer, and starts
 // the walletnotify channels feeding one watermill topic whose router asks
 // the coin's syncer about each txid.
-func (svc *service) wireChains(cfg *Config, reg *chainsync.Registry, bus *gochannel.GoChannel, logger *slog.Logger) error {
+func (svc *service) wireChains(cfg *Config, reg *chainsync.Registry, ps pubSub, logger *slog.Logger) error {
 	var coins []string
 	for _, cc := range cfg.coins() {
 		b, err := openBackend(cc)
@@ -107,12 +105,12 @@ func (svc *service) wireChains(cfg *Config, reg *chainsync.Registry, bus *gochan
 
 	opts := cfg.Walletnotify.Router
 	opts.Logger = logger
-	router, err := walletnotify.NewRouter(bus, bus, notifyHandler(reg), opts)
+	router, err := walletnotify.NewRouter(ps, ps, notifyHandler(reg), opts)
 	if err != nil {
 		return fmt.Errorf("walletnotify router: %w", err)
 	}
 	svc.workers = append(svc.workers, router.Run)
-	sink := walletnotify.Publish(bus)
+	sink := walletnotify.Publish(ps)
 	if cfg.WalletnotifyListen != "off" {
 		srv := httpnotify.New(httpnotify.Config{Listen: cfg.WalletnotifyListen, Coins: coins, DefaultCoin: coins[0], Logger: logger}, sink)
 		svc.workers = append(svc.workers, srv.Serve)

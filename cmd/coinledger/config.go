@@ -24,10 +24,15 @@ import (
 // Config is the whole configuration, built from the YAML file named by
 // COINLEDGER_CONFIG (or -config) and then COINLEDGER_* variables.
 type Config struct {
-	Listen             string `yaml:"listen"`              // COINLEDGER_LISTEN, default 127.0.0.1:8080
-	DataDir            string `yaml:"data_dir"`            // COINLEDGER_DATA_DIR, default ./data
-	EventStore         URL    `yaml:"event_store"`         // COINLEDGER_EVENT_STORE: sqlite:PATH (default DATA_DIR/events.db), esdb://... or postgres://...
-	ReadModels         URL    `yaml:"read_models"`         // COINLEDGER_READ_MODELS: sqlite:PATH (default DATA_DIR/readmodels.db) or postgres://...
+	Listen     string `yaml:"listen"`      // COINLEDGER_LISTEN, default 127.0.0.1:8080
+	DataDir    string `yaml:"data_dir"`    // COINLEDGER_DATA_DIR, default ./data
+	EventStore URL    `yaml:"event_store"` // COINLEDGER_EVENT_STORE: sqlite:PATH (default DATA_DIR/events.db), esdb://... or postgres://...
+	ReadModels URL    `yaml:"read_models"` // COINLEDGER_READ_MODELS: sqlite:PATH (default DATA_DIR/readmodels.db) or postgres://...
+	// Bus carries walletnotify notifications and price ticks (COINLEDGER_BUS):
+	// "memory" (in-process) or postgres://... (durable, shared by the
+	// instances on it). Default: the read models' Postgres if they are on
+	// one, else memory.
+	Bus                URL    `yaml:"bus"`
 	AdminPassword      Secret `yaml:"admin_password"`      // COINLEDGER_ADMIN_PASSWORD
 	WalletnotifyListen string `yaml:"walletnotify_listen"` // COINLEDGER_WALLETNOTIFY_LISTEN, default 127.0.0.1:28882
 	// HTTP holds the API listener's timeouts.
@@ -188,6 +193,9 @@ func (c *Config) Validate() error {
 		!strings.HasPrefix(es, "esdb+discover://") && !isPostgresURL(es) {
 		errs = append(errs, fmt.Errorf("event_store: %q: want sqlite:PATH, esdb://... or postgres://...", c.EventStore.String()))
 	}
+	if b := c.Bus.Reveal(); b != "" && b != busMemory && !isPostgresURL(b) {
+		errs = append(errs, fmt.Errorf("bus: %q: want %s or postgres://...", c.Bus.String(), busMemory))
+	}
 	if rm := c.ReadModels.Reveal(); !strings.HasPrefix(rm, "sqlite:") && !isPostgresURL(rm) {
 		errs = append(errs, fmt.Errorf("read_models: %q: want sqlite:PATH or postgres://...", c.ReadModels.String()))
 	}
@@ -261,6 +269,7 @@ func loadConfig(name string, args []string) (*Config, *flag.FlagSet, error) {
 	env(&c.DataDir, "COINLEDGER_DATA_DIR")
 	env(&c.EventStore, "COINLEDGER_EVENT_STORE")
 	env(&c.ReadModels, "COINLEDGER_READ_MODELS")
+	env(&c.Bus, "COINLEDGER_BUS")
 	env(&c.WalletnotifyListen, "COINLEDGER_WALLETNOTIFY_LISTEN")
 	env(&c.AdminPassword, "COINLEDGER_ADMIN_PASSWORD")
 	env(&c.JWTSecret, "COINLEDGER_JWT_SECRET")

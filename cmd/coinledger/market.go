@@ -15,8 +15,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
+	"github.com/coinledger/coinledger/adapters/bus"
 	notifyadapter "github.com/coinledger/coinledger/adapters/notify"
 	"github.com/coinledger/coinledger/adapters/notify/email"
 	"github.com/coinledger/coinledger/adapters/notify/webhook"
@@ -79,7 +79,7 @@ const pricesTopic = "prices"
 // wireMarket builds the price, alert and notification side: the market
 // service that records ticks, the alert service and engine, the outbox
 // notifier with its SMTP and webhook senders, and the price feeds.
-func (svc *service) wireMarket(cfg *Config, bus *gochannel.GoChannel, logger *slog.Logger) (*market.Service, *alerting.Service, *outbox.Notifier, error) {
+func (svc *service) wireMarket(cfg *Config, ps pubSub, logger *slog.Logger) (*market.Service, *alerting.Service, *outbox.Notifier, error) {
 	mkt := market.New(svc.store, time.Now)
 	svc.closers = append(svc.closers, func() error { mkt.Close(); return nil })
 	hooks, err := cfg.Notify.Webhooks.policy()
@@ -105,9 +105,9 @@ func (svc *service) wireMarket(cfg *Config, bus *gochannel.GoChannel, logger *sl
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		router.AddConsumerHandler("record-ticks", pricesTopic, bus, recordTicks(mkt, logger))
+		router.AddConsumerHandler("record-ticks", pricesTopic, ps, recordTicks(mkt, logger))
 		svc.workers = append(svc.workers, router.Run)
-		sink := publishTicks(bus)
+		sink := publishTicks(ps)
 		for _, f := range feeds {
 			svc.workers = append(svc.workers, func(ctx context.Context) error { return f.Run(ctx, sink) })
 		}
@@ -143,7 +143,9 @@ func publishTicks(pub message.Publisher) pricefeed.Sink {
 		if err != nil {
 			return err
 		}
-		return pub.Publish(pricesTopic, message.NewMessage(watermill.NewUUID(), b))
+		msg := message.NewMessage(watermill.NewUUID(), b)
+		msg.SetContext(ctx)
+		return pub.Publish(pricesTopic, msg)
 	}
 }
 
@@ -157,8 +159,9 @@ func recordTicks(mkt *market.Service, logger *slog.Logger) message.NoPublishHand
 			logger.Warn("malformed tick dropped", "err", err)
 			return nil
 		}
-		meta := eventstore.Metadata{Actor: "feed:" + t.Source}
-		if _, err := mkt.Record(msg.Context(), meta, t.Pair, prices.RecordTick{Source: t.Source, Price: t.Price, At: t.At}); err != nil {
+		ctx := bus.Context(msg)
+		meta := eventstore.Metadata{Actor: "feed:" + t.Source, CorrelationID: eventstore.CorrelationID(ctx)}
+		if _, err := mkt.Record(ctx, meta, t.Pair, prices.RecordTick{Source: t.Source, Price: t.Price, At: t.At}); err != nil {
 			logger.Warn("tick not recorded", "pair", t.Pair, "source", t.Source, "err", err)
 		}
 		return nil

@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/coinledger/coinledger/adapters/bus"
+	"github.com/coinledger/coinledger/adapters/walletnotify"
 	"github.com/coinledger/coinledger/app/audit"
 	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/app/expiry"
@@ -24,7 +26,6 @@ import (
 	"github.com/coinledger/coinledger/eventstore/sqlite"
 	"github.com/coinledger/coinledger/http/api"
 	"github.com/coinledger/coinledger/http/auth"
-	"github.com/coinledger/coinledger/internal/logging"
 	"github.com/coinledger/coinledger/projections"
 )
 
@@ -134,15 +135,18 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 	svc.workers = append(svc.workers, func(ctx context.Context) error { return holds.Run(ctx, holdsCaughtUp) })
 	// The embedded default binds BTC to the simulated chain; /status
 	// describes exactly what is wired here.
-	bus := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, logging.Watermill(logger))
-	svc.closers = append(svc.closers, bus.Close)
+	b, err := openBus(ctx, cfg, logger)
+	if err != nil {
+		return svc, err
+	}
+	svc.closers = append(svc.closers, b.Close)
 	idx := chainsync.NewIndex()
 	chains := chainsync.NewRegistry(svc.store, walletSvc, idx, svc.follow(idx), logger)
 	svc.chains = chains
-	if err := svc.wireChains(cfg, chains, bus, logger); err != nil {
+	if err := svc.wireChains(cfg, chains, b, logger); err != nil {
 		return svc, err
 	}
-	mkt, alertSvc, ob, err := svc.wireMarket(cfg, bus, logger)
+	mkt, alertSvc, ob, err := svc.wireMarket(cfg, b, logger)
 	if err != nil {
 		return svc, err
 	}
@@ -161,6 +165,39 @@ func newService(ctx context.Context, cfg *Config, logger *slog.Logger, w wiring)
 			MaxBufferedEvents: cfg.Websocket.MaxBufferedEvents}})
 	svc.handler, svc.shutdown = a, append(svc.shutdown, a.Shutdown)
 	return svc, nil
+}
+
+// busMemory names the in-process bus in Config.Bus.
+const busMemory = "memory"
+
+// openBus opens the bus walletnotify notifications and price ticks travel
+// on: watermill-sql on the Postgres cfg.Bus names, by default the read
+// models' when they are on Postgres (durable, shared by every instance on
+// it, whatever the event store), else the in-process gochannel. The ack deadline leaves the walletnotify
+// router its retries and two minutes of handler time: it matters only for
+// a live but stuck handler, as a dead instance's transaction ends with its
+// connection and the message goes to another at once.
+func openBus(ctx context.Context, cfg *Config, logger *slog.Logger) (*bus.Bus, error) {
+	url := cfg.Bus.Reveal()
+	if url == "" && isPostgresURL(cfg.ReadModels.Reveal()) {
+		url = cfg.ReadModels.Reveal()
+	}
+	if url == busMemory {
+		url = ""
+	}
+	b, err := bus.Open(ctx, url, bus.Options{Topics: append(walletnotify.Topics(), pricesTopic),
+		AckDeadline: cfg.Walletnotify.Router.RetryBudget() + 2*time.Minute, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("bus opened", "kind", b.Kind())
+	return b, nil
+}
+
+// pubSub is what the wiring needs of the bus.
+type pubSub interface {
+	message.Publisher
+	message.Subscriber
 }
 
 // wireAudit opens the checkpoint keyring (created at first start) and

@@ -527,7 +527,39 @@ func TestEventsContract(t *testing.T) {
 			t.Errorf("%s: round trip %v", typ, err)
 		}
 	}
-	if len(seen) != 14 {
-		t.Errorf("%d event types, want 14", len(seen))
+	if len(seen) != 15 {
+		t.Errorf("%d event types, want 15", len(seen))
+	}
+}
+
+func grantAPISets(apis ...string) func(*User) ([]Event, error) {
+	return func(u *User) ([]Event, error) { return GrantAPISets(u, apis) }
+}
+
+func TestGrantAPISets(t *testing.T) {
+	sets := func(apis ...string) APISetsGranted { return APISetsGranted{APIs: apis} }
+	runCases(t, []decideCase{
+		{"unknown user", nil, grantAPISets("database_api"), nil, errs(ErrUserNotFound)},
+		{"bad name", []Event{alice}, grantAPISets("Database API"), nil, errs(ErrValidation)},
+		{"sorted, no repeats", []Event{alice}, grantAPISets("history_api", "database_api", "history_api"),
+			[]Event{sets("database_api", "history_api")}, nil},
+		{"same sets: nothing", []Event{alice, sets("database_api")}, grantAPISets("database_api"), nil, nil},
+		{"none is a limit too", []Event{alice}, grantAPISets(), []Event{APISetsGranted{APIs: []string{}}}, nil},
+		{"none again: nothing", []Event{alice, sets()}, grantAPISets(), nil, nil},
+	})
+	if got := given(alice).APISets(); got != nil {
+		t.Fatalf("a user without APISetsGranted is limited to %v", got)
+	}
+	if got := given(alice, sets()).APISets(); got == nil || len(got) != 0 {
+		t.Fatalf("APISetsGranted{} gives %#v, want an empty limit", got)
+	}
+	u := given(alice, sets("database_api"))
+	data, err := EncodeSnapshot(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := DecodeSnapshot(data)
+	if err != nil || !reflect.DeepEqual(back.APISets(), []string{"database_api"}) {
+		t.Fatalf("snapshot round trip: %v %v", back.APISets(), err)
 	}
 }

@@ -98,7 +98,7 @@ func Events() []Event {
 		WalletGranted{}, WalletRevoked{}, SessionsRevoked{},
 		APIKeyIssued{}, APIKeyRevoked{},
 		RefreshIssued{}, RefreshRotated{}, RefreshFamilyRevoked{},
-		WildcardDesignated{},
+		WildcardDesignated{}, APISetsGranted{},
 	}
 }
 
@@ -113,6 +113,7 @@ type User struct {
 
 	disabled          bool
 	wildcard          bool                // WildcardDesignated
+	apiSets           []string            // APISetsGranted; nil: not limited
 	grants            map[string][]string // wallet → permissions, canonical order
 	sessionsRevokedAt time.Time
 	keys              []APIKey  // active keys in issue order, at most MaxAPIKeys
@@ -189,6 +190,8 @@ func Evolve(u *User, e Event) *User {
 		}
 	case WildcardDesignated:
 		u.wildcard = true
+	case APISetsGranted:
+		u.apiSets = append([]string{}, e.APIs...)
 	}
 	return u
 }

@@ -9,7 +9,7 @@ import (
 // SnapshotSchema names the shape EncodeSnapshot writes. Change it whenever
 // User gains, loses or reinterprets a field: snapshots of another schema
 // are ignored and the stream is folded from its first event.
-const SnapshotSchema = "identity.user/v1"
+const SnapshotSchema = "identity.user/v2"
 
 // userSnapshot is the encoded form of a User: every field, exported. It
 // holds credential material (the password hash, API key hashes, refresh
@@ -22,6 +22,7 @@ type userSnapshot struct {
 	Roles             []string            `json:"roles"`
 	Disabled          bool                `json:"disabled"`
 	Wildcard          bool                `json:"wildcard"`
+	APISets           []string            `json:"api_sets"`
 	Grants            map[string][]string `json:"grants"`
 	SessionsRevokedAt time.Time           `json:"sessions_revoked_at"`
 	Keys              []APIKey            `json:"keys"`
@@ -36,7 +37,7 @@ func EncodeSnapshot(u *User) ([]byte, error) {
 		u = New()
 	}
 	out := userSnapshot{Registered: u.Registered, Username: u.Username, Email: u.Email, PasswordHash: u.PasswordHash,
-		Roles: u.Roles, Disabled: u.disabled, Wildcard: u.wildcard, Grants: u.grants,
+		Roles: u.Roles, Disabled: u.disabled, Wildcard: u.wildcard, APISets: u.apiSets, Grants: u.grants,
 		SessionsRevokedAt: u.sessionsRevokedAt, Keys: u.keys, Clock: u.clock}
 	if u.families != nil {
 		out.Families = make([]Family, len(u.families))
@@ -58,7 +59,7 @@ func DecodeSnapshot(data []byte) (*User, error) {
 		return nil, fmt.Errorf("decode user snapshot: %w", err)
 	}
 	u := &User{Registered: in.Registered, Username: in.Username, Email: in.Email, PasswordHash: in.PasswordHash,
-		Roles: in.Roles, disabled: in.Disabled, wildcard: in.Wildcard, grants: in.Grants,
+		Roles: in.Roles, disabled: in.Disabled, wildcard: in.Wildcard, apiSets: in.APISets, grants: in.Grants,
 		sessionsRevokedAt: in.SessionsRevokedAt, keys: in.Keys, clock: in.Clock}
 	if in.Families != nil {
 		u.families = make([]*Family, len(in.Families))

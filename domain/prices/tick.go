@@ -81,11 +81,18 @@ type RecordTick struct {
 // source the state does not remember. So the state is bounded (MaxSources ×
 // WindowPerSource times) and no tick is ever recorded twice.
 //
-// Coalescing: a tick newer than its source's newest recorded tick, with the
-// same price, less than CoalesceWithin after it, is dropped. It carries no
-// news; at least one tick per source per CoalesceWithin is still recorded
-// while the price stands still. A coalesced tick leaves no trace, so a
-// redelivery of it is decided again from the state at that time.
+// Coalescing: a tick with the same price as its source's recorded tick just
+// before it (in time), less than CoalesceWithin after it, is dropped. It
+// carries no news; at least one tick per source per CoalesceWithin is still
+// recorded while the price stands still. A coalesced tick leaves no trace,
+// so a redelivery of it (a durable bus delivers at least once) is decided
+// again; as the decision looks only at the ticks before it, ticks recorded
+// since with later times do not change it: the redelivery is dropped again.
+// Only a late tick recorded meanwhile between the two can, which is news.
+// The tick just before is remembered even once it has left the window (the
+// horizon keeps its price), not once its source is forgotten: a redelivered
+// coalesced tick of a forgotten source, newer than the stream horizon, is
+// recorded (once).
 type State struct {
 	pair    Pair
 	ticks   uint64
@@ -98,9 +105,13 @@ type State struct {
 type source struct {
 	times   []time.Time // ring of recent tick times, len <= WindowPerSource
 	next    int         // where the next time goes once times is full
+	prices  []Price     // prices[i] is the price of the tick at times[i]
 	horizon time.Time   // newest time that has left times
-	newest  time.Time   // newest recorded tick time
-	price   Price       // price of the tick at newest
+	// horizonPrice is the price of the tick at horizon, if that tick was
+	// this source's (not the stream horizon it started from).
+	horizonPrice  Price
+	horizonPriced bool
+	newest        time.Time // newest recorded tick time
 }
 
 // NewState returns the state of the price stream of pair, with no events.
@@ -135,21 +146,22 @@ func Evolve(s *State, e Event) *State {
 	if src == nil {
 		// A source seen before it was forgotten must not get its old
 		// ticks recorded again: it starts at the stream horizon.
-		src = &source{times: make([]time.Time, 0, 8), horizon: s.horizon}
+		src = &source{times: make([]time.Time, 0, 8), prices: make([]Price, 0, 8), horizon: s.horizon}
 		s.sources[t.Source] = src
 		s.forgetSources(t.Source)
 	}
 	if len(src.times) < WindowPerSource {
 		src.times = append(src.times, t.At)
+		src.prices = append(src.prices, t.Price)
 	} else {
 		if old := src.times[src.next]; old.After(src.horizon) {
-			src.horizon = old
+			src.horizon, src.horizonPrice, src.horizonPriced = old, src.prices[src.next], true
 		}
-		src.times[src.next] = t.At
+		src.times[src.next], src.prices[src.next] = t.At, t.Price
 		src.next = (src.next + 1) % WindowPerSource
 	}
 	if len(src.times) == 1 || t.At.After(src.newest) {
-		src.newest, src.price = t.At, t.Price
+		src.newest = t.At
 	}
 	return s
 }
@@ -202,11 +214,30 @@ func Tick(s *State, c RecordTick) ([]Event, error) {
 	if s.seen(c.Source, c.At) {
 		return nil, nil
 	}
-	if src := s.sources[c.Source]; src != nil && c.At.After(src.newest) &&
-		c.Price == src.price && c.At.Sub(src.newest) < CoalesceWithin {
-		return nil, nil
+	if src := s.sources[c.Source]; src != nil {
+		if at, price, ok := src.before(c.At); ok && price == c.Price && c.At.Sub(at) < CoalesceWithin {
+			return nil, nil
+		}
 	}
 	return []Event{PriceTicked{Pair: s.pair, Price: c.Price, Source: c.Source, At: c.At}}, nil
+}
+
+// before returns the time and price of the source's recorded tick just
+// before t, if it is remembered: the newest of the window's times before t
+// and the horizon.
+func (src *source) before(t time.Time) (time.Time, Price, bool) {
+	var at time.Time
+	var price Price
+	ok := false
+	if src.horizonPriced && src.horizon.Before(t) {
+		at, price, ok = src.horizon, src.horizonPrice, true
+	}
+	for i, x := range src.times {
+		if x.Before(t) && (!ok || x.After(at)) {
+			at, price, ok = x, src.prices[i], true
+		}
+	}
+	return at, price, ok
 }
 
 // seen reports whether a tick of source at t is a duplicate or too old to

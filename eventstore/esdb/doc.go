@@ -45,12 +45,26 @@
 // travel as the event's user metadata JSON ("$correlationId" and
 // "$causationId" as EventStoreDB's projections expect them).
 //
-// Event ids are deterministic when the caller gives an idempotency key, so
-// a retried append is recognised: with an exact revision or NoStream by the
-// server, which answers with the original result and writes nothing; with
-// Any or StreamExists by the adapter, which looks for the ids among the
-// stream's newest events (Options.DedupeWindow), much as the server itself
-// only remembers recent ids for these expectations.
+// Event ids are deterministic when the caller gives an idempotency key,
+// and derived from the events' contents too (eventstore.EventID), so a
+// retried append is recognised and other contents under the same key are
+// not. A retry is recognised as every store recognises it
+// (internal/groupcommit.Match: the same ids and contents at the place the
+// original went), by the adapter: with an exact revision that the stream
+// has passed, it reads the events after that revision and compares them,
+// writing nothing; with Any or StreamExists it looks among the stream's
+// newest events (Options.DedupeWindow), much as the server itself only
+// remembers recent ids for these expectations. Both answer the original
+// result with Retry set.
+//
+// The server also recognises a repeat, by ids alone, when another writer
+// appended events with these ids between the adapter's read of the stream
+// head and its write (or, for NoStream, at any time), and answers it as a
+// write. So after writing events with ids the caller chose or derived from
+// a key, the adapter reads them back (one more read per such append): its
+// own when the last one's hash is the one it computed (the hash covers
+// this attempt's creation time), else a retry if they are the same events
+// and a conflict if not.
 //
 // # Client caveats (v4.2.0)
 //

@@ -110,7 +110,7 @@ func (b *txBatch) write(ctx context.Context, batch []*groupcommit.Request) ([]gr
 		return nil, err
 	}
 	var results []groupcommit.Result
-	b.plan, results, err = groupcommit.Decide(b, head, true, batch, b.s.opts.Now().UTC().Truncate(time.Microsecond))
+	b.plan, results, err = groupcommit.Decide(b, head, batch, b.s.opts.Now().UTC().Truncate(time.Microsecond))
 	if err != nil {
 		return nil, err
 	}

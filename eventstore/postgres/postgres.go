@@ -50,7 +50,7 @@
 // Failures to reach the server (refused or lost connections, the server
 // shutting down or starting) wrap eventstore.ErrUnavailable. An append
 // whose COMMIT failed that way has an unknown outcome: retrying it with the
-// same event ids is recognised as a retry if it was written.
+// same events (ids and contents) is recognised as a retry if it was written.
 package postgres
 
 import (

@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -142,67 +141,6 @@ func TestSeveralProcessesOneGapFreeOrder(t *testing.T) {
 }
 
 var errDone = errors.New("done")
-
-// TestRetryComparesContents: an append with the ids of stored events is a
-// retry only when the events are the same; with other data, type or
-// metadata it is a conflict, whatever the expectation.
-func TestRetryComparesContents(t *testing.T) {
-	t.Parallel()
-	s := open(t, dbtest.PostgresURL(t), postgres.Options{})
-	ctx := context.Background()
-	stream := storetest.Stream("contents")
-	storetest.MustAppend(t, s, stream, eventstore.NoStream, storetest.Events("t.a", 0, 1)...)
-	batch := storetest.Events("t.b", 1, 2)
-	for i := range batch {
-		batch[i].ID = uuid.New()
-		batch[i].Metadata = eventstore.Metadata{CorrelationID: "c1", IdempotencyKey: "k1"}
-	}
-	first := storetest.MustAppend(t, s, stream, eventstore.Exact(0), batch...)
-	if again := storetest.MustAppend(t, s, stream, eventstore.Exact(0), batch...); again != first {
-		t.Fatalf("retry returned %+v, original %+v", again, first)
-	}
-	change := map[string]func(e *eventstore.EventData){
-		"data":     func(e *eventstore.EventData) { e.Data = json.RawMessage(`{"n":99}`) },
-		"type":     func(e *eventstore.EventData) { e.Type = "t.other" },
-		"metadata": func(e *eventstore.EventData) { e.Metadata.CorrelationID = "c2" },
-	}
-	for name, fn := range change {
-		for _, v := range []eventstore.ExpectedVersion{eventstore.Exact(0), eventstore.Any, eventstore.StreamExists} {
-			t.Run(name+"/"+v.String(), func(t *testing.T) {
-				other := append([]eventstore.EventData(nil), batch...)
-				fn(&other[1])
-				if _, err := s.Append(ctx, stream, v, other...); !errors.Is(err, eventstore.ErrConflict) {
-					t.Fatalf("same ids, other %s: err %v, want ErrConflict", name, err)
-				}
-			})
-		}
-	}
-	// Within one group commit too: the second append repeats the first's
-	// ids with other data.
-	s2 := storetest.Stream("contents-batch")
-	ids := []uuid.UUID{uuid.New()}
-	a := eventstore.EventData{ID: ids[0], Type: "t.x", Data: json.RawMessage(`{"v":1}`)}
-	b := eventstore.EventData{ID: ids[0], Type: "t.x", Data: json.RawMessage(`{"v":2}`)}
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, e := range []eventstore.EventData{a, b} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = s.Append(ctx, s2, eventstore.Any, e)
-		}()
-	}
-	wg.Wait()
-	if (errs[0] == nil) == (errs[1] == nil) || !errors.Is(errors.Join(errs...), eventstore.ErrConflict) {
-		t.Fatalf("two appends of one id with other data: errs %v, want one success and one ErrConflict", errs)
-	}
-	if n := len(storetest.MustRead(t, s, stream)); n != 3 {
-		t.Fatalf("stream has %d events, want 3", n)
-	}
-	if n := len(storetest.MustRead(t, s, s2)); n != 1 {
-		t.Fatalf("stream has %d events, want 1", n)
-	}
-}
 
 func TestClosed(t *testing.T) {
 	t.Parallel()

@@ -10,7 +10,6 @@ import (
 
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/eventstore/internal/groupcommit"
-	"github.com/google/uuid"
 	sqlitedriver "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -64,7 +63,7 @@ type batchWriter struct {
 	heads   map[string]groupcommit.Head
 	inserts map[int]*sql.Stmt // multi-row INSERTs by row count, powers of two
 	headQ   *sql.Stmt         // the newest event of a stream
-	idsQ    *sql.Stmt         // ids and positions of a stream's events from a revision on
+	storedQ *sql.Stmt         // a stream's events from a revision on
 }
 
 const (
@@ -92,7 +91,7 @@ func newBatchWriter(ctx context.Context, s *Store) (*batchWriter, error) {
 			}
 		}()
 		w.headQ = prepare(`SELECT revision, hash FROM events WHERE stream = ? ORDER BY revision DESC LIMIT 1`)
-		w.idsQ = prepare(`SELECT id, revision, position FROM events WHERE stream = ? AND revision >= ? ORDER BY revision LIMIT ?`)
+		w.storedQ = prepare(readStreamSQL)
 		for n := 1; n <= rowsPerInsert; n *= 2 {
 			w.inserts[n] = prepare(`INSERT INTO events(` + columns + `) VALUES ` +
 				strings.TrimSuffix(strings.Repeat(`(?,?,?,?,?,?,?,?,?,?,?,?,?),`, n), ","))
@@ -106,7 +105,7 @@ func newBatchWriter(ctx context.Context, s *Store) (*batchWriter, error) {
 }
 
 func (w *batchWriter) close() {
-	for _, st := range []*sql.Stmt{w.headQ, w.idsQ} {
+	for _, st := range []*sql.Stmt{w.headQ, w.storedQ} {
 		if st != nil {
 			st.Close()
 		}
@@ -171,7 +170,7 @@ func (b *txBatch) write(batch []*groupcommit.Request) ([]groupcommit.Result, err
 	}
 	defer b.tx.Rollback()
 	var results []groupcommit.Result
-	b.plan, results, err = groupcommit.Decide(b, b.w.s.head.Load(), false, batch, b.w.s.opts.Now().UTC().Truncate(time.Microsecond))
+	b.plan, results, err = groupcommit.Decide(b, b.w.s.head.Load(), batch, b.w.s.opts.Now().UTC().Truncate(time.Microsecond))
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +185,7 @@ func (b *txBatch) write(batch []*groupcommit.Request) ([]groupcommit.Result, err
 
 // commitError is a failed COMMIT. Its outcome is unknown: the batch's WAL
 // frames may be on disk (a restart then recovers them: a retry with the
-// same event ids is recognised) or lost with a failed fsync.
+// same events is recognised) or lost with a failed fsync.
 type commitError struct{ err error }
 
 func (e *commitError) Error() string { return "commit: " + e.err.Error() }
@@ -211,25 +210,15 @@ func unrecoverable(err error) bool {
 	return false
 }
 
-// Stored implements groupcommit.Source: ids, revisions and positions only
-// (the embedded store recognises retries by their ids).
+// Stored implements groupcommit.Source: whole events, contents included
+// (a retry is recognised only when they are the same). It runs only when
+// an append may be a retry, never on the path of a fresh append.
 func (b *txBatch) Stored(stream string, from uint64, limit int) ([]eventstore.Event, error) {
-	rows, err := b.tx.StmtContext(b.ctx, b.w.idsQ).QueryContext(b.ctx, stream, from, limit)
+	rows, err := b.tx.StmtContext(b.ctx, b.w.storedQ).QueryContext(b.ctx, stream, from, limit)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []eventstore.Event
-	for rows.Next() {
-		var id []byte
-		e := eventstore.Event{Stream: stream}
-		if err := rows.Scan(&id, &e.Revision, &e.Position); err != nil {
-			return nil, err
-		}
-		e.ID = uuid.UUID(id)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return scan(rows, limit)
 }
 
 // insert writes the planned rows with as few statements as it can.

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 
 	"github.com/coinledger/coinledger/eventstore"
@@ -66,3 +67,29 @@ func (c *LogCounter) Events() int64 { return c.events.Load() }
 
 // Reset sets the counts to zero.
 func (c *LogCounter) Reset() { c.fromStart.Store(0); c.events.Store(0) }
+
+// AppendCounter wraps a Store and counts the appends it answered as
+// retries (AppendResult.Retry) and as conflicts (ErrConflict), for tests
+// that prove which way a writer went.
+type AppendCounter struct {
+	eventstore.Store
+	retries, conflicts atomic.Int64
+}
+
+// Append implements eventstore.Store.
+func (c *AppendCounter) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	res, err := c.Store.Append(ctx, stream, expected, events...)
+	switch {
+	case errors.Is(err, eventstore.ErrConflict):
+		c.conflicts.Add(1)
+	case err == nil && res.Retry:
+		c.retries.Add(1)
+	}
+	return res, err
+}
+
+// Retries returns how many appends were answered as retries so far.
+func (c *AppendCounter) Retries() int64 { return c.retries.Load() }
+
+// Conflicts returns how many appends failed with ErrConflict so far.
+func (c *AppendCounter) Conflicts() int64 { return c.conflicts.Load() }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,9 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 		{"InvalidEventsWriteNothing", testInvalid},
 		{"IdempotentRetry", testIdempotentRetry},
 		{"PartialRetryConflicts", testPartialRetry},
+		{"RetryNeedsTheSameContents", testRetryContents},
+		{"RetryOnlyAtTheOriginalPlace", testRetryPlace},
+		{"KeyedIDsFollowTheContents", testKeyedIDs},
 		{"HashChain", testHashChain},
 		{"MetadataRoundTrip", testMetadata},
 		{"ReadAllGlobalOrder", testReadAll},
@@ -197,18 +201,20 @@ func testInvalid(t *testing.T, s eventstore.Store) {
 func testIdempotentRetry(t *testing.T, s eventstore.Store) {
 	stream := Stream("idem")
 	MustAppend(t, s, stream, eventstore.NoStream, Events("t.a", 0, 1)...)
-	batch := Events("t.b", 1, 3)
-	for i := range batch {
-		batch[i].ID = uuid.New()
-	}
+	batch := withIDs(Events("t.b", 1, 3))
 	first := MustAppend(t, s, stream, eventstore.Exact(0), batch...)
+	if first.Retry {
+		t.Fatalf("first append %+v is marked as a retry", first)
+	}
+	retry := first
+	retry.Retry = true
 	again := MustAppend(t, s, stream, eventstore.Exact(0), batch...)
-	if again != first {
-		t.Fatalf("retry returned %+v, original %+v", again, first)
+	if again != retry {
+		t.Fatalf("retry returned %+v, want the original %+v marked as a retry", again, first)
 	}
 	anyAgain := MustAppend(t, s, stream, eventstore.Any, batch...)
-	if anyAgain != first {
-		t.Fatalf("retry with Any returned %+v, original %+v", anyAgain, first)
+	if anyAgain != retry {
+		t.Fatalf("retry with Any returned %+v, want the original %+v marked as a retry", anyAgain, first)
 	}
 	// Deterministic ids from an idempotency key dedupe too.
 	keyed := Events("t.c", 4, 2)
@@ -217,7 +223,7 @@ func testIdempotentRetry(t *testing.T, s eventstore.Store) {
 	}
 	k1 := MustAppend(t, s, stream, eventstore.Exact(3), keyed...)
 	k2 := MustAppend(t, s, stream, eventstore.Exact(3), keyed...)
-	if k1 != k2 {
+	if k2 != (eventstore.AppendResult{NextRevision: k1.NextRevision, Position: k1.Position, Retry: true}) || k1.Retry {
 		t.Fatalf("keyed retry %+v, original %+v", k2, k1)
 	}
 	if n := len(MustRead(t, s, stream)); n != 6 {
@@ -225,12 +231,142 @@ func testIdempotentRetry(t *testing.T, s eventstore.Store) {
 	}
 }
 
+// testRetryContents: the same ids with another type, other data or other
+// metadata are no retry but a conflict, with every expectation that looks
+// for retries; nothing is written.
+func testRetryContents(t *testing.T, s eventstore.Store) {
+	stream := Stream("contents")
+	orig := withIDs(Events("t.a", 0, 2))
+	for i := range orig {
+		orig[i].Metadata = eventstore.Metadata{Actor: "a", CorrelationID: "c", IdempotencyKey: "k"}
+	}
+	MustAppend(t, s, stream, eventstore.NoStream, orig...)
+	MustAppend(t, s, stream, eventstore.Exact(1), Events("t.z", 9, 1)...)
+	changes := map[string]func(*eventstore.EventData){
+		"type":     func(e *eventstore.EventData) { e.Type = "t.other" },
+		"data":     func(e *eventstore.EventData) { e.Data = json.RawMessage(`{"n": 7}`) },
+		"actor":    func(e *eventstore.EventData) { e.Metadata.Actor = "b" },
+		"corr":     func(e *eventstore.EventData) { e.Metadata.CorrelationID = "d" },
+		"causal":   func(e *eventstore.EventData) { e.Metadata.CausationID = "x" },
+		"schema":   func(e *eventstore.EventData) { e.Metadata.SchemaVersion = 2 },
+		"key":      func(e *eventstore.EventData) { e.Metadata.IdempotencyKey = "k2" },
+		"no key":   func(e *eventstore.EventData) { e.Metadata.IdempotencyKey = "" },
+		"1st data": nil, // the first event changed instead of the second
+	}
+	for what, change := range changes {
+		for _, v := range []eventstore.ExpectedVersion{eventstore.NoStream, eventstore.Any, eventstore.StreamExists} {
+			other := slices.Clone(orig)
+			if change == nil {
+				other[0].Data = json.RawMessage(`{"n": 8}`)
+			} else {
+				change(&other[1])
+			}
+			res, err := s.Append(ctx(t), stream, v, other...)
+			if !errors.Is(err, eventstore.ErrConflict) {
+				t.Errorf("same ids, other %s, expecting %s: %+v, %v; want ErrConflict", what, v, res, err)
+			}
+		}
+	}
+	if n := len(MustRead(t, s, stream)); n != 3 {
+		t.Fatalf("stream has %d events, want 3", n)
+	}
+	// The same contents once more: a retry.
+	res := MustAppend(t, s, stream, eventstore.NoStream, orig...)
+	if !res.Retry || res.NextRevision != 2 {
+		t.Fatalf("retry %+v, want revision 2 marked as a retry", res)
+	}
+
+	// Two concurrent appends of one id with other data (in one group
+	// commit, where a store makes them): one is written, one conflicts.
+	racing := Stream("contents-race")
+	id := uuid.New()
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Append(ctx(t), racing, eventstore.Any, eventstore.EventData{ID: id, Type: "t.x", Data: json.RawMessage(fmt.Sprintf(`{"v":%d}`, i))})
+		}()
+	}
+	wg.Wait()
+	if (errs[0] == nil) == (errs[1] == nil) || !errors.Is(errors.Join(errs...), eventstore.ErrConflict) {
+		t.Fatalf("two appends of one id with other data: errs %v, want one success and one ErrConflict", errs)
+	}
+	if n := len(MustRead(t, s, racing)); n != 1 {
+		t.Fatalf("stream has %d events, want 1", n)
+	}
+}
+
+// testRetryPlace: with an exact or no-stream expectation a retry is
+// recognised only right after the expected revision, where the original
+// went; the same events found elsewhere in the stream are a conflict.
+func testRetryPlace(t *testing.T, s eventstore.Store) {
+	stream := Stream("place")
+	MustAppend(t, s, stream, eventstore.NoStream, Events("t.a", 0, 2)...)
+	batch := withIDs(Events("t.b", 2, 2))
+	orig := MustAppend(t, s, stream, eventstore.Exact(1), batch...)
+	MustAppend(t, s, stream, eventstore.Exact(3), Events("t.c", 4, 1)...)
+	for _, v := range []eventstore.ExpectedVersion{eventstore.NoStream, eventstore.Exact(0), eventstore.Exact(2)} {
+		if res, err := s.Append(ctx(t), stream, v, batch...); !errors.Is(err, eventstore.ErrConflict) {
+			t.Errorf("the events of revisions 2-3 again, expecting %s: %+v, %v; want ErrConflict", v, res, err)
+		}
+	}
+	if res := MustAppend(t, s, stream, eventstore.Exact(1), batch...); !res.Retry || res.Position != orig.Position {
+		t.Fatalf("retry at the place: %+v, want %+v marked as a retry", res, orig)
+	}
+	if n := len(MustRead(t, s, stream)); n != 5 {
+		t.Fatalf("stream has %d events, want 5", n)
+	}
+}
+
+// testKeyedIDs: ids derived from an idempotency key follow the key, the
+// event's index among the append's events with that key and the contents
+// (eventstore.EventID), not the event's slot in the append: one key's
+// events sent alone are recognised where they went with others. The same
+// key with other data gets other ids: no retry, a conflict.
+func testKeyedIDs(t *testing.T, s eventstore.Store) {
+	stream := Stream("keyed")
+	keyed := func(key string, start, n int) []eventstore.EventData {
+		events := Events("t.k", start, n)
+		for i := range events {
+			events[i].Metadata.IdempotencyKey = key
+		}
+		return events
+	}
+	k1, k2 := keyed("k1", 0, 2), keyed("k2", 10, 1)
+	MustAppend(t, s, stream, eventstore.NoStream, append(slices.Clone(k2), k1...)...)
+	all := MustRead(t, s, stream)
+	want := []eventstore.EventData{k2[0], k1[0], k1[1]}
+	for i, index := range []int{0, 0, 1} {
+		want[i].Data = all[i].Data // as Prepare made it canonical
+		if id := eventstore.EventID(stream, index, want[i]); all[i].ID != id {
+			t.Fatalf("event %d has id %s, want EventID %s", i, all[i].ID, id)
+		}
+	}
+	res := MustAppend(t, s, stream, eventstore.Exact(0), k1...)
+	if !res.Retry || res.Position != all[2].Position || res.NextRevision != 3 {
+		t.Fatalf("k1's events alone where they went: %+v, want a retry at %s", res, all[2])
+	}
+	if _, err := s.Append(ctx(t), stream, eventstore.Exact(0), keyed("k1", 5, 2)...); !errors.Is(err, eventstore.ErrConflict) {
+		t.Fatalf("k1 with other data where the original went: %v; want ErrConflict", err)
+	}
+	if n := len(MustRead(t, s, stream)); n != 3 {
+		t.Fatalf("stream has %d events, want 3", n)
+	}
+}
+
+// withIDs gives events random ids of the caller's choosing.
+func withIDs(events []eventstore.EventData) []eventstore.EventData {
+	for i := range events {
+		events[i].ID = uuid.New()
+	}
+	return events
+}
+
 func testPartialRetry(t *testing.T, s eventstore.Store) {
 	stream := Stream("partial")
-	batch := Events("t.a", 0, 2)
-	for i := range batch {
-		batch[i].ID = uuid.New()
-	}
+	batch := withIDs(Events("t.a", 0, 2))
 	MustAppend(t, s, stream, eventstore.NoStream, batch...)
 	// Same first id, different second: not a retry.
 	other := Events("t.a", 0, 2)

@@ -117,6 +117,8 @@ func New(d Deps) *API {
 		e.Any("/hooks/*", echo.WrapHandler(d.Hooks))
 	}
 
+	h.mountRPC(e)
+
 	v1 := e.Group("/api/v1")
 	v1.POST("/auth/login", h.login)
 	v1.POST("/auth/token", h.token)

@@ -26,6 +26,11 @@ func caller(c echo.Context) users.Access { return c.Get(accessKey).(users.Access
 // once, on every instance).
 func (h *handlers) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if a, ok := c.Request().Context().Value(rpcAccessKey{}).(users.Access); ok {
+			c.Set(accessKey, a) // a JSON-RPC call's, worked out from its credential
+			withLogAttrs(c, slog.String("user", a.Username))
+			return next(c)
+		}
 		token, ok := auth.ParseBearer(c.Request().Header.Get(echo.HeaderAuthorization))
 		if !ok {
 			return errUnauthorized

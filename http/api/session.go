@@ -33,37 +33,15 @@ func (h *handlers) login(c echo.Context) error {
 	if _, err := bind(c, &req); err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	ip, _ := h.d.ClientIP.Of(c.Request().RemoteAddr, c.Request().Header.Values("X-Forwarded-For"))
-	target, err := h.d.Users.LoginTarget(ctx, req.Username)
+	u, retry, err := h.checkPassword(c, req.Username, req.Password)
+	if retry > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+0.999)))
+	}
 	if err != nil {
 		return err
 	}
-	attempt, retry, ok := h.d.Logins.Begin(target.Account, ip.String())
-	if !ok {
-		h.loginRefused(c, req.Username, ip, "rate_limited")
-		c.Response().Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+0.999)))
-		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited",
-			detail: "too many login attempts; retry later"}
-	}
-	u, err := h.d.Users.Authenticate(ctx, req.Username, req.Password)
-	switch {
-	case errors.Is(err, users.ErrBadCredentials):
-		attempt.Failed()
-		h.loginRefused(c, req.Username, ip, "bad_credentials")
-		return errBadCredentials
-	case errors.Is(err, identity.ErrUserDisabled):
-		attempt.Succeeded()
-		h.loginRefused(c, req.Username, ip, "user_disabled")
-		return err
-	case err != nil:
-		attempt.Abandoned()
-		return err
-	case u.Wildcard():
-		attempt.Unproven()
-	default:
-		attempt.Succeeded()
-	}
+	ctx := c.Request().Context()
+	ip, _ := h.d.ClientIP.Of(c.Request().RemoteAddr, c.Request().Header.Values("X-Forwarded-For"))
 	family, refreshID := auth.NewTokenID(), auth.NewTokenID()
 	if err := h.d.Users.StartSession(ctx, h.meta(c, u.Username), u.Username, family, refreshID,
 		time.Now().Add(h.d.Issuer.RefreshTTL)); err != nil {
@@ -71,6 +49,43 @@ func (h *handlers) login(c echo.Context) error {
 	}
 	h.security(c, slog.LevelInfo, "login", slog.String("username", u.Username), slog.String("client_ip", ip.String()))
 	return h.issue(c, u.Username, u.Roles, family, refreshID)
+}
+
+// checkPassword checks a username and password from the client of c's
+// request through the login guard; on rate_limited, retry says when to
+// retry. Refused logins are logged here, without the password.
+func (h *handlers) checkPassword(c echo.Context, username, password string) (*identity.User, time.Duration, error) {
+	ctx := c.Request().Context()
+	ip, _ := h.d.ClientIP.Of(c.Request().RemoteAddr, c.Request().Header.Values("X-Forwarded-For"))
+	target, err := h.d.Users.LoginTarget(ctx, username)
+	if err != nil {
+		return nil, 0, err
+	}
+	attempt, retry, ok := h.d.Logins.Begin(target.Account, ip.String())
+	if !ok {
+		h.loginRefused(c, username, ip, "rate_limited")
+		return nil, retry, &apiError{status: http.StatusTooManyRequests, code: "rate_limited",
+			detail: "too many login attempts; retry later"}
+	}
+	u, err := h.d.Users.Authenticate(ctx, username, password)
+	switch {
+	case errors.Is(err, users.ErrBadCredentials):
+		attempt.Failed()
+		h.loginRefused(c, username, ip, "bad_credentials")
+		return nil, 0, errBadCredentials
+	case errors.Is(err, identity.ErrUserDisabled):
+		attempt.Succeeded()
+		h.loginRefused(c, username, ip, "user_disabled")
+		return nil, 0, err
+	case err != nil:
+		attempt.Abandoned()
+		return nil, 0, err
+	case u.Wildcard():
+		attempt.Unproven()
+	default:
+		attempt.Succeeded()
+	}
+	return u, 0, nil
 }
 
 // loginRefused logs a refused login: the username as given (clipped),

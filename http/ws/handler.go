@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/coinledger/coinledger/domain/alerts"
 	"github.com/coinledger/coinledger/eventstore"
 	"github.com/coinledger/coinledger/http/auth"
+	"golang.org/x/sync/errgroup"
 )
 
 // Close codes of the protocol beyond RFC 6455's.
@@ -159,7 +161,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.conns.Done()
-	s := &session{h: h, req: r, out: newOutbox(h.cfg.MaxBehind), log: h.cfg.Logger, owners: map[string]string{},
+	s := &session{h: h, req: r, out: newOutbox(h.cfg.MaxBehind), log: h.cfg.Logger, feed: feed{cfg: &h.cfg, owners: map[string]string{}},
 		recheck: make(chan struct{}, 1)}
 	defer h.leave(s)
 	if p != nil && !h.admit(s, p.Username) {
@@ -193,6 +195,17 @@ func (h *Handler) admit(s *session, username string) bool {
 	set[s] = struct{}{}
 	s.admittedAs = username
 	return true
+}
+
+// Admit counts a websocket served beside the handler's (JSON-RPC's) in as
+// one of username's connections, under the same MaxConnsPerUser, unless
+// the user holds that many already; leave counts it out.
+func (h *Handler) Admit(username string) (leave func(), ok bool) {
+	s := &session{} // a key of h.users only: Recheck finds no channel to signal
+	if !h.admit(s, username) {
+		return nil, false
+	}
+	return func() { h.leave(s) }, true
 }
 
 // leave counts s out, if admit counted it in.
@@ -252,6 +265,85 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("websocket shutdown: %w", ctx.Err())
 	}
 }
+
+// ErrBadTopics: Follow was given no topic or an unknown one.
+var ErrBadTopics = errors.New("bad topics")
+
+// ErrRevoked: the credential of a Follow's principal stopped working.
+var ErrRevoked = errors.New("credentials revoked")
+
+// Follow sends p the event messages of topics (the websocket's "event"
+// messages, see the package comment) after position from (nil: after the
+// log's head), the stored ones first and then new ones as they happen, in
+// increasing position and with the websocket's audiences, until ctx is
+// done or send fails (its error is returned). It calls started with the
+// position it follows after before sending anything. No topic or an
+// unknown one is an error wrapping ErrBadTopics, before started. As a
+// connection does, it asks p.StillValid every Config.RecheckEvery and
+// returns ErrRevoked once the credential no longer works. JSON-RPC
+// subscriptions follow the log through it.
+func (h *Handler) Follow(ctx context.Context, p Principal, topics []string, from *uint64,
+	started func(after uint64), send func(msg []byte) error) error {
+	topics, bad := checkTopics(topics)
+	if bad != nil {
+		return fmt.Errorf("%w: %s", ErrBadTopics, bad.Message)
+	}
+	var after uint64
+	if from != nil {
+		after = *from
+	} else {
+		head, err := h.cfg.Store.Head(ctx)
+		if err != nil {
+			return fmt.Errorf("follow: %w", err)
+		}
+		after = head
+	}
+	started(after)
+	ctx, cancel := context.WithCancelCause(ctx)
+	var g errgroup.Group
+	defer func() {
+		cancel(nil)
+		_ = g.Wait()
+	}()
+	if p.StillValid != nil {
+		g.Go(func() error {
+			t := time.NewTicker(h.cfg.RecheckEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-t.C:
+					if ok, err := p.StillValid(ctx); err == nil && !ok {
+						cancel(ErrRevoked)
+						return nil
+					}
+				}
+			}
+		})
+	}
+	f := &feed{cfg: &h.cfg, user: p, owners: map[string]string{}}
+	err := h.cfg.Store.Subscribe(ctx, after, func(ctx context.Context, events []eventstore.Event) error {
+		items, err := f.messages(ctx, topics, events)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if err := send(it.msg); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(context.Cause(ctx), ErrRevoked) {
+		return ErrRevoked
+	}
+	return err
+}
+
+// Done is closed when Shutdown begins: other websockets served beside the
+// handler's (JSON-RPC's) close then too.
+func (h *Handler) Done() <-chan struct{} { return h.done }
 
 // enter counts a connection in, unless Shutdown has begun.
 func (h *Handler) enter() bool {

@@ -28,7 +28,7 @@ type session struct {
 	out  *outbox
 	log  *slog.Logger
 
-	user Principal // set once authenticated, before the writer starts
+	feed // its user is set once authenticated, before the writer starts
 
 	admittedAs string        // the user admit counted the session in as; under h.mu
 	recheck    chan struct{} // Handler.Recheck: ask StillValid now
@@ -36,8 +36,15 @@ type session struct {
 	closeOnce sync.Once
 	closing   atomic.Bool
 
-	sub    *subscription     // the reader's
-	owners map[string]string // alert id → owner; the current subscription's goroutine's
+	sub *subscription // the reader's
+}
+
+// feed decides which events of the log one caller sees and encodes them:
+// the one filter of the websocket's subscriptions and of Handler.Follow.
+type feed struct {
+	cfg    *Config
+	user   Principal
+	owners map[string]string // alert id → owner; the subscription goroutine's
 }
 
 // subscription is a running store subscription.
@@ -236,18 +243,9 @@ func clip(s string) string {
 // subscribe replaces the subscription with the one m asks for, or returns
 // the error to answer.
 func (s *session) subscribe(ctx context.Context, m inbound) *errorMessage {
-	if len(m.Topics) == 0 {
-		return badMessage("topics: at least one topic is required")
-	}
-	var topics []string
-	for _, t := range m.Topics {
-		if !knownTopic(t) {
-			return &errorMessage{Type: msgError, Code: codeUnknownTopic,
-				Message: fmt.Sprintf("unknown topic %q; topics are deposits, withdrawals, transfers, alerts, prices", clip(t))}
-		}
-		if !slices.Contains(topics, t) {
-			topics = append(topics, t)
-		}
+	topics, bad := checkTopics(m.Topics)
+	if bad != nil {
+		return bad
 	}
 	s.unsubscribe()
 	var after uint64
@@ -286,6 +284,25 @@ func (s *session) subscribe(ctx context.Context, m inbound) *errorMessage {
 	return nil
 }
 
+// checkTopics returns topics without repeats, or the error to answer when
+// there is none or one is unknown.
+func checkTopics(in []string) ([]string, *errorMessage) {
+	if len(in) == 0 {
+		return nil, badMessage("topics: at least one topic is required")
+	}
+	var topics []string
+	for _, t := range in {
+		if !knownTopic(t) {
+			return nil, &errorMessage{Type: msgError, Code: codeUnknownTopic,
+				Message: fmt.Sprintf("unknown topic %q; topics are deposits, withdrawals, transfers, alerts, prices", clip(t))}
+		}
+		if !slices.Contains(topics, t) {
+			topics = append(topics, t)
+		}
+	}
+	return topics, nil
+}
+
 // unsubscribe stops the subscription, if any, and waits for it.
 func (s *session) unsubscribe() {
 	if s.sub != nil {
@@ -298,15 +315,25 @@ func (s *session) unsubscribe() {
 // deliver queues the events of a batch that match topics and the caller
 // may see.
 func (s *session) deliver(ctx context.Context, topics []string, events []eventstore.Event) error {
+	items, err := s.messages(ctx, topics, events)
+	if err != nil {
+		return err
+	}
+	return s.out.putEvents(items, events[len(events)-1].Position)
+}
+
+// messages returns the event messages of the events that match topics and
+// the caller may see.
+func (f *feed) messages(ctx context.Context, topics []string, events []eventstore.Event) ([]item, error) {
 	var items []item
 	for _, e := range events {
 		r := routeOf(e.Stream, e.Type)
 		if r.topic == "" || !slices.Contains(topics, r.topic) {
 			continue
 		}
-		ok, err := s.visible(ctx, r, e)
+		ok, err := f.visible(ctx, r, e)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !ok {
 			continue
@@ -314,45 +341,45 @@ func (s *session) deliver(ctx context.Context, topics []string, events []eventst
 		msg, err := json.Marshal(eventMessage{Type: msgEvent, Topic: r.topic, Position: e.Position, Stream: e.Stream,
 			Revision: e.Revision, EventType: e.Type, Time: e.Created, Data: e.Data})
 		if err != nil {
-			return fmt.Errorf("encode %s: %w", e, err)
+			return nil, fmt.Errorf("encode %s: %w", e, err)
 		}
 		items = append(items, item{kind: kindEvent, msg: msg, pos: e.Position})
 	}
-	return s.out.putEvents(items, events[len(events)-1].Position)
+	return items, nil
 }
 
 // visible reports whether the caller may see event e of route r.
-func (s *session) visible(ctx context.Context, r route, e eventstore.Event) (bool, error) {
+func (f *feed) visible(ctx context.Context, r route, e eventstore.Event) (bool, error) {
 	switch r.audience {
 	case everyone:
 		return true, nil
 	case walletReaders:
-		return s.user.CanRead != nil && s.user.CanRead(r.key), nil
+		return f.user.CanRead != nil && f.user.CanRead(r.key), nil
 	case alertOwner:
-		owner, err := s.alertOwner(ctx, r.key, e.Data)
-		return owner != "" && owner == s.user.Username, err
+		owner, err := f.alertOwner(ctx, r.key, e.Data)
+		return owner != "" && owner == f.user.Username, err
 	}
 	return false, nil
 }
 
 // alertOwner returns the owner of alert id: the one data names, else the
 // one remembered, else Config.AlertOwner's.
-func (s *session) alertOwner(ctx context.Context, id string, data json.RawMessage) (string, error) {
+func (f *feed) alertOwner(ctx context.Context, id string, data json.RawMessage) (string, error) {
 	owner := ownerOf(data)
 	if owner == "" {
-		owner = s.owners[id]
+		owner = f.owners[id]
 	}
 	if owner == "" {
 		var err error
-		if owner, err = s.h.cfg.AlertOwner(ctx, id); err != nil {
+		if owner, err = f.cfg.AlertOwner(ctx, id); err != nil {
 			return "", fmt.Errorf("owner of alert %s: %w", id, err)
 		}
 	}
-	if owner != "" && s.owners[id] != owner {
-		if len(s.owners) >= maxOwnerCache {
-			clear(s.owners)
+	if owner != "" && f.owners[id] != owner {
+		if len(f.owners) >= maxOwnerCache {
+			clear(f.owners)
 		}
-		s.owners[id] = owner
+		f.owners[id] = owner
 	}
 	return owner, nil
 }

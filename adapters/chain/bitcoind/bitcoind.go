@@ -63,6 +63,9 @@ type Backend struct {
 	// buildMu serializes the sends built here, which pick and lock
 	// coins.
 	buildMu sync.Mutex
+	// unlockMu: one send at a time holds an encrypted wallet unlocked,
+	// so that one send's walletlock never cuts another's short.
+	unlockMu sync.Mutex
 }
 
 var _ chainsync.Backend = (*Backend)(nil)
@@ -245,7 +248,7 @@ func (b *Backend) SinceBlock(ctx context.Context, blockHash string) (chainsync.S
 // Sent with its TxID and an error wrapping chainsync.ErrAmbiguous: never send
 // again; the fee is in Transaction later.
 func (b *Backend) Send(ctx context.Context, address string, amount int64, subtractFee bool) (chainsync.Sent, error) {
-	sent, err := b.send(ctx, address, amount, subtractFee)
+	sent, err := b.unlocked(ctx, func() (chainsync.Sent, error) { return b.send(ctx, address, amount, subtractFee) })
 	if err != nil {
 		return sent, fmt.Errorf("bitcoind: send %d to %s: %w", amount, address, err)
 	}
@@ -320,6 +323,36 @@ func (b *Backend) subtractsFee(ctx context.Context) (bool, error) {
 	native := strings.Contains(help, "subtractfeefromamount")
 	b.nativeSubtractFee = &native
 	return native, nil
+}
+
+// unlocked runs send with the wallet unlocked when Config.WalletPassphrase
+// is set: walletpassphrase for Config.UnlockTimeout before, walletlock
+// after, whatever send did. A passphrase the wallet refuses leaves nothing
+// sent and is ErrUnavailable, naming the setting to fix: the withdrawal
+// stays requested and is tried again, and the backend's error shows the
+// operator why. Without a passphrase send runs as it is.
+func (b *Backend) unlocked(ctx context.Context, send func() (chainsync.Sent, error)) (chainsync.Sent, error) {
+	pass := b.cfg.WalletPassphrase.Reveal()
+	if pass == "" {
+		return send()
+	}
+	b.unlockMu.Lock()
+	defer b.unlockMu.Unlock()
+	secs := int64(b.cfg.UnlockTimeout / time.Second)
+	if err := b.rpc.call(ctx, read, "walletpassphrase", nil, pass, secs); err != nil {
+		if rpcErr := (*RPCError)(nil); errors.As(err, &rpcErr) && rpcErr.Code == codePassphraseIncorrect {
+			return chainsync.Sent{}, fmt.Errorf("%w: the wallet refused the passphrase (bitcoind.wallet_passphrase): %s",
+				chainsync.ErrUnavailable, rpcErr.Message)
+		}
+		return chainsync.Sent{}, nothingSent(fmt.Errorf("walletpassphrase: %w", err))
+	}
+	defer func() {
+		// Best effort: UnlockTimeout locks it anyway.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = b.rpc.call(ctx, read, "walletlock", nil)
+	}()
+	return send()
 }
 
 // nothingSent classifies a failure before anything was handed to the node

@@ -3,11 +3,13 @@ package bitcoind
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/coinledger/coinledger/adapters/chain/chaintest"
+	"github.com/coinledger/coinledger/adapters/secret"
 	"github.com/coinledger/coinledger/app/chainsync"
 	"github.com/coinledger/coinledger/test/btcnode"
 )
@@ -194,4 +196,61 @@ func TestBalance(t *testing.T) {
 	waitBalance(10*btcnode.BTC, 10*btcnode.BTC+123_456_789)
 	node.Mine(t, 1)
 	waitBalance(10*btcnode.BTC+123_456_789, 10*btcnode.BTC+123_456_789)
+}
+
+// TestEncryptedWallet: btcwallet's wallet is encrypted. Locked, a send
+// without a passphrase configured sends nothing (ErrUnavailable: the
+// withdrawal stays requested); with wallet_passphrase the backend unlocks
+// it for the send and locks it again, for both ways of sending
+// (sendtoaddress, and the transaction built here for a subtract-fee send);
+// a wrong passphrase sends nothing, is ErrUnavailable naming the setting
+// and never shows the passphrase.
+func TestEncryptedWallet(t *testing.T) {
+	t.Parallel()
+	node := btcnode.Start(t)
+	node.FundWallet(t, 10*btcnode.BTC)
+	node.WalletRPC(t, "walletlock")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	plain := open(t, node)
+	withPassphrase := func(p string) *Backend {
+		b, err := Open(Config{URL: node.WalletURL(), Network: "simnet", Timeout: 10 * time.Second,
+			WalletPassphrase: secret.String(p), UnlockTimeout: time.Minute})
+		must(t, err)
+		t.Cleanup(func() { b.Close() })
+		return b
+	}
+	stillLocked := func(when string) {
+		t.Helper()
+		for _, subtractFee := range []bool{false, true} {
+			if sent, err := plain.Send(ctx, node.ExternalAddress(t), 100_000, subtractFee); !errors.Is(err, chainsync.ErrUnavailable) {
+				t.Fatalf("%s, a send without the passphrase (subtract fee %v): %+v, %v; want ErrUnavailable", when, subtractFee, sent, err)
+			}
+		}
+	}
+	stillLocked("locked")
+
+	b := withPassphrase(btcnode.WalletPassphrase)
+	for _, subtractFee := range []bool{false, true} {
+		ext := node.ExternalAddress(t)
+		sent, err := b.Send(ctx, ext, 20_000_000, subtractFee)
+		if err != nil {
+			t.Fatalf("send with the passphrase (subtract fee %v): %v", subtractFee, err)
+		}
+		if got := node.AmountTo(t, sent.TxID, ext); got <= 0 {
+			t.Fatalf("%s paid %d to %s", sent.TxID, got, ext)
+		}
+		node.Mine(t, 1) // the change confirmed: the built send picks confirmed coins only
+		stillLocked("after a send")
+	}
+
+	const wrong = "not-the-passphrase"
+	sent, err := withPassphrase(wrong).Send(ctx, node.ExternalAddress(t), 100_000, false)
+	if !errors.Is(err, chainsync.ErrUnavailable) || !strings.Contains(err.Error(), "wallet_passphrase") || sent.TxID != "" {
+		t.Fatalf("wrong passphrase: %+v, %v; want ErrUnavailable naming wallet_passphrase", sent, err)
+	}
+	if strings.Contains(err.Error(), wrong) {
+		t.Fatalf("the error shows the passphrase: %v", err)
+	}
+	stillLocked("after a wrong passphrase")
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/btcsuite/btcd/btcutil"
@@ -167,14 +168,15 @@ func (b *Backend) build(ctx context.Context, inputs []outpoint, sum int64, addre
 			return nil, "", err
 		}
 		var signed struct {
-			Hex      string `json:"hex"`
-			Complete bool   `json:"complete"`
+			Hex      string      `json:"hex"`
+			Complete bool        `json:"complete"`
+			Errors   []signError `json:"errors"`
 		}
 		if err := b.rpc.call(ctx, read, "signrawtransaction", &signed, unsigned); err != nil {
 			return nil, "", err
 		}
 		if !signed.Complete {
-			return nil, "", errors.New("signrawtransaction: incomplete signature")
+			return nil, "", incomplete(signed.Errors)
 		}
 		tx, err := decodeTx(signed.Hex)
 		if err != nil {
@@ -236,4 +238,27 @@ func decodeTx(s string) (*wire.MsgTx, error) {
 		return nil, fmt.Errorf("signed transaction: %w", err)
 	}
 	return &tx, nil
+}
+
+// signError is one input's error in signrawtransaction's reply.
+type signError struct {
+	Error string `json:"error"`
+}
+
+// incomplete is the error of a signature the wallet could not complete:
+// ErrUnavailable when the wallet is locked (it signs once unlocked, by an
+// operator or with Config.WalletPassphrase: nothing was sent, try again),
+// else a plain error.
+func incomplete(errs []signError) error {
+	msgs := make([]string, len(errs))
+	locked := false
+	for i, e := range errs {
+		msgs[i] = e.Error
+		locked = locked || strings.Contains(strings.ToLower(e.Error), "locked")
+	}
+	err := fmt.Errorf("signrawtransaction: incomplete signature: %s", strings.Join(msgs, "; "))
+	if locked {
+		return fmt.Errorf("%w: %w", chainsync.ErrUnavailable, err)
+	}
+	return err
 }

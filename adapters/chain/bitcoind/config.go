@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg"
+
+	"github.com/coinledger/coinledger/adapters/secret"
 )
 
 // Defaults of Config.
@@ -15,6 +17,9 @@ const (
 	// DefaultFeeRate is btcwallet's own fee rate (satoshis per 1000
 	// virtual bytes), also the relay minimum of bitcoind and btcd.
 	DefaultFeeRate = 1000
+	// DefaultUnlockTimeout is how long an encrypted wallet stays unlocked
+	// for one send at most (it is locked again right after).
+	DefaultUnlockTimeout = 10 * time.Second
 )
 
 // networks maps Config.Network to the chain's parameters.
@@ -47,6 +52,14 @@ type Config struct {
 	// adapter builds itself: subtract-fee sends on nodes whose sendtoaddress
 	// cannot take the fee out of the amount (btcwallet). Default 1000.
 	FeeRate int64 `yaml:"fee_rate"`
+	// WalletPassphrase unlocks an encrypted wallet for each send
+	// (walletpassphrase for UnlockTimeout, walletlock right after). Empty:
+	// the wallet is not encrypted, or an operator keeps it unlocked. It
+	// never prints, logs or marshals.
+	WalletPassphrase secret.String `yaml:"wallet_passphrase"`
+	// UnlockTimeout bounds how long the wallet stays unlocked should the
+	// walletlock after a send not reach the node (default 10s, at most 1h).
+	UnlockTimeout time.Duration `yaml:"unlock_timeout"`
 }
 
 // withDefaults fills in what was left empty.
@@ -59,6 +72,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FeeRate == 0 {
 		c.FeeRate = DefaultFeeRate
+	}
+	if c.UnlockTimeout == 0 {
+		c.UnlockTimeout = DefaultUnlockTimeout
 	}
 	return c
 }
@@ -91,6 +107,9 @@ func (c Config) Validate() error {
 	}
 	if c.FeeRate < 0 {
 		errs = append(errs, fmt.Errorf("fee_rate %d is negative", c.FeeRate))
+	}
+	if c.UnlockTimeout < time.Second || c.UnlockTimeout > time.Hour {
+		errs = append(errs, fmt.Errorf("unlock_timeout %s: want 1s to 1h", c.UnlockTimeout))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("bitcoind config: %w", err)

@@ -53,6 +53,7 @@ import (
 const (
 	codeInvalidAddressOrKey = -5  // unknown transaction, block, ...
 	codeWalletUnlockNeeded  = -13 // the wallet is locked: nothing was sent
+	codePassphraseIncorrect = -14 // walletpassphrase with the wrong passphrase
 	codeInWarmup            = -28 // the node is starting: ask again later
 )
 

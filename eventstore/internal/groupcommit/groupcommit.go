@@ -2,11 +2,12 @@
 // commits (eventstore/sqlite, eventstore/postgres) share: the queue that
 // hands appends to the store's one writer goroutine and the writer's
 // loop (Queue), and the plan of one commit (expected versions, retry detection,
-// positions, hash chains, imports). The stores keep the SQL.
+// positions, hash chains, imports). The stores keep the SQL. Match, the
+// rule that recognises a retried append, is every store's, the esdb
+// adapter's too.
 package groupcommit
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -137,8 +138,8 @@ type Source interface {
 	// Head returns the stream's head as stored.
 	Head(stream string) (Head, error)
 	// Stored returns up to limit events of stream from revision from on,
-	// oldest first, as stored: ID, Revision and Position set, and Type,
-	// Data and Metadata too when the plan compares contents.
+	// oldest first, as stored: ID, Revision, Position, Type, Data and
+	// Metadata set (Match compares them).
 	Stored(stream string, from uint64, limit int) ([]eventstore.Event, error)
 }
 
@@ -146,8 +147,7 @@ type Source interface {
 // the streams' heads (as stored, then as planned earlier in the commit)
 // and collects the rows to insert.
 type Plan struct {
-	src     Source
-	compare bool
+	src Source
 	// Pos is the position of the last planned row (the log's head before any).
 	Pos uint64
 	// Rows are the planned events, positions and hashes set.
@@ -156,24 +156,23 @@ type Plan struct {
 	Pending map[string]Head
 }
 
-// NewPlan starts a plan after position head. With compareContents a retry
-// is recognised only when the events are the same (ids, types, data and
-// metadata); events with stored ids but other contents are a conflict.
-// Without, ids alone decide.
-func NewPlan(src Source, head uint64, compareContents bool, events int) *Plan {
-	return &Plan{src: src, compare: compareContents, Pos: head, Rows: make([]eventstore.Event, 0, events),
+// NewPlan starts a plan after position head, with room for events rows. A
+// retry is recognised only when the events are the same (Match); events
+// with stored ids but other contents are a conflict.
+func NewPlan(src Source, head uint64, events int) *Plan {
+	return &Plan{src: src, Pos: head, Rows: make([]eventstore.Event, 0, events),
 		Pending: make(map[string]Head)}
 }
 
 // Decide plans a group commit of batch after position head (see NewPlan),
 // adding each request in turn (see Add), and returns the plan with every
 // request's outcome, conflicts included. An error fails the whole commit.
-func Decide(src Source, head uint64, compareContents bool, batch []*Request, now time.Time) (p *Plan, results []Result, err error) {
+func Decide(src Source, head uint64, batch []*Request, now time.Time) (p *Plan, results []Result, err error) {
 	n := 0
 	for _, req := range batch {
 		n += req.size()
 	}
-	p = NewPlan(src, head, compareContents, n)
+	p = NewPlan(src, head, n)
 	results = make([]Result, len(batch))
 	for i, req := range batch {
 		res, err := p.Add(req, now)
@@ -205,7 +204,7 @@ func (p *Plan) Add(req *Request, now time.Time) (eventstore.AppendResult, error)
 	// A retry is looked for at the place the original went (exact or
 	// no-stream expectations that no longer hold), or among the stream's
 	// recent events (Any, StreamExists).
-	from, look := uint64(0), false
+	from, look, anywhere := uint64(0), false, false
 	if !req.Expected.Allows(head.Next) {
 		if rev, exact := req.Expected.Revision(); exact {
 			from, look = rev+1, req.Retryable
@@ -213,23 +212,20 @@ func (p *Plan) Add(req *Request, now time.Time) (eventstore.AppendResult, error)
 			look = req.Retryable && req.Expected.IsNoStream()
 		}
 	} else if req.Retryable && head.Next > 0 && (req.Expected.IsAny() || req.Expected.IsStreamExists()) {
-		from, look = head.Next-min(head.Next, RetryWindow), true
+		from, look, anywhere = head.Next-min(head.Next, RetryWindow), true, true
 	}
-	why, v := "stream is at "+eventstore.ExpectRevision(head.Next).String(), absent
+	why, v := "stream is at "+eventstore.ExpectRevision(head.Next).String(), Absent
 	if look {
 		var res eventstore.AppendResult
 		var err error
-		if res, v, err = p.storedAt(req, from); err != nil || v == found {
+		if res, v, err = p.storedAt(req, from, anywhere); err != nil || v == Found {
 			return res, err
 		}
-		switch v {
-		case differs:
-			why = "events with these ids were appended with other contents"
-		case partial:
-			why = "some of these event ids are stored, not all of them in this order"
+		if v != Absent {
+			why = v.Why()
 		}
 	}
-	if !req.Expected.Allows(head.Next) || v == differs || v == partial {
+	if !req.Expected.Allows(head.Next) || v == Differs || v == Partial {
 		return eventstore.AppendResult{}, fmt.Errorf("append %s@%s: %s: %w", req.Stream, req.Expected, why, eventstore.ErrConflict)
 	}
 	hash := head.Hash
@@ -279,48 +275,23 @@ func (p *Plan) addImport(req *Request) (eventstore.AppendResult, error) {
 	return eventstore.AppendResult{NextRevision: last.Revision + 1, Position: p.Pos}, nil
 }
 
-// verdict is what storedAt found of a request's events.
-type verdict int
-
-const (
-	absent  verdict = iota // the first id is not there
-	found                  // all ids in order (and the same contents): a retry
-	differs                // all ids in order, other contents
-	partial                // the first id, not all the rest in order
-)
-
-// storedAt looks for req's events in its stream from revision from on,
-// among the stored events and those planned earlier in this commit.
-func (p *Plan) storedAt(req *Request, from uint64) (eventstore.AppendResult, verdict, error) {
-	events, err := p.src.Stored(req.Stream, from, RetryWindow+len(req.Events))
+// storedAt looks for req's events in its stream from revision from on
+// (see Match), among the stored events and those planned earlier in this
+// commit.
+func (p *Plan) storedAt(req *Request, from uint64, anywhere bool) (eventstore.AppendResult, Verdict, error) {
+	limit := len(req.Events)
+	if anywhere {
+		limit += RetryWindow
+	}
+	events, err := p.src.Stored(req.Stream, from, limit)
 	if err != nil {
-		return eventstore.AppendResult{}, absent, fmt.Errorf("read ids of %s: %w", req.Stream, err)
+		return eventstore.AppendResult{}, Absent, fmt.Errorf("read events of %s: %w", req.Stream, err)
 	}
 	for _, e := range p.Rows {
 		if e.Stream == req.Stream && e.Revision >= from {
 			events = append(events, e)
 		}
 	}
-	for i, e := range events {
-		if e.ID != req.Events[0].ID {
-			continue
-		}
-		n := len(req.Events)
-		if i+n > len(events) {
-			return eventstore.AppendResult{}, partial, nil
-		}
-		v := found
-		for j, want := range req.Events {
-			got := events[i+j]
-			if got.ID != want.ID {
-				return eventstore.AppendResult{}, partial, nil
-			}
-			if p.compare && (got.Type != want.Type || !bytes.Equal(got.Data, want.Data) || got.Metadata != want.Metadata) {
-				v = differs
-			}
-		}
-		last := events[i+n-1]
-		return eventstore.AppendResult{NextRevision: last.Revision + 1, Position: last.Position}, v, nil
-	}
-	return eventstore.AppendResult{}, absent, nil
+	res, v := Match(events, req.Events, anywhere)
+	return res, v, nil
 }

@@ -77,16 +77,17 @@ func (s *source) Stored(_ string, from uint64, limit int) ([]eventstore.Event, e
 }
 
 // TestPlanRetryVerdicts: the same ids at the place the original went are
-// a retry, answered with the original result, when the contents are the
-// same too (or contents are not compared); other contents or a partial
-// overlap are a conflict; new ids are appended.
+// a retry, answered with the original result marked Retry, only when the
+// contents (type, data, metadata) are the same too; other contents, a
+// partial overlap or the ids at another place are a conflict; new ids are
+// appended.
 func TestPlanRetryVerdicts(t *testing.T) {
 	id1, id2 := uuid.New(), uuid.New()
 	ev := func(id uuid.UUID, data string) eventstore.EventData {
 		return eventstore.EventData{ID: id, Type: "t", Data: json.RawMessage(data)}
 	}
 	stored := &source{}
-	p := groupcommit.NewPlan(stored, 0, true, 2)
+	p := groupcommit.NewPlan(stored, 0, 2)
 	first := []eventstore.EventData{ev(id1, `{"a":1}`), ev(id2, `{"a":2}`)}
 	orig, err := p.Add(groupcommit.NewAppend("s", eventstore.NoStream, first, first), time.Unix(0, 0))
 	if err != nil {
@@ -97,23 +98,24 @@ func TestPlanRetryVerdicts(t *testing.T) {
 		name     string
 		expected eventstore.ExpectedVersion
 		events   []eventstore.EventData
-		compare  bool
 		want     error // nil: a retry answered with orig, unless appended
 		appended bool
 	}{
-		{"same", eventstore.NoStream, first, true, nil, false},
-		{"same with any", eventstore.Any, first, true, nil, false},
-		{"other data", eventstore.NoStream, []eventstore.EventData{ev(id1, `{"a":1}`), ev(id2, `{"a":3}`)}, true, eventstore.ErrConflict, false},
-		{"other data with any", eventstore.Any, []eventstore.EventData{ev(id1, `{"a":9}`), ev(id2, `{"a":2}`)}, true, eventstore.ErrConflict, false},
-		{"other data, ids only", eventstore.NoStream, []eventstore.EventData{ev(id1, `{"a":1}`), ev(id2, `{"a":3}`)}, false, nil, false},
-		{"partial", eventstore.NoStream, []eventstore.EventData{ev(id1, `{"a":1}`), ev(uuid.New(), `{}`)}, true, eventstore.ErrConflict, false},
-		{"partial with any", eventstore.Any, []eventstore.EventData{ev(id1, `{"a":1}`), ev(uuid.New(), `{}`)}, true, eventstore.ErrConflict, false},
-		{"new ids", eventstore.Exact(1), []eventstore.EventData{ev(uuid.New(), `{}`)}, true, nil, true},
-		{"stale", eventstore.Exact(0), []eventstore.EventData{ev(uuid.New(), `{}`)}, true, eventstore.ErrConflict, false},
+		{"same", eventstore.NoStream, first, nil, false},
+		{"same with any", eventstore.Any, first, nil, false},
+		{"other data", eventstore.NoStream, []eventstore.EventData{ev(id1, `{"a":1}`), ev(id2, `{"a":3}`)}, eventstore.ErrConflict, false},
+		{"other data with any", eventstore.Any, []eventstore.EventData{ev(id1, `{"a":9}`), ev(id2, `{"a":2}`)}, eventstore.ErrConflict, false},
+		{"other type", eventstore.NoStream, []eventstore.EventData{ev(id1, `{"a":1}`), {ID: id2, Type: "u", Data: json.RawMessage(`{"a":2}`)}}, eventstore.ErrConflict, false},
+		{"other metadata", eventstore.NoStream, []eventstore.EventData{ev(id1, `{"a":1}`), {ID: id2, Type: "t", Data: json.RawMessage(`{"a":2}`), Metadata: eventstore.Metadata{Actor: "x"}}}, eventstore.ErrConflict, false},
+		{"ids at another place", eventstore.NoStream, first[1:], eventstore.ErrConflict, false},
+		{"partial", eventstore.NoStream, []eventstore.EventData{ev(id1, `{"a":1}`), ev(uuid.New(), `{}`)}, eventstore.ErrConflict, false},
+		{"partial with any", eventstore.Any, []eventstore.EventData{ev(id1, `{"a":1}`), ev(uuid.New(), `{}`)}, eventstore.ErrConflict, false},
+		{"new ids", eventstore.Exact(1), []eventstore.EventData{ev(uuid.New(), `{}`)}, nil, true},
+		{"stale", eventstore.Exact(0), []eventstore.EventData{ev(uuid.New(), `{}`)}, eventstore.ErrConflict, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := groupcommit.NewPlan(stored, orig.Position, tc.compare, 1)
+			p := groupcommit.NewPlan(stored, orig.Position, 1)
 			res, err := p.Add(groupcommit.NewAppend("s", tc.expected, tc.events, tc.events), time.Unix(0, 0))
 			switch {
 			case tc.want != nil:
@@ -127,7 +129,9 @@ func TestPlanRetryVerdicts(t *testing.T) {
 					t.Fatalf("appended %+v, rows %v", res, p.Rows)
 				}
 			default:
-				if res != orig || len(p.Rows) != 0 {
+				retry := orig
+				retry.Retry = true
+				if res != retry || len(p.Rows) != 0 {
 					t.Fatalf("retry answered %+v with %d rows, want %+v and none", res, len(p.Rows), orig)
 				}
 			}
