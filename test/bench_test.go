@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/coinledger/coinledger/projections/dbtest"
 )
 
 // benchLine is the JSON last line of a bench run.
@@ -72,5 +74,25 @@ func TestBenchReadsOpenLoop(t *testing.T) {
 	r := lastBenchLine(t, out)
 	if r.Scenario != "reads" || r.OpsPerSec <= 0 || r.ServerCPUusPerOp <= 0 || r.Extra["offered_ops_per_sec"] != 200 {
 		t.Errorf("result %+v lacks a figure\n%s", r, out)
+	}
+}
+
+// TestBenchTransfersInstancesOnPostgres: bench transfers -store postgres
+// -instances 3 runs one server, then three sharing the event store and
+// read models on the test Postgres, spreads the clients over them, and
+// reports both runs (the servers' CPU per transfer, summed) with the one
+// instance as the JSON line's baseline. Tiny load, no timing asserted.
+func TestBenchTransfersInstancesOnPostgres(t *testing.T) {
+	out := cli(t, "", nil, "bench", "transfers", "-store", "postgres", "-postgres", dbtest.PostgresURL(t),
+		"-instances", "3", "-total", "120", "-clients", "6")
+	r := lastBenchLine(t, out)
+	if r.Scenario != "transfers_postgres" || r.OpsPerSec <= 0 || r.P99ms <= 0 || r.BaselineOpsPerSec <= 0 || r.Ratio <= 0 ||
+		r.ServerCPUusPerOp <= 0 || r.Extra["baseline_server_cpu_us_per_op"] <= 0 || r.Extra["instances"] != 3 {
+		t.Errorf("result %+v lacks a figure\n%s", r, out)
+	}
+	for _, want := range []string{"1 instance ", "3 instances, round robin"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q\n%s", want, out)
+		}
 	}
 }

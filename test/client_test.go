@@ -67,6 +67,13 @@ func fromAPI(r *apitest.Response) *response {
 
 // try sends a request; a transport error is returned, not fatal.
 func (c *client) try(method, path string, body any, header ...string) (*response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return c.tryCtx(ctx, method, path, body, header...)
+}
+
+// tryCtx is try within ctx.
+func (c *client) tryCtx(ctx context.Context, method, path string, body any, header ...string) (*response, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -75,8 +82,6 @@ func (c *client) try(method, path string, body any, header ...string) (*response
 		}
 		rd = bytes.NewReader(b)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
 		return nil, err

@@ -67,13 +67,19 @@ func freePort(t *testing.T) string {
 }
 
 // StartServer runs `coinledger serve` with a fresh data dir (or dataDir if
-// given) and extra environment, and waits until /healthz answers.
+// given) and extra environment (COINLEDGER_LISTEN there keeps an address;
+// by default a free port), and waits until /healthz answers.
 func StartServer(t *testing.T, dataDir string, env ...string) *Server {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
 	addr := freePort(t)
+	for _, kv := range env { // a restart keeps its address
+		if v, ok := strings.CutPrefix(kv, "COINLEDGER_LISTEN="); ok {
+			addr = v
+		}
+	}
 	s := &Server{URL: "http://" + addr, DataDir: dataDir, exited: make(chan struct{})}
 	s.cmd = exec.Command(binary, "serve")
 	s.cmd.Env = append(os.Environ(), "COINLEDGER_LISTEN="+addr, "COINLEDGER_DATA_DIR="+dataDir,

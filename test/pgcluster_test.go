@@ -98,6 +98,12 @@ func (c *pgCluster) URL() string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.port)
 }
 
+// schemaURL is URL with search_path set to schema (created by whoever
+// opens it first).
+func (c *pgCluster) schemaURL(schema string) string {
+	return c.URL() + "&search_path=" + schema
+}
+
 // start starts the server and waits until it accepts connections.
 func (c *pgCluster) start(t *testing.T) {
 	t.Helper()

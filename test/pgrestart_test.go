@@ -30,13 +30,22 @@ type projectionJSON struct {
 type statusJSON struct {
 	Store       struct{ Head uint64 }
 	Projections []projectionJSON
+	Instance    instanceJSON   // the instance that answers
+	Instances   []instanceJSON // every live instance, by id
 }
 
 // status reads /api/v1/status; an error (not a failure) when it does not
 // answer 200.
 func (c *client) status() (statusJSON, error) {
+	return c.statusCtx(context.Background())
+}
+
+// statusCtx is status within ctx.
+func (c *client) statusCtx(ctx context.Context) (statusJSON, error) {
 	var st statusJSON
-	r, err := c.try("GET", "/status", nil)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	r, err := c.tryCtx(ctx, "GET", "/status", nil)
 	if err != nil {
 		return st, err
 	}

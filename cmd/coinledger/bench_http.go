@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/coinledger/coinledger/eventstore/loadgen"
@@ -131,6 +133,46 @@ func (o *httpBenchOpts) run(ctx context.Context, load httpLoad, baseTotal int) e
 	return printResult(r)
 }
 
+// runInstances measures load on n servers of this binary sharing an event
+// store and read models on the Postgres server at pg, after the same load on
+// one server on the same Postgres (the baseline), each run on fresh schemas.
+// Every line shows the servers' CPU time per transfer, all servers summed.
+func (o *httpBenchOpts) runInstances(ctx context.Context, load httpLoad, n int, pg string) error {
+	fmt.Printf("%s, %s, event store and read models in Postgres, each server its own process:\n", load.title, o.mode())
+	spec, err := thisServer("", false, o.cpuProfile)
+	if err != nil {
+		return err
+	}
+	spec.postgres = pg
+	var base loadFigures
+	if n > 1 {
+		one := spec
+		one.label, one.args = "1 instance", []string{"serve"}
+		if base, err = o.measure(ctx, one, load); err != nil {
+			return err
+		}
+	}
+	spec.label, spec.instances = "1 instance", n
+	if n > 1 {
+		spec.label = fmt.Sprintf("%d instances, round robin", n)
+	}
+	f, err := o.measure(ctx, spec, load)
+	if err != nil {
+		return err
+	}
+	r := benchResult{Scenario: load.scenario + "_postgres", OpsPerSec: round(f.rate), P99ms: round(ms(f.p99)),
+		ServerCPUusPerOp: round(us(f.cpuPerOp)), Extra: map[string]float64{"instances": float64(n), "p50_ms": round(ms(f.p50))}}
+	if base.rate > 0 {
+		fmt.Printf("%d instances against 1: ops/s %.2fx  p99 %.2fx  server CPU per op %.2fx\n",
+			n, f.rate/base.rate, ratio(f.p99, base.p99), ratio(f.cpuPerOp, base.cpuPerOp))
+		r.BaselineOpsPerSec, r.Ratio = round(base.rate), round(f.rate/base.rate)
+		r.Extra["baseline_p99_ms"] = round(ms(base.p99))
+		r.Extra["baseline_server_cpu_us_per_op"] = round(us(base.cpuPerOp))
+	}
+	r.Extra["conflicts"] = float64(f.conflicts)
+	return printResult(r)
+}
+
 // compare runs load alternately on this binary's server and on the other
 // binary's `serve` for o.rounds rounds, then prints the medians and the
 // ratios this/other. The JSON line's baseline is the other binary.
@@ -204,23 +246,58 @@ func ratio(a, b time.Duration) float64 {
 	return float64(a) / float64(b)
 }
 
-// measure starts spec's server, sets the load up through the API, then
-// runs o.total operations (closed loop with o.clients clients, or open
-// loop at o.rate), reading the server's CPU time just before and after
-// (once the work the operations left behind, such as projections, is
-// done), and prints the run's line.
+// measure starts spec's server (spec.instances of them on shared Postgres
+// stores with spec.postgres), sets the load up through the API, then runs
+// o.total operations (closed loop with o.clients clients, or open loop at
+// o.rate; client w talks to server w modulo the servers), reading the
+// servers' CPU time just before and after (once the work the operations
+// left behind, such as projections, is done), and prints the run's line.
 func (o *httpBenchOpts) measure(ctx context.Context, spec serverSpec, load httpLoad) (loadFigures, error) {
-	p, err := startServer(ctx, spec)
+	procs, err := startServers(ctx, spec)
 	if err != nil {
 		return loadFigures{}, err
 	}
-	defer p.stop()
-	c := newBenchClient(p.base, max(o.clients, 1024))
-	defer c.http.CloseIdleConnections()
-	if err := load.setUp(c, o.clients); err != nil {
-		return loadFigures{}, fmt.Errorf("%s: set-up: %w\nserver log: %s", spec.label, err, p.logTail())
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
+	logTail := func() string {
+		var b strings.Builder
+		for _, p := range procs {
+			b.WriteString(p.logTail())
+		}
+		return b.String()
 	}
-	cpu0, err := p.cpuTime()
+	clients := make([]*benchClient, len(procs))
+	for i, p := range procs {
+		clients[i] = newBenchClient(p.base, max(o.clients, 1024)/len(procs))
+		defer clients[i].http.CloseIdleConnections()
+	}
+	if err := load.setUp(clients[0], o.clients); err != nil {
+		return loadFigures{}, fmt.Errorf("%s: set-up: %w\nserver log: %s", spec.label, err, logTail())
+	}
+	for i, p := range procs[1:] {
+		clients[i+1].token = clients[0].token // one token key
+		if err := p.waitFor(ctx, strings.TrimSuffix(p.base, "/api/v1")+"/readyz", time.Minute, func(s int) bool { return s == http.StatusOK }); err != nil {
+			return loadFigures{}, fmt.Errorf("%s: instance %d not ready: %w", spec.label, i+2, err)
+		}
+	}
+	cpuTime := func(settled bool) (time.Duration, error) {
+		var sum time.Duration
+		for _, p := range procs {
+			t, err := p.cpuTime()
+			if settled {
+				t, err = p.settledCPUTime(ctx)
+			}
+			if err != nil {
+				return 0, err
+			}
+			sum += t
+		}
+		return sum, nil
+	}
+	cpu0, err := cpuTime(false)
 	if err != nil {
 		return loadFigures{}, err
 	}
@@ -228,28 +305,85 @@ func (o *httpBenchOpts) measure(ctx context.Context, spec serverSpec, load httpL
 		lat     []time.Duration
 		elapsed time.Duration
 	)
+	op := func(w, i int) error { return load.op(clients[w%len(clients)], w, i) }
 	if o.rate > 0 {
-		lat, elapsed, err = loadgen.Open(o.rate, o.total, func(i int) error { return load.op(c, i%o.clients, i) })
+		lat, elapsed, err = loadgen.Open(o.rate, o.total, func(i int) error { return op(i%o.clients, i) })
 	} else {
-		lat, elapsed, err = loadgen.Closed(o.clients, o.total/o.clients*o.clients, func(w, i int) error { return load.op(c, w, i) })
+		lat, elapsed, err = loadgen.Closed(o.clients, o.total/o.clients*o.clients, op)
 	}
 	if err != nil {
-		return loadFigures{}, fmt.Errorf("%s: %w\nserver log: %s", spec.label, err, p.logTail())
+		return loadFigures{}, fmt.Errorf("%s: %w\nserver log: %s", spec.label, err, logTail())
 	}
-	cpu1, err := p.settledCPUTime(ctx)
+	cpu1, err := cpuTime(true)
 	if err != nil {
 		return loadFigures{}, err
 	}
 	f := figures(lat, elapsed)
 	f.cpuPerOp = (cpu1 - cpu0) / time.Duration(len(lat))
+	for _, c := range clients {
+		f.conflicts += c.conflicts.Load()
+	}
 	f.print(spec.label, load.unit, len(lat))
 	return f, nil
 }
+
+// startServers starts spec.instances servers of spec (at least one), on
+// fresh schemas of spec.postgres when set, each with its own instance id;
+// the first alone (it bootstraps the admin), then the others. Stopping the
+// last one started drops the schemas.
+func startServers(ctx context.Context, spec serverSpec) ([]*serverProc, error) {
+	n := max(spec.instances, 1)
+	var drops []func(context.Context) error
+	if spec.postgres != "" {
+		store, dropStore, err := freshSchema(spec.postgres, "bench_events")
+		if err != nil {
+			return nil, err
+		}
+		models, dropModels, err := freshSchema(spec.postgres, "bench_models")
+		if err != nil {
+			return nil, err
+		}
+		drops = append(drops, dropStore, dropModels)
+		spec.env = append(slices.Clone(spec.env), "COINLEDGER_EVENT_STORE="+store, "COINLEDGER_READ_MODELS="+models,
+			// One log: one sealing key and one token key.
+			"COINLEDGER_SEAL_KEY="+benchSecret, "COINLEDGER_JWT_SECRET="+benchSecret)
+	}
+	dropAll := func() {
+		for _, drop := range drops {
+			_ = drop(context.WithoutCancel(ctx))
+		}
+	}
+	var procs []*serverProc
+	for i := range n {
+		s := spec
+		s.env = append(slices.Clone(spec.env), fmt.Sprintf("COINLEDGER_INSTANCE_ID=bench-%d", i+1))
+		if i > 0 {
+			s.args = []string{"serve"} // the profile, if any, is of the first
+		}
+		p, err := startServer(ctx, s)
+		if err != nil {
+			for _, p := range procs {
+				p.stop()
+			}
+			dropAll()
+			return nil, err
+		}
+		procs = append(procs, p)
+	}
+	procs[n-1].onStop = dropAll
+	return procs, nil
+}
+
+// benchSecret is the sealing and token key the servers of one multi-server
+// run share.
+const benchSecret = "bench-secret-bench-secret-bench-secret-0123"
 
 type loadFigures struct {
 	rate     float64
 	p50, p99 time.Duration
 	cpuPerOp time.Duration // the server process's CPU time per operation (0: not measured)
+	// conflicts counts the answers 409 wrong_expected_version sent again.
+	conflicts int64
 }
 
 // figures computes a run's rate and latency percentiles from the latency
@@ -263,6 +397,9 @@ func (f loadFigures) print(name, unit string, n int) {
 	fmt.Printf("  %-42s %6d %-13s %8.0f/s  p50 %6.2f ms  p99 %6.2f ms", name, n, unit, f.rate, ms(f.p50), ms(f.p99))
 	if f.cpuPerOp > 0 {
 		fmt.Printf("  server_cpu_us_per_op %7.1f", us(f.cpuPerOp))
+	}
+	if f.conflicts > 0 {
+		fmt.Printf("  %d conflicts sent again", f.conflicts)
 	}
 	fmt.Println()
 }
@@ -319,6 +456,9 @@ func startBenchService(ctx context.Context, svc *service, clients int) (*benchCl
 type benchClient struct {
 	base, token string
 	http        *http.Client
+	// conflicts counts the answers 409 wrong_expected_version an
+	// operation met and sent again (servers sharing a store).
+	conflicts atomic.Int64
 }
 
 // newBenchClient keeps up to idle connections open to base. It opens at

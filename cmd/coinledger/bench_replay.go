@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -246,27 +243,16 @@ func rebuildWallet(ctx context.Context, db projections.DB, store eventstore.Stor
 // rebuildPostgres runs rebuildWallet into a fresh schema of the server at
 // base, dropped afterwards.
 func rebuildPostgres(ctx context.Context, base string, store eventstore.Store, head uint64, stats loadgen.WalletStats, maxBatch int) (time.Duration, error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return 0, errors.New("cannot parse the Postgres URL")
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "bench_replay_" + hex.EncodeToString(b[:])
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	db, err := postgres.Open(ctx, u.String())
+	u, drop, err := freshSchema(base, "bench_replay")
 	if err != nil {
 		return 0, err
 	}
-	defer func() {
-		_ = db.Update(context.Background(), func(tx projections.Tx) error {
-			_, err := tx.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
-			return err
-		})
-		db.Close()
-	}()
+	defer func() { _ = drop(context.WithoutCancel(ctx)) }()
+	db, err := postgres.Open(ctx, u)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
 	return rebuildWallet(ctx, db, store, head, stats, maxBatch)
 }
 

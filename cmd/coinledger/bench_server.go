@@ -34,6 +34,14 @@ type serverSpec struct {
 	dataDir string
 	// startWait bounds the wait for the server to answer HTTP (default 30 s).
 	startWait time.Duration
+	// env is extra environment for the server.
+	env []string
+	// postgres, when set, is the Postgres server a run puts the event
+	// store and the read models on, in fresh schemas dropped after it.
+	postgres string
+	// instances is how many servers a run starts on those shared stores
+	// (default 1). A CPU profile is of the first.
+	instances int
 }
 
 // thisServer is this binary's `serve`; with baseline or a CPU profile, its
@@ -58,11 +66,13 @@ type serverProc struct {
 	base   string // the API's base URL, .../api/v1
 	logf   *os.File
 	exited chan struct{}
+	onStop func() // after the process exited (nil: nothing)
 }
 
 // startServer runs spec's server as its own process with embedded stores
-// (fsync on) in a fresh temporary data directory, the bench admin password,
-// cheap bcrypt and free ports, and waits until it answers HTTP.
+// (fsync on; or those of spec.env) in a fresh temporary data directory, the
+// bench admin password, cheap bcrypt and free ports, and waits until it
+// answers HTTP.
 func startServer(ctx context.Context, spec serverSpec) (*serverProc, error) {
 	dir, err := os.MkdirTemp("", "coinledger-bench-server-")
 	if err != nil {
@@ -98,6 +108,7 @@ func startServer(ctx context.Context, spec serverSpec) (*serverProc, error) {
 		"COINLEDGER_WALLETNOTIFY_LISTEN="+notify,
 		"COINLEDGER_ADMIN_PASSWORD="+benchAdminPassword,
 		"COINLEDGER_BCRYPT_COST=4")
+	cmd.Env = append(cmd.Env, spec.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	p := &serverProc{cmd: cmd, dir: dir, base: "http://" + listen + "/api/v1", logf: logf, exited: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
@@ -181,6 +192,9 @@ func (p *serverProc) stop() {
 	}
 	p.logf.Close()
 	os.RemoveAll(p.dir)
+	if p.onStop != nil {
+		p.onStop()
+	}
 }
 
 // cpuTime is the CPU time (user + system, all threads) the server process
