@@ -58,7 +58,7 @@ var singletonRoles = []string{"projections", "outbox", "alerts", "expiry", "chec
 // withdrawal_broadcast_started, and the send's log line across every
 // process's lives). Then the ledger checks of the load.
 func TestClusterLeaderKilled(t *testing.T) {
-	hooks := newHookReceiver(t, "webhook-secret-of-the-test-0123456789")
+	hooks := newAlertReceiver(t, "webhook-secret-of-the-test-0123456789")
 	config := filepath.Join(t.TempDir(), "coinledger.yml")
 	yml := fmt.Sprintf(`
 notify:
@@ -389,9 +389,9 @@ func TestClusterPostgresRestart(t *testing.T) {
 	l.verify()
 }
 
-// hookReceiver is a local webhook endpoint: it checks each delivery's
+// alertReceiver is a local endpoint for alert webhooks: it checks each delivery's
 // signature and counts deliveries by delivery id.
-type hookReceiver struct {
+type alertReceiver struct {
 	secret string
 	srv    *httptest.Server
 	mu     sync.Mutex
@@ -399,8 +399,8 @@ type hookReceiver struct {
 	alert  map[string]string // delivery id -> alert id
 }
 
-func newHookReceiver(t *testing.T, secret string) *hookReceiver {
-	h := &hookReceiver{secret: secret, byID: map[string]int{}, alert: map[string]string{}}
+func newAlertReceiver(t *testing.T, secret string) *alertReceiver {
+	h := &alertReceiver{secret: secret, byID: map[string]int{}, alert: map[string]string{}}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		if err := webhook.Verify([]byte(secret), r.Header, body, time.Now(), time.Minute); err != nil {
@@ -424,10 +424,10 @@ func newHookReceiver(t *testing.T, secret string) *hookReceiver {
 	return h
 }
 
-func (h *hookReceiver) url() string { return h.srv.URL + "/hook" }
+func (h *alertReceiver) url() string { return h.srv.URL + "/hook" }
 
 // alerts counts the alerts with a delivery.
-func (h *hookReceiver) alerts() int {
+func (h *alertReceiver) alerts() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	seen := map[string]bool{}
@@ -439,7 +439,7 @@ func (h *hookReceiver) alerts() int {
 
 // check fails unless each alert of ids arrived under exactly one delivery
 // id; it returns how many deliveries were repeats of an id.
-func (h *hookReceiver) check(t *testing.T, ids []string) (repeats int) {
+func (h *alertReceiver) check(t *testing.T, ids []string) (repeats int) {
 	t.Helper()
 	h.mu.Lock()
 	defer h.mu.Unlock()
