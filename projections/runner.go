@@ -194,6 +194,13 @@ type progress struct {
 	// every instance of a shared database, with its checkpoint in memory
 	// (see Options.Shared). Both set by NewRunner.
 	follower, local bool
+	// stored is the checkpoint another instance stored, as last read for
+	// WaitFor on a standby projection (see storedCheckpoint).
+	stored struct {
+		sync.Mutex
+		pos uint64
+		at  time.Time
+	}
 }
 
 func (p *progress) update(f func()) {
@@ -1030,7 +1037,7 @@ func (r *Runner) WaitFor(ctx context.Context, name string, position uint64) erro
 			// Another instance applies it: wait on the stored checkpoint.
 			// (A follower's state is in this process: it waits until it
 			// runs here.)
-			stored, err := StoredCheckpoint(ctx, r.db, name)
+			stored, err := r.storedCheckpoint(ctx, p, name)
 			if err == nil && stored >= position {
 				return nil
 			}
@@ -1065,6 +1072,24 @@ func (r *Runner) WaitFor(ctx context.Context, name string, position uint64) erro
 // standbyPoll is how often WaitFor reads the stored checkpoint of a
 // projection another instance applies.
 const standbyPoll = 20 * time.Millisecond
+
+// storedCheckpoint is StoredCheckpoint as read at most standbyPoll ago:
+// however many requests wait on a standby projection, this instance reads
+// its checkpoint once per interval (one waiter reads, the others take
+// its answer).
+func (r *Runner) storedCheckpoint(ctx context.Context, p *progress, name string) (uint64, error) {
+	p.stored.Lock()
+	defer p.stored.Unlock()
+	if !p.stored.at.IsZero() && time.Since(p.stored.at) < standbyPoll {
+		return p.stored.pos, nil
+	}
+	pos, err := StoredCheckpoint(ctx, r.db, name)
+	if err != nil {
+		return 0, err
+	}
+	p.stored.pos, p.stored.at = pos, time.Now()
+	return pos, nil
+}
 
 // CaughtUp waits until projection name has committed every event the store
 // held when it was called: WaitFor with the store's head.
