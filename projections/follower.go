@@ -137,11 +137,15 @@ func (m *memory) Apply(ctx context.Context, tx Tx, events []eventstore.Event) er
 		}
 		m.pos = e.Position
 	}
-	if m.every > 0 && m.pos-m.snap >= m.every {
+	if m.snapshotDue(m.pos) {
 		return m.save(ctx, tx)
 	}
 	return nil
 }
+
+// snapshotDue reports whether handling the events up to position last
+// makes a snapshot due (Apply then writes it in its transaction).
+func (m *memory) snapshotDue(last uint64) bool { return m.every > 0 && last-m.snap >= m.every }
 
 // save writes f's snapshot at m.pos in tx.
 func (m *memory) save(ctx context.Context, tx Tx) error {
