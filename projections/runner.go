@@ -760,6 +760,7 @@ func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoi
 	}
 	var buf []eventstore.Event // owned here, reused; store batches are never appended to
 	var skipped uint64         // position reached by skipping, beyond checkpoint
+	var flushedAt time.Time    // when a skipped position was last stored (Shared)
 	idle := time.NewTimer(time.Hour)
 	defer idle.Stop()
 	for {
@@ -850,6 +851,16 @@ func (r *Runner) apply(ctx context.Context, p Projection, pr *progress, checkpoi
 			if m != nil {
 				m.pos = max(m.pos, last) // its state is the same as of last
 			}
+			if r.opts.Shared && m == nil && time.Since(flushedAt) >= sharedSkipFlush {
+				// Other instances wait on the stored checkpoint (WaitFor
+				// on standby): under load the quiet second never comes,
+				// so store the position reached now and then.
+				*attempted = skipped
+				if err := r.flush(ctx, name, nil, *checkpoint, skipped); err != nil {
+					return fmt.Errorf("projection %s at %d: %w", name, *checkpoint, err)
+				}
+				*checkpoint, flushedAt = skipped, time.Now()
+			}
 		case m != nil && events[0].Position > narrow && !m.snapshotDue(last) && last-*checkpoint < CheckpointInterval:
 			// A follower's state is in memory and resumes from its
 			// snapshot (resume), so a batch needs no transaction: the
@@ -905,6 +916,11 @@ func (r *Runner) committed(pr *progress, pos, head uint64) {
 // skippedFlush is how long a projection that skipped events waits, idle,
 // before it stores the position it reached.
 const skippedFlush = time.Second
+
+// sharedSkipFlush: on a shared database, a read model that skips events
+// stores the position it reached at least this often while events flow,
+// for the instances that wait on its stored checkpoint.
+const sharedSkipFlush = 20 * time.Millisecond
 
 // flush moves a checkpoint from from to to without applying anything (the
 // events between were not the projection's) and writes follower m's
