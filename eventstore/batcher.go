@@ -261,7 +261,12 @@ func (w *streamWriter[S, E]) run() {
 	}
 }
 
-const maxBatchAttempts = 12
+// maxBatchAttempts bounds the attempts of one batch that keeps
+// conflicting: with the backoff, several seconds of writers racing on one
+// stream (a hot wallet on several instances, whose reloads take long
+// enough for the others to append meanwhile) before the conflict reaches
+// the callers.
+const maxBatchAttempts = 48
 
 // errRecognised is an attempt whose append the store recognised as a
 // retry: nothing was written, the batch is decided again on the stream
@@ -284,7 +289,7 @@ func (w *streamWriter[S, E]) execute(batch []*command[S, E]) {
 			// Writers racing on one stream (several instances) would
 			// keep conflicting in step: the later attempts wait a
 			// little, jittered.
-			time.Sleep(backoff.Jitter(backoff.Exp(time.Millisecond, 50*time.Millisecond, attempt-2)))
+			time.Sleep(backoff.Jitter(backoff.Exp(time.Millisecond, 100*time.Millisecond, attempt-2)))
 		}
 	}
 	if errors.Is(err, ErrInvalidEvent) && len(batch) > 1 {
